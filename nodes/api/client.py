@@ -1,0 +1,201 @@
+"""The 3DLabs client: one object per settings, submitting jobs, reading them and their results.
+
+Requests follow the published field names exactly; answers go through the tolerant readers. Each
+job id is written to the journal the moment it is known. Nothing here knows torch or ComfyUI.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from . import readers, validation
+from .auth import TokenProvider
+from .config import Settings, load_settings
+from .download import MAX_BYTES_DEFAULT, fetch_image_bytes
+from .errors import BatchError, JobError, MaybeSubmittedError, ResponseFormatError, ValidationError
+from .http import HttpTransport, RetryPolicy
+from .jobs import wait_for_jobs
+from .journal import Journal
+from .models import ImageRef, Job, Project, ScenePlan, Story, Workspace
+
+log = logging.getLogger("3dlabs")
+
+STORIES = "claude/stories"
+SCENE_PLANNING = "claude/scene-planning"
+IMAGES = "images/generate"
+
+
+class Counters:
+    """What this client has done, for the per-prompt summary (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.submitted: dict[str, int] = {}
+        self.succeeded = 0
+        self.failed = 0
+
+    def add_submitted(self, kind: str) -> None:
+        with self._lock:
+            self.submitted[kind] = self.submitted.get(kind, 0) + 1
+
+    def add_outcomes(self, succeeded: int, failed: int) -> None:
+        with self._lock:
+            self.succeeded += succeeded
+            self.failed += failed
+
+
+class ThreeDLabsClient:
+    def __init__(self, settings: Settings | None = None, *, tokens: TokenProvider | None = None,
+                 journal: Journal | None = None, retry: RetryPolicy | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.tokens = tokens or TokenProvider(profile=self.settings.profile)
+        self.transport = HttpTransport(self.settings, self.tokens, retry=retry)
+        self.journal = journal or Journal()
+        self.counters = Counters()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> ThreeDLabsClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def submit(self, endpoint: str, kind: str, body: dict, *, workspace_id: str | None = None,
+               request_key: str | None = None, label: str = "") -> str:
+        """POST one job-creating request (body already validated); journal and return its job id."""
+        ws = workspace_id or self.settings.workspace_id
+        journal_fields = dict(endpoint=endpoint, body=body, profile=self.settings.profile, workspace=ws,
+                              base_url=self.settings.base_url, request_key=request_key)
+        try:
+            answer = self.transport.post_job(endpoint, body, workspace_id=ws)
+        except MaybeSubmittedError:
+            self.journal.record_submitted(f"unknown-{int(time.time() * 1000)}", kind, label=f"answer lost: {label}",
+                                          **journal_fields)
+            raise
+        try:
+            job_id = readers.read_job_id(answer)
+        except ResponseFormatError:
+            # The server took the request (and perhaps the money); say so instead of re-sending.
+            raise MaybeSubmittedError(f"POST {endpoint} answered without a readable job id") from None
+        self.journal.record_submitted(job_id, kind, label=label, **journal_fields)
+        self.counters.add_submitted(kind)
+        log.info("3DLabs: submitted %s job %s", kind, job_id)
+        return job_id
+
+    @staticmethod
+    def story_body(topic, max_minutes, *, project_id=None, provider="gemini") -> dict:
+        body = {"topic": validation.topic(topic), "maxMinutes": validation.max_minutes(max_minutes),
+                "provider": validation.choice("provider", provider, validation.STORY_PROVIDERS)}
+        pid = validation.optional_id("project_id", project_id)
+        if pid:
+            body["projectId"] = pid
+        return body
+
+    @staticmethod
+    def scene_plan_body(story, max_minutes, *, video_model=None) -> dict:
+        body = {"story": validation.story_object(story), "maxMinutes": validation.max_minutes(max_minutes)}
+        if video_model and str(video_model).strip():
+            body["videoModel"] = str(video_model).strip()
+        return body
+
+    @staticmethod
+    def image_body(prompt, *, provider="replicate", model="flux-schnell", aspect_ratio="16:9",
+                   project_id=None, scene_number=None, index: int | None = None) -> dict:
+        body = {
+            "prompt": validation.prompt(prompt, index=index),
+            "provider": validation.choice("provider", provider, validation.IMAGE_PROVIDERS),
+            "model": validation.model_slug(model),
+            "aspectRatio": validation.choice("aspect_ratio", aspect_ratio, validation.ASPECT_RATIOS),
+        }
+        pid = validation.optional_id("project_id", project_id)
+        if pid:
+            body["projectId"] = pid
+        number = validation.scene_number(scene_number)
+        if number:
+            body["sceneNumber"] = number
+        return body
+
+    def submit_story(self, topic, max_minutes, *, project_id=None, provider="gemini",
+                     workspace_id=None) -> str:
+        body = self.story_body(topic, max_minutes, project_id=project_id, provider=provider)
+        return self.submit(STORIES, "story", body, workspace_id=workspace_id, label=body["topic"][:80])
+
+    def submit_scene_plan(self, story, max_minutes, *, video_model=None, workspace_id=None) -> str:
+        body = self.scene_plan_body(story, max_minutes, video_model=video_model)
+        return self.submit(SCENE_PLANNING, "scene-plan", body, workspace_id=workspace_id, label="scene plan")
+
+    def submit_image(self, prompt, *, workspace_id=None, **fields) -> str:
+        body = self.image_body(prompt, **fields)
+        return self.submit(IMAGES, "image", body, workspace_id=workspace_id, label=body["prompt"][:80])
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get_job(self, job_id: str, *, workspace_id=None) -> Job:
+        answer = self.transport.get_json(f"jobs/{validation.optional_id('job_id', job_id)}",
+                                         workspace_id=workspace_id)
+        return readers.read_job(answer, job_id)
+
+    def wait(self, job_ids: Sequence[str], *, timeout: float = 600.0, cancel_check: Callable[[], None] | None = None,
+             on_progress=None, created_at: Sequence[float] | None = None, raise_on_failure: bool = True,
+             workspace_id=None) -> list:
+        """Wait for jobs; final states go to the journal whatever happens to the caller."""
+        def record(outcomes):
+            ok = 0
+            for jid, outcome in zip(job_ids, outcomes):
+                if isinstance(outcome, Job):
+                    ok += 1
+                    self.journal.record_state(jid, outcome.status)
+                elif isinstance(outcome, JobError):
+                    state = "timed-out" if "did not finish" in outcome.summary else "failed"
+                    self.journal.record_state(jid, state, error=outcome.detail)
+            self.counters.add_outcomes(ok, sum(isinstance(o, JobError) for o in outcomes))
+
+        outcomes = wait_for_jobs(
+            list(job_ids), lambda jid: self.get_job(jid, workspace_id=workspace_id), timeout=timeout,
+            cancel_check=cancel_check, on_progress=on_progress, max_in_flight=self.settings.max_in_flight,
+            created_at=created_at, raise_on_failure=False)
+        record(outcomes)
+        if raise_on_failure:
+            failures = [o for o in outcomes if isinstance(o, JobError)]
+            if failures:
+                if len(outcomes) == 1:
+                    raise failures[0]
+                raise BatchError(failures, [o if isinstance(o, Job) else None for o in outcomes])
+        return outcomes
+
+    def list_workspaces(self) -> list[Workspace]:
+        return readers.read_workspaces(self.transport.get_json("workspaces"))
+
+    def list_projects(self, *, workspace_id=None) -> list[Project]:
+        return readers.read_sessions(self.transport.get_json("session/list", workspace_id=workspace_id))
+
+    def get_project(self, project_id: str, *, workspace_id=None) -> Project:
+        pid = validation.optional_id("project_id", project_id)
+        if not pid:
+            raise ValidationError("project_id is empty: pick a project.")
+        return readers.read_session(self.transport.get_json(f"session/{pid}", workspace_id=workspace_id), pid)
+
+    # -- results ---------------------------------------------------------------------------
+
+    @staticmethod
+    def story_of(job: Job) -> Story:
+        return readers.read_story(job.result)
+
+    @staticmethod
+    def scene_plan_of(job: Job) -> ScenePlan:
+        return readers.read_scene_plan(job.result)
+
+    @staticmethod
+    def image_refs_of(job: Job) -> list[ImageRef]:
+        return readers.read_image_refs(job.result)
+
+    def fetch_image(self, ref: ImageRef, *, max_bytes: int = MAX_BYTES_DEFAULT) -> bytes:
+        return fetch_image_bytes(ref, self.transport, max_bytes=max_bytes,
+                                 timeout=(self.settings.connect_timeout, self.settings.read_timeout))

@@ -1,0 +1,94 @@
+"""Plain values the client hands back: jobs, stories, scene plans, image references, projects.
+
+Framework-free dataclasses. Each keeps the raw payload it was read from, because the API's shapes
+are undocumented and a later reader (or a user looking at result_json) may need fields we ignore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+
+
+@dataclass
+class Job:
+    """One asynchronous 3DLabs job as last seen."""
+
+    id: str
+    status: Status = "queued"
+    progress: float | None = None  # 0..1, or None when the API gives none
+    result: Any = None
+    error: str | None = None
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass
+class Story:
+    """A story as the API returned it: ``raw`` goes back to scene-planning unchanged."""
+
+    raw: Any
+    text: str
+    title: str = ""
+    job_id: str = ""  # set by the node that produced it, for display and provenance
+
+
+@dataclass
+class Scene:
+    number: int
+    image_prompt: str
+    narration: str = ""
+    duration: float | None = None  # seconds
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass
+class ScenePlan:
+    scenes: list[Scene]
+    raw: Any = None
+    job_id: str = ""
+
+    @property
+    def total_duration(self) -> float | None:
+        durations = [s.duration for s in self.scenes]
+        if not durations or any(d is None for d in durations):
+            return None
+        return float(sum(durations))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Where a result image is: an http(s) URL, a ``data:`` URL, or raw base64."""
+
+    kind: Literal["url", "data", "base64"]
+    value: str
+
+    def __repr__(self) -> str:  # base64 payloads are megabytes: keep reprs short
+        shown = self.value if len(self.value) <= 80 else self.value[:77] + "..."
+        return f"ImageRef({self.kind!r}, {shown!r})"
+
+
+@dataclass
+class Workspace:
+    id: str
+    name: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass
+class Project:
+    """A 3DLabs session (the API's word for a project)."""
+
+    id: str
+    name: str = ""
+    created: str = ""
+    story: Story | None = None
+    scene_plan: ScenePlan | None = None
+    images: list[ImageRef] = field(default_factory=list)
+    raw: dict = field(default_factory=dict)

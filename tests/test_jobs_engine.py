@@ -1,0 +1,176 @@
+"""The job engine's scheduling rules, driven by a scripted get_job (no network involved)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from conftest import pack_module
+
+jobs = pack_module("nodes.api.jobs")
+errors = pack_module("nodes.api.errors")
+Job = pack_module("nodes.api.models").Job
+
+
+class Script:
+    """A fake server: job i succeeds after durations[i] seconds; records concurrency."""
+
+    def __init__(self, durations, *, fail=(), delay=0.0, not_found_for=0.0):
+        self.t0 = time.monotonic()
+        self.durations = durations
+        self.fail = set(fail)
+        self.delay = delay
+        self.not_found_for = not_found_for
+        self.polls = {}
+        self.lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
+
+    def __call__(self, job_id):
+        i = int(job_id.split("_")[1])
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.polls[i] = self.polls.get(i, 0) + 1
+        try:
+            time.sleep(self.delay)
+            age = time.monotonic() - self.t0
+            if age < self.not_found_for:
+                raise errors.NotFoundError("Job not found", status=404)
+            if age < self.durations[i]:
+                return Job(job_id, "running", progress=age / self.durations[i])
+            if i in self.fail:
+                return Job(job_id, "failed", error=f"model refused prompt {i}")
+            return Job(job_id, "succeeded", progress=1.0, result={"n": i})
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def ids(n):
+    return [f"job_{i}" for i in range(n)]
+
+
+def test_results_in_input_order_whatever_the_finish_order():
+    script = Script([0.9, 0.1, 0.5, 0.3])
+    out = jobs.wait_for_jobs(ids(4), script, timeout=10)
+    assert [j.result["n"] for j in out] == [0, 1, 2, 3]
+    assert all(j.status == "succeeded" for j in out)
+
+
+def test_first_poll_comes_quickly_and_intervals_grow():
+    assert jobs.poll_interval(0, jitter=False) == jobs.MIN_INTERVAL
+    assert jobs.poll_interval(60, jitter=False) == jobs.MAX_INTERVAL
+    assert jobs.poll_interval(2, jitter=False) < jobs.poll_interval(10, jitter=False) < jobs.MAX_INTERVAL
+    seen = []
+    t0 = time.monotonic()
+    jobs.wait_for_jobs(["job_0"], lambda jid: seen.append(time.monotonic() - t0) or Job(jid, "succeeded"),
+                       timeout=5)
+    assert seen[0] <= 0.5
+
+
+def test_polls_for_a_ten_minute_job_stay_bounded():
+    # Simulated clock: count the polls the schedule would make over 600 s.
+    t, polls = 0.0, 0
+    t += jobs.FIRST_POLL_SECONDS
+    while t < 600:
+        polls += 1
+        t += jobs.poll_interval(t, jitter=False)
+    assert polls <= 150
+
+
+def test_in_flight_requests_are_bounded():
+    script = Script([0.6] * 20, delay=0.05)
+    jobs.wait_for_jobs(ids(20), script, timeout=20, max_in_flight=3)
+    assert script.max_active <= 3
+    assert script.max_active >= 2  # they really ran concurrently
+
+
+def test_one_failure_keeps_the_others_results():
+    script = Script([0.2, 0.2, 0.2], fail={1})
+    with pytest.raises(errors.BatchError) as info:
+        jobs.wait_for_jobs(ids(3), script, timeout=10)
+    err = info.value
+    assert [f.job_id for f in err.failures] == ["job_1"]
+    assert err.failures[0].index == 1
+    assert "item 2" in str(err) and "model refused prompt 1" in str(err)
+    assert err.results[0].result == {"n": 0} and err.results[1] is None and err.results[2].result == {"n": 2}
+
+
+def test_single_failure_raises_the_job_error_itself():
+    with pytest.raises(errors.JobFailedError) as info:
+        jobs.wait_for_jobs(ids(1), Script([0.1], fail={0}), timeout=10)
+    assert info.value.job_id == "job_0" and "model refused prompt 0" in str(info.value)
+
+
+def test_deadline_gives_timeout_errors_with_the_job_id():
+    t0 = time.monotonic()
+    with pytest.raises(errors.JobTimeoutError) as info:
+        jobs.wait_for_jobs(ids(1), Script([99]), timeout=0.8)
+    assert time.monotonic() - t0 < 3
+    assert info.value.job_id == "job_0" and "Job Wait" in str(info.value)
+
+
+def test_cancel_check_runs_often_and_its_exception_propagates():
+    calls = []
+
+    class Interrupted(Exception):
+        pass
+
+    def check():
+        calls.append(time.monotonic())
+        if len(calls) > 6:
+            raise Interrupted()
+
+    # get_job blocks for 2 s: the check must still run while a request hangs.
+    t0 = time.monotonic()
+    with pytest.raises(Interrupted):
+        jobs.wait_for_jobs(ids(1), Script([99], delay=2.0), timeout=30, cancel_check=check)
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert max(gaps) <= 0.3
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_not_found_is_tolerated_right_after_creation():
+    script = Script([0.6], not_found_for=0.4)
+    out = jobs.wait_for_jobs(ids(1), script, timeout=10)
+    assert out[0].status == "succeeded"
+
+
+def test_not_found_after_grace_is_a_failure_naming_the_id():
+    script = Script([99], not_found_for=99)
+    with pytest.raises(errors.JobFailedError) as info:
+        jobs.wait_for_jobs(ids(1), script, timeout=10, not_found_grace=0.3)
+    assert "job_0" in str(info.value) and "does not know" in str(info.value)
+
+
+def test_progress_callback_sees_status_fraction_and_elapsed():
+    seen = []
+    jobs.wait_for_jobs(ids(2), Script([0.6, 0.6]), timeout=10,
+                       on_progress=lambda i, job, elapsed: seen.append((i, job.status, job.progress, elapsed)))
+    assert {i for i, *_ in seen} == {0, 1}
+    assert any(s == "running" and 0 < p < 1 for _, s, p, _ in seen)
+    assert all(e >= 0 for *_, e in seen)
+    assert seen[-1][1] == "succeeded"
+
+
+def test_auth_error_stops_everything_at_once():
+    def get_job(jid):
+        raise errors.AuthError("Clerk says: session-token-expired", status=401)
+    with pytest.raises(errors.AuthError):
+        jobs.wait_for_jobs(ids(3), get_job, timeout=10)
+
+
+def test_transient_poll_errors_are_retried():
+    calls = {"n": 0}
+
+    def get_job(jid):
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise errors.ServerError("bad gateway (HTTP 502)", status=502)
+        return Job(jid, "succeeded")
+
+    assert jobs.wait_for_jobs(ids(1), get_job, timeout=20)[0].status == "succeeded"
+    assert calls["n"] == 3
