@@ -1,0 +1,105 @@
+"""Fault flags (what may go wrong on purpose) and the seeded dice that decide when it does.
+
+Every flag is off by default. Rates are shares from 0 to 1; the dice are a seeded ``random.Random``
+so that a run with the same flags and the same request order misbehaves the same way.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+ENVELOPES = ("bare", "job", "data", "rotate")
+IMAGE_SHAPES = ("url", "output_list", "images_objects", "data_url", "b64", "nested")
+
+_RATES = frozenset(
+    {"error_rate", "post_error_rate", "reset_rate", "malformed_json", "html_instead_of_json", "empty_200"}
+)
+_SWITCHES = frozenset({"fail_jobs", "hang_jobs", "drop_after_create", "corrupt_images", "huge_images"})
+_NON_NEGATIVE = frozenset({"latency_ms", "job_404_seconds", "retry_after"})
+_CHOICES = {"envelope": ENVELOPES, "image_shape": IMAGE_SHAPES}
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The current fault flags; replaced whole on every change, so readers never see half an update."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    post_error_rate: float = 0.0
+    reset_rate: float = 0.0
+    fail_jobs: bool = False
+    hang_jobs: bool = False
+    drop_after_create: bool = False
+    malformed_json: float = 0.0
+    html_instead_of_json: float = 0.0
+    corrupt_images: bool = False
+    huge_images: bool = False
+    empty_200: float = 0.0
+    job_404_seconds: float = 0.0
+    envelope: str = "bare"
+    image_shape: str = "url"
+    fault_seed: int = 0
+    retry_after: int = 1  # seconds in Retry-After of injected 429s; small so client tests stay fast
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FLAG_NAMES = tuple(f.name for f in fields(Faults))
+
+
+def merged(current: Faults, flags: dict[str, Any]) -> Faults:
+    """``current`` with ``flags`` applied; raises ValueError naming the first bad flag."""
+    changes: dict[str, Any] = {}
+    for name, value in flags.items():
+        if name not in FLAG_NAMES:
+            raise ValueError(f"unknown fault flag {name!r}; known flags: {', '.join(FLAG_NAMES)}")
+        changes[name] = _checked(name, value)
+    return replace(current, **changes)
+
+
+def _checked(name: str, value: Any) -> Any:
+    if name in _SWITCHES:
+        if isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{name} must be true or false")
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise ValueError(f"{name} must be one of {', '.join(_CHOICES[name])}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number")
+    if name == "fault_seed":
+        return int(value)
+    if name in _RATES and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a share from 0 to 1")
+    if name in _NON_NEGATIVE and value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return int(value) if name == "retry_after" else float(value)
+
+
+class Dice:
+    """Seeded, thread-safe coin flips; rates of 0 and 1 never draw, so they leave the sequence alone."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+
+    def reseed(self, seed: int) -> None:
+        with self._lock:
+            self._rng = random.Random(seed)
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0.0:
+            return False
+        if rate >= 1.0:
+            return True
+        with self._lock:
+            return self._rng.random() < rate
+
+    def choice(self, options: tuple) -> Any:
+        with self._lock:
+            return self._rng.choice(options)
