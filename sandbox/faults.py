@@ -17,7 +17,9 @@ IMAGE_SHAPES = ("url", "output_list", "images_objects", "data_url", "b64", "nest
 _RATES = frozenset(
     {"error_rate", "post_error_rate", "reset_rate", "malformed_json", "html_instead_of_json", "empty_200"}
 )
-_SWITCHES = frozenset({"fail_jobs", "hang_jobs", "drop_after_create", "corrupt_images", "huge_images"})
+_SWITCHES = frozenset({"fail_jobs", "hang_jobs", "drop_after_create", "corrupt_images", "huge_images",
+                       "out_of_credits", "server_down"})
+_URLS = frozenset({"redirect_to"})
 _NON_NEGATIVE = frozenset({"latency_ms", "job_404_seconds", "retry_after"})
 _CHOICES = {"envelope": ENVELOPES, "image_shape": IMAGE_SHAPES}
 
@@ -43,6 +45,9 @@ class Faults:
     image_shape: str = "url"
     fault_seed: int = 0
     retry_after: int = 1  # seconds in Retry-After of injected 429s; small so client tests stay fast
+    out_of_credits: bool = False  # job-creating POSTs answer 402 and make no job
+    server_down: bool = False  # every API answer is a 500
+    redirect_to: str = ""  # every API answer is a 307 to this URL (clients must not follow with the token)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +67,10 @@ def merged(current: Faults, flags: dict[str, Any]) -> Faults:
 
 
 def _checked(name: str, value: Any) -> Any:
+    if name in _URLS:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a URL string")
+        return value
     if name in _SWITCHES:
         if isinstance(value, bool) or value in (0, 1):
             return bool(value)

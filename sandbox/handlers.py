@@ -203,6 +203,15 @@ class ApiHandler(_Handler):
                 return _clerk_refusal(verdict)
         if route is not None and route.workspace_scoped and not state.workspace_known(workspace_id):
             return api.error(403, "Workspace not found or access denied")
+        if faults.redirect_to:
+            state.stats.fault("redirect")
+            return api.Answer(307, {"redirect": faults.redirect_to}, {"Location": faults.redirect_to})
+        if faults.server_down:
+            state.stats.fault("5xx")
+            return api.error(500, "Internal Server Error")
+        if faults.out_of_credits and method == "POST" and route is not None:
+            state.stats.fault("out_of_credits")
+            return api.error(402, "Insufficient credits: this workspace has 0 credits left")
         rate = faults.error_rate if method == "GET" else faults.post_error_rate
         if state.dice.roll(rate):
             return self._injected_error(method, faults)

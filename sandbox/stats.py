@@ -21,6 +21,8 @@ FAULT_KEYS = (
     "hung_job",
     "corrupt_image",
     "huge_image",
+    "redirect",
+    "out_of_credits",
 )
 
 
