@@ -1,0 +1,171 @@
+"""3DLabs Image Generate node: one prompt or a list of prompts in, one IMAGE batch out, in order.
+
+A list of N prompts (Scene Plan's prompts output) is submitted together, waited for concurrently and
+returned as one [N,H,W,3] batch in scene order, ready for ImageScaleBy or CreateVideo.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from . import images, runtime
+from .api import validation
+from .api.client import IMAGES, ThreeDLabsClient
+from .api.errors import BatchError, ThreeDLabsError, ValidationError
+from .api.models import Job
+from .reuse import collect_or_submit
+from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices
+
+IMAGE_TIMEOUT = 900.0
+
+
+def first(value, default=None):
+    """INPUT_IS_LIST hands every input over as a list; scalar inputs are its first item."""
+    if isinstance(value, list):
+        return value[0] if value else default
+    return value if value is not None else default
+
+
+def as_list(value) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def flatten_prompts(value) -> list:
+    out: list = []
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, (list, tuple)):
+            out.extend(flatten_prompts(list(item)))
+        else:
+            out.append(item)
+    return out
+
+
+def scene_numbers(count: int, scene_number: int) -> list[int | None]:
+    """0 numbers list items 1..N (a single prompt gets none); N>0 numbers them N, N+1, ..."""
+    if scene_number and scene_number > 0:
+        return [scene_number + i for i in range(count)]
+    return [i + 1 for i in range(count)] if count > 1 else [None]
+
+
+def build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_number) -> list[dict]:
+    prompts = flatten_prompts(prompts)
+    if not prompts:
+        raise ValidationError("The prompt list is empty: connect Scene Plan's prompts or type a prompt.")
+    numbers = scene_numbers(len(prompts), int(scene_number or 0))
+    many = len(prompts) > 1
+    return [ThreeDLabsClient.image_body(p, provider=provider, model=model, aspect_ratio=aspect_ratio,
+                                        project_id=project_id, scene_number=n, index=i if many else None)
+            for i, (p, n) in enumerate(zip(prompts, numbers))]
+
+
+def download_all(client: ThreeDLabsClient, jobs: list[Job]) -> tuple[list[bytes], list[str]]:
+    """Every result image of every job, in job order (downloads run concurrently)."""
+    refs, sources = [], []
+    for job in jobs:
+        for ref in client.image_refs_of(job):
+            refs.append(ref)
+            sources.append(f"job {job.id}")
+    if not refs:
+        return [], []
+    with ThreadPoolExecutor(max_workers=min(len(refs), client.settings.max_in_flight),
+                            thread_name_prefix="3dlabs-download") as pool:
+        data = list(pool.map(client.fetch_image, refs))
+    return data, sources
+
+
+class ThreeDLabsImageGenerate:
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Generates images with the 3DLabs API (Flux and others). Takes one prompt, or the list of prompts "
+                   "from Scene Plan; all are submitted together and come back as one IMAGE batch in order. With "
+                   "wait off it returns the job ids at once: collect them later with Job Wait.")
+    RETURN_TYPES = ("IMAGE", "MASK", "STRING")
+    RETURN_NAMES = ("images", "masks", "job_ids")
+    OUTPUT_TOOLTIPS = (
+        "The images as one batch, in prompt order (a grey placeholder when wait is off or in a dry run).",
+        "Masks from the images' alpha channels (zeros when they have none).",
+        "The 3DLabs job ids, one per line.",
+    )
+    INPUT_IS_LIST = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "prompt": ("STRING", {
+                    "multiline": True, "default": "A lighthouse on a cliff at dusk, cinematic",
+                    "tooltip": "One prompt, or connect Scene Plan's prompts for one image per scene."}),
+                "provider": choices(IMAGE_PROVIDERS, "The image service 3DLabs uses."),
+                "model": ("STRING", {"default": "flux-schnell", "tooltip": (
+                    "Model slug: flux-schnell (fast), flux-dev (better), or any slug the provider offers.")}),
+                "aspect_ratio": choices(ASPECT_RATIOS, "Shape of the images (16:9 is 1344x768)."),
+                "scene_number": ("INT", {"default": 0, "min": 0, "max": 999, "tooltip": (
+                    "Scene number sent with the image; 0 numbers list items 1..N.")}),
+                "seed": SEED,
+                "wait": ("BOOLEAN", {"default": True, "tooltip": (
+                    "Off: return the job ids at once (with a placeholder image) and collect them with Job Wait.")}),
+            },
+            "optional": {
+                "project_id": ("STRING", {"default": "", "tooltip": "Optional 3DLabs project to attach images to."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, provider=None, model=None, aspect_ratio=None):
+        try:
+            for value in as_list(provider):
+                validation.choice("provider", value, IMAGE_PROVIDERS)
+            for value in as_list(model):
+                validation.model_slug(value)
+            for value in as_list(aspect_ratio):
+                validation.choice("aspect_ratio", value, ASPECT_RATIOS)
+        except ValidationError as err:
+            return err.detail
+        return True
+
+    async def run(self, prompt, provider, model, aspect_ratio, scene_number, seed, wait, project_id=None,
+                  unique_id=None):
+        args = dict(prompts=prompt, provider=first(provider), model=first(model), aspect_ratio=first(aspect_ratio),
+                    project_id=first(project_id, ""), scene_number=first(scene_number, 0), seed=first(seed, 0),
+                    wait=bool(first(wait, True)), node_id=first(unique_id))
+        image, mask, ids, text = await runtime.in_thread(self._run, **args)
+        return {"ui": {"text": [text]}, "result": (image, mask, "\n".join(ids))}
+
+    @staticmethod
+    def _run(prompts, provider, model, aspect_ratio, project_id, scene_number, seed, wait, node_id):
+        bodies = build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_number)
+        current = runtime.settings()
+        t = runtime.tally()
+        width, height = ASPECT_SIZES.get(bodies[0]["aspectRatio"], (1024, 1024))
+        if current.dry_run:
+            runtime.reserve_jobs(len(bodies), "3DLabs Image Generate", current)
+            runtime.record(t, dry_run=len(bodies))
+            image = images.placeholder_images(len(bodies), width, height)
+            mask = images.empty_mask(len(bodies), width, height)
+            text = (f"DRY RUN: would POST /api/images/generate {len(bodies)} time(s), first body "
+                    f"{json.dumps(bodies[0])} (nothing spent)")
+            return image, mask, ["dry-run"] * len(bodies), runtime.finish_text(node_id, t, text)
+        client = runtime.client_for(current)
+        label = "3DLabs Image Generate"
+        try:
+            result = collect_or_submit(client, t, label, "image", IMAGES, bodies, seed, node_id=node_id,
+                                       timeout=IMAGE_TIMEOUT, wait=wait, labels=[b["prompt"][:80] for b in bodies])
+        except BatchError as err:
+            done = sum(r is not None for r in err.results)
+            runtime.finish_text(node_id, t)
+            raise BatchError(err.failures, err.results, hint=(
+                f"Queue again to retry: the {done} finished image(s) are reused without paying again.")) from None
+        except ThreeDLabsError:
+            runtime.finish_text(node_id, t)
+            raise
+        if not wait:
+            image, mask = images.empty_image(64, 64, 1)
+            text = f"Submitted {len(result)} job(s); collect them with 3DLabs Job Wait:\n" + "\n".join(result)
+            return image, mask, list(result), runtime.finish_text(node_id, t, text)
+        data, sources = download_all(client, result)
+        image, mask = images.images_to_batch(data, fit="resize", sources=sources)
+        ids = [job.id for job in result]
+        text = f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]} from {len(ids)} job(s)."
+        return image, mask, ids, runtime.finish_text(node_id, t, text)

@@ -1,0 +1,548 @@
+"""Image bytes -> ComfyUI IMAGE / MASK tensors, and batching several results into one IMAGE.
+
+The only module of the pack that turns bytes into tensors. It knows no HTTP: callers hand it the bytes
+of a downloaded result (or of a file) and get back float32 tensors in ComfyUI's conventions: IMAGE is
+``[B,H,W,3]`` in 0..1, MASK is ``[B,H,W]`` with ``mask = 1 - alpha`` (as core LoadImage does).
+
+Policies, in one place:
+
+- Size limit: width*height is checked against ``max_pixels`` from the header, before any pixel is
+  decoded. Pillow's own decompression-bomb limit is process-global, so it is neither relied on nor
+  changed; when Pillow refuses an image on its own, that also becomes :class:`ImageTooLargeError`.
+- EXIF orientation is applied, as core LoadImage does.
+- Multi-frame files (animated GIF / WebP / APNG, MPO): the first frame only. A 3DLabs result is one
+  picture; a stray animation must not turn into a batch of a different length.
+- Modes: everything becomes RGB in 0..1. 8-bit modes divide by 255; ``I;16*`` by 65535; ``I`` (32-bit
+  signed) by 65535 when every value fits in 16 bits (such images almost always come from 16-bit
+  sources) and by 2**31 - 1 otherwise (its largest positive value); negatives clip to 0. ``F`` clips
+  to 0..1 (NaN -> 0). Palette images with transparency, and L / RGB images with a transparent colour,
+  go through RGBA so their alpha becomes the mask. CMYK, YCbCr, LAB, HSV: Pillow's conversions.
+- Batches take the first image's size. Other sizes follow ``fit``: ``resize`` (Pillow LANCZOS to the
+  exact size, aspect ignored), ``pad`` (fit inside, centred, black bars whose MASK is 1.0 = masked),
+  ``crop`` (cover, centre crop) or ``error``. Images without alpha get a zero mask, so a batch with no
+  alpha at all returns MASK zeros of ``[B,H,W]`` (core LoadImage returns a 64x64 zero mask for a single
+  image; a batch needs one mask per image of the image's size for downstream mask nodes).
+
+Truncation is detected by Pillow unless ``ImageFile.LOAD_TRUNCATED_IMAGES`` is set; it is a process
+global (core LoadImage flips it briefly while retrying a broken file), so it is left alone here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import string
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from .api.errors import ImageDecodeError, ImageTooLargeError, ValidationError
+
+MAX_PIXELS_DEFAULT = 64 * 1024 * 1024
+FIT_POLICIES = ("resize", "pad", "crop", "error")
+
+_RESAMPLE = Image.Resampling.LANCZOS
+_U8_MAX = np.float32(255.0)
+_U16_MAX = np.float32(65535.0)
+_I32_MAX = np.float32(2**31 - 1)
+
+# Signatures of formats a result may come in, so that a damaged file is reported as a damaged PNG
+# rather than as "not an image".
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+_PRINTABLE = frozenset(string.printable.encode())
+
+# Conversion to float is split between the calling thread and one helper for large images (numpy
+# releases the GIL); below ~2 Mpx the hand-over costs about what it saves. The helper is shared: a
+# decode that finds it busy (another node decoding at the same moment) converts on its own thread
+# instead of queueing.
+_PARALLEL = (os.cpu_count() or 1) > 1
+_PARALLEL_MIN_PIXELS = 2_000_000
+_BLOCK_BYTES = 256 * 1024
+_FRESH_FROM_KERNEL_BYTES = 32 * 1024 * 1024
+# Pillow's raw encoder (what Image.tobytes runs); private, so its absence only costs speed.
+_get_encoder = getattr(Image, "_getencoder", None)
+_helper_idle = threading.Lock()
+_helper_pool: ThreadPoolExecutor | None = None
+
+
+@dataclass
+class DecodedImage:
+    """One decoded picture: ``image`` [H,W,3] float32 0..1, ``mask`` [H,W] (1 - alpha) or None."""
+
+    image: torch.Tensor
+    mask: torch.Tensor | None
+    width: int
+    height: int
+    mode: str
+    format: str
+
+
+# --- public API -------------------------------------------------------------------------------
+
+
+def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "") -> DecodedImage:
+    """Decode one image's bytes into an RGB float tensor and, when it has alpha, a mask."""
+    label = source or "image"
+    im = _open_checked(data, max_pixels, label)
+    mode, fmt = im.mode, im.format or ""
+    im = _to_canonical_mode(im, label)
+    width, height = im.size
+    image = _empty_f32((height, width, 3))
+    mask = _fill(im, image, None, "error", label)
+    return DecodedImage(image=image, mask=mask, width=width, height=height, mode=mode, format=fmt)
+
+
+def decode_into(
+    data: bytes,
+    out: torch.Tensor,
+    *,
+    max_pixels: int = MAX_PIXELS_DEFAULT,
+    source: str = "",
+    fit: str = "resize",
+) -> torch.Tensor | None:
+    """Decode one image straight into ``out`` ([H,W,3] float32, e.g. one slot of a batch).
+
+    An image of another size is fitted to ``out`` by the ``fit`` policy. Returns the [H,W] mask, or
+    None when the image has no alpha and nothing was padded.
+    """
+    _check_fit(fit)
+    _check_out(out)
+    label = source or "image"
+    return _fill(_to_canonical_mode(_open_checked(data, max_pixels, label), label), out, None, fit, label)
+
+
+def images_to_batch(
+    items: list[bytes],
+    *,
+    fit: str = "resize",
+    max_pixels: int = MAX_PIXELS_DEFAULT,
+    sources: list[str] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode ``items`` into one IMAGE [B,H,W,3] and MASK [B,H,W] at the first image's size.
+
+    The batch is allocated once and each image is decoded into its own slot, so memory peaks at the
+    output plus one image's temporaries (never all decoded images at once, never a stack copy).
+    """
+    if not items:
+        raise ValidationError("There are no images to put in a batch (the list is empty)")
+    _check_fit(fit)
+    if sources is not None and len(sources) != len(items):
+        raise ValueError(f"sources has {len(sources)} entries for {len(items)} images")
+    labels = [_batch_label(i, sources[i] if sources else "") for i in range(len(items))]
+
+    first = _to_canonical_mode(_open_checked(items[0], max_pixels, labels[0]), labels[0])
+    width, height = first.size
+    images = _empty_f32((len(items), height, width, 3))
+    masks = torch.from_numpy(np.zeros((len(items), height, width), dtype=np.float32))
+    _fill(first, images[0], masks[0], fit, labels[0])
+    del first
+    for i in range(1, len(items)):
+        _decode_slot(items[i], images[i], masks[i], max_pixels, fit, labels[i])
+    return images, masks
+
+
+def empty_image(width: int = 64, height: int = 64, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Black IMAGE [B,H,W,3] and zero MASK [B,H,W]: a placeholder where no result exists."""
+    _check_dims(width, height, batch)
+    return (
+        torch.zeros((batch, height, width, 3), dtype=torch.float32),
+        torch.zeros((batch, height, width), dtype=torch.float32),
+    )
+
+
+def empty_mask(count: int, width: int, height: int) -> torch.Tensor:
+    """Zero MASK [count,H,W] to go with placeholder images (nothing masked)."""
+    _check_dims(width, height, count)
+    return torch.zeros((count, height, width), dtype=torch.float32)
+
+
+def placeholder_images(count: int, width: int, height: int, text: str | None = None) -> torch.Tensor:
+    """Mid-grey IMAGE [count,H,W,3] standing in for images not generated (dry run, wait off).
+
+    ``text`` (e.g. "dry run") is drawn once in darker grey, so a placeholder is never mistaken for a
+    result; the frames are otherwise flat, so this stays cheap at any size.
+    """
+    _check_dims(width, height, count)
+    images = torch.full((count, height, width, 3), 0.5, dtype=torch.float32)
+    if text:
+        shade = _text_shade(text, width, height)
+        if shade is not None:
+            # Where the text is drawn the grey goes from 0.5 down to 0.2.
+            arr = images.numpy()
+            np.subtract(arr, (shade * np.float32(0.3 / 255.0))[None, :, :, None], out=arr)
+    return images
+
+
+def tensor_to_png_bytes(image: torch.Tensor, *, compress_level: int = 1) -> bytes:
+    """Encode one IMAGE ([H,W,3] or [1,H,W,3], 0..1) as PNG bytes."""
+    if image.ndim == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {image.shape[0]}")
+        image = image[0]
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an IMAGE of shape [H,W,3], got {list(image.shape)}")
+    # Rounding (not truncation as in core SaveImage) makes bytes -> tensor -> bytes lossless.
+    pixels = image.detach().to("cpu", torch.float32).nan_to_num(0.0).clamp_(0.0, 1.0).mul_(255.0).round_()
+    arr = pixels.to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+# --- opening and checking ---------------------------------------------------------------------
+
+
+def _open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
+    """Open ``data``, refuse it by header size if too large, decode it and apply EXIF orientation."""
+    if not data:
+        raise ImageDecodeError(f"{label}: empty body (0 bytes)")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's limit is global and may be lower than the caller's: read the size without it.
+        im = _open_without_pillow_limit(data)
+        if im is None:
+            raise ImageTooLargeError(f"{label}: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(_not_an_image_detail(data, label)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow plugins raise many types for damaged headers
+        raise ImageDecodeError(_damaged_detail(data, label, None, exc)) from exc
+
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{label}: {width}x{height} ({_mpx(width * height)}) is over the limit of "
+            f"{max_pixels} pixels ({_mpx(max_pixels)})"
+        )
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"{label}: the header gives an empty size {width}x{height}")
+
+    try:
+        im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"{label}: {exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoders report truncation as OSError, SyntaxError, zlib...
+        raise ImageDecodeError(_damaged_detail(data, label, im.format, exc)) from exc
+
+    try:
+        ImageOps.exif_transpose(im, in_place=True)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the user the picture
+        pass
+    return im
+
+
+def _open_without_pillow_limit(data: bytes) -> Image.Image | None:
+    """Open through Pillow's format registry, which skips ``Image.open``'s global pixel limit."""
+    Image.init()
+    prefix = bytes(data[:16])
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        accepted = accept is None or accept(prefix)
+        if not accepted or isinstance(accepted, str):
+            continue
+        try:
+            return factory(io.BytesIO(data))
+        except Exception:  # noqa: BLE001 - same tolerance as Image.open: try the next plugin
+            continue
+    return None
+
+
+# --- modes --------------------------------------------------------------------------------------
+
+
+def _to_canonical_mode(im: Image.Image, label: str) -> Image.Image:
+    """Return ``im`` in RGB, RGBA, L, LA (8-bit) or F (already scaled to 0..1)."""
+    mode = im.mode
+    if mode in ("RGB", "L"):
+        if "transparency" in im.info:
+            return im.convert("RGBA" if mode == "RGB" else "LA")
+        return im
+    if mode in ("RGBA", "LA"):
+        return im
+    if mode in ("P", "PA"):
+        palette_alpha = im.palette is not None and im.palette.mode == "RGBA"
+        has_alpha = mode == "PA" or "transparency" in im.info or palette_alpha
+        return im.convert("RGBA" if has_alpha else "RGB")
+    if mode == "1":
+        return im.convert("L")
+    if mode in ("La", "RGBa"):
+        # Premultiplied alpha (lower-case band name) is undone by Pillow's conversion.
+        return im.convert(mode.upper())
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _high_bit_to_float(im)
+    try:
+        return im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    except ValueError as exc:
+        raise ImageDecodeError(f"{label}: Pillow mode {mode} cannot be converted to RGB ({exc})") from exc
+
+
+def _high_bit_to_float(im: Image.Image) -> Image.Image:
+    """Scale a 16-bit, 32-bit integer or float single-channel image to an F image in 0..1."""
+    mode = im.mode
+    try:
+        arr = np.asarray(im)
+    except (TypeError, ValueError, KeyError):
+        # Rare variants (I;16S...) have no array view; Pillow's own widening keeps their values.
+        im, mode = im.convert("I"), "I"
+        arr = np.asarray(im)
+    if mode == "F":
+        values = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    else:
+        peak = int(arr.max()) if arr.size else 0
+        divisor = _U16_MAX if mode.startswith("I;16") or peak <= 65535 else _I32_MAX
+        values = np.divide(arr, divisor, dtype=np.float32)
+    np.clip(values, 0.0, 1.0, out=values)
+    return Image.fromarray(values, "F")
+
+
+# --- writing pixels -------------------------------------------------------------------------------
+
+
+def _decode_slot(
+    data: bytes, out: torch.Tensor, mask_out: torch.Tensor, max_pixels: int, fit: str, label: str
+) -> None:
+    # A function of its own so that each Pillow image dies before the next one is decoded.
+    im = _to_canonical_mode(_open_checked(data, max_pixels, label), label)
+    _fill(im, out, mask_out, fit, label)
+
+
+def _fill(
+    im: Image.Image, out: torch.Tensor, mask_out: torch.Tensor | None, fit: str, label: str
+) -> torch.Tensor | None:
+    """Write canonical-mode ``im`` into ``out`` (fitting its size) and return its mask, or None.
+
+    With ``mask_out`` (a zeroed [H,W] slot) the mask is written there; it is returned only when
+    something was written to it.
+    """
+    out_h, out_w = out.shape[0], out.shape[1]
+    im, (x0, y0, x1, y1) = _fit(im, out_w, out_h, fit, label)
+    padded = (x1 - x0, y1 - y0) != (out_w, out_h)
+    dst = out.numpy()
+    if padded:
+        dst.fill(0.0)
+    alpha = _write_rgb(im, dst[y0:y1, x0:x1])
+    if alpha is None and not padded:
+        return None
+    mask = mask_out if mask_out is not None else _empty_f32((out_h, out_w))
+    mask_np = mask.numpy()
+    if padded:
+        mask_np.fill(1.0)
+    region = mask_np[y0:y1, x0:x1]
+    if alpha is None:
+        region.fill(0.0)
+    else:
+        np.divide(alpha, _U8_MAX, out=region, dtype=np.float32)
+        np.subtract(np.float32(1.0), region, out=region)
+    return mask
+
+
+def _fit(
+    im: Image.Image, out_w: int, out_h: int, fit: str, label: str
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """Bring ``im`` to the output size by ``fit``; return it and the box of the output it fills."""
+    width, height = im.size
+    full = (0, 0, out_w, out_h)
+    if (width, height) == (out_w, out_h):
+        return im, full
+    if fit == "error":
+        raise ValidationError(
+            f"{label} is {width}x{height} but the batch is {out_w}x{out_h} (the size of the first image); "
+            "choose fit 'resize', 'pad' or 'crop' to combine images of different sizes"
+        )
+    if fit == "resize":
+        return im.resize((out_w, out_h), _RESAMPLE), full
+    if fit == "crop":
+        scale = max(out_w / width, out_h / height)
+        box_w, box_h = out_w / scale, out_h / scale
+        left, top = (width - box_w) / 2, (height - box_h) / 2
+        return im.resize((out_w, out_h), _RESAMPLE, box=(left, top, left + box_w, top + box_h)), full
+    scale = min(out_w / width, out_h / height)
+    new_w = min(out_w, max(1, round(width * scale)))
+    new_h = min(out_h, max(1, round(height * scale)))
+    if (new_w, new_h) != (width, height):
+        im = im.resize((new_w, new_h), _RESAMPLE)
+    x0, y0 = (out_w - new_w) // 2, (out_h - new_h) // 2
+    return im, (x0, y0, x0 + new_w, y0 + new_h)
+
+
+def _write_rgb(im: Image.Image, dst: np.ndarray) -> np.ndarray | None:
+    """Write ``im`` as RGB 0..1 into ``dst`` ([h,w,3] float32 view); return its 8-bit alpha or None."""
+    if im.mode == "F":
+        np.copyto(dst, np.asarray(im)[..., None])
+        np.clip(dst, 0.0, 1.0, out=dst)  # LANCZOS overshoots
+        return None
+    width, height = im.size
+    alpha = np.empty((height, width), dtype=np.uint8) if im.mode in ("LA", "RGBA") else None
+    if _PARALLEL and width * height >= _PARALLEL_MIN_PIXELS and _helper_idle.acquire(blocking=False):
+        try:
+            middle = height // 2
+            upper = _helper().submit(_convert_rows, im, dst, alpha, 0, middle)
+            try:
+                _convert_rows(im, dst, alpha, middle, height)
+            finally:
+                upper.result()  # never leave the helper writing into a slot after an error
+        finally:
+            _helper_idle.release()
+    else:
+        _convert_rows(im, dst, alpha, 0, height)
+    return alpha
+
+
+def _convert_rows(im: Image.Image, dst: np.ndarray, alpha: np.ndarray | None, top: int, bottom: int) -> None:
+    """Convert rows ``top:bottom`` of an 8-bit L / LA / RGB / RGBA image into ``dst`` (and ``alpha``)."""
+    colour = 1 if im.mode in ("L", "LA") else 3
+    for row, block in _raw_row_blocks(im, top, bottom):
+        end = row + block.shape[0]
+        # Fused cast and scale straight into the destination (L broadcasts to three channels).
+        np.divide(block[..., :colour], _U8_MAX, out=dst[row:end], dtype=np.float32)
+        if alpha is not None:
+            alpha[row:end] = block[..., -1]
+
+
+def _raw_row_blocks(im: Image.Image, top: int, bottom: int):
+    """Yield ``(first_row, uint8 [rows, W, bands])`` blocks of a few hundred KB covering ``top:bottom``.
+
+    ``np.asarray(im)`` would copy the whole image twice (Pillow's tobytes encodes in 64 KB pieces and
+    then joins them); blocks that fit in cache are converted while still hot, which saves a quarter of
+    the conversion time. Pillow's raw encoder is what tobytes itself uses; if it ever changes, fall back
+    to the array view.
+    """
+    width = im.size[0]
+    bands = len(im.getbands())
+    if _get_encoder is None:
+        yield top, np.asarray(im)[top:bottom]
+        return
+    try:
+        encoder = _get_encoder(im.mode, "raw", im.mode)
+        encoder.setimage(im.im, (0, top, width, bottom))
+    except (TypeError, ValueError, OSError):
+        yield top, np.asarray(im)[top:bottom]
+        return
+    row = top
+    try:
+        while row < bottom:
+            # The raw encoder emits whole rows only.
+            _, status, chunk = encoder.encode(max(_BLOCK_BYTES, width * bands))
+            block = np.frombuffer(chunk, dtype=np.uint8).reshape(-1, width, bands)
+            yield row, block
+            row += block.shape[0]
+            if status:
+                break
+    finally:
+        encoder.cleanup()
+    if row != bottom:
+        raise ImageDecodeError(f"Pillow returned {row - top} of {bottom - top} rows")
+
+
+def _helper() -> ThreadPoolExecutor:
+    global _helper_pool
+    if _helper_pool is None:
+        _helper_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threedlabs-images")
+    return _helper_pool
+
+
+# --- small helpers ----------------------------------------------------------------------------------
+
+
+def _empty_f32(shape: tuple[int, ...]) -> torch.Tensor:
+    # Where an output lives decides much of the conversion's cost, because first writes fault pages in.
+    # Buffers above glibc's largest mmap threshold (32 MiB: a 2048x2048 IMAGE, any real batch) always
+    # come fresh from the kernel; numpy asks for transparent huge pages there and torch's allocator does
+    # not, which makes the first write 3x faster. Smaller buffers are usually recycled by malloc,
+    # already faulted in, where numpy's madvise only gets in the way. Both share memory with the tensor.
+    if 4 * int(np.prod(shape)) > _FRESH_FROM_KERNEL_BYTES:
+        return torch.from_numpy(np.empty(shape, dtype=np.float32))
+    return torch.empty(shape, dtype=torch.float32)
+
+
+def _check_fit(fit: str) -> None:
+    if fit not in FIT_POLICIES:
+        raise ValidationError(f"fit must be one of {', '.join(FIT_POLICIES)}, not {fit!r}")
+
+
+def _check_out(out: torch.Tensor) -> None:
+    if out.dtype != torch.float32 or out.device.type != "cpu" or out.ndim != 3 or out.shape[-1] != 3:
+        raise ValueError(
+            f"out must be a CPU float32 tensor of shape [H,W,3], got {out.dtype} {list(out.shape)} "
+            f"on {out.device}"
+        )
+
+
+def _check_dims(width: int, height: int, count: int) -> None:
+    if width < 1 or height < 1 or count < 1:
+        raise ValidationError(f"images need a positive size and count, not {width}x{height} x{count}")
+
+
+def _batch_label(index: int, source: str) -> str:
+    return f"image at batch index {index}" + (f" ({source})" if source else "")
+
+
+def _mpx(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.1f} Mpx"
+
+
+def _sniff_format(data: bytes) -> str | None:
+    head = bytes(data[:16])
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        return "AVIF/HEIF"
+    return None
+
+
+def _not_an_image_detail(data: bytes, label: str) -> str:
+    fmt = _sniff_format(data)
+    if fmt:
+        return f"{label}: truncated or corrupt {fmt} data ({len(data)} bytes); Pillow cannot read its header"
+    head = bytes(data[:200]).lstrip(b"\xef\xbb\xbf \t\r\n")
+    preview = head[:60]
+    if preview[:1] == b"<":
+        kind = "it looks like HTML or XML (an error or sign-in page?)"
+    elif preview[:1] in (b"{", b"["):
+        kind = "it looks like JSON (an API answer rather than the image?)"
+    elif preview and all(byte in _PRINTABLE for byte in preview):
+        kind = "it looks like text"
+    else:
+        return f"{label}: not an image ({len(data)} bytes starting {bytes(data[:16]).hex(' ')})"
+    text = " ".join(preview.decode("utf-8", "replace").split())
+    return f"{label}: not an image ({len(data)} bytes); {kind}: {text!r}"
+
+
+def _damaged_detail(data: bytes, label: str, fmt: str | None, exc: BaseException) -> str:
+    fmt = fmt or _sniff_format(data) or "image"
+    return f"{label}: truncated or corrupt {fmt} data ({len(data)} bytes): {exc}"
+
+
+def _text_shade(text: str, width: int, height: int) -> np.ndarray | None:
+    """Draw ``text`` centred on a black L canvas; return it as uint8 [H,W], or None if it cannot."""
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    size = max(8, min(height // 8, width // max(4, len(text))))
+    try:
+        font = ImageFont.load_default(size=size)
+    except (OSError, ValueError, TypeError, ImportError):
+        font = ImageFont.load_default()
+    try:
+        draw.text((width / 2, height / 2), text, fill=255, font=font, anchor="mm")
+    except (OSError, ValueError):
+        return None
+    return np.asarray(canvas)

@@ -1,0 +1,129 @@
+"""3DLabs project and journal nodes: Load Project, Projects (list) and Recent Jobs (local journal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from . import images, runtime
+from .api.errors import ValidationError
+from .api.journal import Journal
+from .api.models import Project, ScenePlan, Story
+from .types import CATEGORY, SCENE_PLAN, STORY
+
+
+def project_json(project: Project) -> str:
+    return json.dumps(project.raw, indent=2, default=str)
+
+
+class ThreeDLabsLoadProject:
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Loads an existing 3DLabs project: its story, scene plan and scene images (downloaded now), "
+                   "without submitting any job.")
+    RETURN_TYPES = (STORY, SCENE_PLAN, "IMAGE", "STRING")
+    RETURN_NAMES = ("story", "scene_plan", "images", "project_json")
+    OUTPUT_TOOLTIPS = ("The project's story.", "The project's scene plan.",
+                       "The project's scene images as one batch, in scene order.", "The whole project as JSON.")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"project_id": ("STRING", {"default": "", "tooltip": (
+            "The 3DLabs project (session) id; the dropdown on the node lists your workspace's projects.")})},
+            "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, project_id=None):
+        if project_id is not None and not str(project_id).strip():
+            return "project_id is empty: pick a project from the list on the node."
+        return True
+
+    async def run(self, project_id, unique_id=None):
+        story, plan, image, raw = await runtime.in_thread(self._run, project_id, unique_id)
+        return {"ui": {"text": [story.text[:2000]]}, "result": (story, plan, image, raw)}
+
+    @staticmethod
+    def _run(project_id, node_id):
+        client = runtime.client_for()
+        project = client.get_project(project_id)
+        story = project.story or Story(raw={}, text="(this project has no story yet)")
+        plan = project.scene_plan or ScenePlan(scenes=[], raw={})
+        if project.images:
+            data = [client.fetch_image(ref) for ref in project.images]
+            image, _mask = images.images_to_batch(data, fit="resize",
+                                                  sources=[f"project {project.id}"] * len(data))
+        else:
+            image, _mask = images.empty_image(64, 64, 1)
+        runtime.finish_text(node_id, runtime.tally(),
+                            f"Loaded project {project.name or project.id}: {len(plan.scenes)} scenes, "
+                            f"{len(project.images)} images.")
+        return story, plan, image, project_json(project)
+
+
+class ThreeDLabsProjects:
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Lists the projects of your 3DLabs workspace (id, name, date). Submits nothing."
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("text",)
+    OUTPUT_TOOLTIPS = ("One line per project: id, name, date.",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"refresh": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                                  "control_after_generate": True,
+                                                  "tooltip": "Change (or set to randomize) to list again."})}}
+
+    async def run(self, refresh):
+        projects = await runtime.in_thread(lambda: runtime.client_for().list_projects())
+        lines = [f"{p.id}\t{p.name}\t{p.created}" for p in projects] or ["(no projects in this workspace)"]
+        text = "\n".join(lines)
+        return {"ui": {"text": [text]}, "result": (text,)}
+
+
+def format_age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
+class ThreeDLabsRecentJobs:
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Lists the most recent 3DLabs jobs from the local journal (id, kind, state, age), so that a "
+                   "result paid for before a crash or restart can be collected with Job Wait.")
+    RETURN_TYPES = ("STRING", "STRING")
+    RETURN_NAMES = ("text", "job_ids")
+    OUTPUT_TOOLTIPS = ("One line per job: id, kind, state, age, label.", "The listed job ids, one per line.")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"limit": ("INT", {"default": 20, "min": 1, "max": 500,
+                                                "tooltip": "How many jobs to list, newest first."})}}
+
+    @classmethod
+    def IS_CHANGED(cls, limit=20):
+        # Re-run exactly when the journal changed: reading it is free, and it never submits anything.
+        try:
+            st = os.stat(Journal().path)
+            return f"{st.st_mtime_ns}:{st.st_size}:{limit}"
+        except OSError:
+            return f"none:{limit}"
+
+    def run(self, limit):
+        if limit < 1:
+            raise ValidationError(f"limit must be 1 or more, not {limit}.")
+        now = time.time()
+        records = Journal().recent(limit)
+        lines = []
+        for rec in records:
+            age = format_age(now - float(rec.get("submitted_at") or rec.get("updated_at") or now))
+            lines.append(f"{rec['id']}\t{rec.get('kind', '?')}\t{rec.get('state', '?')}\t{age}\t{rec.get('label', '')}")
+        text = "\n".join(lines) or "(no 3DLabs jobs recorded yet)"
+        ids = "\n".join(r["id"] for r in records if not r["id"].startswith("unknown-"))
+        return {"ui": {"text": [text]}, "result": (text, ids)}

@@ -1,0 +1,136 @@
+"""Submit a node's jobs, or collect a paid result again instead of paying twice.
+
+Every job-creating request gets a key: the API, the workspace, the endpoint, the exact body and the
+node's seed. When the journal holds a succeeded job under the same key, its result is fetched by id
+instead of submitting again, so a re-run after a restart, a cache eviction or a partly failed batch
+only pays for what is missing. The seed is part of the key, so a new seed still asks for a new take.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import runtime
+from .api.client import ThreeDLabsClient
+from .api.errors import BatchError, JobError, JobFailedError, ThreeDLabsError
+from .api.journal import request_hash
+from .api.models import Job
+
+log = logging.getLogger("3dlabs")
+
+
+def request_key(client: ThreeDLabsClient, endpoint: str, body: dict, seed) -> str:
+    return request_hash(endpoint, {"body": body, "seed": seed, "api": client.settings.base_url,
+                                   "workspace": client.settings.workspace_id})
+
+
+def _reuse_enabled() -> bool:
+    return os.environ.get("THREEDLABS_REUSE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def find_reusable(client: ThreeDLabsClient, keys: list[str]) -> list[Job | None]:
+    """Jobs already paid for under these keys whose results 3DLabs still serves."""
+    found: list[Job | None] = [None] * len(keys)
+    if not _reuse_enabled():
+        return found
+    for i, key in enumerate(keys):
+        rec = client.journal.find_succeeded(key, base_url=client.settings.base_url,
+                                            workspace=client.settings.workspace_id)
+        if rec is None:
+            continue
+        try:
+            job = client.get_job(rec["id"])
+        except ThreeDLabsError as err:
+            log.info("3DLabs: cannot reuse job %s (%s); submitting anew", rec["id"], err.summary)
+            continue
+        if job.status == "succeeded":
+            found[i] = job
+    return found
+
+
+def submit_all(client: ThreeDLabsClient, endpoint: str, kind: str, bodies: list[dict], keys: list[str],
+               labels: list[str]) -> list[str | ThreeDLabsError]:
+    """POST every body concurrently (bounded); a failed POST leaves an error in its slot."""
+    def one(i: int):
+        try:
+            return client.submit(endpoint, kind, bodies[i], request_key=keys[i], label=labels[i])
+        except ThreeDLabsError as err:
+            return err
+
+    if len(bodies) <= 1:
+        return [one(i) for i in range(len(bodies))]
+    with ThreadPoolExecutor(max_workers=min(len(bodies), client.settings.max_in_flight),
+                            thread_name_prefix="3dlabs-submit") as pool:
+        return list(pool.map(one, range(len(bodies))))
+
+
+def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_label: str, kind: str, endpoint: str,
+                      bodies: list[dict], seed, *, node_id: str | None, timeout: float, wait: bool = True,
+                      labels: list[str] | None = None) -> list[Job] | list[str]:
+    """Jobs for ``bodies`` in order: reused where paid for already, else submitted (within the cap).
+
+    With ``wait`` the finished jobs are returned (errors raised after every submitted job was waited
+    for, so that nothing paid for is left uncollected); without it, the job ids.
+    """
+    labels = labels or [""] * len(bodies)
+    keys = [request_key(client, endpoint, b, seed) for b in bodies]
+    reused = find_reusable(client, keys)
+    todo = [i for i, job in enumerate(reused) if job is None]
+    runtime.reserve_jobs(len(todo), node_label, runtime.settings())
+    submitted = submit_all(client, endpoint, kind, [bodies[i] for i in todo], [keys[i] for i in todo],
+                           [labels[i] for i in todo])
+    ids: list[str | None] = [job.id if job else None for job in reused]
+    submit_errors: list[tuple[int, ThreeDLabsError]] = []
+    for i, outcome in zip(todo, submitted):
+        if isinstance(outcome, ThreeDLabsError):
+            submit_errors.append((i, outcome))
+        else:
+            ids[i] = outcome
+    n_reused = sum(job is not None for job in reused)
+    runtime.record(t, submitted={kind: len(todo) - len(submit_errors)} if len(todo) > len(submit_errors) else None,
+                   reused=n_reused)
+    if n_reused:
+        log.info("3DLabs: %s reused %d paid job%s instead of submitting again", node_label, n_reused,
+                 "s" if n_reused != 1 else "")
+
+    if not wait:
+        if submit_errors:
+            _raise_submit_errors(submit_errors, len(bodies), ids)
+        return [i for i in ids if i]  # type: ignore[misc]
+
+    live = [i for i in range(len(bodies)) if ids[i] is not None and reused[i] is None]
+    created = [time.monotonic()] * len(live)
+    outcomes: dict[int, Job | JobError] = {i: reused[i] for i in range(len(bodies)) if reused[i] is not None}
+    if live:
+        waited = runtime.wait_jobs(client, [ids[i] for i in live], node_id=node_id, label=node_label,
+                                   timeout=timeout, created_at=created, raise_on_failure=False)
+        outcomes.update(zip(live, waited))
+    ok = sum(isinstance(o, Job) for i, o in outcomes.items() if reused[i] is None)
+    failed = [(i, o) for i, o in sorted(outcomes.items()) if isinstance(o, JobError)]
+    runtime.record(t, succeeded=ok, failed=len(failed))
+    if submit_errors:
+        _raise_submit_errors(submit_errors, len(bodies), ids)
+    if failed:
+        for i, err in failed:
+            err.index = i if len(bodies) > 1 else None
+        if len(bodies) == 1:
+            raise failed[0][1]
+        raise BatchError([e for _, e in failed], [outcomes.get(i) if isinstance(outcomes.get(i), Job) else None
+                                                  for i in range(len(bodies))])
+    return [outcomes[i] for i in range(len(bodies))]  # type: ignore[misc]
+
+
+def _raise_submit_errors(errors: list[tuple[int, ThreeDLabsError]], total: int, ids: list) -> None:
+    if total == 1:
+        raise errors[0][1]
+    first_i, first = errors[0]
+    made = sum(1 for i in ids if i)
+    more = f" ({len(errors)} items failed to submit)" if len(errors) > 1 else ""
+    raise type(first)(
+        f"item {first_i + 1} of {total}: {first.message}{more}. The {made} job(s) that were submitted are in the "
+        "journal; queue again to submit only what is missing",
+        status=first.status, summary=f"Submitting item {first_i + 1} of {total} to 3DLabs failed.",
+    ) if not isinstance(first, JobFailedError) else first

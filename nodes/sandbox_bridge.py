@@ -1,0 +1,60 @@
+"""The bundled sandbox started inside ComfyUI, when the user picks "sandbox" in the settings.
+
+For trying workflows without an account: the sandbox runs in-process on loopback, the client talks
+to it with the sandbox's own token (the user's real token is neither used nor changed), and node
+status text says SANDBOX so that results are never mistaken for the real service's. It is used
+only when chosen explicitly; an environment THREEDLABS_BASE_URL always wins over the choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import replace
+
+from .api import config
+from .api.auth import TokenProvider, TokenSource
+
+log = logging.getLogger("3dlabs")
+
+_lock = threading.Lock()
+_server = None  # a sandbox.server.SandboxServer, imported lazily: it is rarely used
+
+
+def sandbox_chosen() -> bool:
+    if os.environ.get("THREEDLABS_BASE_URL", "").strip():
+        return False
+    settings = config.read_config_file().get("settings")
+    return isinstance(settings, dict) and bool(settings.get("use_sandbox"))
+
+
+def running():
+    return _server
+
+
+def ensure_started(job_seconds: float = 3.0):
+    global _server
+    with _lock:
+        if _server is None:
+            from ..sandbox.server import SandboxServer
+
+            data_dir = config.user_dir() / "sandbox"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            _server = SandboxServer(job_seconds=job_seconds, data_dir=data_dir).start()
+            log.info("3DLabs: bundled SANDBOX started at %s (made-up content, no account)", _server.api_url)
+        return _server
+
+
+def stop() -> None:
+    global _server
+    with _lock:
+        if _server is not None:
+            _server.stop()
+            _server = None
+
+
+def sandbox_settings_and_tokens(current: config.Settings) -> tuple[config.Settings, TokenProvider]:
+    server = ensure_started()
+    settings = replace(current, base_url=server.api_url, base_url_source="bundled sandbox", workspace_id=None)
+    return settings, TokenProvider(TokenSource("token", server.static_token, "bundled sandbox"))

@@ -1,0 +1,143 @@
+"""3DLabs Scene Plan and Scene Select nodes: a story becomes ordered scenes with prompts and timing."""
+
+from __future__ import annotations
+
+import json
+
+from . import runtime
+from .api import validation
+from .api.client import SCENE_PLANNING, ThreeDLabsClient
+from .api.errors import ThreeDLabsError, ValidationError
+from .api.models import Scene, ScenePlan, Story
+from .reuse import collect_or_submit
+from .types import CATEGORY, SCENE_PLAN, SEED, STORY, max_minutes_input
+
+PLAN_TIMEOUT = 900.0
+DRY_RUN_SCENES_PER_MINUTE = 4
+
+
+def story_payload(story):
+    """The object to send back to scene-planning: the typed value's raw story, or pasted JSON."""
+    if isinstance(story, Story):
+        return story.raw
+    if isinstance(story, (list, tuple)) and len(story) == 1:  # a 1-item list from a list-mode upstream
+        return story_payload(story[0])
+    return validation.story_object(story)
+
+
+def plan_text(plan: ScenePlan) -> str:
+    lines = []
+    total = plan.total_duration
+    lines.append(f"{len(plan.scenes)} scenes" + (f", {total:g} s in all" if total is not None else ""))
+    for scene in plan.scenes:
+        duration = f" ({scene.duration:g} s)" if scene.duration is not None else ""
+        lines.append(f"\nScene {scene.number}{duration}: {scene.image_prompt}")
+        if scene.narration:
+            lines.append(f"  Narration: {scene.narration}")
+    return "\n".join(lines)
+
+
+def dry_run_plan(max_minutes) -> ScenePlan:
+    count = int(round(float(max_minutes) * DRY_RUN_SCENES_PER_MINUTE))
+    each = float(max_minutes) * 60 / count
+    scenes = [Scene(i + 1, f"Dry run scene {i + 1}", "", each, {}) for i in range(count)]
+    return ScenePlan(scenes, raw={"dryRun": True, "scenes": []}, job_id="dry-run")
+
+
+class ThreeDLabsScenePlan:
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Plans the scenes of a story with the 3DLabs API: one image prompt, narration and duration per "
+                   "scene. The prompts output is a list: connect it to 3DLabs Image Generate for one image per scene.")
+    RETURN_TYPES = (SCENE_PLAN, "STRING", "INT", "STRING", "STRING")
+    RETURN_NAMES = ("scene_plan", "prompts", "scene_count", "plan_text", "job_id")
+    OUTPUT_IS_LIST = (False, True, False, False, False)
+    OUTPUT_TOOLTIPS = (
+        "The scene plan: for Scene Select and Storyboard Timeline.",
+        "One image prompt per scene, in scene order (a list).",
+        "How many scenes the plan has.",
+        "The plan as readable text.",
+        "The 3DLabs job id of this plan.",
+    )
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "story": (f"{STORY},STRING", {
+                    "tooltip": "The story from 3DLabs Story, or story JSON text from a string node."}),
+                "max_minutes": max_minutes_input("Length of the video to plan, in minutes (1-5)."),
+                "seed": SEED,
+            },
+            "optional": {
+                "video_model": ("STRING", {"default": "", "tooltip": (
+                    "Optional video model name; 3DLabs plans scene durations to suit its clip lengths.")}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, max_minutes=None):
+        try:
+            if max_minutes is not None:
+                validation.max_minutes(max_minutes)
+        except ValidationError as err:
+            return err.detail
+        return True
+
+    async def run(self, story, max_minutes, seed=0, video_model="", unique_id=None):
+        plan = await runtime.in_thread(self._run, story, max_minutes, seed, video_model, unique_id)
+        text = plan_text(plan)
+        prompts = [s.image_prompt for s in plan.scenes]
+        return {"ui": {"text": [text]}, "result": (plan, prompts, len(plan.scenes), text, plan.job_id)}
+
+    @staticmethod
+    def _run(story, max_minutes, seed, video_model, node_id) -> ScenePlan:
+        body = ThreeDLabsClient.scene_plan_body(story_payload(story), max_minutes, video_model=video_model)
+        current = runtime.settings()
+        t = runtime.tally()
+        dry_story = isinstance(body["story"], dict) and body["story"].get("dryRun")
+        if current.dry_run or dry_story:
+            runtime.record(t, dry_run=1)
+            plan = dry_run_plan(body["maxMinutes"])
+            shown = {**body, "story": "<story object>"}
+            runtime.finish_text(node_id, t, f"DRY RUN: would POST /api/claude/scene-planning with "
+                                            f"{json.dumps(shown)} (1 job, nothing spent)")
+            return plan
+        client = runtime.client_for(current)
+        try:
+            [job] = collect_or_submit(client, t, "3DLabs Scene Plan", "scene-plan", SCENE_PLANNING, [body], seed,
+                                      node_id=node_id, timeout=PLAN_TIMEOUT, labels=["scene plan"])
+            plan = client.scene_plan_of(job)
+        except ThreeDLabsError:
+            runtime.finish_text(node_id, t)
+            raise
+        plan.job_id = job.id
+        empty = [s.number for s in plan.scenes if not s.image_prompt.strip()]
+        note = f" Scenes without an image prompt: {empty}." if empty else ""
+        runtime.finish_text(node_id, t, f"Scene plan ready: {len(plan.scenes)} scenes (job {job.id}).{note}")
+        return plan
+
+
+class ThreeDLabsSceneSelect:
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Picks one scene of a 3DLabs scene plan: its image prompt, narration and duration."
+    RETURN_TYPES = ("STRING", "STRING", "FLOAT")
+    RETURN_NAMES = ("prompt", "narration", "duration_seconds")
+    OUTPUT_TOOLTIPS = ("The scene's image prompt.", "The scene's narration (may be empty).",
+                       "The scene's planned duration in seconds (0 when the plan gives none).")
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "scene_plan": (SCENE_PLAN, {"tooltip": "A plan from 3DLabs Scene Plan or Load Project."}),
+            "index": ("INT", {"default": 1, "min": 1, "max": 999, "tooltip": "Which scene, counting from 1."}),
+        }}
+
+    def run(self, scene_plan: ScenePlan, index: int):
+        scenes = scene_plan.scenes
+        if not 1 <= index <= len(scenes):
+            raise ValidationError(f"index {index} is outside the plan, which has scenes 1 to {len(scenes)}.")
+        scene = scenes[index - 1]
+        return (scene.image_prompt, scene.narration, float(scene.duration or 0.0))

@@ -1,0 +1,92 @@
+"""3DLabs Story node: a topic in, a story (typed value and readable text) out."""
+
+from __future__ import annotations
+
+import json
+
+from . import runtime
+from .api import validation
+from .api.client import STORIES, ThreeDLabsClient
+from .api.errors import ThreeDLabsError, ValidationError
+from .api.models import Story
+from .reuse import collect_or_submit
+from .types import CATEGORY, SEED, STORY, STORY_PROVIDERS, choices, max_minutes_input
+
+STORY_TIMEOUT = 900.0
+
+
+def validate_story_inputs(topic=None, max_minutes=None, provider=None):
+    """VALIDATE_INPUTS for Story; values arrive only for widgets that are not linked."""
+    try:
+        if topic is not None:
+            validation.topic(topic)
+        if max_minutes is not None:
+            validation.max_minutes(max_minutes)
+        if provider is not None:
+            validation.choice("provider", provider, STORY_PROVIDERS)
+    except ValidationError as err:
+        return err.detail
+    return True
+
+
+class ThreeDLabsStory:
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Writes a story about a topic with the 3DLabs API (an LLM job). Outputs the story for Scene "
+                   "Plan, its readable text, and the job id (collectable later with Job Wait).")
+    RETURN_TYPES = (STORY, "STRING", "STRING")
+    RETURN_NAMES = ("story", "story_text", "job_id")
+    OUTPUT_TOOLTIPS = (
+        "The story as 3DLabs returned it: connect to 3DLabs Scene Plan.",
+        "The story as readable text (title, logline, narration).",
+        "The 3DLabs job id of this story.",
+    )
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "topic": ("STRING", {"multiline": True, "default": "A lighthouse keeper's cat who guides ships home",
+                                     "tooltip": "What the story is about."}),
+                "max_minutes": max_minutes_input("Length of the video the story is written for, in minutes (1-5)."),
+                "provider": choices(STORY_PROVIDERS, "The LLM that writes the story."),
+                "seed": SEED,
+            },
+            "optional": {
+                "project_id": ("STRING", {"default": "", "tooltip": "Optional 3DLabs project to save the story in."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, topic=None, max_minutes=None, provider=None):
+        return validate_story_inputs(topic, max_minutes, provider)
+
+    async def run(self, topic, max_minutes, provider, seed=0, project_id="", unique_id=None):
+        story, job_id = await runtime.in_thread(self._run, topic, max_minutes, provider, seed, project_id, unique_id)
+        return {"ui": {"text": [story.text]}, "result": (story, story.text, job_id)}
+
+    @staticmethod
+    def _run(topic, max_minutes, provider, seed, project_id, node_id) -> tuple[Story, str]:
+        body = ThreeDLabsClient.story_body(topic, max_minutes, project_id=project_id, provider=provider)
+        current = runtime.settings()
+        t = runtime.tally()
+        if current.dry_run:
+            runtime.record(t, dry_run=1)
+            text = f"DRY RUN: would POST /api/claude/stories with {json.dumps(body)} (1 job, nothing spent)"
+            story = Story(raw={"title": f"Dry run: {body['topic'][:60]}", "topic": body["topic"], "dryRun": True},
+                          text=text, title="Dry run", job_id="dry-run")
+            runtime.finish_text(node_id, t, text)
+            return story, "dry-run"
+        client = runtime.client_for(current)
+        try:
+            [job] = collect_or_submit(client, t, "3DLabs Story", "story", STORIES, [body], seed,
+                                      node_id=node_id, timeout=STORY_TIMEOUT, labels=[body["topic"][:80]])
+            story = client.story_of(job)
+        except ThreeDLabsError:
+            runtime.finish_text(node_id, t)
+            raise
+        story.job_id = job.id
+        runtime.finish_text(node_id, t, f"Story ready (job {job.id}).")
+        return story, job.id
+

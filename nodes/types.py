@@ -1,0 +1,31 @@
+"""Names of the pack's ComfyUI socket types and the choices its inputs offer (a public contract)."""
+
+from __future__ import annotations
+
+from .api import validation
+
+CATEGORY = "3DLabs"
+STORY = "3DLABS_STORY"
+SCENE_PLAN = "3DLABS_SCENE_PLAN"
+
+# Output image sizes per aspect ratio (Flux's native sizes), used for placeholders in dry runs.
+ASPECT_SIZES = {"16:9": (1344, 768), "9:16": (768, 1344), "1:1": (1024, 1024), "4:3": (1152, 896)}
+
+SEED = ("INT", {
+    "default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+    "tooltip": "Not sent to 3DLabs. The same inputs never submit a new (paid) job; change the seed for a "
+               "new take.",
+})
+
+
+def max_minutes_input(tooltip: str) -> tuple:
+    return ("INT", {"default": 1, "min": 1, "max": 5, "step": 1, "tooltip": tooltip})
+
+
+def choices(values: tuple[str, ...], tooltip: str, default: str | None = None) -> tuple:
+    return (list(values), {"default": default or values[0], "tooltip": tooltip})
+
+
+STORY_PROVIDERS = validation.STORY_PROVIDERS
+IMAGE_PROVIDERS = validation.IMAGE_PROVIDERS
+ASPECT_RATIOS = validation.ASPECT_RATIOS

@@ -1,0 +1,114 @@
+"""3DLabs Job Wait node: collect jobs by id (submitted with wait off, or before a crash or restart)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from . import images, runtime
+from .api.errors import ResponseFormatError, ThreeDLabsError, ValidationError
+from .api.models import Job
+from .generate import download_all
+from .scenes import plan_text
+
+_SPLIT = re.compile(r"[\s,;]+")
+
+
+def parse_job_ids(value) -> list[str]:
+    """One id, several separated by commas or newlines, or a list of either; order kept, repeats dropped."""
+    items = value if isinstance(value, list) else [value]
+    ids: list[str] = []
+    for item in items:
+        if item is None:
+            continue
+        for part in _SPLIT.split(str(item)):
+            part = part.strip()
+            if part and part != "dry-run" and part not in ids:
+                ids.append(part)
+    return ids
+
+
+def describe_result(job: Job, kind: str | None, client) -> tuple[str, bool]:
+    """Readable text for a finished job, and whether it carries images."""
+    if kind in (None, "image"):
+        try:
+            client.image_refs_of(job)
+            return f"job {job.id}: image", True
+        except ResponseFormatError:
+            if kind == "image":
+                raise
+    if kind in (None, "scene-plan"):
+        try:
+            return plan_text(client.scene_plan_of(job)), False
+        except ResponseFormatError:
+            if kind == "scene-plan":
+                raise
+    try:
+        return client.story_of(job).text, False
+    except ResponseFormatError:
+        return json.dumps(job.result, indent=2, default=str)[:20000], False
+
+
+class ThreeDLabsJobWait:
+    CATEGORY = "3DLabs"
+    DESCRIPTION = ("Waits for 3DLabs jobs by id and returns their results: images as one batch, text for stories "
+                   "and plans, and the raw result JSON. Use it after Image Generate with wait off, or to collect a "
+                   "job listed by Recent Jobs after a crash or restart. Never submits anything.")
+    RETURN_TYPES = ("STRING", "IMAGE", "STRING")
+    RETURN_NAMES = ("result_json", "images", "text")
+    OUTPUT_TOOLTIPS = (
+        "The jobs' results as JSON (a list when there are several).",
+        "Every result image as one batch, in job order (a placeholder when there are none).",
+        "Readable text: a story, a scene plan, or a line per image job.",
+    )
+    INPUT_IS_LIST = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "job_id": ("STRING", {"multiline": True, "default": "", "tooltip": (
+                    "One job id, several separated by commas or new lines, or Image Generate's job_ids.")}),
+                "timeout_seconds": ("INT", {"default": 600, "min": 1, "max": 86400, "tooltip": (
+                    "How long to wait; on timeout the jobs keep running and can be collected again.")}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    async def run(self, job_id, timeout_seconds, unique_id=None):
+        ids = parse_job_ids(job_id)
+        timeout = float(timeout_seconds[0] if isinstance(timeout_seconds, list) else timeout_seconds)
+        node_id = unique_id[0] if isinstance(unique_id, list) and unique_id else unique_id
+        result_json, image, mask, text = await runtime.in_thread(self._run, ids, timeout, node_id)
+        return {"ui": {"text": [text]}, "result": (result_json, image, text)}
+
+    @staticmethod
+    def _run(ids: list[str], timeout: float, node_id):
+        if not ids:
+            raise ValidationError("No job id given: paste one, or connect Image Generate's job_ids.")
+        client = runtime.client_for()
+        t = runtime.tally()
+        try:
+            jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout)
+        except ThreeDLabsError:
+            runtime.finish_text(node_id, t)
+            raise
+        runtime.record(t, succeeded=len(jobs))
+        texts, image_jobs = [], []
+        for job in jobs:
+            rec = client.journal.find(job.id) or {}
+            text, has_images = describe_result(job, rec.get("kind"), client)
+            texts.append(text)
+            if has_images:
+                image_jobs.append(job)
+        if image_jobs:
+            data, sources = download_all(client, image_jobs)
+            image, mask = images.images_to_batch(data, fit="resize", sources=sources)
+        else:
+            image, mask = images.empty_image(64, 64, 1)
+        payload = [{"id": j.id, "status": j.status, "result": j.result} for j in jobs]
+        result_json = json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str)
+        text = "\n\n".join(texts)
+        runtime.finish_text(node_id, t, f"Collected {len(jobs)} job(s).")
+        return result_json, image, mask, text

@@ -1,0 +1,125 @@
+"""Starting a real ComfyUI with the pack linked in, for the opt-in end-to-end suites.
+
+Used only when COMFYUI_PATH points at a ComfyUI checkout; its Python is COMFYUI_PYTHON, else the
+checkout's .venv, else this interpreter. Nothing here imports ComfyUI into the test process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "").strip()
+SKIP_REASON = ("COMFYUI_PATH is not set: the real-ComfyUI suite is skipped. Point it at a ComfyUI checkout "
+               "(0.3.64 or newer) with its requirements installed to run it.")
+
+
+def comfy_python() -> str:
+    explicit = os.environ.get("COMFYUI_PYTHON", "").strip()
+    if explicit:
+        return explicit
+    venv = Path(COMFYUI_PATH) / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyServer:
+    def __init__(self, pack_dir: Path, base: Path, env: dict[str, str]) -> None:
+        self.base = base
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
+        (base / "user").mkdir(parents=True, exist_ok=True)
+        link = base / "custom_nodes" / "comfyui-3dlabs"
+        if not link.exists():
+            link.symlink_to(pack_dir, target_is_directory=True)
+        self.log_path = base / "comfy.log"
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [comfy_python(), str(Path(COMFYUI_PATH) / "main.py"), "--cpu", "--listen", "127.0.0.1",
+             "--port", str(self.port), "--base-directory", str(base),
+             "--database-url", f"sqlite:///{base / 'user' / 'comfyui.db'}"],
+            cwd=COMFYUI_PATH, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 240.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited early; log:\n{self.log()[-4000:]}")
+            try:
+                self.get("/system_stats")
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"ComfyUI did not answer in {timeout} s; log:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def request(self, method: str, path: str, body=None, headers=None, raw: bool = False):
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        if data is not None and not (headers or {}).get("Content-Type"):
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            payload = resp.read()
+        return payload if raw else (json.loads(payload) if payload else None)
+
+    def get(self, path: str):
+        return self.request("GET", path)
+
+    def post(self, path: str, body=None, headers=None):
+        return self.request("POST", path, body if body is not None else {}, headers)
+
+    def queue_prompt(self, prompt: dict, client_id: str = "pytest") -> str:
+        try:
+            return self.post("/prompt", {"prompt": prompt, "client_id": client_id})["prompt_id"]
+        except urllib.error.HTTPError as err:
+            raise AssertionError(f"/prompt refused: {err.read().decode()[:3000]}") from None
+
+    def history(self, prompt_id: str, timeout: float = 120.0, poll: float = 0.05) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None and (
+                    entry["status"].get("status_str") in ("success", "error")):
+                return entry
+            time.sleep(poll)
+        raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s; log tail:\n{self.log()[-3000:]}")
+
+    def import_seconds(self, folder_name: str = "comfyui-3dlabs") -> float | None:
+        for line in self.log().splitlines():
+            m = re.match(r"\s*([0-9.]+) seconds(?: \(IMPORT FAILED\))?: (.*)$", line)
+            if m and m.group(2).rstrip("/").endswith(folder_name):
+                if "IMPORT FAILED" in line:
+                    raise AssertionError(f"the pack failed to import:\n{self.log()[-4000:]}")
+                return float(m.group(1))
+        return None
+
+
+def messages(entry: dict, kind: str) -> list[dict]:
+    return [data for name, data in entry.get("status", {}).get("messages", []) if name == kind]

@@ -1,0 +1,68 @@
+"""Builders of real image bytes for the image tests: encoded with Pillow, or crafted where Pillow won't."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def encode(im: Image.Image, fmt: str = "PNG", **params) -> bytes:
+    """Encode ``im`` in ``fmt`` and return the file's bytes."""
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def solid(color, size=(8, 4), mode: str = "RGB") -> Image.Image:
+    return Image.new(mode, size, color)
+
+
+def solid_png(color, size=(8, 4), mode: str = "RGB") -> bytes:
+    return encode(solid(color, size, mode), "PNG")
+
+
+def _png_chunk(tag: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` RGB but whose pixel data is empty.
+
+    Stands in for a decompression bomb: it costs nothing to build, and any attempt to decode it fails,
+    so a "too large" error proves the size was refused from the header alone.
+    """
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b""))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def quadrants(size=(40, 20)) -> Image.Image:
+    """RGB image in four solid quadrants: red top-left, green top-right, blue bottom-left, white
+    bottom-right (big flat areas survive JPEG)."""
+    width, height = size
+    im = Image.new("RGB", size)
+    im.paste((255, 0, 0), (0, 0, width // 2, height // 2))
+    im.paste((0, 255, 0), (width // 2, 0, width, height // 2))
+    im.paste((0, 0, 255), (0, height // 2, width // 2, height))
+    im.paste((255, 255, 255), (width // 2, height // 2, width, height))
+    return im
+
+
+def jpeg_with_orientation(im: Image.Image, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(im, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def animated_gif(colors, size=(6, 4)) -> bytes:
+    frames = [Image.new("RGB", size, c) for c in colors]
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)

@@ -1,0 +1,169 @@
+"""Opt-in: the pack inside a real ComfyUI, against the sandbox, driven through its HTTP API."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, messages
+from PIL import Image
+
+from conftest import PACK_DIR, jobs_created
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
+
+CONTRACT = {
+    "3DLabsStory": {"topic", "max_minutes", "provider", "project_id", "seed"},
+    "3DLabsScenePlan": {"story", "max_minutes", "video_model", "seed"},
+    "3DLabsImageGenerate": {"prompt", "provider", "model", "aspect_ratio", "project_id", "scene_number", "seed",
+                            "wait"},
+    "3DLabsJobWait": {"job_id", "timeout_seconds"},
+    "3DLabsSceneSelect": {"scene_plan", "index"},
+    "3DLabsLoadProject": {"project_id"},
+    "3DLabsProjects": {"refresh"},
+    "3DLabsRecentJobs": {"limit"},
+}
+
+
+@pytest.fixture(scope="module")
+def comfy(sandbox_server, tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfy-base")
+    server = ComfyServer(PACK_DIR, base, {
+        "THREEDLABS_BASE_URL": sandbox_server.api_url,
+        "THREEDLABS_TOKEN": sandbox_server.static_token,
+        "THREEDLABS_USER_DIR": str(base / "threedlabs-user"),
+    })
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh(comfy, sandbox):
+    return comfy
+
+
+def image_node(prompt, seed, **over):
+    inputs = {"prompt": prompt, "provider": "replicate", "model": "flux-schnell", "aspect_ratio": "16:9",
+              "project_id": "", "scene_number": 0, "seed": seed, "wait": True}
+    inputs.update(over)
+    return {"class_type": "3DLabsImageGenerate", "inputs": inputs}
+
+
+def saved_images(comfy, entry, node_id):
+    out = []
+    for item in entry["outputs"][node_id]["images"]:
+        path = comfy.base / "output" / item.get("subfolder", "") / item["filename"]
+        out.append(Image.open(io.BytesIO(path.read_bytes())))
+    return out
+
+
+def test_pack_imports_fast_and_every_node_is_listed(comfy):
+    seconds = comfy.import_seconds()
+    assert seconds is not None, comfy.log()[-3000:]
+    assert seconds < 0.2, f"the pack took {seconds} s to import"
+    print(f"\npack import time reported by ComfyUI: {seconds} s")
+    assert not [ln for ln in comfy.log().splitlines() if "comfyui-3dlabs" in ln and "IMPORT FAILED" in ln]
+    info = comfy.get("/object_info")
+    for node_id, names in CONTRACT.items():
+        assert node_id in info, node_id
+        spec = info[node_id]["input"]
+        assert set(spec.get("required", {})) | set(spec.get("optional", {})) == names, node_id
+        assert info[node_id]["category"] == "3DLabs"
+
+
+def test_full_chain(fresh):
+    seed = int(time.time())
+    prompt = {
+        "1": {"class_type": "3DLabsStory", "inputs": {"topic": "A fox who repairs clocks", "max_minutes": 1,
+                                                       "provider": "gemini", "project_id": "", "seed": seed}},
+        "2": {"class_type": "3DLabsScenePlan", "inputs": {"story": ["1", 0], "max_minutes": 1, "video_model": "",
+                                                           "seed": seed}},
+        "3": image_node(["2", 1], seed),
+        "4": {"class_type": "ImageScaleBy", "inputs": {"image": ["3", 0], "upscale_method": "bilinear",
+                                                        "scale_by": 0.5}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "e2e_chain"}},
+        "6": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}},
+        "7": {"class_type": "PreviewAny", "inputs": {"source": ["2", 2]}},
+    }
+    entry = fresh.history(fresh.queue_prompt(prompt))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    scene_count = int(entry["outputs"]["7"]["text"][0])
+    images = saved_images(fresh, entry, "5")
+    assert len(images) == scene_count >= 2
+    assert all(im.size == (672, 384) for im in images)
+    assert "fox" in entry["outputs"]["6"]["text"][0].lower()
+
+
+def test_eight_prompt_list_is_one_ordered_batch(fresh, sandbox):
+    seed = int(time.time()) + 1
+    prompt = {
+        "1": {"class_type": "3DLabsStory", "inputs": {"topic": "Eight lanterns", "max_minutes": 1,
+                                                       "provider": "gemini", "project_id": "", "seed": seed}},
+        "2": {"class_type": "3DLabsScenePlan", "inputs": {"story": ["1", 0], "max_minutes": 1,
+                                                           "video_model": "", "seed": seed}},
+        "3": image_node(["2", 1], seed, aspect_ratio="1:1"),
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "e2e_list"}},
+        "7": {"class_type": "PreviewAny", "inputs": {"source": ["2", 2]}},
+    }
+    entry = fresh.history(fresh.queue_prompt(prompt))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    count = int(entry["outputs"]["7"]["text"][0])
+    assert count == 8, "the sandbox plans 8 scenes (7.5 s on average) for 1 minute"
+    assert len(saved_images(fresh, entry, "5")) == 8
+    assert sandbox.stats()["jobs_created"]["image"] == 8
+
+
+def test_wait_off_then_job_wait(fresh, sandbox):
+    seed = int(time.time()) + 2
+    prompt = {
+        "3": image_node("a paper boat on a pond", seed, wait=False),
+        "4": {"class_type": "3DLabsJobWait", "inputs": {"job_id": ["3", 2], "timeout_seconds": 60}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 1], "filename_prefix": "e2e_wait"}},
+    }
+    entry = fresh.history(fresh.queue_prompt(prompt))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    [im] = saved_images(fresh, entry, "5")
+    assert im.size == (1344, 768)
+    assert jobs_created(sandbox) == {"image": 1}
+
+
+def test_interrupt_during_a_long_job(fresh, sandbox):
+    prompt = {"3": image_node("HANG until interrupted", int(time.time()) + 3),
+              "5": {"class_type": "PreviewAny", "inputs": {"source": ["3", 2]}}}
+    pid = fresh.queue_prompt(prompt)
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["jobs_created_total"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    fresh.post("/interrupt")
+    entry = fresh.history(pid, timeout=10, poll=0.02)
+    elapsed = time.monotonic() - t0
+    assert messages(entry, "execution_interrupted"), entry["status"]
+    assert elapsed < 0.5 + 0.25, f"interrupt took {elapsed:.2f} s"
+    print(f"\ninterrupt to finished prompt (incl. history polling): {elapsed:.3f} s")
+
+
+def test_failing_job_reaches_the_ui_and_comfyui_keeps_serving(fresh):
+    seed = int(time.time()) + 4
+    entry = fresh.history(fresh.queue_prompt({"3": image_node("please FAIL", seed),
+                                              "5": {"class_type": "PreviewAny", "inputs": {"source": ["3", 2]}}}))
+    [err] = messages(entry, "execution_error")
+    assert err["node_type"] == "3DLabsImageGenerate"
+    assert "job_" in err["exception_message"] and "failed" in err["exception_message"]
+    ok = fresh.history(fresh.queue_prompt({"3": image_node("a calm sea", seed),
+                                           "5": {"class_type": "PreviewAny", "inputs": {"source": ["3", 2]}}}))
+    assert ok["status"]["status_str"] == "success"
+
+
+def test_validation_error_is_refused_before_queueing(fresh, sandbox):
+    bad = {"3": image_node("x", 1, aspect_ratio="5:4"),
+           "5": {"class_type": "PreviewAny", "inputs": {"source": ["3", 2]}}}
+    with pytest.raises(AssertionError) as info:
+        fresh.queue_prompt(bad)
+    assert "aspect_ratio" in str(info.value)
+    assert sandbox.stats()["requests_total"] == 0

@@ -1,0 +1,291 @@
+"""The node classes without ComfyUI, against the sandbox: outputs, batching, spend, cancel, reuse."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import jobs_created, load_pack, pack_module
+
+pack = load_pack()
+errors = pack_module("nodes.api.errors")
+runtime = pack_module("nodes.runtime")
+comfy = pack_module("nodes.comfy")
+models = pack_module("nodes.api.models")
+Journal = pack_module("nodes.api.journal").Journal
+N = pack.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime():
+    runtime.reset_tallies()
+    runtime.reset_clients()
+    comfy.set_local_interrupt(False)
+    yield
+    comfy.set_local_interrupt(False)
+    runtime.reset_clients()
+
+
+def run(node_id, **kwargs):
+    node = N[node_id]()
+    out = getattr(node, node.FUNCTION)(**kwargs)
+    if asyncio.iscoroutine(out):
+        out = asyncio.run(out)
+    return out["result"] if isinstance(out, dict) else out
+
+
+def image_args(prompts, **over):
+    args = dict(prompt=prompts, provider=["replicate"], model=["flux-schnell"], aspect_ratio=["16:9"],
+                scene_number=[0], seed=[0], wait=[True], unique_id=["7"])
+    args.update({k: [v] for k, v in over.items()})
+    return args
+
+
+def test_every_node_declares_the_contract():
+    expected = {
+        "3DLabsStory": ["topic", "max_minutes", "provider", "seed", "project_id"],
+        "3DLabsScenePlan": ["story", "max_minutes", "seed", "video_model"],
+        "3DLabsImageGenerate": ["prompt", "provider", "model", "aspect_ratio", "scene_number", "seed", "wait",
+                                "project_id"],
+        "3DLabsJobWait": ["job_id", "timeout_seconds"],
+        "3DLabsSceneSelect": ["scene_plan", "index"],
+        "3DLabsLoadProject": ["project_id"],
+        "3DLabsProjects": ["refresh"],
+        "3DLabsRecentJobs": ["limit"],
+    }
+    assert set(N) == set(expected)
+    for node_id, names in expected.items():
+        cls = N[node_id]
+        spec = cls.INPUT_TYPES()
+        declared = list(spec["required"]) + list(spec.get("optional", {}))
+        assert declared == names, node_id
+        assert cls.CATEGORY == "3DLabs" and cls.DESCRIPTION and pack.NODE_DISPLAY_NAME_MAPPINGS[node_id]
+        for name, (_, opts) in {**spec["required"], **spec.get("optional", {})}.items():
+            assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
+        assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
+        assert not any("token" in n or "key" in n for n in declared), "no secret inputs, ever"
+    assert N["3DLabsStory"].INPUT_TYPES()["required"]["seed"][1]["control_after_generate"] is True
+    assert N["3DLabsScenePlan"].OUTPUT_IS_LIST == (False, True, False, False, False)
+
+
+def test_story_then_plan_then_select(sandbox):
+    story, text, job_id = run("3DLabsStory", topic="A fox who collects clocks", max_minutes=1, provider="gemini",
+                              seed=0, unique_id="1")
+    assert isinstance(story, models.Story) and story.job_id == job_id
+    assert isinstance(text, str) and "fox" in text.lower() and story.title in text
+    plan, prompts, count, plan_text, plan_job = run("3DLabsScenePlan", story=story, max_minutes=1, seed=0,
+                                                    video_model="", unique_id="2")
+    assert isinstance(plan, models.ScenePlan) and count == len(prompts) == len(plan.scenes) >= 2
+    assert all(isinstance(p, str) and p for p in prompts)
+    assert f"{count} scenes" in plan_text and plan_job != job_id
+    prompt, narration, duration = run("3DLabsSceneSelect", scene_plan=plan, index=2)
+    assert prompt == prompts[1] and isinstance(narration, str) and duration == plan.scenes[1].duration > 0
+    with pytest.raises(errors.ValidationError):
+        run("3DLabsSceneSelect", scene_plan=plan, index=count + 1)
+    assert jobs_created(sandbox) == {"story": 1, "scene-planning": 1}
+
+
+def test_scene_plan_accepts_story_json_text(sandbox):
+    story_json = json.dumps({"title": "Clocks", "beats": [{"narration": "A fox finds a clock."}]})
+    plan, prompts, count, _, _ = run("3DLabsScenePlan", story=story_json, max_minutes=1, seed=0, unique_id="2")
+    assert count == len(prompts) > 0
+
+
+def decode(data: bytes) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32) / 255.0)
+
+
+def test_eight_prompts_make_eight_jobs_and_one_ordered_batch(sandbox):
+    prompts = [f"scene {i}: a lighthouse, shot {i}" for i in range(8)]
+    images, masks, job_ids = run("3DLabsImageGenerate", **image_args(prompts))
+    assert images.shape == (8, 768, 1344, 3) and images.dtype == torch.float32
+    assert masks.shape == (8, 768, 1344)
+    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    ids = job_ids.split("\n")
+    assert len(ids) == len(set(ids)) == 8
+    assert jobs_created(sandbox) == {"image": 8}
+    journal = Journal()
+    client = runtime.client_for()
+    for i, jid in enumerate(ids):
+        assert journal.find(jid)["label"] == prompts[i]
+        ref = client.image_refs_of(client.get_job(jid))[0]
+        assert torch.allclose(images[i], decode(client.fetch_image(ref)), atol=1 / 255)
+    assert not torch.equal(images[0], images[1])
+
+
+def test_list_items_are_numbered_as_scenes():
+    generate = pack_module("nodes.generate")
+    assert generate.scene_numbers(3, 0) == [1, 2, 3]
+    assert generate.scene_numbers(1, 0) == [None]
+    assert generate.scene_numbers(2, 5) == [5, 6]
+    bodies = generate.build_bodies(["a", "b"], "replicate", "flux-dev", "1:1", "", 0)
+    assert [b["sceneNumber"] for b in bodies] == [1, 2] and "projectId" not in bodies[0]
+    assert bodies[0] == {"prompt": "a", "provider": "replicate", "model": "flux-dev", "aspectRatio": "1:1",
+                         "sceneNumber": 1}
+
+
+@pytest.mark.parametrize("bad", [
+    dict(prompts=[]), dict(prompts=["ok", "   "]), dict(prompts=["ok"], aspect_ratio="2:1"),
+    dict(prompts=["ok"], provider="midjourney"), dict(prompts=["ok"], model="bad model name"),
+])
+def test_validation_errors_make_no_job(sandbox, bad):
+    prompts = bad.pop("prompts")
+    with pytest.raises(errors.ValidationError) as info:
+        run("3DLabsImageGenerate", **image_args(prompts, **bad))
+    assert "nothing was submitted" in str(info.value)
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_validate_inputs_hooks_refuse_before_queueing():
+    assert N["3DLabsStory"].VALIDATE_INPUTS(topic="  ") != True  # noqa: E712
+    assert "max_minutes" in N["3DLabsStory"].VALIDATE_INPUTS(max_minutes=9)
+    assert N["3DLabsStory"].VALIDATE_INPUTS(topic="ok", max_minutes=3, provider="claude") is True
+    assert "aspect_ratio" in N["3DLabsImageGenerate"].VALIDATE_INPUTS(aspect_ratio=["5:4"])
+    assert N["3DLabsImageGenerate"].VALIDATE_INPUTS(provider=["gemini"], model=["flux-dev"]) is True
+    assert N["3DLabsLoadProject"].VALIDATE_INPUTS(project_id=" ") != True  # noqa: E712
+
+
+def test_story_validation_makes_no_job(sandbox):
+    for kwargs in (dict(topic="", max_minutes=1), dict(topic="x", max_minutes=6)):
+        with pytest.raises(errors.ValidationError):
+            run("3DLabsStory", provider="gemini", seed=0, **kwargs)
+    with pytest.raises(errors.ValidationError) as info:
+        run("3DLabsScenePlan", story="{broken json", max_minutes=1, seed=0)
+    assert "not valid JSON" in str(info.value)
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_failing_job_raises_an_error_naming_its_id(sandbox):
+    with pytest.raises(errors.BatchError) as info:
+        run("3DLabsImageGenerate", **image_args(["fine", "this will FAIL", "also fine"]))
+    failure = info.value.failures[0]
+    assert failure.job_id in str(info.value) and failure.index == 1 and "item 2" in str(info.value)
+    assert "reused without paying again" in str(info.value)
+    # Queue again: the two finished images are reused; only the failed one is submitted anew.
+    with pytest.raises(errors.BatchError):
+        run("3DLabsImageGenerate", **image_args(["fine", "this will FAIL", "also fine"]))
+    assert sandbox.stats()["jobs_created"]["image"] == 4
+
+
+def test_single_failing_job(sandbox):
+    with pytest.raises(errors.JobFailedError) as info:
+        run("3DLabsImageGenerate", **image_args(["FAIL now"]))
+    jid = info.value.job_id
+    assert jid and jid in str(info.value) and Journal().find(jid)["state"] == "failed"
+
+
+def test_wait_off_then_job_wait_collects(sandbox):
+    image, mask, job_ids = run("3DLabsImageGenerate", **image_args(["one", "two", "three"], wait=False))
+    assert image.shape == (1, 64, 64, 3) and len(job_ids.split("\n")) == 3
+    result_json, images, text = run("3DLabsJobWait", job_id=[job_ids], timeout_seconds=[60], unique_id=["9"])
+    assert images.shape == (3, 768, 1344, 3)
+    payload = json.loads(result_json)
+    assert [p["id"] for p in payload] == job_ids.split("\n") and all(p["status"] == "succeeded" for p in payload)
+    assert jobs_created(sandbox) == {"image": 3}
+
+
+def test_job_wait_after_restart_needs_only_the_id(sandbox):
+    image, mask, job_ids = run("3DLabsImageGenerate", **image_args(["kite"], wait=False))
+    runtime.reset_clients()  # a new process knows nothing but the id
+    _, images, _ = run("3DLabsJobWait", job_id=[f" {job_ids} ,"], timeout_seconds=[60])
+    assert images.shape == (1, 768, 1344, 3)
+
+
+def test_job_wait_on_a_story_gives_text(sandbox):
+    _, text, job_id = run("3DLabsStory", topic="Owls at night", max_minutes=1, provider="claude", seed=0)
+    result_json, images, wait_text = run("3DLabsJobWait", job_id=[job_id], timeout_seconds=[60])
+    assert wait_text == text and images.shape == (1, 64, 64, 3)
+    assert json.loads(result_json)["id"] == job_id
+
+
+def test_job_wait_rejects_empty_input(sandbox):
+    with pytest.raises(errors.ValidationError):
+        run("3DLabsJobWait", job_id=["  ,\n"], timeout_seconds=[5])
+
+
+def test_same_inputs_reuse_new_seed_submits(sandbox):
+    first = run("3DLabsImageGenerate", **image_args(["a paper boat"]))
+    runtime.reset_clients()
+    again = run("3DLabsImageGenerate", **image_args(["a paper boat"]))
+    assert again[2] == first[2] and torch.equal(again[0], first[0])
+    assert sandbox.stats()["jobs_created"]["image"] == 1
+    assert runtime.tally().reused == 1
+    run("3DLabsImageGenerate", **image_args(["a paper boat"], seed=1))
+    assert sandbox.stats()["jobs_created"]["image"] == 2
+
+
+def test_interrupt_stops_waiting_quickly_and_keeps_the_job(sandbox):
+    timer = threading.Timer(0.8, comfy.set_local_interrupt)
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(comfy.LocalInterrupted):
+            run("3DLabsImageGenerate", **image_args(["HANG please"]))
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 0.8 + 0.5
+    [rec] = Journal().recent(5)
+    assert rec["state"] == "submitted" and rec["kind"] == "image"
+
+
+def test_load_project_projects_and_recent_jobs(sandbox):
+    story, plan, images, project_json = run("3DLabsLoadProject", project_id="proj_demo")
+    assert story.text and len(plan.scenes) == 4 and images.shape[0] == 4 and images.shape[-1] == 3
+    assert json.loads(project_json)["id"] == "proj_demo"
+    (text,) = run("3DLabsProjects", refresh=0)
+    assert "proj_demo" in text
+    run("3DLabsImageGenerate", **image_args(["x"], wait=False))
+    text, ids = run("3DLabsRecentJobs", limit=5)
+    assert "image" in text and "submitted" in text and len(ids.split("\n")) == 1
+    with pytest.raises(errors.NotFoundError):
+        run("3DLabsLoadProject", project_id="proj_missing")
+
+
+def test_job_cap_refuses_sixty_prompts_and_names_the_count(sandbox):
+    with pytest.raises(errors.JobCapError) as info:
+        run("3DLabsImageGenerate", **image_args([f"p{i}" for i in range(60)]))
+    message = str(info.value)
+    assert "60 jobs" in message and "50" in message and "THREEDLABS_MAX_JOBS" in message
+    assert "3DLabs Image Generate" in message
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_cap_can_be_raised(sandbox, monkeypatch):
+    monkeypatch.setenv("THREEDLABS_MAX_JOBS", "3")
+    with pytest.raises(errors.JobCapError):
+        run("3DLabsImageGenerate", **image_args(["a", "b", "c", "d"]))
+    monkeypatch.setenv("THREEDLABS_MAX_JOBS", "4")
+    runtime.reset_tallies()
+    assert run("3DLabsImageGenerate", **image_args(["a", "b", "c", "d"]))[0].shape[0] == 4
+
+
+def test_dry_run_of_the_full_chain_spends_nothing(sandbox, monkeypatch):
+    monkeypatch.setenv("THREEDLABS_DRY_RUN", "1")
+    story, text, job_id = run("3DLabsStory", topic="Dry topic", max_minutes=2, provider="gemini", seed=0)
+    assert "DRY RUN" in text and "/api/claude/stories" in text and job_id == "dry-run"
+    plan, prompts, count, plan_text, _ = run("3DLabsScenePlan", story=story, max_minutes=2, seed=0)
+    assert count == len(prompts) == 8
+    images, masks, ids = run("3DLabsImageGenerate", **image_args(prompts, aspect_ratio="9:16"))
+    assert images.shape == (8, 1344, 768, 3) and masks.shape == (8, 1344, 768)
+    assert sandbox.stats()["requests_total"] == 0
+    assert runtime.tally().dry_run == 10
+    assert "dry run" in runtime.tally().line()
+
+
+def test_summary_counts_match_the_sandbox(sandbox):
+    story, *_ = run("3DLabsStory", topic="Summary", max_minutes=1, provider="gemini", seed=0)
+    with pytest.raises(errors.BatchError):
+        run("3DLabsImageGenerate", **image_args(["a", "b FAIL", "c"]))
+    t = runtime.tally()
+    stats = sandbox.stats()["jobs_created"]
+    assert t.submitted == {"story": stats["story"], "image": stats["image"]}
+    assert (t.succeeded, t.failed, t.reused) == (3, 1, 0)
+    assert t.line() == ("3DLabs jobs this prompt: submitted 3 image, 1 story; succeeded 3, failed 1, reused 0")

@@ -1,0 +1,100 @@
+"""The pack loads like ComfyUI loads it, with no network, and its layers keep to themselves."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import PACK_DIR
+
+IMPORT_PROBE = textwrap.dedent("""
+    import importlib.util, socket, sys
+    calls = []
+    real_connect = socket.socket.connect
+    def spy(self, *a, **k):
+        calls.append(a)
+        raise OSError("network use during import")
+    socket.socket.connect = spy
+    socket.create_connection = lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError("net"))
+    socket.getaddrinfo = lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError("dns"))
+    path = sys.argv[1]
+    name = path.replace(".", "_x_")
+    spec = importlib.util.spec_from_file_location(name, path + "/__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    assert len(module.NODE_CLASS_MAPPINGS) >= 8, module.NODE_CLASS_MAPPINGS
+    assert module.WEB_DIRECTORY == "./web"
+    assert not calls, calls
+    assert not [m for m in sys.modules if m == "comfy" or m.startswith("comfy.")], "imported ComfyUI"
+    print("OK", len(module.NODE_CLASS_MAPPINGS))
+""")
+
+
+def test_pack_imports_without_comfyui_and_without_network(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "THREEDLABS_USER_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", IMPORT_PROBE, str(PACK_DIR)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("OK")
+
+
+def imports_of(path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+            elif node.level and node.module:
+                names.add("." + node.module)
+    return names
+
+
+API_FILES = sorted((PACK_DIR / "nodes" / "api").glob("*.py"))
+SANDBOX_FILES = sorted((PACK_DIR / "sandbox").glob("*.py"))
+ALL_PACK_FILES = sorted(p for d in ("nodes", "sandbox") for p in (PACK_DIR / d).rglob("*.py")) + [
+    PACK_DIR / "__init__.py"]
+
+
+@pytest.mark.parametrize("path", API_FILES + SANDBOX_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_client_and_sandbox_know_no_torch_and_no_comfyui(path):
+    forbidden = {"torch", "numpy", "comfy", "comfy_execution", "folder_paths", "server", "nodes"}
+    found = imports_of(path) & forbidden
+    assert not found, f"{path.name} imports {found}"
+    if path.parent.name == "sandbox":
+        assert not any(n.startswith(".nodes") or n == "nodes" for n in imports_of(path))
+
+
+@pytest.mark.parametrize("path", ALL_PACK_FILES, ids=lambda p: str(p.relative_to(PACK_DIR)))
+def test_layers(path):
+    names = imports_of(path)
+    knows_http = bool(names & {"requests", "urllib3", "aiohttp", "http"})
+    knows_tensors = bool(names & {"torch", "numpy"})
+    assert not (knows_http and knows_tensors), f"{path.name} knows both HTTP and tensors"
+    if path.name != "comfy.py":
+        assert not names & {"comfy", "comfy_execution", "folder_paths", "server"}, path.name
+    text = path.read_text()
+    assert '"""' in text.split("\n", 3)[0] + text.split("\n", 3)[1], f"{path.name} has no module docstring"
+
+
+def test_nodes_package_init_is_empty_of_imports():
+    assert not imports_of(PACK_DIR / "nodes" / "__init__.py")
+
+
+def test_requirements_never_pin_torch_or_numpy():
+    lines = [ln.split("#")[0].strip().lower() for ln in (PACK_DIR / "requirements.txt").read_text().splitlines()]
+    assert not [ln for ln in lines if ln.startswith(("torch", "numpy"))]
+    import tomllib
+
+    project = tomllib.loads((PACK_DIR / "pyproject.toml").read_text())
+    deps = [d.lower() for d in project["project"]["dependencies"]]
+    assert not [d for d in deps if d.startswith(("torch", "numpy"))]
+    comfy = project["tool"]["comfy"]
+    assert {"PublisherId", "DisplayName", "Icon", "requires-comfyui"} <= set(comfy)
