@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from . import images, runtime
 from .api import validation
-from .api.client import IMAGES, ThreeDLabsClient
+from .api.endpoints import IMAGES, image_body
 from .api.errors import BatchError, ThreeDLabsError, ValidationError
 from .api.models import Job
 from .reuse import collect_or_submit
 from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices
+
+if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
+    from .api.client import ThreeDLabsClient
 
 IMAGE_TIMEOUT = 900.0
 
@@ -54,7 +58,7 @@ def build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_numbe
         raise ValidationError("The prompt list is empty: connect Scene Plan's prompts or type a prompt.")
     numbers = scene_numbers(len(prompts), int(scene_number or 0))
     many = len(prompts) > 1
-    return [ThreeDLabsClient.image_body(p, provider=provider, model=model, aspect_ratio=aspect_ratio,
+    return [image_body(p, provider=provider, model=model, aspect_ratio=aspect_ratio,
                                         project_id=project_id, scene_number=n, index=i if many else None)
             for i, (p, n) in enumerate(zip(prompts, numbers))]
 

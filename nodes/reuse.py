@@ -12,12 +12,15 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from . import runtime
-from .api.client import ThreeDLabsClient
 from .api.errors import BatchError, JobError, JobFailedError, ThreeDLabsError
 from .api.journal import request_hash
 from .api.models import Job
+
+if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
+    from .api.client import ThreeDLabsClient
 
 log = logging.getLogger("3dlabs")
 

@@ -16,12 +16,15 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import comfy, sandbox_bridge
-from .api.client import ThreeDLabsClient
 from .api.config import Settings, load_settings
 from .api.errors import JobCapError, ThreeDLabsError
 from .api.models import Job
+
+if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
+    from .api.client import ThreeDLabsClient
 
 log = logging.getLogger("3dlabs")
 
@@ -45,6 +48,8 @@ def client_for(current: Settings | None = None) -> ThreeDLabsClient:
             tokens = None
             if current.base_url_source == "bundled sandbox":
                 _, tokens = sandbox_bridge.sandbox_settings_and_tokens(current)
+            from .api.client import ThreeDLabsClient
+
             client = _clients[key] = ThreeDLabsClient(current, tokens=tokens)
         return client
 

@@ -6,7 +6,7 @@ import json
 
 from . import runtime
 from .api import validation
-from .api.client import SCENE_PLANNING, ThreeDLabsClient
+from .api.endpoints import SCENE_PLANNING, scene_plan_body
 from .api.errors import ThreeDLabsError, ValidationError
 from .api.models import Scene, ScenePlan, Story
 from .reuse import collect_or_submit
@@ -93,7 +93,7 @@ class ThreeDLabsScenePlan:
 
     @staticmethod
     def _run(story, max_minutes, seed, video_model, node_id) -> ScenePlan:
-        body = ThreeDLabsClient.scene_plan_body(story_payload(story), max_minutes, video_model=video_model)
+        body = scene_plan_body(story_payload(story), max_minutes, video_model=video_model)
         current = runtime.settings()
         t = runtime.tally()
         dry_story = isinstance(body["story"], dict) and body["story"].get("dryRun")

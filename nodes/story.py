@@ -6,7 +6,7 @@ import json
 
 from . import runtime
 from .api import validation
-from .api.client import STORIES, ThreeDLabsClient
+from .api.endpoints import STORIES, story_body
 from .api.errors import ThreeDLabsError, ValidationError
 from .api.models import Story
 from .reuse import collect_or_submit
@@ -68,7 +68,7 @@ class ThreeDLabsStory:
 
     @staticmethod
     def _run(topic, max_minutes, provider, seed, project_id, node_id) -> tuple[Story, str]:
-        body = ThreeDLabsClient.story_body(topic, max_minutes, project_id=project_id, provider=provider)
+        body = story_body(topic, max_minutes, project_id=project_id, provider=provider)
         current = runtime.settings()
         t = runtime.tally()
         if current.dry_run:

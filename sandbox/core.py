@@ -77,6 +77,7 @@ class SandboxState:
         return bytes.fromhex(stored)
 
     def close(self) -> None:
+        self.images.close()
         self.store.close()
 
     def set_faults(self, **flags: Any) -> Faults:
@@ -115,6 +116,11 @@ class SandboxState:
             self.stats.fault("failed_job")
         elif job.outcome == "hang":
             self.stats.fault("hung_job")
+        if kind == "image" and job.outcome == "ok":
+            spec = job.params
+            width, height = jobs.image_size(spec)
+            self.images.prefetch(job.id, lambda: render_png(spec["prompt"], spec["model"], spec.get("sceneNumber"),
+                                                            width, height))
         return job
 
     def find_job(self, job_id: str, workspace_id: str) -> jobs.JobRecord | None:

@@ -16,6 +16,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 ASPECT_SIZES = {"16:9": (1344, 768), "9:16": (768, 1344), "1:1": (1024, 1024), "4:3": (1152, 896)}
 BOMB_SIDE = 20000
@@ -158,10 +159,33 @@ def truncated(png: bytes) -> bytes:
 class PngCache:
     """A small LRU of rendered PNGs by name, so repeated downloads do not redraw."""
 
-    def __init__(self, capacity: int = 24) -> None:
+    def __init__(self, capacity: int = 64) -> None:
         self._capacity = capacity
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-render")
+
+    def prefetch(self, name: str, render: Callable[[], bytes]) -> None:
+        """Render in the background while the job 'runs', as a real service has the file ready when
+        the job completes; otherwise the first download would pay for the drawing."""
+        with self._lock:
+            if name in self._items or name in self._pending:
+                return
+            self._pending.add(name)
+
+        def work() -> None:
+            try:
+                self.get_or_render(name, render)
+            finally:
+                with self._lock:
+                    self._pending.discard(name)
+
+        try:
+            self._renderer.submit(work)
+        except RuntimeError:  # shut down: the download will render on demand
+            with self._lock:
+                self._pending.discard(name)
 
     def get_or_render(self, name: str, render: Callable[[], bytes]) -> bytes:
         with self._lock:
@@ -179,3 +203,6 @@ class PngCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+    def close(self) -> None:
+        self._renderer.shutdown(wait=False, cancel_futures=True)

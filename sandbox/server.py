@@ -120,6 +120,13 @@ class SandboxServer:
     def reset(self) -> None:
         self._state.reset()
 
+    def job_finish_time(self, job_id: str, workspace_id: str = "ws_sandbox") -> float | None:
+        """Epoch time at which a job ends (None if unknown or never): benchmarks time detection with it."""
+        job = self._state.find_job(job_id, workspace_id)
+        if job is None or job.outcome == "hang":
+            return None
+        return job.created_at + job.duration
+
     def set_faults(self, **flags: Any) -> Faults:
         return self._state.set_faults(**flags)
 

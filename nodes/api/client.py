@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from . import readers, validation
+from . import endpoints, readers, validation
 from .auth import TokenProvider
 from .config import Settings, load_settings
 from .download import MAX_BYTES_DEFAULT, fetch_image_bytes
@@ -23,9 +23,7 @@ from .models import ImageRef, Job, Project, ScenePlan, Story, Workspace
 
 log = logging.getLogger("3dlabs")
 
-STORIES = "claude/stories"
-SCENE_PLANNING = "claude/scene-planning"
-IMAGES = "images/generate"
+STORIES, SCENE_PLANNING, IMAGES = endpoints.STORIES, endpoints.SCENE_PLANNING, endpoints.IMAGES
 
 
 class Counters:
@@ -89,38 +87,9 @@ class ThreeDLabsClient:
         log.info("3DLabs: submitted %s job %s", kind, job_id)
         return job_id
 
-    @staticmethod
-    def story_body(topic, max_minutes, *, project_id=None, provider="gemini") -> dict:
-        body = {"topic": validation.topic(topic), "maxMinutes": validation.max_minutes(max_minutes),
-                "provider": validation.choice("provider", provider, validation.STORY_PROVIDERS)}
-        pid = validation.optional_id("project_id", project_id)
-        if pid:
-            body["projectId"] = pid
-        return body
-
-    @staticmethod
-    def scene_plan_body(story, max_minutes, *, video_model=None) -> dict:
-        body = {"story": validation.story_object(story), "maxMinutes": validation.max_minutes(max_minutes)}
-        if video_model and str(video_model).strip():
-            body["videoModel"] = str(video_model).strip()
-        return body
-
-    @staticmethod
-    def image_body(prompt, *, provider="replicate", model="flux-schnell", aspect_ratio="16:9",
-                   project_id=None, scene_number=None, index: int | None = None) -> dict:
-        body = {
-            "prompt": validation.prompt(prompt, index=index),
-            "provider": validation.choice("provider", provider, validation.IMAGE_PROVIDERS),
-            "model": validation.model_slug(model),
-            "aspectRatio": validation.choice("aspect_ratio", aspect_ratio, validation.ASPECT_RATIOS),
-        }
-        pid = validation.optional_id("project_id", project_id)
-        if pid:
-            body["projectId"] = pid
-        number = validation.scene_number(scene_number)
-        if number:
-            body["sceneNumber"] = number
-        return body
+    story_body = staticmethod(endpoints.story_body)
+    scene_plan_body = staticmethod(endpoints.scene_plan_body)
+    image_body = staticmethod(endpoints.image_body)
 
     def submit_story(self, topic, max_minutes, *, project_id=None, provider="gemini",
                      workspace_id=None) -> str:

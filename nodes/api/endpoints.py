@@ -1,0 +1,47 @@
+"""The published job-creating endpoints and their request bodies, exactly as published.
+
+Pure functions: each validates the user's values (raising ValidationError before anything is sent)
+and builds the body with the published field names. No HTTP here, so nodes can build and check
+bodies (and dry runs can show them) without loading the HTTP stack.
+"""
+
+from __future__ import annotations
+
+from . import validation
+
+STORIES = "claude/stories"
+SCENE_PLANNING = "claude/scene-planning"
+IMAGES = "images/generate"
+
+
+def story_body(topic, max_minutes, *, project_id=None, provider="gemini") -> dict:
+    body = {"topic": validation.topic(topic), "maxMinutes": validation.max_minutes(max_minutes),
+            "provider": validation.choice("provider", provider, validation.STORY_PROVIDERS)}
+    pid = validation.optional_id("project_id", project_id)
+    if pid:
+        body["projectId"] = pid
+    return body
+
+
+def scene_plan_body(story, max_minutes, *, video_model=None) -> dict:
+    body = {"story": validation.story_object(story), "maxMinutes": validation.max_minutes(max_minutes)}
+    if video_model and str(video_model).strip():
+        body["videoModel"] = str(video_model).strip()
+    return body
+
+
+def image_body(prompt, *, provider="replicate", model="flux-schnell", aspect_ratio="16:9",
+               project_id=None, scene_number=None, index: int | None = None) -> dict:
+    body = {
+        "prompt": validation.prompt(prompt, index=index),
+        "provider": validation.choice("provider", provider, validation.IMAGE_PROVIDERS),
+        "model": validation.model_slug(model),
+        "aspectRatio": validation.choice("aspect_ratio", aspect_ratio, validation.ASPECT_RATIOS),
+    }
+    pid = validation.optional_id("project_id", project_id)
+    if pid:
+        body["projectId"] = pid
+    number = validation.scene_number(scene_number)
+    if number:
+        body["sceneNumber"] = number
+    return body
