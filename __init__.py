@@ -10,6 +10,7 @@ from .nodes.generate import ThreeDLabsImageGenerate
 from .nodes.projects import ThreeDLabsLoadProject, ThreeDLabsProjects, ThreeDLabsRecentJobs
 from .nodes.scenes import ThreeDLabsScenePlan, ThreeDLabsSceneSelect
 from .nodes.story import ThreeDLabsStory
+from .nodes.timeline import ThreeDLabsStoryboardTimeline
 from .nodes.wait import ThreeDLabsJobWait
 
 _set_default_user_dir(_comfy.user_directory())
@@ -42,6 +43,7 @@ NODE_CLASS_MAPPINGS = {
     "3DLabsLoadProject": ThreeDLabsLoadProject,
     "3DLabsProjects": ThreeDLabsProjects,
     "3DLabsRecentJobs": ThreeDLabsRecentJobs,
+    "3DLabsStoryboardTimeline": ThreeDLabsStoryboardTimeline,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -53,6 +55,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "3DLabsLoadProject": "3DLabs Load Project",
     "3DLabsProjects": "3DLabs Projects",
     "3DLabsRecentJobs": "3DLabs Recent Jobs",
+    "3DLabsStoryboardTimeline": "3DLabs Storyboard Timeline",
 }
 
 WEB_DIRECTORY = "./web"

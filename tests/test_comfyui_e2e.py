@@ -6,9 +6,9 @@ import io
 import time
 
 import pytest
-from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, messages
 from PIL import Image
 
+from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, messages
 from conftest import PACK_DIR, jobs_created
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
@@ -23,6 +23,8 @@ CONTRACT = {
     "3DLabsLoadProject": {"project_id"},
     "3DLabsProjects": {"refresh"},
     "3DLabsRecentJobs": {"limit"},
+    "3DLabsStoryboardTimeline": {"images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
+                                 "seconds_per_scene", "scene_plan"},
 }
 
 

@@ -60,6 +60,8 @@ def test_every_node_declares_the_contract():
         "3DLabsLoadProject": ["project_id"],
         "3DLabsProjects": ["refresh"],
         "3DLabsRecentJobs": ["limit"],
+        "3DLabsStoryboardTimeline": ["images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
+                                     "seconds_per_scene", "scene_plan"],
     }
     assert set(N) == set(expected)
     for node_id, names in expected.items():

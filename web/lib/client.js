@@ -1,0 +1,148 @@
+// The browser's side of the pack's /3dlabs routes, and the last known status shared by the UI.
+//
+// Owns: calling the routes (JSON in, JSON out, errors as messages), the cached status and its
+// listeners, and toasts. It has no side effects when imported: ComfyUI loads every .js file under
+// web/ as an extension, so helper modules must only export.
+
+import { api } from "../../../scripts/api.js";
+import { app } from "../../../scripts/app.js";
+
+export class RouteError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function call(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    // JSON only: the routes refuse anything else (a cross-site form cannot send JSON).
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await api.fetchApi(`/3dlabs${path}`, init);
+  } catch (err) {
+    throw new RouteError(`ComfyUI did not answer (${err?.message ?? err}).`, 0);
+  }
+  let data = null;
+  try {
+    data = await resp.json();
+  } catch {
+    data = null;
+  }
+  if (!resp.ok) {
+    if (resp.status === 404 && !data?.error) {
+      throw new RouteError("The 3DLabs routes are missing: restart ComfyUI after installing or updating the pack.", 404);
+    }
+    throw new RouteError(data?.error ?? `ComfyUI answered HTTP ${resp.status} for /3dlabs${path}.`, resp.status);
+  }
+  return data;
+}
+
+export const routes = {
+  status: () => call("GET", "/status"),
+  // The token is sent once, to the pack's own route; the answer is its status, never the token.
+  setToken: (token) => call("POST", "/token", { token }),
+  saveSettings: (changes) => call("POST", "/settings", changes),
+  workspaces: () => call("GET", "/workspaces"),
+  projects: () => call("GET", "/projects"),
+  test: () => call("POST", "/test", {}),
+};
+
+// --- the last known status, shared by the settings rows and the nodes -------------------------
+
+let current = null;
+let pending = null;
+const listeners = new Set();
+
+export function lastStatus() {
+  return current;
+}
+
+export function setStatus(status) {
+  if (!status) return;
+  current = status;
+  for (const fn of listeners) {
+    try {
+      fn(status);
+    } catch (err) {
+      console.error("3DLabs: status listener failed", err);
+    }
+  }
+}
+
+export function onStatus(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+export async function refreshStatus() {
+  // One request at a time: many rows and nodes may ask at once.
+  pending ??= routes
+    .status()
+    .then((status) => {
+      setStatus(status);
+      return status;
+    })
+    .finally(() => {
+      pending = null;
+    });
+  return pending;
+}
+
+export function sandboxInUse() {
+  return Boolean(current?.sandbox?.in_use);
+}
+
+// --- feedback ----------------------------------------------------------------------------------
+
+export function toast(severity, detail, life = 6000) {
+  try {
+    app.extensionManager?.toast?.add({ severity, summary: "3DLabs", detail, life });
+  } catch {
+    console.log(`3DLabs ${severity}: ${detail}`);
+  }
+}
+
+/** A small DOM builder: el("div", {class: "x", onclick: fn}, child, "text"). */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key === "style" && typeof value === "object") Object.assign(node.style, value);
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** The few styles of the settings rows and node displays, added once. */
+export function ensureStyles() {
+  if (document.getElementById("tdl-settings-style")) return;
+  const css = `
+    .tdl-row { display: flex; flex-direction: column; gap: 6px; align-items: stretch; width: 24rem; max-width: 48vw; }
+    .tdl-line { display: flex; gap: 6px; align-items: center; }
+    .tdl-line > input, .tdl-line > select { flex: 1; min-width: 0; }
+    .tdl-row select, .tdl-row input { background: var(--comfy-input-bg, #222); color: var(--input-text, #ddd);
+      border: 1px solid var(--border-color, #444); border-radius: 6px; padding: 6px 8px; font-size: 0.875rem; }
+    .tdl-button { white-space: nowrap; }
+    .tdl-info, .tdl-msg { font-size: 0.8rem; color: var(--descrip-text, #999); line-height: 1.35; overflow-wrap: anywhere; }
+    .tdl-msg:empty { display: none; }
+    .tdl-ok { color: #4caf50; }
+    .tdl-bad { color: var(--error-text, #ff6b6b); }
+    .tdl-warn { color: #f0a020; }
+    .tdl-badge { display: inline-block; padding: 0 6px; border-radius: 4px; font-weight: 600; font-size: 0.75rem;
+      background: #f0a020; color: #111; margin-right: 4px; }
+    textarea.tdl-output { font-family: var(--font-mono, monospace); font-size: 11px; }
+    textarea.tdl-output.tdl-sandbox { border: 2px solid #f0a020 !important; }
+  `;
+  document.head.append(el("style", { id: "tdl-settings-style" }, css));
+}

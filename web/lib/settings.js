@@ -1,0 +1,412 @@
+// The "3DLabs" section of ComfyUI's settings dialog.
+//
+// Owns: the setting definitions, the custom-rendered rows (base URL, token, workspace, test
+// connection) and keeping ComfyUI's copies of the harmless values in step with the pack's config.
+//
+// What is stored where:
+// - the pack's config file on the ComfyUI server (<user dir>/3dlabs/config.json, mode 0600) is
+//   the source of truth for everything, written only through the pack's /3dlabs routes;
+// - ComfyUI's settings (comfy.settings.json, plaintext, readable by any client) hold mirrors of
+//   the harmless values only: the base URL choice, the workspace id, dry run and max jobs;
+// - the token is posted once to /3dlabs/token and the field is emptied at once. It never goes to
+//   ComfyUI's settings (the token row never calls its setter), localStorage or the workflow.
+
+import { app } from "../../../scripts/app.js";
+import { el, ensureStyles, lastStatus, onStatus, refreshStatus, routes, setStatus, toast } from "./client.js";
+
+export const IDS = {
+  baseUrl: "3DLabs.Connection.BaseURL",
+  token: "3DLabs.Connection.Token",
+  workspace: "3DLabs.Connection.Workspace",
+  test: "3DLabs.Connection.Test",
+  dryRun: "3DLabs.Spending.DryRun",
+  maxJobs: "3DLabs.Spending.MaxJobs",
+};
+
+const DEFAULT_MAX_JOBS = 50;
+
+// Messages survive a row being rebuilt (ComfyUI re-renders a custom row when its value changes).
+const notes = {};
+let syncing = false;
+let workspaceCache = null; // {at, list}: the last good answer
+
+function note(key, text, kind = "") {
+  notes[key] = text ? { text, kind } : null;
+}
+
+function noteView(key) {
+  const view = el("div", { class: "tdl-msg", role: "status", "aria-live": "polite" });
+  const show = () => {
+    const n = notes[key];
+    view.textContent = n?.text ?? "";
+    view.className = `tdl-msg ${n?.kind ? `tdl-${n.kind}` : ""}`;
+  };
+  show();
+  return { view, show };
+}
+
+/** Call ``render(status)`` now and on every status change while ``node`` is in the page. */
+function live(node, render) {
+  const status = lastStatus();
+  if (status) render(status);
+  else refreshStatus().catch((err) => render({ error: err.message }));
+  const stop = onStatus((s) => {
+    if (!node.isConnected && node.dataset.tdlMounted) {
+      stop();
+      return;
+    }
+    render(s);
+  });
+  // Mark once mounted so that a row rendered but not yet attached keeps listening.
+  requestAnimationFrame(() => {
+    node.dataset.tdlMounted = "1";
+  });
+}
+
+function button(label, onclick, extra = {}) {
+  return el("button", { type: "button", class: "p-button p-component p-button-sm tdl-button", onclick, ...extra }, label);
+}
+
+function envNote(status, name, what) {
+  return status?.env_overrides?.includes(name)
+    ? `${name} is set in ComfyUI's environment and wins over ${what}.`
+    : "";
+}
+
+// --- base URL ------------------------------------------------------------------------------------
+
+function baseUrlMirror(status) {
+  if (status.base_url_choice === "sandbox") return "sandbox";
+  return status.configured_base_url ?? "";
+}
+
+function renderBaseUrl(_name, setter, value) {
+  ensureStyles();
+  const select = el(
+    "select",
+    { "aria-label": "3DLabs base URL", class: "tdl-base-url" },
+    el("option", { value: "default" }, "3DLabs service (default)"),
+    el("option", { value: "sandbox" }, "Sandbox: bundled, made-up content"),
+    el("option", { value: "custom" }, "Custom URL…"),
+  );
+  const input = el("input", { type: "url", placeholder: "https://www.3dlabs.it.com/api", spellcheck: "false",
+    class: "tdl-custom-url", "aria-label": "Custom 3DLabs base URL" });
+  const apply = button("Apply", () => save(input.value.trim()));
+  const custom = el("div", { class: "tdl-line" }, input, apply);
+  const info = el("div", { class: "tdl-info" });
+  const msg = noteView("baseUrl");
+  const row = el("div", { class: "tdl-row", "data-tdl": "base-url" }, select, custom, info, msg.view);
+
+  async function save(baseUrl) {
+    note("baseUrl", "Saving…");
+    msg.show();
+    try {
+      const status = await routes.saveSettings({ base_url: baseUrl });
+      note("baseUrl", status.sandbox?.in_use ? "Sandbox started: results are made up and marked SANDBOX." : "Saved.",
+        status.sandbox?.in_use ? "warn" : "ok");
+      workspaceCache = null; // the list depends on the base URL
+      setStatus(status);
+      setter(baseUrlMirror(status)); // a harmless mirror; the config file is the source of truth
+    } catch (err) {
+      note("baseUrl", err.message, "bad");
+    }
+    msg.show();
+  }
+
+  select.addEventListener("change", () => {
+    custom.style.display = select.value === "custom" ? "" : "none";
+    if (select.value === "custom") input.focus();
+    else save(select.value === "sandbox" ? "sandbox" : "");
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") save(input.value.trim());
+  });
+
+  live(row, (status) => {
+    if (status.error) {
+      info.textContent = status.error;
+      info.className = "tdl-info tdl-bad";
+      return;
+    }
+    const choice = status.base_url_choice ?? (value === "sandbox" ? "sandbox" : value ? "custom" : "default");
+    if (document.activeElement !== select) select.value = choice;
+    if (document.activeElement !== input) input.value = status.configured_base_url ?? "";
+    custom.style.display = select.value === "custom" ? "" : "none";
+    info.replaceChildren();
+    info.className = "tdl-info";
+    if (status.sandbox?.in_use) {
+      info.append(el("span", { class: "tdl-badge" }, "SANDBOX"),
+        status.sandbox.running ? `running at ${status.sandbox.url}. ` : "starts on first use. ",
+        "Results are made up, free and marked SANDBOX; your token is not used.");
+    } else if (status.base_url) {
+      info.append(`In use: ${status.base_url} (${status.base_url_source}).`);
+    } else if (status.settings_error) {
+      info.append(el("span", { class: "tdl-bad" }, status.settings_error));
+    }
+    const env = envNote(status, "THREEDLABS_BASE_URL", "this choice");
+    if (env) info.append(" ", el("span", { class: "tdl-warn" }, env));
+  });
+  return row;
+}
+
+// --- token ---------------------------------------------------------------------------------------
+
+function describeToken(token, sandbox = false) {
+  if (!token?.configured) {
+    return sandbox ? "Not configured (not needed now: the sandbox uses its own token)."
+      : "Not configured: the nodes cannot reach 3DLabs.";
+  }
+  const ending = token.last4 ? `, ends in …${token.last4}` : "";
+  const what = token.kind === "command" ? "token command" : "token";
+  return `Configured ${what} (${token.source}${ending}).`;
+}
+
+// The only row that handles the token. It never calls ``setter``: ComfyUI would store the value in
+// comfy.settings.json. The value goes to the pack's route and the field is emptied at once.
+function renderToken() {
+  ensureStyles();
+  const state = el("div", { class: "tdl-info tdl-token-status", "data-tdl": "token-status" });
+  const input = el("input", {
+    type: "password", autocomplete: "off", spellcheck: "false", "data-lpignore": "true", "data-1p-ignore": "true",
+    placeholder: "Paste a token or API key", class: "tdl-token-input", "aria-label": "3DLabs token",
+  });
+  const save = button("Save", () => submit(input.value));
+  const clear = button("Clear", () => submit(""), { class: "p-button p-component p-button-sm p-button-secondary tdl-button" });
+  const msg = noteView("token");
+  const row = el("div", { class: "tdl-row", "data-tdl": "token" }, state, el("div", { class: "tdl-line" }, input, save, clear),
+    msg.view);
+
+  async function submit(raw) {
+    const token = raw.trim();
+    input.value = ""; // emptied before anything else happens: the field never keeps the token
+    if (raw && !token) {
+      note("token", "That was only spaces; nothing was saved.", "bad");
+      msg.show();
+      return;
+    }
+    note("token", token ? "Saving…" : "Clearing…");
+    msg.show();
+    try {
+      const tokenStatus = await routes.setToken(token);
+      workspaceCache = null; // the list depends on the token
+      const status = await refreshStatus().catch(() => null);
+      let text = token
+        ? "Saved in the pack's config file on the ComfyUI server (mode 0600), not in ComfyUI's settings."
+        : "Cleared from the pack's config file.";
+      if (String(tokenStatus.source ?? "").startsWith("env ")) {
+        text += ` ${tokenStatus.source.slice(4)} in ComfyUI's environment is still used first.`;
+      }
+      note("token", text, "ok");
+      if (!status) setStatus({ ...(lastStatus() ?? {}), token: tokenStatus });
+    } catch (err) {
+      note("token", err.message, "bad");
+    }
+    msg.show();
+  }
+
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") submit(input.value);
+  });
+  live(row, (status) => {
+    if (status.error) {
+      state.textContent = status.error;
+      state.className = "tdl-info tdl-token-status tdl-bad";
+      return;
+    }
+    const sandbox = Boolean(status.sandbox?.in_use);
+    state.replaceChildren(describeToken(status.token, sandbox));
+    state.className = `tdl-info tdl-token-status ${status.token?.configured ? "tdl-ok" : "tdl-warn"}`;
+    if (sandbox && status.token?.configured) {
+      state.append(" ", el("span", { class: "tdl-warn" }, "Unused while the sandbox is chosen (it has its own)."));
+    }
+  });
+  return row;
+}
+
+// --- workspace -----------------------------------------------------------------------------------
+
+async function loadWorkspaces(force = false) {
+  if (!force && workspaceCache && Date.now() - workspaceCache.at < 30000) return workspaceCache;
+  try {
+    // Only a good answer is cached: after a failure the next look asks again.
+    workspaceCache = { at: Date.now(), list: await routes.workspaces(), error: null };
+    return workspaceCache;
+  } catch (err) {
+    workspaceCache = null;
+    return { list: [], error: err.message };
+  }
+}
+
+function renderWorkspace(_name, setter) {
+  ensureStyles();
+  const select = el("select", { "aria-label": "3DLabs workspace", class: "tdl-workspace" });
+  const reload = button("↻", () => fill(true), { title: "Reload the list", "aria-label": "Reload workspaces" });
+  const info = el("div", { class: "tdl-info" });
+  const msg = noteView("workspace");
+  const row = el("div", { class: "tdl-row", "data-tdl": "workspace" }, el("div", { class: "tdl-line" }, select, reload),
+    info, msg.view);
+  let status = lastStatus();
+
+  let filling = 0;
+  async function fill(force) {
+    const turn = ++filling;
+    select.replaceChildren(el("option", { value: "" }, "Loading workspaces…"));
+    select.disabled = true;
+    const usable = status?.token?.configured || status?.sandbox?.in_use;
+    const { list, error } = usable ? await loadWorkspaces(force) : { list: [], error: null };
+    if (turn !== filling) return; // a newer fill is under way
+    const chosen = status?.configured_workspace_id ?? "";
+    select.replaceChildren(el("option", { value: "" }, "(none: the account's default)"));
+    for (const w of list) {
+      select.append(el("option", { value: w.id }, w.name ? `${w.name} (${w.id})` : w.id));
+    }
+    if (chosen && !list.some((w) => w.id === chosen)) {
+      select.append(el("option", { value: chosen }, `${chosen} (not in the list)`));
+    }
+    select.value = chosen;
+    select.disabled = Boolean(status?.sandbox?.in_use);
+    info.className = error ? "tdl-info tdl-bad" : "tdl-info";
+    if (error) info.textContent = `Could not list workspaces: ${error}`;
+    else if (!usable) info.textContent = "Set a token (above) to list your workspaces.";
+    else if (status?.sandbox?.in_use) info.textContent = "The sandbox uses its own workspaces; this choice applies to the real service.";
+    else info.textContent = `${list.length} workspace${list.length === 1 ? "" : "s"} on ${status?.base_url ?? "3DLabs"}.`;
+    const env = envNote(status, "THREEDLABS_WORKSPACE_ID", "this choice");
+    if (env) info.append(" ", el("span", { class: "tdl-warn" }, env));
+  }
+
+  select.addEventListener("change", async () => {
+    note("workspace", "Saving…");
+    msg.show();
+    try {
+      const next = await routes.saveSettings({ workspace_id: select.value });
+      note("workspace", "Saved.", "ok");
+      setStatus(next);
+      setter(select.value); // an id, harmless to mirror
+    } catch (err) {
+      note("workspace", err.message, "bad");
+    }
+    msg.show();
+  });
+
+  let filledFor = null;
+  live(row, (s) => {
+    status = s;
+    // Refill only when what the list depends on changed (base URL, token, sandbox).
+    const key = JSON.stringify([s.base_url, s.token?.configured, s.token?.last4, s.sandbox?.in_use, s.configured_workspace_id]);
+    if (key !== filledFor) {
+      filledFor = key;
+      fill(false);
+    }
+  });
+  return row;
+}
+
+// --- test connection -----------------------------------------------------------------------------
+
+function renderTest() {
+  ensureStyles();
+  const msg = noteView("test");
+  const run = button("Test connection", async () => {
+    run.disabled = true;
+    note("test", "Testing…");
+    msg.show();
+    try {
+      const answer = await routes.test();
+      note("test", answer.message, answer.ok ? "ok" : "bad");
+    } catch (err) {
+      note("test", err.message, "bad");
+    }
+    run.disabled = false;
+    msg.show();
+  }, { "data-tdl": "test-button" });
+  return el("div", { class: "tdl-row", "data-tdl": "test" }, el("div", { class: "tdl-line" }, run), msg.view);
+}
+
+// --- dry run and max jobs: plain settings, mirrored into the config file -------------------------
+
+const postTimers = {};
+
+function postSetting(field, value) {
+  clearTimeout(postTimers[field]);
+  // Debounced: a number field may report every keystroke.
+  postTimers[field] = setTimeout(async () => {
+    try {
+      const status = await routes.saveSettings({ [field]: value });
+      setStatus(status);
+      const env = envNote(status, field === "dry_run" ? "THREEDLABS_DRY_RUN" : "THREEDLABS_MAX_JOBS", "this setting");
+      if (env) toast("warn", env);
+    } catch (err) {
+      toast("error", err.message);
+      syncMirrors().catch(() => {}); // put ComfyUI's copy back to what the pack uses
+    }
+  }, 400);
+}
+
+function mirrored(field) {
+  return (newValue, oldValue) => {
+    // ComfyUI calls onChange once at registration (oldValue undefined): that is not a user change.
+    if (syncing || oldValue === undefined || newValue === oldValue) return;
+    postSetting(field, newValue);
+  };
+}
+
+/** Make ComfyUI's mirrors show what the pack's config says (the pack's config wins). */
+export async function syncMirrors() {
+  const status = await refreshStatus();
+  const setting = app.extensionManager?.setting;
+  if (!setting || !status) return status;
+  const wanted = {
+    [IDS.baseUrl]: baseUrlMirror(status),
+    [IDS.workspace]: status.configured_workspace_id ?? "",
+    [IDS.dryRun]: Boolean(status.dry_run),
+    [IDS.maxJobs]: Number(status.max_jobs ?? DEFAULT_MAX_JOBS),
+  };
+  syncing = true;
+  try {
+    for (const [id, value] of Object.entries(wanted)) {
+      if (setting.get(id) !== value) await setting.set(id, value);
+    }
+  } finally {
+    syncing = false;
+  }
+  return status;
+}
+
+export function settingDefinitions() {
+  const category = (group, name) => ["3DLabs", group, name];
+  return [
+    {
+      id: IDS.baseUrl, name: "Base URL", category: category("Connection", "Base URL"), sortOrder: 40,
+      type: renderBaseUrl, defaultValue: "",
+      tooltip: "Where the nodes send jobs: the 3DLabs service, a custom URL, or the bundled sandbox (made-up " +
+        "content on this machine, for trying workflows without an account). Stored in the pack's config file.",
+    },
+    {
+      id: IDS.token, name: "Token", category: category("Connection", "Token"), sortOrder: 30,
+      type: renderToken, defaultValue: "",
+      tooltip: "Stored server-side in the pack's config file (mode 0600); never in ComfyUI's settings, the " +
+        "browser or the workflow. Clerk session tokens expire in 60 s: prefer an API key or THREEDLABS_TOKEN_COMMAND.",
+    },
+    {
+      id: IDS.workspace, name: "Workspace", category: category("Connection", "Workspace"), sortOrder: 20,
+      type: renderWorkspace, defaultValue: "",
+      tooltip: "Sent as x-workspace-id. The list comes from 3DLabs through the pack's server route.",
+    },
+    {
+      id: IDS.test, name: "Test connection", category: category("Connection", "Test"), sortOrder: 10,
+      type: renderTest, defaultValue: "",
+      tooltip: "Lists your workspaces with the settings above and says what happened. Costs nothing.",
+    },
+    {
+      id: IDS.dryRun, name: "Dry run (submit nothing, spend nothing)", category: category("Spending", "Dry run"),
+      type: "boolean", defaultValue: false, sortOrder: 20, onChange: mirrored("dry_run"),
+      tooltip: "The nodes report what they would submit, with placeholder outputs, and spend no credits.",
+    },
+    {
+      id: IDS.maxJobs, name: "Max jobs per prompt", category: category("Spending", "Max jobs"),
+      type: "number", defaultValue: DEFAULT_MAX_JOBS, sortOrder: 10, attrs: { min: 1, max: 10000, step: 1, showButtons: true },
+      onChange: mirrored("max_jobs"),
+      tooltip: "A prompt that would submit more 3DLabs jobs than this is refused before anything is spent.",
+    },
+  ];
+}
