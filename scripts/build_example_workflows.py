@@ -1,0 +1,216 @@
+"""Writes example_workflows/*.json (ComfyUI's UI format) from compact graph descriptions.
+
+Widget values are placed from each node's own input spec (the pack's INPUT_TYPES, and the recorded
+spec of ComfyUI's core nodes), so the files always match the nodes' widgets positionally, including
+the extra control_after_generate value. Seeds are "fixed": re-queueing an example never re-bills.
+Thumbnails (<name>.jpg) are made from real sandbox output by tests/test_example_workflows.py's
+opt-in real-ComfyUI run (``THREEDLABS_WRITE_THUMBNAILS=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from demo import load_pack  # noqa: E402
+
+from workflow_format import load_core_specs, pack_specs, socket_inputs, widget_slots  # noqa: E402
+
+OUT_DIR = ROOT / "example_workflows"
+TOPIC = "A lighthouse keeper's cat who guides lost ships home through the fog"
+
+
+@dataclass
+class Out:
+    node: Node
+    slot: int
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    pos: tuple[int, int]
+    values: dict
+    size: tuple[int, int] = (360, 200)
+    title: str | None = None
+    outputs: list = field(default_factory=list)
+
+    def __getitem__(self, slot: int) -> Out:
+        return Out(self, slot)
+
+
+class Graph:
+    def __init__(self, specs: dict, outputs: dict) -> None:
+        self.specs = specs
+        self.output_types = outputs
+        self.nodes: list[Node] = []
+
+    def add(self, type_: str, pos, size=(360, 200), title=None, **values) -> Node:
+        node = Node(len(self.nodes) + 1, type_, pos, values, size, title)
+        self.nodes.append(node)
+        return node
+
+    def to_ui(self, extra_info: str) -> dict:
+        links, ui_nodes = [], []
+        out_links: dict[tuple[int, int], list[int]] = {}
+        for node in self.nodes:
+            for name, value in node.values.items():
+                if isinstance(value, Out):
+                    link_id = len(links) + 1
+                    kind = self.output_types[value.node.type][value.slot]
+                    links.append([link_id, value.node.id, value.slot, node.id, name, kind])
+                    out_links.setdefault((value.node.id, value.slot), []).append(link_id)
+        for order, node in enumerate(self.nodes):
+            spec = self.specs[node.type]
+            widgets = []
+            for name, is_control in widget_slots(spec):
+                if is_control:
+                    widgets.append("fixed")
+                    continue
+                value = node.values.get(name)
+                if isinstance(value, Out) or value is None:
+                    value = _default(spec, name)
+                widgets.append(value)
+            inputs = []
+            link_of = {link[4]: link for link in links if link[3] == node.id}
+            for name, kind in socket_inputs(spec):
+                link = link_of.get(name)
+                inputs.append({"name": name, "type": kind, "link": link[0] if link else None})
+            for name, _ in widget_slots(spec):
+                if name in link_of and not any(i["name"] == name for i in inputs):
+                    kind = _kind(spec, name)
+                    inputs.append({"name": name, "type": kind, "widget": {"name": name}, "link": link_of[name][0]})
+            for link in links:
+                if link[3] == node.id:
+                    link[4] = next(i for i, e in enumerate(inputs) if e["name"] == link[4])
+            outputs = [{"name": n, "type": t, "links": out_links.get((node.id, i), []), "slot_index": i}
+                       for i, (n, t) in enumerate(zip(self.output_names[node.type], self.output_types[node.type]))]
+            entry = {"id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size), "flags": {},
+                     "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
+                     "properties": {"Node name for S&R": node.type}, "widgets_values": widgets}
+            if node.title:
+                entry["title"] = node.title
+            ui_nodes.append(entry)
+        return {"last_node_id": len(self.nodes), "last_link_id": len(links), "nodes": ui_nodes, "links": links,
+                "groups": [], "config": {}, "extra": {"info": extra_info, "ds": {"scale": 0.8, "offset": [0, 0]}},
+                "version": 0.4}
+
+
+def _kind(spec, name):
+    for section in ("required", "optional"):
+        if name in (spec.get(section) or {}):
+            kind = spec[section][name][0]
+            return "COMBO" if isinstance(kind, list) else kind
+    raise KeyError(name)
+
+
+def _default(spec, name):
+    for section in ("required", "optional"):
+        if name in (spec.get(section) or {}):
+            kind, opts = spec[section][name]
+            if "default" in opts:
+                return opts["default"]
+            if isinstance(kind, list):
+                return kind[0]
+            if kind == "COMBO":
+                return opts["options"][0]
+            return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[kind]
+    raise KeyError(name)
+
+
+def graphs(specs, outputs, names):
+    g = {}
+
+    def new():
+        graph = Graph(specs, outputs)
+        graph.output_names = names
+        return graph
+
+    # 1. Topic to storyboard.
+    s = new()
+    story = s.add("3DLabsStory", (40, 80), (380, 260), topic=TOPIC, max_minutes=1, provider="gemini", seed=1)
+    plan = s.add("3DLabsScenePlan", (460, 80), (360, 220), story=story[0], max_minutes=1, seed=1)
+    images = s.add("3DLabsImageGenerate", (860, 80), (380, 330), prompt=plan[1], provider="replicate",
+                   model="flux-schnell", aspect_ratio="16:9", seed=1, wait=True)
+    scaled = s.add("ImageScaleBy", (1280, 80), (300, 110), image=images[0], upscale_method="bicubic", scale_by=2.0)
+    s.add("SaveImage", (1620, 80), (420, 420), images=scaled[0], filename_prefix="3dlabs/storyboard")
+    s.add("PreviewAny", (40, 560), (780, 360), title="Story text", source=story[1])
+    g["3dlabs_topic_to_storyboard"] = (s, "Topic to storyboard: a story, its scene plan and one image per scene, "
+                                          "upscaled 2x locally and saved.")
+
+    # 2. Topic to video.
+    v = new()
+    story = v.add("3DLabsStory", (40, 80), (380, 260), topic=TOPIC, max_minutes=1, provider="gemini", seed=1)
+    plan = v.add("3DLabsScenePlan", (460, 80), (360, 220), story=story[0], max_minutes=1, seed=1)
+    images = v.add("3DLabsImageGenerate", (860, 80), (380, 330), prompt=plan[1], provider="replicate",
+                   model="flux-schnell", aspect_ratio="16:9", seed=1, wait=True)
+    timeline = v.add("3DLabsStoryboardTimeline", (1280, 80), (360, 330), images=images[0], scene_plan=plan[0],
+                     fps=8.0, motion="slow zoom in", transition="crossfade", crossfade_seconds=0.5, width=640,
+                     height=360)
+    video = v.add("CreateVideo", (1680, 80), (300, 100), images=timeline[0], fps=timeline[1])
+    v.add("SaveVideo", (2020, 80), (420, 420), video=video[0], filename_prefix="3dlabs/video", format="auto",
+          codec="auto")
+    v.add("PreviewAny", (1280, 620), (420, 300), title="Timeline", source=timeline[2])
+    g["3dlabs_topic_to_video"] = (v, "Topic to video: the storyboard's scene images become frames that last as "
+                                     "long as the plan says (with a slow zoom and crossfades), then an MP4.")
+
+    # 3. One prompt to one image.
+    o = new()
+    image = o.add("3DLabsImageGenerate", (40, 80), (400, 330), prompt="A lighthouse on a cliff at dusk, fog "
+                  "rolling in, a small cat in the lit window, cinematic", provider="replicate", model="flux-dev",
+                  aspect_ratio="1:1", seed=1, wait=True)
+    scaled = o.add("ImageScaleBy", (480, 80), (300, 110), image=image[0], upscale_method="lanczos", scale_by=2.0)
+    o.add("SaveImage", (820, 80), (420, 420), images=scaled[0], filename_prefix="3dlabs/image")
+    g["3dlabs_one_prompt_one_image"] = (o, "One prompt to one image, upscaled 2x and saved.")
+
+    # 4. Submit now, collect later.
+    c = new()
+    submit = c.add("3DLabsImageGenerate", (40, 80), (400, 330), prompt="A paper boat sailing on a rain puddle, "
+                   "macro photo", provider="replicate", model="flux-schnell", aspect_ratio="4:3", seed=1, wait=False)
+    collect = c.add("3DLabsJobWait", (480, 80), (360, 200), job_id=submit[2], timeout_seconds=600)
+    c.add("SaveImage", (880, 80), (420, 420), images=collect[1], filename_prefix="3dlabs/collected")
+    c.add("PreviewAny", (40, 620), (400, 200), title="Job ids", source=submit[2])
+    g["3dlabs_submit_now_collect_later"] = (c, "Submit now, collect later: Image Generate with wait off returns "
+                                               "job ids at once; Job Wait collects them (also after a restart).")
+
+    # 5. An existing project to video.
+    p = new()
+    project = p.add("3DLabsLoadProject", (40, 80), (380, 200), project_id="proj_demo")
+    timeline = p.add("3DLabsStoryboardTimeline", (460, 80), (360, 330), images=project[2], scene_plan=project[1],
+                     fps=8.0, motion="pan right", transition="crossfade", crossfade_seconds=0.5, width=640,
+                     height=360)
+    video = p.add("CreateVideo", (860, 80), (300, 100), images=timeline[0], fps=timeline[1])
+    p.add("SaveVideo", (1200, 80), (420, 420), video=video[0], filename_prefix="3dlabs/project", format="auto",
+          codec="auto")
+    p.add("PreviewAny", (460, 620), (420, 300), title="Timeline", source=timeline[2])
+    g["3dlabs_project_to_video"] = (p, "An existing 3DLabs project: its scene images become a video timed by "
+                                       "its scene plan. Pick the project on the Load Project node.")
+    return g
+
+
+def main() -> int:
+    pack, _ = load_pack()
+    specs = {**load_core_specs(), **pack_specs(pack.NODE_CLASS_MAPPINGS)}
+    core = json.loads((ROOT / "tests" / "data" / "comfyui_core_nodes.json").read_text())["nodes"]
+    outputs = {name: list(n["output"]) for name, n in core.items()}
+    names = {name: list(n["output_name"]) for name, n in core.items()}
+    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+        outputs[name] = list(cls.RETURN_TYPES)
+        names[name] = list(cls.RETURN_NAMES)
+    OUT_DIR.mkdir(exist_ok=True)
+    for name, (graph, info) in graphs(specs, outputs, names).items():
+        path = OUT_DIR / f"{name}.json"
+        path.write_text(json.dumps(graph.to_ui(info), indent=2) + "\n")
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

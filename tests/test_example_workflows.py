@@ -1,0 +1,188 @@
+"""The example workflows: static checks always; an opt-in run of each in a real ComfyUI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+from PIL import Image
+
+from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, comfy_python, messages
+from conftest import PACK_DIR, load_pack
+from workflow_format import is_widget, load_core_specs, pack_specs, ui_to_api, widget_slots
+
+WORKFLOW_DIR = PACK_DIR / "example_workflows"
+WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
+CORE = json.loads((PACK_DIR / "tests" / "data" / "comfyui_core_nodes.json").read_text())["nodes"]
+PACK = load_pack()
+SPECS = {**load_core_specs(), **pack_specs(PACK.NODE_CLASS_MAPPINGS)}
+OUTPUT_TYPES = {**{n: list(c["output"]) for n, c in CORE.items()},
+                **{n: list(cls.RETURN_TYPES) for n, cls in PACK.NODE_CLASS_MAPPINGS.items()}}
+OUTPUT_NODES = {n for n, c in CORE.items() if c.get("output_node")}
+CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+
+
+def test_there_are_five_example_workflows_with_thumbnails():
+    names = {p.stem for p in WORKFLOWS}
+    assert names == {"3dlabs_topic_to_storyboard", "3dlabs_topic_to_video", "3dlabs_one_prompt_one_image",
+                     "3dlabs_submit_now_collect_later", "3dlabs_project_to_video"}
+    for path in WORKFLOWS:
+        thumb = path.with_suffix(".jpg")
+        assert thumb.exists(), f"{thumb.name} is missing"
+        with Image.open(thumb) as im:
+            assert im.format == "JPEG" and im.width >= 256
+
+
+def _spec_entry(spec, name):
+    for section in ("required", "optional"):
+        if name in spec.get(section, {}):
+            return spec[section][name]
+    raise KeyError(name)
+
+
+def _types_match(output_type: str, input_type: str) -> bool:
+    received = {t.strip() for t in output_type.split(",")}
+    accepted = {t.strip() for t in input_type.split(",")}
+    return "*" in accepted or bool(received & accepted)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_matches_the_nodes(path):
+    workflow = json.loads(path.read_text())
+    assert workflow.get("version") == 0.4 and workflow["nodes"]
+    by_id = {n["id"]: n for n in workflow["nodes"]}
+    for node in workflow["nodes"]:
+        assert node["type"] in SPECS, f"unknown node type {node['type']}"
+        spec = SPECS[node["type"]]
+        slots = widget_slots(spec)
+        values = node.get("widgets_values", [])
+        assert len(values) == len(slots), f"{path.name} node {node['id']} ({node['type']}): {len(values)} widget " \
+                                          f"values for {len(slots)} widgets {slots}"
+        for (name, is_control), value in zip(slots, values):
+            kind, opts = _spec_entry(spec, name)
+            if is_control:
+                assert value in CONTROL_VALUES, (node["type"], name, value)
+                assert value == "fixed", "examples must not re-bill on every queue"
+            elif isinstance(kind, list) or kind == "COMBO":
+                options = kind if isinstance(kind, list) else opts["options"]
+                assert value in options, (node["type"], name, value)
+            elif kind == "INT":
+                assert isinstance(value, int) and opts.get("min", value) <= value <= opts.get("max", value)
+            elif kind == "FLOAT":
+                assert isinstance(value, (int, float)) and opts.get("min", value) <= value <= opts.get("max", value)
+            elif kind == "BOOLEAN":
+                assert isinstance(value, bool)
+            elif kind == "STRING":
+                assert isinstance(value, str)
+        for entry in node.get("inputs", []):
+            kind, opts = _spec_entry(spec, entry["name"])
+            if not is_widget(kind, opts) and entry.get("link") is None:
+                assert entry["name"] in spec.get("optional", {}), f"required input {entry['name']} is unlinked"
+    for link_id, src, src_slot, dst, dst_slot, _kind in workflow["links"]:
+        source, target = by_id[src], by_id[dst]
+        out_type = OUTPUT_TYPES[source["type"]][src_slot]
+        entry = target["inputs"][dst_slot]
+        assert entry["link"] == link_id
+        in_kind, _ = _spec_entry(SPECS[target["type"]], entry["name"])
+        in_type = "COMBO" if isinstance(in_kind, list) else in_kind
+        assert _types_match(out_type, in_type), f"{source['type']} -> {target['type']}.{entry['name']}"
+        assert link_id in source["outputs"][src_slot]["links"]
+    assert {n["type"] for n in workflow["nodes"]} & OUTPUT_NODES, f"{path.name} has no output node"
+    assert any(n["type"].startswith("3DLabs") for n in workflow["nodes"])
+    text = path.read_text().lower()
+    assert "bearer" not in text and "token" not in text and "eyj" not in text
+
+
+def test_ui_to_api_conversion_names_every_input():
+    workflow = json.loads((WORKFLOW_DIR / "3dlabs_topic_to_video.json").read_text())
+    prompt = ui_to_api(workflow, SPECS)
+    story = next(v for v in prompt.values() if v["class_type"] == "3DLabsStory")
+    assert set(story["inputs"]) == {"topic", "max_minutes", "provider", "seed", "project_id"}
+    video = next(v for v in prompt.values() if v["class_type"] == "CreateVideo")
+    assert isinstance(video["inputs"]["fps"], list), "fps comes from the timeline's output"
+
+
+# --- opt-in: each workflow runs in a real ComfyUI against the sandbox ---------------------------
+
+pytest_comfy = pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)
+
+VIDEO_PROBE = r"""
+import av, json, sys
+with av.open(sys.argv[1]) as c:
+    s = c.streams.video[0]
+    frames = 0
+    first = None
+    for frame in c.decode(s):
+        if first is None:
+            first = frame.to_image()
+            first.save(sys.argv[2]) if len(sys.argv) > 2 else None
+        frames += 1
+    print(json.dumps({"frames": frames, "fps": float(s.average_rate), "width": s.width, "height": s.height,
+                      "duration": float(c.duration / 1e6) if c.duration else None}))
+"""
+
+
+@pytest.fixture(scope="module")
+def comfy(sandbox_server, tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfy-examples")
+    server = ComfyServer(PACK_DIR, base, {"THREEDLABS_BASE_URL": sandbox_server.api_url,
+                                          "THREEDLABS_TOKEN": sandbox_server.static_token,
+                                          "THREEDLABS_USER_DIR": str(base / "threedlabs-user")})
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def _outputs(comfy, entry, kind):
+    files = []
+    for node_out in entry["outputs"].values():
+        for item in node_out.get(kind, []):
+            files.append(comfy.base / "output" / item.get("subfolder", "") / item["filename"])
+    return files
+
+
+def _thumbnail(image: Image.Image, path):
+    image = image.convert("RGB")
+    image.thumbnail((512, 512))
+    image.save(path, "JPEG", quality=85)
+
+
+@pytest_comfy
+@pytest.mark.comfyui
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_example_runs_in_real_comfyui(comfy, sandbox, path, tmp_path):
+    sandbox.job_seconds = 0.5
+    workflow = json.loads(path.read_text())
+    prompt = ui_to_api(workflow, SPECS)
+    entry = comfy.history(comfy.queue_prompt(prompt), timeout=600)
+    assert entry["status"]["status_str"] == "success", messages(entry, "execution_error")
+    write = os.environ.get("THREEDLABS_WRITE_THUMBNAILS") == "1"
+    if "video" in path.stem:
+        [video] = _outputs(comfy, entry, "images") or _outputs(comfy, entry, "videos")
+        assert video.suffix == ".mp4", entry["outputs"]
+        frame_png = tmp_path / "frame.png"
+        probe = subprocess.run([comfy_python(), "-c", VIDEO_PROBE, str(video), str(frame_png)],
+                               capture_output=True, text=True, check=True, timeout=300)
+        info = json.loads(probe.stdout)
+        texts = [o["text"][0] for o in entry["outputs"].values() if o.get("text")]
+        timeline = next(t for t in texts if t.splitlines()[-1].startswith("Total"))
+        total = float(re.search(r"([0-9.]+) s", timeline.splitlines()[-1]).group(1))
+        duration = info["frames"] / info["fps"]
+        print(f"\n{path.stem}: video {duration:.3f} s ({info['frames']} frames at {info['fps']:g} fps); "
+              f"plan {total:g} s")
+        assert abs(duration - total) <= 1 / info["fps"] + 1e-6, (info, timeline)
+        assert (info["width"], info["height"]) == (640, 360)
+        if write:
+            _thumbnail(Image.open(frame_png), path.with_suffix(".jpg"))
+    else:
+        pngs = [p for p in _outputs(comfy, entry, "images") if p.suffix == ".png"]
+        assert pngs, entry["outputs"]
+        with Image.open(pngs[0]) as im:
+            assert im.width >= 512
+            if write:
+                _thumbnail(im.copy(), path.with_suffix(".jpg"))
