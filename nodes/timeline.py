@@ -533,4 +533,4 @@ class ThreeDLabsStoryboardTimeline:
         if defaulted and scene_plan is not None:
             text += (f"\nNo planned duration for scene(s) {', '.join(map(str, defaulted))}: "
                      f"{float(seconds_per_scene):g} s each (seconds_per_scene).")
-        return (frames, float(fps), text)
+        return {"ui": {"text": [text]}, "result": (frames, float(fps), text)}

@@ -300,8 +300,9 @@ def test_fewer_images_than_scenes_is_an_error():
 
 
 def test_node_without_a_plan_uses_seconds_per_scene():
-    frames, fps, text = timeline.ThreeDLabsStoryboardTimeline().run(
-        torch.rand(3, 8, 8, 3), 12.0, "none", "cut", 0.5, 0, 0, 2.5)
+    out = timeline.ThreeDLabsStoryboardTimeline().run(torch.rand(3, 8, 8, 3), 12.0, "none", "cut", 0.5, 0, 0, 2.5)
+    frames, fps, text = out["result"]
+    assert out["ui"]["text"] == [text]
     assert frames.shape == (90, 8, 8, 3) and fps == 12.0
     assert text.splitlines()[1] == "Scene 2: 2.50 s - 5.00 s (2.50 s, 30 frames)"
 
@@ -309,7 +310,7 @@ def test_node_without_a_plan_uses_seconds_per_scene():
 def test_node_with_a_plan():
     images = solid((1, 0, 0), (0, 1, 0), (0, 0, 1), height=16, width=24)
     frames, fps, text = timeline.ThreeDLabsStoryboardTimeline().run(
-        images, 24.0, "slow zoom in", "crossfade", 0.25, 48, 0, 4.0, scene_plan=plan(1 / 3, 2.5, None))
+        images, 24.0, "slow zoom in", "crossfade", 0.25, 48, 0, 4.0, scene_plan=plan(1 / 3, 2.5, None))["result"]
     assert isinstance(fps, float) and fps == 24.0
     assert frames.shape == (8 + 60 + 96, 32, 48, 3)
     assert frames.dtype == torch.float32 and frames.is_contiguous()

@@ -12,7 +12,7 @@ import { el, ensureStyles, onStatus, refreshStatus, routes, sandboxInUse } from 
 
 export const DISPLAY_NODES = new Set([
   "3DLabsStory", "3DLabsScenePlan", "3DLabsImageGenerate", "3DLabsJobWait",
-  "3DLabsLoadProject", "3DLabsProjects", "3DLabsRecentJobs",
+  "3DLabsLoadProject", "3DLabsProjects", "3DLabsRecentJobs", "3DLabsStoryboardTimeline",
 ]);
 export const OUTPUT_WIDGET = "3dlabs_output";
 // ComfyUI's own status-text widget (added on the first progress_text). Frontend 1.27 leaves it
