@@ -202,7 +202,7 @@ def finish_text(node_id: str | None, t: PromptTally, extra: str = "") -> str:
     line = t.line()
     text = sandbox_mark(settings()) + (f"{extra}\n{line}" if extra else line)
     comfy.NodeProgress(node_id, total=1).text(text)
-    log.info("%s", line)
+    log.info("%s", text.replace("\n", " | "))
     return text
 
 

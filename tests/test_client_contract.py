@@ -384,3 +384,21 @@ def test_only_http_and_data_urls_are_fetched(make_client, sandbox):
     models = pack_module("nodes.api.models")
     with pytest.raises(errors.ImageDownloadError):
         make_client().fetch_image(models.ImageRef("url", "file:///etc/passwd"))
+
+
+def test_rate_limited_error_carries_retry_after(sandbox, make_client):
+    # The sandbox answers a POST with 429 or 503 by seeded dice: find a seed whose first answer is 429.
+    c = make_client(attempts=1)
+    for seed in range(40):
+        sandbox.set_faults(post_error_rate=1.0, fault_seed=seed, retry_after=7)
+        try:
+            c.submit_image("a kite")
+        except errors.RateLimitedError as err:
+            assert err.status == 429 and err.retry_after == 7.0
+            assert "rate limiting" in str(err)
+            break
+        except errors.ServerError as err:
+            assert err.status == 503
+    else:
+        pytest.fail("no seed gave a 429")
+    assert sandbox.stats()["jobs_created_total"] == 0
