@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from . import images, runtime
 from .api import validation
 from .api.endpoints import IMAGES, image_body
-from .api.errors import BatchError, ThreeDLabsError, ValidationError
+from .api.errors import BatchError, ImageError, ThreeDLabsError, ValidationError
 from .api.models import Job
 from .reuse import collect_or_submit
 from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices
@@ -72,9 +72,17 @@ def download_all(client: ThreeDLabsClient, jobs: list[Job]) -> tuple[list[bytes]
             sources.append(f"job {job.id}")
     if not refs:
         return [], []
+
+    def fetch(i: int) -> bytes:
+        try:
+            return client.fetch_image(refs[i])
+        except ImageError as err:  # name the paid job, so that it can be collected again by id
+            raise type(err)(f"{sources[i]}: {err.detail}", status=err.status,
+                            job_id=sources[i].removeprefix("job ")) from None
+
     with ThreadPoolExecutor(max_workers=min(len(refs), client.settings.max_in_flight),
                             thread_name_prefix="3dlabs-download") as pool:
-        data = list(pool.map(client.fetch_image, refs))
+        data = list(pool.map(fetch, range(len(refs))))
     return data, sources
 
 

@@ -3,7 +3,10 @@
 Every job-creating request gets a key: the API, the workspace, the endpoint, the exact body and the
 node's seed. When the journal holds a succeeded job under the same key, its result is fetched by id
 instead of submitting again, so a re-run after a restart, a cache eviction or a partly failed batch
-only pays for what is missing. The seed is part of the key, so a new seed still asks for a new take.
+only pays for what is missing. A job whose end was never seen (a crash, Cancel, a timeout, polling
+that kept failing) is waited for again rather than paid for twice, and so is a paid job that cannot
+be checked right now (a flaky connection is no reason to pay again). Only a job 3DLabs says failed
+or does not know is submitted anew. The seed is part of the key, so a new seed asks for a new take.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from . import runtime
-from .api.errors import BatchError, JobError, JobFailedError, ThreeDLabsError
+from .api.errors import BatchError, JobError, JobFailedError, NotFoundError, ThreeDLabsError
 from .api.journal import request_hash
 from .api.models import Job
 
@@ -35,22 +38,44 @@ def _reuse_enabled() -> bool:
 
 
 def find_reusable(client: ThreeDLabsClient, keys: list[str]) -> list[Job | None]:
-    """Jobs already paid for under these keys whose results 3DLabs still serves."""
+    """Jobs already paid for under these keys: succeeded ones, and unfinished ones to wait for again.
+
+    A slot holds a succeeded Job (reuse its result), an unfinished Job (wait for it by id), or None
+    (submit): None only when the journal has no such job, or 3DLabs says it failed or no longer
+    knows it (a job it does not know is journaled as gone, and the next paid one is tried).
+    """
     found: list[Job | None] = [None] * len(keys)
     if not _reuse_enabled():
         return found
     for i, key in enumerate(keys):
-        rec = client.journal.find_succeeded(key, base_url=client.settings.base_url,
-                                            workspace=client.settings.workspace_id)
+        for _ in range(3):  # a job 3DLabs no longer knows is marked gone, and the next one is tried
+            rec = client.journal.find_paid(key, base_url=client.settings.base_url,
+                                           workspace=client.settings.workspace_id)
+            if rec is None:
+                break
+            try:
+                job = client.get_job(rec["id"])
+            except NotFoundError as err:
+                log.info("3DLabs: cannot reuse job %s (%s)", rec["id"], err.summary)
+                client.journal.record_state(rec["id"], "gone", error=err.detail)
+                continue
+            except ThreeDLabsError as err:
+                # Paid for, but not checkable now: wait for it like a submitted job rather than pay again.
+                log.info("3DLabs: cannot check job %s now (%s); waiting for it instead of paying again",
+                         rec["id"], err.summary)
+                job = Job(rec["id"], "queued")
+            break
+        else:
+            rec = None
         if rec is None:
             continue
-        try:
-            job = client.get_job(rec["id"])
-        except ThreeDLabsError as err:
-            log.info("3DLabs: cannot reuse job %s (%s); submitting anew", rec["id"], err.summary)
+        if job.status in ("failed", "canceled"):
+            client.journal.record_state(rec["id"], "failed", error=job.error)
             continue
-        if job.status == "succeeded":
-            found[i] = job
+        if job.status == "succeeded" and rec.get("state") != "succeeded":
+            client.journal.record_state(rec["id"], "succeeded")
+        job.id = job.id or rec["id"]
+        found[i] = job
     return found
 
 
@@ -104,14 +129,15 @@ def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_lab
             _raise_submit_errors(submit_errors, len(bodies), ids)
         return [i for i in ids if i]  # type: ignore[misc]
 
-    live = [i for i in range(len(bodies)) if ids[i] is not None and reused[i] is None]
+    done = [job if job is not None and job.status == "succeeded" else None for job in reused]
+    live = [i for i in range(len(bodies)) if ids[i] is not None and done[i] is None]
     created = [time.monotonic()] * len(live)
-    outcomes: dict[int, Job | JobError] = {i: reused[i] for i in range(len(bodies)) if reused[i] is not None}
+    outcomes: dict[int, Job | JobError] = {i: done[i] for i in range(len(bodies)) if done[i] is not None}
     if live:
         waited = runtime.wait_jobs(client, [ids[i] for i in live], node_id=node_id, label=node_label,
                                    timeout=timeout, created_at=created, raise_on_failure=False)
         outcomes.update(zip(live, waited))
-    ok = sum(isinstance(o, Job) for i, o in outcomes.items() if reused[i] is None)
+    ok = sum(isinstance(o, Job) for i, o in outcomes.items() if done[i] is None)
     failed = [(i, o) for i, o in sorted(outcomes.items()) if isinstance(o, JobError)]
     runtime.record(t, succeeded=ok, failed=len(failed))
     if submit_errors:

@@ -6,6 +6,7 @@ import json
 import re
 
 from . import images, runtime
+from .api import validation
 from .api.errors import ResponseFormatError, ThreeDLabsError, ValidationError
 from .api.models import Job
 from .generate import download_all
@@ -87,6 +88,8 @@ class ThreeDLabsJobWait:
     def _run(ids: list[str], timeout: float, node_id):
         if not ids:
             raise ValidationError("No job id given: paste one, or connect Image Generate's job_ids.")
+        for job_id in ids:
+            validation.optional_id("job_id", job_id)  # refuse before any request, not as a polling failure
         client = runtime.client_for()
         t = runtime.tally()
         try:

@@ -18,7 +18,7 @@ _RATES = frozenset(
     {"error_rate", "post_error_rate", "reset_rate", "malformed_json", "html_instead_of_json", "empty_200"}
 )
 _SWITCHES = frozenset({"fail_jobs", "hang_jobs", "drop_after_create", "corrupt_images", "huge_images",
-                       "out_of_credits", "server_down"})
+                       "out_of_credits", "server_down", "reset_gets_only"})
 _URLS = frozenset({"redirect_to"})
 _NON_NEGATIVE = frozenset({"latency_ms", "job_404_seconds", "retry_after"})
 _CHOICES = {"envelope": ENVELOPES, "image_shape": IMAGE_SHAPES}
@@ -32,6 +32,7 @@ class Faults:
     error_rate: float = 0.0
     post_error_rate: float = 0.0
     reset_rate: float = 0.0
+    reset_gets_only: bool = False  # reset_rate spares POSTs (a reset POST cannot be retried safely)
     fail_jobs: bool = False
     hang_jobs: bool = False
     drop_after_create: bool = False

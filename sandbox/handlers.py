@@ -77,6 +77,9 @@ class HttpServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so clients reuse connections; every answer has a length
+    # Headers and body go out in two writes: with Nagle on, the body waits for the client's delayed
+    # ACK (40 ms on Linux) on every reused connection, a stall no real API server has.
+    disable_nagle_algorithm = True
     server_version = "3DLabsSandbox/1.0"
     sys_version = ""
     timeout = 120  # idle keep-alive connections are closed after this many seconds
@@ -167,7 +170,8 @@ class ApiHandler(_Handler):
         if faults.latency_ms > 0:
             state.stats.fault("latency")
             time.sleep(faults.latency_ms / 1000.0)
-        if state.dice.roll(faults.reset_rate):  # for a POST this comes before any job exists
+        resettable = method == "GET" or not faults.reset_gets_only
+        if resettable and state.dice.roll(faults.reset_rate):  # for a POST this comes before any job exists
             state.stats.fault("reset")
             self._reset_connection()
             return

@@ -41,22 +41,26 @@ def row(figure, ours, baseline, ratio, target):
 # --- the way other packs do it: submit, poll every 5 s, then the next ---------------------------
 
 
-def naive_generate(api_url: str, token: str, prompt: str, interval: float = 5.0):
-    """Submit one job, poll at a fixed interval, download and decode: the common pattern."""
+def naive_generate(api_url: str, token: str, prompt: str, interval: float = 5.0, phase: float = 0.0):
+    """Submit one job, poll at a fixed interval, download and decode: the common pattern.
+
+    ``phase`` shifts the polling grid: real jobs do not last an exact multiple of 5 s, and a grid
+    that happens to line up with the sandbox's exact durations would flatter the baseline.
+    """
     headers = {"Authorization": f"Bearer {token}"}
     job_id = requests.post(f"{api_url}/images/generate", headers=headers, timeout=30, json={
         "prompt": prompt, "provider": "replicate", "model": "flux-schnell", "aspectRatio": "16:9"}).json()["jobId"]
     polls = 0
+    time.sleep(phase)
     while True:
         time.sleep(interval)
         polls += 1
         job = requests.get(f"{api_url}/jobs/{job_id}", headers=headers, timeout=30).json()
         if job["status"] in ("completed", "failed"):
             break
-    returned = time.time()
     data = requests.get(job["result"]["imageUrl"], timeout=30).content
     image = torch.from_numpy(np.array(Image.open(io.BytesIO(data)).convert("RGB")).astype(np.float32) / 255.0)
-    return job_id, returned, polls, image
+    return job_id, time.time(), polls, image
 
 
 def image_node(prompts, seed):
@@ -99,7 +103,8 @@ def _detect_ours(nodes, sandbox, job_seconds, count):
 def _detect_naive(sandbox, job_seconds, count):
     def one(i):
         job_id, returned, polls, _ = naive_generate(sandbox.api_url, sandbox.static_token,
-                                                    f"naive {job_seconds} {i} {time.time()}")
+                                                    f"naive {job_seconds} {i} {time.time()}",
+                                                    phase=5.0 * i / count)
         return returned - sandbox.job_finish_time(job_id), polls
 
     with ThreadPoolExecutor(count) as pool:
@@ -259,16 +264,27 @@ def bench_timeline(mod):
     durations = [2.0] * 6
     fps = 12.0
     for motion in ("none", "slow zoom in", "pan right"):
-        t0 = time.perf_counter()
-        frames, _ = timeline.render_timeline(scenes, durations, fps, motion, "crossfade", 0.5, 0, 0,
-                                             timeline.DEFAULT_MAX_BYTES)
-        elapsed = time.perf_counter() - t0
-        n = frames.shape[0]
-        del frames
-        t0 = time.perf_counter()
-        torch.empty((n, 768, 1344, 3)).copy_(scenes[:1].expand(n, -1, -1, -1))
-        copy = time.perf_counter() - t0
-        row(f"timeline 1344x768, {motion}, crossfade", f"{n / elapsed:.0f} frames/s",
+        # Warm: the first 1.7 GB allocation of a process pays the kernel's page faults (reported
+        # apart); each figure is the best of two renders after one warm-up, like the copy baseline.
+        cold = None
+        best, copy = float("inf"), float("inf")
+        for attempt in range(3):
+            t0 = time.perf_counter()
+            frames, _ = timeline.render_timeline(scenes, durations, fps, motion, "crossfade", 0.5, 0, 0,
+                                                 timeline.DEFAULT_MAX_BYTES)
+            elapsed = time.perf_counter() - t0
+            n = frames.shape[0]
+            del frames
+            cold = elapsed if cold is None else cold
+            best = min(best, elapsed) if attempt else best
+            t0 = time.perf_counter()
+            out = torch.empty((n, 768, 1344, 3))
+            out.copy_(scenes[:1].expand(n, -1, -1, -1))
+            del out
+            copy = min(copy, time.perf_counter() - t0) if attempt else copy
+        elapsed = best
+        row(f"timeline 1344x768, {motion}, crossfade ({n} frames)",
+            f"{n / elapsed:.0f} frames/s (first render in a process: {n / cold:.0f})",
             f"plain copy {n / copy:.0f} frames/s", f"{copy / elapsed:.2f}x of copy speed", "reported")
 
 

@@ -72,6 +72,23 @@ def describe_token(profile: str | None = None) -> dict:
     return {"configured": True, "source": source.origin, "last4": last4, "kind": source.kind}
 
 
+def _sendable(token: str, source: TokenSource) -> str:
+    """The token if it can travel in an HTTP header; else a ConfigError that never quotes it.
+
+    A stray line break, space or curly quote (pasted from a chat or a PDF) would otherwise fail
+    inside the HTTP library: with the header, token included, in its message, or as a bare
+    UnicodeEncodeError; and a job-creating POST would be reported as "may have been submitted"
+    although nothing was sent.
+    """
+    if all(33 <= ord(ch) <= 126 for ch in token):
+        return token
+    raise ConfigError(
+        f"The token from {source.origin} contains a space, a line break or a character outside ASCII, "
+        "so it cannot be sent in an HTTP header; nothing was sent",
+        hint="Paste the token again without surrounding quotes or line breaks.",
+    )
+
+
 class TokenProvider:
     """Hands out a usable token; thread-safe; refreshes command-made tokens before they expire."""
 
@@ -98,10 +115,10 @@ class TokenProvider:
                 )
             if source.kind == "token":
                 register_secret(source.value)
-                return source.value
+                return _sendable(source.value, source)
             if self._cached and self._cached_from == source and not self._expiring(self._cached):
                 return self._cached
-            self._cached = self._run_command(source)
+            self._cached = _sendable(self._run_command(source), source)
             self._cached_from = source
             return self._cached
 

@@ -15,7 +15,15 @@ from . import endpoints, readers, validation
 from .auth import TokenProvider
 from .config import Settings, load_settings
 from .download import MAX_BYTES_DEFAULT, fetch_image_bytes
-from .errors import BatchError, JobError, MaybeSubmittedError, ResponseFormatError, ValidationError
+from .errors import (
+    BatchError,
+    JobError,
+    JobStatusUnknownError,
+    JobTimeoutError,
+    MaybeSubmittedError,
+    ResponseFormatError,
+    ValidationError,
+)
 from .http import HttpTransport, RetryPolicy
 from .jobs import wait_for_jobs
 from .journal import Journal
@@ -79,9 +87,13 @@ class ThreeDLabsClient:
             raise
         try:
             job_id = readers.read_job_id(answer)
-        except ResponseFormatError:
+        except ResponseFormatError as err:
             # The server took the request (and perhaps the money); say so instead of re-sending.
-            raise MaybeSubmittedError(f"POST {endpoint} answered without a readable job id") from None
+            said = _server_words(answer)
+            self.journal.record_submitted(f"unknown-{int(time.time() * 1000)}", kind, label=f"answer lost: {label}",
+                                          **journal_fields)
+            raise MaybeSubmittedError(f"POST {endpoint} answered without a readable job id ({err.detail})"
+                                      + (f"; the server said: {said}" if said else "")) from None
         self.journal.record_submitted(job_id, kind, label=label, **journal_fields)
         self.counters.add_submitted(kind)
         log.info("3DLabs: submitted %s job %s", kind, job_id)
@@ -122,7 +134,9 @@ class ThreeDLabsClient:
                     ok += 1
                     self.journal.record_state(jid, outcome.status)
                 elif isinstance(outcome, JobError):
-                    state = "timed-out" if "did not finish" in outcome.summary else "failed"
+                    # Only a job the server reported failed is "failed": a re-run resumes the others.
+                    state = ("timed-out" if isinstance(outcome, JobTimeoutError)
+                             else "unknown" if isinstance(outcome, JobStatusUnknownError) else "failed")
                     self.journal.record_state(jid, state, error=outcome.detail)
             self.counters.add_outcomes(ok, sum(isinstance(o, JobError) for o in outcomes))
 
@@ -155,16 +169,38 @@ class ThreeDLabsClient:
 
     @staticmethod
     def story_of(job: Job) -> Story:
-        return readers.read_story(job.result)
+        return _read_result(readers.read_story, job)
 
     @staticmethod
     def scene_plan_of(job: Job) -> ScenePlan:
-        return readers.read_scene_plan(job.result)
+        return _read_result(readers.read_scene_plan, job)
 
     @staticmethod
     def image_refs_of(job: Job) -> list[ImageRef]:
-        return readers.read_image_refs(job.result)
+        return _read_result(readers.read_image_refs, job)
 
     def fetch_image(self, ref: ImageRef, *, max_bytes: int = MAX_BYTES_DEFAULT) -> bytes:
         return fetch_image_bytes(ref, self.transport, max_bytes=max_bytes,
                                  timeout=(self.settings.connect_timeout, self.settings.read_timeout))
+
+
+def _read_result(reader, job: Job):
+    """A finished job's result through ``reader``; an unreadable one names the (paid) job."""
+    try:
+        return reader(job.result)
+    except ResponseFormatError as err:
+        raise ResponseFormatError(f"the result of job {job.id}: {err.detail}", status=err.status,
+                                  job_id=job.id or None) from None
+
+
+def _server_words(answer) -> str:
+    """The server's own error message in an answer that should have carried a job id, if any."""
+    if not isinstance(answer, dict):
+        return ""
+    for key in ("error", "message", "detail"):
+        value = answer.get(key)
+        if isinstance(value, dict):
+            value = value.get("message") or value.get("detail")
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:300]
+    return ""

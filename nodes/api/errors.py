@@ -189,6 +189,18 @@ class JobTimeoutError(JobError):
         super().__init__(detail, **kw)
 
 
+class JobStatusUnknownError(JobError):
+    """Polling kept failing (network, 5xx, unreadable answers): the job's fate is unknown, not failed."""
+
+    summary = "Could not get the 3DLabs job's status"
+    default_hint = ("The job may still be running and is paid for: collect it with the 3DLabs Job Wait node, "
+                    "or queue again with the same inputs (it is resumed, not paid for twice).")
+
+    def __init__(self, detail: str = "", **kw) -> None:
+        kw.setdefault("hint", self.default_hint)
+        super().__init__(detail, **kw)
+
+
 class BatchError(ThreeDLabsError):
     """Some jobs of a batch failed; the results of the others are kept in ``results``."""
 

@@ -25,6 +25,7 @@ from .errors import (
     JobCanceledError,
     JobError,
     JobFailedError,
+    JobStatusUnknownError,
     JobTimeoutError,
     NetworkError,
     NotFoundError,
@@ -98,7 +99,7 @@ def wait_for_jobs(
     on_progress: ProgressCallback | None = None,
     max_in_flight: int = 8,
     created_at: Sequence[float] | None = None,
-    not_found_grace: float = NOT_FOUND_GRACE_SECONDS,
+    not_found_grace: float | None = None,
     raise_on_failure: bool = True,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Job | JobError]:
@@ -112,6 +113,8 @@ def wait_for_jobs(
     """
     if not job_ids:
         return []
+    if not_found_grace is None:  # read at call time, so that the module's value can be tuned
+        not_found_grace = NOT_FOUND_GRACE_SECONDS
     start = clock()
     deadline = start + max(0.0, timeout)
     tracked = [
@@ -201,7 +204,7 @@ def _settle(t: _Tracked, fut: Future, now: float, start: float, grace: float, ma
         t.errors += 1
         t.last_error = err
         if t.errors >= MAX_CONSECUTIVE_POLL_ERRORS or not isinstance(err, (APIError, NetworkError)):
-            t.outcome = JobFailedError(f"polling kept failing: {err.message}", job_id=t.job_id, index=index)
+            t.outcome = JobStatusUnknownError(f"polling kept failing: {err.message}", job_id=t.job_id, index=index)
             return now
         wait_s = err.retry_after if isinstance(err, RateLimitedError) and err.retry_after else 0.0
         return now + max(wait_s, poll_interval(now - start) * (1 + t.errors))

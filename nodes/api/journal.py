@@ -24,6 +24,8 @@ from .errors import redact
 log = logging.getLogger("3dlabs")
 
 JOURNAL_FILENAME = "jobs.jsonl"
+# States of a job that was paid for but whose end was never seen: it may still be running.
+UNFINISHED_STATES = ("submitted", "timed-out", "unknown")
 _lock = threading.Lock()
 
 
@@ -115,8 +117,19 @@ class Journal:
 
     def find_succeeded(self, request: str, *, base_url: str, workspace: str | None) -> dict | None:
         """The newest job made by the same request (same API and workspace) that succeeded."""
+        return self.find_paid(request, base_url=base_url, workspace=workspace, unfinished=False)
+
+    def find_paid(self, request: str, *, base_url: str, workspace: str | None, unfinished: bool = True) -> dict | None:
+        """The newest succeeded job made by the same request (same API and workspace); failing that,
+        with ``unfinished``, the newest one whose end nobody saw (a crash, Cancel, a timeout, polling
+        that kept failing), so that queueing again waits for it instead of paying for it twice."""
+        pending = None
         for rec in reversed(self.jobs().values()):
-            if (rec.get("request") == request and rec.get("state") == "succeeded"
-                    and rec.get("base_url") == base_url and rec.get("workspace") == workspace):
+            if (rec.get("request") != request or rec.get("base_url") != base_url
+                    or rec.get("workspace") != workspace or rec["id"].startswith("unknown-")):
+                continue
+            if rec.get("state") == "succeeded":
                 return rec
-        return None
+            if unfinished and pending is None and rec.get("state") in UNFINISHED_STATES:
+                pending = rec
+        return pending

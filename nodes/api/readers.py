@@ -1035,10 +1035,11 @@ def read_session(payload: Any, session_id: str | None = None) -> Project:
     """A full project from ``GET /api/session/:id``, bare or under session / project / data.
 
     Each part is read tolerantly: a missing or unreadable story or scene plan is None, missing
-    images an empty list; only a payload that is not an object raises. Images come first from the
-    scenes (in scene order: imageUrl and the other image keys on each scene), then from a
-    project-level images list, without duplicates. ``session_id`` (the id asked for) is used when
-    the payload carries none; the name falls back to the story's title.
+    images an empty list; only a payload that is not an object, or that holds nothing but an
+    error, raises. Images come first from the scenes (in scene order: imageUrl and the other image
+    keys on each scene), then from a project-level images list, without duplicates. ``session_id``
+    (the id asked for) is used when the payload carries none; the name falls back to the story's
+    title.
     """
     if not isinstance(payload, dict):
         raise ResponseFormatError(f"expected a session object, got {_seen(payload)}")
@@ -1071,6 +1072,12 @@ def read_session(payload: Any, session_id: str | None = None) -> Project:
     for key in _SESSION_IMAGE_KEYS:
         if key in body:
             _collect_images(body[key], 0, images, seen)
+
+    if project_id is None and story is None and plan is None and not images:
+        # A 200 that carries only an error ({"error": "Session not found"}) is not an empty project.
+        said = _render_error(_first_present(body, _ERROR_KEYS))
+        if said:
+            raise ResponseFormatError(f"the answer carries an error instead of a session: {said}")
 
     return Project(
         id=project_id or (_id(session_id) if session_id is not None else None) or "",

@@ -19,6 +19,9 @@ IMAGE_MODELS = ("flux-schnell", "flux-dev")
 MAX_TOPIC_CHARS = 4000
 MAX_PROMPT_CHARS = 4000
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")
+# Ids go into URL paths (/api/jobs/:id, /api/session/:id): the characters readers.read_job_id accepts,
+# and nothing that could change the path or add a query ("/", "..", "?", "#", "%").
+_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._:~+=@-]*")
 
 
 def topic(value) -> str:
@@ -75,6 +78,8 @@ def optional_id(field: str, value) -> str | None:
         return None
     if len(text) > 200 or any(c.isspace() for c in text):
         raise ValidationError(f"{field} {text[:40]!r} is not an id (no spaces, at most 200 characters).")
+    if not _ID.fullmatch(text):
+        raise ValidationError(f"{field} {text[:40]!r} is not an id (letters, digits and ._:~+=@- only).")
     return text
 
 

@@ -1,0 +1,173 @@
+"""Load under faults: 50 image jobs through the Image Generate node at once, while the sandbox
+answers 20% of GETs with 429 or 5xx and resets 5% of connections.
+
+Every image must come back, in prompt order; no job may be submitted twice (the sandbox counts
+the jobs it creates); and the API requests used must stay under the bound derived below.
+
+Two variants of the connection resets:
+- GET-only (the main figure): a reset GET is retried by the client, so every image is delivered
+  in one run.
+- every method: a reset POST may or may not have made its job, so the client never re-sends it
+  (MaybeSubmittedError). The node says which item and that it was not re-sent; queueing again
+  reuses every finished image from the journal and submits only what is missing, so the sandbox
+  ends with exactly 50 jobs: nothing paid twice.
+
+Set THREEDLABS_RELIABILITY_REPORT=path.jsonl to have the figures appended to that file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import load_pack, pack_module
+
+pack = load_pack()
+errors = pack_module("nodes.api.errors")
+runtime = pack_module("nodes.runtime")
+comfy = pack_module("nodes.comfy")
+jobs_engine = pack_module("nodes.api.jobs")
+http = pack_module("nodes.api.http")
+Journal = pack_module("nodes.api.journal").Journal
+N = pack.NODE_CLASS_MAPPINGS
+
+COUNT = 50
+GET_FAULTS = dict(error_rate=0.2, reset_rate=0.05, fault_seed=7)  # seed 7: resets and errors early on
+# Dice draws per request are fixed (one for a POST, two or three for a GET), so with seed 7 the
+# first 50 POSTs of the every-method variant meet exactly two resets, whatever the thread order.
+
+# The request bound, per image, for 0.3 s jobs whose first status poll comes 0.3 s after the
+# batch is submitted (nodes/api/jobs.py: FIRST_POLL_SECONDS, then at least MIN_INTERVAL apart):
+#   1 POST (POSTs see no injected fault in the GET-only variant: exactly one each)
+# + at most 3 status reads that get an answer (most jobs have ended by the first poll; a job
+#   polled early needs a second, rarely a third)
+# + the failed GET attempts behind those reads: a GET fails with probability
+#   0.05 + 0.95 x 0.20 = 0.24, so each answered read costs 1 / (1 - 0.24) = 1.32 attempts on
+#   average; we allow 1 failed attempt per read (75% headroom over the mean).
+# = 1 + 3 x 2 = 7 requests per image, 350 for the batch. Downloads go to the file host, not the
+# API, and are counted separately (exactly one per image).
+REQUESTS_PER_IMAGE_BOUND = 7
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime():
+    runtime.reset_tallies()
+    runtime.reset_clients()
+    comfy.set_local_interrupt(False)
+    yield
+    runtime.reset_clients()
+
+
+def run(node_id, **kwargs):
+    node = N[node_id]()
+    out = getattr(node, node.FUNCTION)(**kwargs)
+    if asyncio.iscoroutine(out):
+        out = asyncio.run(out)
+    return out["result"] if isinstance(out, dict) else out
+
+
+def image_args(prompts, **over):
+    args = dict(prompt=prompts, provider=["replicate"], model=["flux-schnell"], aspect_ratio=["16:9"],
+                scene_number=[0], seed=[0], wait=[True], unique_id=["load"])
+    args.update({k: [v] for k, v in over.items()})
+    return args
+
+
+def prompts_for(tag: str) -> list[str]:
+    return [f"{tag} scene {i + 1}: a lighthouse at dusk, wide shot number {i + 1}" for i in range(COUNT)]
+
+
+def report(name: str, **figures) -> None:
+    print(f"\n[reliability] {name}: {json.dumps(figures, sort_keys=True)}")
+    path = os.environ.get("THREEDLABS_RELIABILITY_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"test": name, **figures}, sort_keys=True) + "\n")
+
+
+def decoded_file(sandbox, job_id: str) -> torch.Tensor:
+    with urllib.request.urlopen(f"{sandbox.file_url}/files/{job_id}.png", timeout=30) as resp:
+        data = resp.read()
+    return torch.from_numpy(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32) / 255.0)
+
+
+def assert_delivered_in_order(sandbox, images, job_ids: list[str], prompts: list[str]) -> None:
+    assert images.shape == (COUNT, 768, 1344, 3) and images.dtype == torch.float32
+    assert len(job_ids) == len(set(job_ids)) == COUNT
+    journal = Journal()
+    state = sandbox._state  # the sandbox's own record of what each job was asked to draw
+    for i, jid in enumerate(job_ids):
+        assert state.store.job(jid).params["prompt"] == prompts[i], f"image {i + 1} is not its prompt's job"
+        assert journal.find(jid)["label"] == prompts[i][:80]
+        assert torch.allclose(images[i], decoded_file(sandbox, jid), atol=1 / 255), f"image {i + 1} out of order"
+
+
+def test_fifty_images_under_get_faults_all_delivered_in_order_nothing_paid_twice(sandbox):
+    sandbox.set_faults(reset_gets_only=True, **GET_FAULTS)
+    prompts = prompts_for("load")
+    images, _masks, job_ids = run("3DLabsImageGenerate", **image_args(prompts))
+    stats = sandbox.stats()
+    sandbox.set_faults(error_rate=0.0, reset_rate=0.0)
+
+    ids = job_ids.split("\n")
+    assert_delivered_in_order(sandbox, images, ids, prompts)
+    # Zero jobs submitted twice: the sandbox made exactly one job per prompt, from exactly one POST.
+    assert stats["jobs_created"]["image"] == COUNT
+    assert stats["requests"]["POST /api/images/generate"] == COUNT
+    assert stats["file_requests"] == COUNT and stats["file_requests_with_authorization"] == 0
+    # Faults were really injected, and survived.
+    injected = stats["faults_injected"]
+    assert injected["reset"] >= 1 and injected["429"] + injected["5xx"] >= 5
+    bound = REQUESTS_PER_IMAGE_BOUND * COUNT
+    assert stats["requests_total"] <= bound, f"{stats['requests_total']} API requests for {COUNT} images"
+    t = runtime.tally()
+    assert (t.submitted, t.succeeded, t.failed, t.reused) == ({"image": COUNT}, COUNT, 0, 0)
+    report("load_get_faults", images=COUNT, jobs_created=stats["jobs_created"]["image"],
+           posts=stats["requests"]["POST /api/images/generate"], status_reads=stats["requests"]["GET /api/jobs"],
+           requests_total=stats["requests_total"], request_bound=bound, downloads=stats["file_requests"],
+           injected_429=injected["429"], injected_5xx=injected["5xx"], injected_resets=injected["reset"])
+
+
+def test_fifty_images_with_post_resets_requeue_reuses_and_pays_once(sandbox):
+    """Resets on every method: a reset POST surfaces as MaybeSubmittedError naming its item; queueing
+    again reuses the finished images and submits only the missing ones, until all 50 are delivered."""
+    sandbox.set_faults(reset_gets_only=False, **GET_FAULTS)
+    prompts = prompts_for("requeue")
+    runs, maybe_errors, result = 0, [], None
+    while result is None and runs < 6:
+        runs += 1
+        runtime.reset_tallies()  # each queueing is a new ComfyUI prompt, with its own job cap
+        try:
+            result = run("3DLabsImageGenerate", **image_args(prompts))
+        except errors.MaybeSubmittedError as err:
+            maybe_errors.append(err)
+            message = str(err)
+            assert "Submitting item" in message and f"of {COUNT}" in message
+            assert "not re-sent" in message and "queue again to submit only what is missing" in message
+    stats = sandbox.stats()
+    sandbox.set_faults(error_rate=0.0, reset_rate=0.0)
+
+    assert result is not None, f"not delivered after {runs} queueings"
+    # Seed 7 resets two of the first 50 POSTs: the first queueing must have reported them.
+    assert maybe_errors and runs >= 2
+    images, _masks, job_ids = result
+    ids = job_ids.split("\n")
+    assert_delivered_in_order(sandbox, images, ids, prompts)
+    # The sandbox resets a POST before it creates a job, so every created job is one we delivered:
+    # exactly one job per image however many times the batch was queued.
+    assert stats["jobs_created"]["image"] == COUNT
+    lost = [r for r in Journal().recent(500) if r["id"].startswith("unknown-")]
+    assert len(lost) == stats["requests"]["POST /api/images/generate"] - COUNT >= 2
+    assert all(r["label"].startswith("answer lost") for r in lost)
+    report("load_post_resets", images=COUNT, queueings=runs, jobs_created=stats["jobs_created"]["image"],
+           posts=stats["requests"]["POST /api/images/generate"], posts_reset=len(lost),
+           requests_total=stats["requests_total"], injected_resets=stats["faults_injected"]["reset"],
+           injected_429=stats["faults_injected"]["429"], injected_5xx=stats["faults_injected"]["5xx"])
