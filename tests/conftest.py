@@ -83,3 +83,16 @@ def sandbox(sandbox_server, monkeypatch):
 def jobs_created(server) -> dict:
     """The sandbox's count of jobs created per kind, without the kinds it made none of."""
     return {kind: n for kind, n in server.stats()["jobs_created"].items() if n}
+
+
+@pytest.fixture
+def fresh_runtime():
+    """Node-level state reset around a test: per-prompt tallies, cached clients, the Cancel flag."""
+    runtime = pack_module("nodes.runtime")
+    comfy = pack_module("nodes.comfy")
+    runtime.reset_tallies()
+    runtime.reset_clients()
+    comfy.set_local_interrupt(False)
+    yield
+    comfy.set_local_interrupt(False)
+    runtime.reset_clients()

@@ -10,7 +10,6 @@ job exists, and how many requests were sent (a POST that may have made a job is 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import io
 import json
@@ -26,6 +25,7 @@ import torch
 from PIL import Image
 
 from conftest import PACK_DIR, load_pack, pack_module
+from node_runner import run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -168,13 +168,6 @@ def report(name: str, **figures) -> None:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"test": name, **figures}, sort_keys=True) + "\n")
 
-
-def run(node_id, **kwargs):
-    node = N[node_id]()
-    out = getattr(node, node.FUNCTION)(**kwargs)
-    if asyncio.iscoroutine(out):
-        out = asyncio.run(out)
-    return out["result"] if isinstance(out, dict) else out
 
 
 def generate(prompts=("a red kite",), **over):

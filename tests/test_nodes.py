@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import threading
@@ -14,6 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import jobs_created, load_pack, pack_module
+from node_runner import image_args, run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -23,30 +23,10 @@ models = pack_module("nodes.api.models")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
-
-@pytest.fixture(autouse=True)
-def fresh_runtime():
-    runtime.reset_tallies()
-    runtime.reset_clients()
-    comfy.set_local_interrupt(False)
-    yield
-    comfy.set_local_interrupt(False)
-    runtime.reset_clients()
+pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
-def run(node_id, **kwargs):
-    node = N[node_id]()
-    out = getattr(node, node.FUNCTION)(**kwargs)
-    if asyncio.iscoroutine(out):
-        out = asyncio.run(out)
-    return out["result"] if isinstance(out, dict) else out
 
-
-def image_args(prompts, **over):
-    args = dict(prompt=prompts, provider=["replicate"], model=["flux-schnell"], aspect_ratio=["16:9"],
-                scene_number=[0], seed=[0], wait=[True], unique_id=["7"])
-    args.update({k: [v] for k, v in over.items()})
-    return args
 
 
 def test_every_node_declares_the_contract():

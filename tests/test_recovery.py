@@ -7,7 +7,6 @@ node classes against the session's sandbox over HTTP on loopback.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import time
 import pytest
 
 from conftest import PACK_DIR, load_pack, pack_module
+from node_runner import run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -114,24 +114,6 @@ def test_killed_mid_wait_then_the_same_prompt_queued_again_resumes_the_paid_job(
     assert result["reused"] == 1 and result["submitted"] == {}
     stats = sandbox.stats()
     assert stats["jobs_created_total"] == 1 and stats["requests"]["POST /api/images/generate"] == 1
-
-
-@pytest.fixture
-def fresh_runtime():
-    runtime.reset_tallies()
-    runtime.reset_clients()
-    comfy.set_local_interrupt(False)
-    yield
-    comfy.set_local_interrupt(False)
-    runtime.reset_clients()
-
-
-def run(node_id, **kwargs):
-    node = N[node_id]()
-    out = getattr(node, node.FUNCTION)(**kwargs)
-    if asyncio.iscoroutine(out):
-        out = asyncio.run(out)
-    return out["result"] if isinstance(out, dict) else out
 
 
 def test_cancel_then_queue_again_resumes_instead_of_paying_twice(sandbox, fresh_runtime):

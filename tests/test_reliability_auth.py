@@ -8,7 +8,6 @@ one) and appends a line to a log, so the tests can count how often it ran.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import load_pack, pack_module
+from node_runner import run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -26,22 +26,9 @@ auth = pack_module("nodes.api.auth")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
-
-@pytest.fixture(autouse=True)
-def fresh_runtime():
-    runtime.reset_tallies()
-    runtime.reset_clients()
-    comfy.set_local_interrupt(False)
-    yield
-    runtime.reset_clients()
+pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
-def run(node_id, **kwargs):
-    node = N[node_id]()
-    out = getattr(node, node.FUNCTION)(**kwargs)
-    if asyncio.iscoroutine(out):
-        out = asyncio.run(out)
-    return out["result"] if isinstance(out, dict) else out
 
 
 def report(name: str, **figures) -> None:

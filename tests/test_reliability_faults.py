@@ -16,7 +16,6 @@ Set THREEDLABS_RELIABILITY_REPORT=path.jsonl to have the figures appended to tha
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -28,6 +27,7 @@ import pytest
 import torch
 
 from conftest import load_pack, pack_module
+from node_runner import image_args, run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -223,19 +223,6 @@ def fast(sandbox, monkeypatch):
     runtime.reset_clients()
 
 
-def run(node_id, **kwargs):
-    node = N[node_id]()
-    out = getattr(node, node.FUNCTION)(**kwargs)
-    if asyncio.iscoroutine(out):
-        out = asyncio.run(out)
-    return out["result"] if isinstance(out, dict) else out
-
-
-def image_args(prompts, **over):
-    args = dict(prompt=prompts, provider=["replicate"], model=["flux-schnell"], aspect_ratio=["16:9"],
-                scene_number=[0], seed=[0], wait=[True], unique_id=["3"])
-    args.update({k: [v] for k, v in over.items()})
-    return args
 
 
 def make_job_for_wait(sandbox) -> str:

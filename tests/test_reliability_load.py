@@ -17,7 +17,6 @@ Set THREEDLABS_RELIABILITY_REPORT=path.jsonl to have the figures appended to tha
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -29,6 +28,7 @@ import torch
 from PIL import Image
 
 from conftest import load_pack, pack_module
+from node_runner import image_args, run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -56,29 +56,10 @@ GET_FAULTS = dict(error_rate=0.2, reset_rate=0.05, fault_seed=7)  # seed 7: rese
 # API, and are counted separately (exactly one per image).
 REQUESTS_PER_IMAGE_BOUND = 7
 
-
-@pytest.fixture(autouse=True)
-def fresh_runtime():
-    runtime.reset_tallies()
-    runtime.reset_clients()
-    comfy.set_local_interrupt(False)
-    yield
-    runtime.reset_clients()
+pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
-def run(node_id, **kwargs):
-    node = N[node_id]()
-    out = getattr(node, node.FUNCTION)(**kwargs)
-    if asyncio.iscoroutine(out):
-        out = asyncio.run(out)
-    return out["result"] if isinstance(out, dict) else out
 
-
-def image_args(prompts, **over):
-    args = dict(prompt=prompts, provider=["replicate"], model=["flux-schnell"], aspect_ratio=["16:9"],
-                scene_number=[0], seed=[0], wait=[True], unique_id=["load"])
-    args.update({k: [v] for k, v in over.items()})
-    return args
 
 
 def prompts_for(tag: str) -> list[str]:

@@ -10,6 +10,7 @@ shows up as the literal string, or as any 12-character piece of it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
@@ -24,6 +25,7 @@ import requests
 from PIL import Image
 
 from conftest import load_pack, pack_module
+from node_runner import image_args as _image_args
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -35,6 +37,8 @@ Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
 SECRET = "zqLeakCanary4f9e2d7c1b8a6Q"  # matches no token-shaped pattern: only registration masks it
+
+image_args = functools.partial(_image_args, aspect_ratio="1:1")
 
 
 def pieces(secret: str, size: int = 12) -> list[str]:
@@ -106,12 +110,6 @@ def run_full(node_id, **kwargs):
         out = asyncio.run(out)
     return out
 
-
-def image_args(prompts, **over):
-    args = dict(prompt=prompts, provider=["replicate"], model=["flux-schnell"], aspect_ratio=["1:1"],
-                scene_number=[0], seed=[0], wait=[True], unique_id=["7"])
-    args.update({k: [v] for k, v in over.items()})
-    return args
 
 
 def collect_output(evidence: Evidence, name: str, out) -> tuple:
