@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from . import images, runtime
 from .api import validation
@@ -50,6 +51,19 @@ def describe_result(job: Job, kind: str | None, client) -> tuple[str, bool]:
         return json.dumps(job.result, indent=2, default=str)[:20000], False
 
 
+def _created_at(client, ids: list[str]) -> list[float]:
+    """Monotonic creation times from the journal: a job submitted long ago that 3DLabs does not know
+    is reported at once, not after the grace that covers jobs created a moment ago."""
+    now_mono, now_wall = time.monotonic(), time.time()
+    out = []
+    for job_id in ids:
+        rec = client.journal.find(job_id) or {}
+        submitted = rec.get("submitted_at")
+        out.append(now_mono - max(0.0, now_wall - float(submitted)) if isinstance(submitted, (int, float))
+                   else now_mono)
+    return out
+
+
 class ThreeDLabsJobWait:
     CATEGORY = "3DLabs"
     DESCRIPTION = ("Waits for 3DLabs jobs by id and returns their results: images as one batch, text for stories "
@@ -93,7 +107,8 @@ class ThreeDLabsJobWait:
         client = runtime.client_for()
         t = runtime.tally()
         try:
-            jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout)
+            jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout,
+                                     created_at=_created_at(client, ids))
         except ThreeDLabsError:
             runtime.finish_text(node_id, t)
             raise

@@ -271,3 +271,15 @@ def test_summary_counts_match_the_sandbox(sandbox):
     assert t.submitted == {"story": stats["story"], "image": stats["image"]}
     assert (t.succeeded, t.failed, t.reused) == (3, 1, 0)
     assert t.line() == ("3DLabs jobs this prompt: submitted 3 image, 1 story; succeeded 3, failed 1, reused 0")
+
+
+def test_job_wait_reports_a_long_gone_journaled_job_at_once(sandbox):
+    # Journaled two minutes ago, unknown to 3DLabs now: no 15 s grace for eventual consistency.
+    path = Journal().path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"event": "submitted", "id": "job_00000000deadbeef", "kind": "image",
+                                "time": time.time() - 120, "request": "x"}) + "\n")
+    with pytest.raises(errors.JobFailedError) as info:
+        run("3DLabsJobWait", job_id=["job_00000000deadbeef"], timeout_seconds=[60])
+    assert "does not know" in str(info.value) and "job_00000000deadbeef" in str(info.value)
+    assert sandbox.stats()["requests"]["GET /api/jobs"] == 1
