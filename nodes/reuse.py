@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from . import runtime
-from .api.errors import BatchError, JobError, JobFailedError, NotFoundError, ThreeDLabsError
+from .api.errors import JobError, JobFailedError, NotFoundError, ThreeDLabsError
+from .api.jobs import raise_for_failures
 from .api.journal import request_hash
 from .api.models import Job
 
@@ -142,14 +143,9 @@ def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_lab
     runtime.record(t, succeeded=ok, failed=len(failed))
     if submit_errors:
         _raise_submit_errors(submit_errors, len(bodies), ids)
-    if failed:
-        for i, err in failed:
-            err.index = i if len(bodies) > 1 else None
-        if len(bodies) == 1:
-            raise failed[0][1]
-        raise BatchError([e for _, e in failed], [outcomes.get(i) if isinstance(outcomes.get(i), Job) else None
-                                                  for i in range(len(bodies))])
-    return [outcomes[i] for i in range(len(bodies))]  # type: ignore[misc]
+    ordered = [outcomes[i] for i in range(len(bodies))]
+    raise_for_failures(ordered)
+    return ordered  # type: ignore[return-value]
 
 
 def _raise_submit_errors(errors: list[tuple[int, ThreeDLabsError]], total: int, ids: list) -> None:

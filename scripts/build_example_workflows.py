@@ -125,6 +125,26 @@ def _default(spec, name):
     raise KeyError(name)
 
 
+def storyboard_chain(graph: Graph) -> tuple[Node, Node, Node]:
+    """Story -> Scene Plan -> Image Generate over the plan's prompts, left to right."""
+    story = graph.add("3DLabsStory", (40, 80), (380, 260), topic=TOPIC, max_minutes=1, provider="gemini", seed=1)
+    plan = graph.add("3DLabsScenePlan", (460, 80), (360, 220), story=story[0], max_minutes=1, seed=1)
+    images = graph.add("3DLabsImageGenerate", (860, 80), (380, 330), prompt=plan[1], provider="replicate",
+                       model="flux-schnell", aspect_ratio="16:9", seed=1, wait=True)
+    return story, plan, images
+
+
+def timeline_to_video(graph: Graph, x: int, images: Out, scene_plan: Out, motion: str, prefix: str) -> None:
+    """Storyboard Timeline (timed by the plan) -> CreateVideo at the timeline's fps -> SaveVideo, from x."""
+    timeline = graph.add("3DLabsStoryboardTimeline", (x, 80), (360, 330), images=images, scene_plan=scene_plan,
+                         fps=8.0, motion=motion, transition="crossfade", crossfade_seconds=0.5, width=640,
+                         height=360)
+    video = graph.add("CreateVideo", (x + 400, 80), (300, 100), images=timeline[0], fps=timeline[1])
+    graph.add("SaveVideo", (x + 740, 80), (420, 420), video=video[0], filename_prefix=prefix, format="auto",
+              codec="auto")
+    graph.add("PreviewAny", (x, 620), (420, 300), title="Timeline", source=timeline[2])
+
+
 def graphs(specs, outputs, names):
     g = {}
 
@@ -135,10 +155,7 @@ def graphs(specs, outputs, names):
 
     # 1. Topic to storyboard.
     s = new()
-    story = s.add("3DLabsStory", (40, 80), (380, 260), topic=TOPIC, max_minutes=1, provider="gemini", seed=1)
-    plan = s.add("3DLabsScenePlan", (460, 80), (360, 220), story=story[0], max_minutes=1, seed=1)
-    images = s.add("3DLabsImageGenerate", (860, 80), (380, 330), prompt=plan[1], provider="replicate",
-                   model="flux-schnell", aspect_ratio="16:9", seed=1, wait=True)
+    story, plan, images = storyboard_chain(s)
     scaled = s.add("ImageScaleBy", (1280, 80), (300, 110), image=images[0], upscale_method="bicubic", scale_by=2.0)
     s.add("SaveImage", (1620, 80), (420, 420), images=scaled[0], filename_prefix="3dlabs/storyboard")
     s.add("PreviewAny", (40, 560), (780, 360), title="Story text", source=story[1])
@@ -147,17 +164,8 @@ def graphs(specs, outputs, names):
 
     # 2. Topic to video.
     v = new()
-    story = v.add("3DLabsStory", (40, 80), (380, 260), topic=TOPIC, max_minutes=1, provider="gemini", seed=1)
-    plan = v.add("3DLabsScenePlan", (460, 80), (360, 220), story=story[0], max_minutes=1, seed=1)
-    images = v.add("3DLabsImageGenerate", (860, 80), (380, 330), prompt=plan[1], provider="replicate",
-                   model="flux-schnell", aspect_ratio="16:9", seed=1, wait=True)
-    timeline = v.add("3DLabsStoryboardTimeline", (1280, 80), (360, 330), images=images[0], scene_plan=plan[0],
-                     fps=8.0, motion="slow zoom in", transition="crossfade", crossfade_seconds=0.5, width=640,
-                     height=360)
-    video = v.add("CreateVideo", (1680, 80), (300, 100), images=timeline[0], fps=timeline[1])
-    v.add("SaveVideo", (2020, 80), (420, 420), video=video[0], filename_prefix="3dlabs/video", format="auto",
-          codec="auto")
-    v.add("PreviewAny", (1280, 620), (420, 300), title="Timeline", source=timeline[2])
+    _, plan, images = storyboard_chain(v)
+    timeline_to_video(v, 1280, images[0], plan[0], "slow zoom in", "3dlabs/video")
     g["3dlabs_topic_to_video"] = (v, "Topic to video: the storyboard's scene images become frames that last as "
                                      "long as the plan says (with a slow zoom and crossfades), then an MP4.")
 
@@ -183,13 +191,7 @@ def graphs(specs, outputs, names):
     # 5. An existing project to video.
     p = new()
     project = p.add("3DLabsLoadProject", (40, 80), (380, 200), project_id="proj_demo")
-    timeline = p.add("3DLabsStoryboardTimeline", (460, 80), (360, 330), images=project[2], scene_plan=project[1],
-                     fps=8.0, motion="pan right", transition="crossfade", crossfade_seconds=0.5, width=640,
-                     height=360)
-    video = p.add("CreateVideo", (860, 80), (300, 100), images=timeline[0], fps=timeline[1])
-    p.add("SaveVideo", (1200, 80), (420, 420), video=video[0], filename_prefix="3dlabs/project", format="auto",
-          codec="auto")
-    p.add("PreviewAny", (460, 620), (420, 300), title="Timeline", source=timeline[2])
+    timeline_to_video(p, 460, project[2], project[1], "pan right", "3dlabs/project")
     g["3dlabs_project_to_video"] = (p, "An existing 3DLabs project: its scene images become a video timed by "
                                        "its scene plan. Pick the project on the Load Project node.")
     return g

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from PIL import Image
 
 from conftest import PACK_DIR, load_pack, pack_module
 from node_runner import run
+from reliability_report import report
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -158,16 +158,6 @@ def api(api_server, monkeypatch):
     script.origin = api_server.origin
     yield script
     runtime.reset_clients()
-
-
-def report(name: str, **figures) -> None:
-    """Print the figures (pytest -s) and append them to $THREEDLABS_RELIABILITY_REPORT if set."""
-    print(f"\n[reliability] {name}: {json.dumps(figures, sort_keys=True)}")
-    path = os.environ.get("THREEDLABS_RELIABILITY_REPORT")
-    if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"test": name, **figures}, sort_keys=True) + "\n")
-
 
 
 def generate(prompts=("a red kite",), **over):

@@ -26,9 +26,6 @@ N = pack.NODE_CLASS_MAPPINGS
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
-
-
-
 def test_every_node_declares_the_contract():
     expected = {
         "3DLabsStory": ["topic", "max_minutes", "provider", "seed", "project_id"],

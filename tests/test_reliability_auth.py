@@ -8,8 +8,6 @@ one) and appends a line to a log, so the tests can count how often it ran.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 
 from conftest import load_pack, pack_module
 from node_runner import run
+from reliability_report import report
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -27,17 +26,6 @@ Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
-
-
-
-
-def report(name: str, **figures) -> None:
-    """Print the figures (pytest -s) and append them to $THREEDLABS_RELIABILITY_REPORT if set."""
-    print(f"\n[reliability] {name}: {json.dumps(figures, sort_keys=True)}")
-    path = os.environ.get("THREEDLABS_RELIABILITY_REPORT")
-    if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"test": name, **figures}, sort_keys=True) + "\n")
 
 
 def image_args(prompts, **over):

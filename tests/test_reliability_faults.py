@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import torch
 
 from conftest import load_pack, pack_module
 from node_runner import image_args, run
+from reliability_report import report
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -178,15 +178,6 @@ INJECTED: Counter = Counter()  # faults the sandbox injected, summed over the ca
 RESULTS: Counter = Counter()  # cases that ended in success / in the expected typed error
 
 
-def report(name: str, **figures) -> None:
-    """Print the figures (pytest -s) and append them to $THREEDLABS_RELIABILITY_REPORT if set."""
-    print(f"\n[reliability] {name}: {json.dumps(figures, sort_keys=True)}")
-    path = os.environ.get("THREEDLABS_RELIABILITY_REPORT")
-    if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"test": name, **figures}, sort_keys=True) + "\n")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def matrix_tally(request):
     INJECTED.clear()
@@ -221,8 +212,6 @@ def fast(sandbox, monkeypatch):
     comfy.set_local_interrupt(False)
     yield
     runtime.reset_clients()
-
-
 
 
 def make_job_for_wait(sandbox) -> str:

@@ -18,8 +18,6 @@ Set THREEDLABS_RELIABILITY_REPORT=path.jsonl to have the figures appended to tha
 from __future__ import annotations
 
 import io
-import json
-import os
 import urllib.request
 
 import numpy as np
@@ -29,6 +27,7 @@ from PIL import Image
 
 from conftest import load_pack, pack_module
 from node_runner import image_args, run
+from reliability_report import report
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -59,19 +58,8 @@ REQUESTS_PER_IMAGE_BOUND = 7
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
-
-
-
 def prompts_for(tag: str) -> list[str]:
     return [f"{tag} scene {i + 1}: a lighthouse at dusk, wide shot number {i + 1}" for i in range(COUNT)]
-
-
-def report(name: str, **figures) -> None:
-    print(f"\n[reliability] {name}: {json.dumps(figures, sort_keys=True)}")
-    path = os.environ.get("THREEDLABS_RELIABILITY_REPORT")
-    if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"test": name, **figures}, sort_keys=True) + "\n")
 
 
 def decoded_file(sandbox, job_id: str) -> torch.Tensor:

@@ -6,50 +6,21 @@ requests talks to them as the browser would. The config file lives in the per-te
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 import requests
 
 from conftest import PACK_DIR, pack_module
+from routes_app import LoopbackApp
 
 web = pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the route tests")
 
 SECRET = "zqRouteSecret9f8e7d6c5b4a3210"  # not token-shaped, so only the registered-secret redaction could mask it
-
-
-class LoopbackApp:
-    """An aiohttp app with the pack's routes, served from its own event loop thread."""
-
-    def __init__(self, routes_mod) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="routes-app", daemon=True)
-        self.thread.start()
-
-        async def start():
-            app = web.Application()
-            app.add_routes(routes_mod.add_routes(web.RouteTableDef()))
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            return runner, runner.addresses[0][1]
-
-        self.runner, port = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
-        self.url = f"http://127.0.0.1:{port}"
-        self.origin = self.url
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")

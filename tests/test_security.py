@@ -17,7 +17,6 @@ import logging
 import os
 import stat
 import sys
-import threading
 import traceback
 
 import pytest
@@ -109,7 +108,6 @@ def run_full(node_id, **kwargs):
     if asyncio.iscoroutine(out):
         out = asyncio.run(out)
     return out
-
 
 
 def collect_output(evidence: Evidence, name: str, out) -> tuple:
@@ -287,43 +285,18 @@ def test_config_file_is_0600_in_a_0700_folder_even_if_it_was_looser():
     assert not leftovers, f"temporary files left beside the config: {leftovers}"
 
 
-class TokenRouteApp:
-    """The pack's routes on a plain aiohttp app on loopback, as ComfyUI would mount them."""
-
-    def __init__(self, routes_mod, web) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-        async def start():
-            app = web.Application()
-            app.add_routes(routes_mod.add_routes(web.RouteTableDef()))
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            return runner, runner.addresses[0][1]
-
-        self.runner, port = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
 def token_route():
-    web = pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the token route")
+    pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the token route")
     try:
         routes_mod = pack_module("nodes.routes")
     except ImportError as err:
         pytest.skip(f"the token route POST /3dlabs/token (nodes/routes.py) is missing: {err}")
     if not any(method == "POST" and path == "/token" for method, path, _ in getattr(routes_mod, "ROUTES", ())):
         pytest.skip("nodes/routes.py has no POST /3dlabs/token route yet")
-    app = TokenRouteApp(routes_mod, web)
+    from routes_app import LoopbackApp
+
+    app = LoopbackApp(routes_mod)
     yield app
     app.stop()
 

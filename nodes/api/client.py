@@ -7,7 +7,6 @@ job id is written to the journal the moment it is known. Nothing here knows torc
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -16,7 +15,6 @@ from .auth import TokenProvider
 from .config import Settings, load_settings
 from .download import MAX_BYTES_DEFAULT, fetch_image_bytes
 from .errors import (
-    BatchError,
     JobError,
     JobStatusUnknownError,
     JobTimeoutError,
@@ -25,7 +23,7 @@ from .errors import (
     ValidationError,
 )
 from .http import HttpTransport, RetryPolicy
-from .jobs import wait_for_jobs
+from .jobs import raise_for_failures, wait_for_jobs
 from .journal import Journal
 from .models import ImageRef, Job, Project, ScenePlan, Story, Workspace
 
@@ -33,24 +31,6 @@ log = logging.getLogger("3dlabs")
 
 STORIES, SCENE_PLANNING, IMAGES = endpoints.STORIES, endpoints.SCENE_PLANNING, endpoints.IMAGES
 
-
-class Counters:
-    """What this client has done, for the per-prompt summary (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.submitted: dict[str, int] = {}
-        self.succeeded = 0
-        self.failed = 0
-
-    def add_submitted(self, kind: str) -> None:
-        with self._lock:
-            self.submitted[kind] = self.submitted.get(kind, 0) + 1
-
-    def add_outcomes(self, succeeded: int, failed: int) -> None:
-        with self._lock:
-            self.succeeded += succeeded
-            self.failed += failed
 
 
 class ThreeDLabsClient:
@@ -60,7 +40,6 @@ class ThreeDLabsClient:
         self.tokens = tokens or TokenProvider(profile=self.settings.profile)
         self.transport = HttpTransport(self.settings, self.tokens, retry=retry)
         self.journal = journal or Journal()
-        self.counters = Counters()
 
     def close(self) -> None:
         self.transport.close()
@@ -95,25 +74,20 @@ class ThreeDLabsClient:
             raise MaybeSubmittedError(f"POST {endpoint} answered without a readable job id ({err.detail})"
                                       + (f"; the server said: {said}" if said else "")) from None
         self.journal.record_submitted(job_id, kind, label=label, **journal_fields)
-        self.counters.add_submitted(kind)
         log.info("3DLabs: submitted %s job %s", kind, job_id)
         return job_id
 
-    story_body = staticmethod(endpoints.story_body)
-    scene_plan_body = staticmethod(endpoints.scene_plan_body)
-    image_body = staticmethod(endpoints.image_body)
-
     def submit_story(self, topic, max_minutes, *, project_id=None, provider="gemini",
                      workspace_id=None) -> str:
-        body = self.story_body(topic, max_minutes, project_id=project_id, provider=provider)
+        body = endpoints.story_body(topic, max_minutes, project_id=project_id, provider=provider)
         return self.submit(STORIES, "story", body, workspace_id=workspace_id, label=body["topic"][:80])
 
     def submit_scene_plan(self, story, max_minutes, *, video_model=None, workspace_id=None) -> str:
-        body = self.scene_plan_body(story, max_minutes, video_model=video_model)
+        body = endpoints.scene_plan_body(story, max_minutes, video_model=video_model)
         return self.submit(SCENE_PLANNING, "scene-plan", body, workspace_id=workspace_id, label="scene plan")
 
     def submit_image(self, prompt, *, workspace_id=None, **fields) -> str:
-        body = self.image_body(prompt, **fields)
+        body = endpoints.image_body(prompt, **fields)
         return self.submit(IMAGES, "image", body, workspace_id=workspace_id, label=body["prompt"][:80])
 
     # -- reading ---------------------------------------------------------------------------
@@ -128,17 +102,14 @@ class ThreeDLabsClient:
              workspace_id=None) -> list:
         """Wait for jobs; final states go to the journal whatever happens to the caller."""
         def record(outcomes):
-            ok = 0
             for jid, outcome in zip(job_ids, outcomes):
                 if isinstance(outcome, Job):
-                    ok += 1
                     self.journal.record_state(jid, outcome.status)
                 elif isinstance(outcome, JobError):
                     # Only a job the server reported failed is "failed": a re-run resumes the others.
                     state = ("timed-out" if isinstance(outcome, JobTimeoutError)
                              else "unknown" if isinstance(outcome, JobStatusUnknownError) else "failed")
                     self.journal.record_state(jid, state, error=outcome.detail)
-            self.counters.add_outcomes(ok, sum(isinstance(o, JobError) for o in outcomes))
 
         outcomes = wait_for_jobs(
             list(job_ids), lambda jid: self.get_job(jid, workspace_id=workspace_id), timeout=timeout,
@@ -146,11 +117,7 @@ class ThreeDLabsClient:
             created_at=created_at, raise_on_failure=False)
         record(outcomes)
         if raise_on_failure:
-            failures = [o for o in outcomes if isinstance(o, JobError)]
-            if failures:
-                if len(outcomes) == 1:
-                    raise failures[0]
-                raise BatchError(failures, [o if isinstance(o, Job) else None for o in outcomes])
+            raise_for_failures(outcomes)
         return outcomes
 
     def list_workspaces(self) -> list[Workspace]:

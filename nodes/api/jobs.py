@@ -174,12 +174,23 @@ def wait_for_jobs(
         pool.shutdown(wait=False, cancel_futures=True)
 
     outcomes = [t.outcome for t in tracked]
-    failures = [o for o in outcomes if isinstance(o, JobError)]
-    if failures and raise_on_failure:
-        if len(tracked) == 1:
-            raise failures[0]
-        raise BatchError(failures, [o if isinstance(o, Job) else None for o in outcomes])
+    if raise_on_failure:
+        raise_for_failures(outcomes)
     return outcomes  # type: ignore[return-value]
+
+
+def raise_for_failures(outcomes: Sequence[Job | JobError | None]) -> None:
+    """Raise what the user sees when any outcome is a JobError: the error itself for a single job,
+    else a BatchError naming each failed item by its position, with the other results kept."""
+    failures = [o for o in outcomes if isinstance(o, JobError)]
+    if not failures:
+        return
+    if len(outcomes) == 1:
+        raise failures[0]
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, JobError):
+            outcome.index = i
+    raise BatchError(failures, [o if isinstance(o, Job) else None for o in outcomes])
 
 
 class _Stopped(Exception):
