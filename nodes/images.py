@@ -30,16 +30,14 @@ global (core LoadImage flips it briefly while retrying a broken file), so it is 
 from __future__ import annotations
 
 import io
-import os
 import string
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from . import image_rows
 from .api.errors import ImageDecodeError, ImageTooLargeError, ValidationError
 
 MAX_PIXELS_DEFAULT = 64 * 1024 * 1024
@@ -49,6 +47,7 @@ _RESAMPLE = Image.Resampling.LANCZOS
 _U8_MAX = np.float32(255.0)
 _U16_MAX = np.float32(65535.0)
 _I32_MAX = np.float32(2**31 - 1)
+_EXIF_ORIENTATION = 0x0112
 
 # Signatures of formats a result may come in, so that a damaged file is reported as a damaged PNG
 # rather than as "not an image".
@@ -63,18 +62,7 @@ _MAGIC = (
 )
 _PRINTABLE = frozenset(string.printable.encode())
 
-# Conversion to float is split between the calling thread and one helper for large images (numpy
-# releases the GIL); below ~2 Mpx the hand-over costs about what it saves. The helper is shared: a
-# decode that finds it busy (another node decoding at the same moment) converts on its own thread
-# instead of queueing.
-_PARALLEL = (os.cpu_count() or 1) > 1
-_PARALLEL_MIN_PIXELS = 2_000_000
-_BLOCK_BYTES = 256 * 1024
 _FRESH_FROM_KERNEL_BYTES = 32 * 1024 * 1024
-# Pillow's raw encoder (what Image.tobytes runs); private, so its absence only costs speed.
-_get_encoder = getattr(Image, "_getencoder", None)
-_helper_idle = threading.Lock()
-_helper_pool: ThreadPoolExecutor | None = None
 
 
 @dataclass
@@ -95,11 +83,18 @@ class DecodedImage:
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "") -> DecodedImage:
     """Decode one image's bytes into an RGB float tensor and, when it has alpha, a mask."""
     label = source or "image"
-    im = _open_checked(data, max_pixels, label)
-    mode, fmt = im.mode, im.format or ""
-    im = _to_canonical_mode(im, label)
+    im = _open_header(data, max_pixels, label)
     width, height = im.size
     image = _empty_f32((height, width, 3))
+    if _streamed(im, data, image, label):
+        return DecodedImage(image=image, mask=None, width=width, height=height, mode=im.mode, format=im.format)
+    _load(im, data, label)
+    _orient(im)
+    mode, fmt = im.mode, im.format or ""
+    im = _to_canonical_mode(im, label)
+    if im.size != (width, height):  # turned by its EXIF orientation
+        width, height = im.size
+        image = _empty_f32((height, width, 3))
     mask = _fill(im, image, None, "error", label)
     return DecodedImage(image=image, mask=mask, width=width, height=height, mode=mode, format=fmt)
 
@@ -119,8 +114,7 @@ def decode_into(
     """
     _check_fit(fit)
     _check_out(out)
-    label = source or "image"
-    return _fill(_to_canonical_mode(_open_checked(data, max_pixels, label), label), out, None, fit, label)
+    return _decode_slot(data, out, None, max_pixels, fit, source or "image")
 
 
 def images_to_batch(
@@ -142,11 +136,18 @@ def images_to_batch(
         raise ValueError(f"sources has {len(sources)} entries for {len(items)} images")
     labels = [_batch_label(i, sources[i] if sources else "") for i in range(len(items))]
 
-    first = _to_canonical_mode(_open_checked(items[0], max_pixels, labels[0]), labels[0])
+    first = _open_header(items[0], max_pixels, labels[0])
     width, height = first.size
     images = _empty_f32((len(items), height, width, 3))
     masks = torch.from_numpy(np.zeros((len(items), height, width), dtype=np.float32))
-    _fill(first, images[0], masks[0], fit, labels[0])
+    if not _streamed(first, items[0], images[0], labels[0]):
+        _load(first, items[0], labels[0])
+        _orient(first)
+        if first.size != (width, height):  # the batch takes the first image's size as it is shown
+            width, height = first.size
+            images = _empty_f32((len(items), height, width, 3))
+            masks = torch.from_numpy(np.zeros((len(items), height, width), dtype=np.float32))
+        _fill(_to_canonical_mode(first, labels[0]), images[0], masks[0], fit, labels[0])
     del first
     for i in range(1, len(items)):
         _decode_slot(items[i], images[i], masks[i], max_pixels, fit, labels[i])
@@ -204,8 +205,8 @@ def tensor_to_png_bytes(image: torch.Tensor, *, compress_level: int = 1) -> byte
 # --- opening and checking ---------------------------------------------------------------------
 
 
-def _open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
-    """Open ``data``, refuse it by header size if too large, decode it and apply EXIF orientation."""
+def _open_header(data: bytes, max_pixels: int, label: str) -> Image.Image:
+    """Open ``data`` without decoding pixels, and refuse it by the size its header gives."""
     if not data:
         raise ImageDecodeError(f"{label}: empty body (0 bytes)")
     try:
@@ -230,7 +231,11 @@ def _open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
         )
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"{label}: the header gives an empty size {width}x{height}")
+    return im
 
+
+def _load(im: Image.Image, data: bytes, label: str) -> None:
+    """Decode the pixels of an opened image (a no-op once done), naming what went wrong."""
     try:
         im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -240,11 +245,36 @@ def _open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
     except Exception as exc:  # noqa: BLE001 - decoders report truncation as OSError, SyntaxError, zlib...
         raise ImageDecodeError(_damaged_detail(data, label, im.format, exc)) from exc
 
+
+def _orient(im: Image.Image) -> None:
     try:
         ImageOps.exif_transpose(im, in_place=True)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the user the picture
         pass
-    return im
+
+
+def _streamed(im: Image.Image, data: bytes, out: torch.Tensor, label: str) -> bool:
+    """Decode opened ``im`` straight into ``out`` of its own size, converting rows while decoding.
+
+    True when ``out`` holds the finished picture. False when this fast path does not apply (the image
+    is then loaded, or not yet, and the caller goes on the ordinary way): another mode or format, a
+    different size, the helper thread busy, or an EXIF orientation to apply after all.
+    """
+    if not image_rows.can_stream(im, out.shape[1], out.shape[0]):
+        return False
+    # The bytes are in memory already: the decoder gets them in one piece rather than in 64 KB reads, so
+    # the decoding thread does not need the GIL back between pieces while the helper converts (a thread
+    # waiting for the GIL can wait a whole switch interval). WebP's plugin decodes the frame first and
+    # then copies it in, hence the decoded size.
+    im.decodermaxblock = max(im.decodermaxblock, len(data), 4 * im.size[0] * im.size[1])
+    if not image_rows.stream_rgb(im, out.numpy(), lambda: _load(im, data, label)):
+        return False
+    try:
+        # Read after decoding: a PNG may carry its EXIF block after the pixels.
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as in _orient
+        return True
+    return orientation in (1, None)
 
 
 def _open_without_pillow_limit(data: bytes) -> Image.Image | None:
@@ -315,11 +345,15 @@ def _high_bit_to_float(im: Image.Image) -> Image.Image:
 
 
 def _decode_slot(
-    data: bytes, out: torch.Tensor, mask_out: torch.Tensor, max_pixels: int, fit: str, label: str
-) -> None:
+    data: bytes, out: torch.Tensor, mask_out: torch.Tensor | None, max_pixels: int, fit: str, label: str
+) -> torch.Tensor | None:
     # A function of its own so that each Pillow image dies before the next one is decoded.
-    im = _to_canonical_mode(_open_checked(data, max_pixels, label), label)
-    _fill(im, out, mask_out, fit, label)
+    im = _open_header(data, max_pixels, label)
+    if _streamed(im, data, out, label):
+        return None  # RGB without alpha, exactly the slot's size: the zeroed mask slot stays as it is
+    _load(im, data, label)
+    _orient(im)
+    return _fill(_to_canonical_mode(im, label), out, mask_out, fit, label)
 
 
 def _fill(
@@ -336,7 +370,7 @@ def _fill(
     dst = out.numpy()
     if padded:
         dst.fill(0.0)
-    alpha = _write_rgb(im, dst[y0:y1, x0:x1])
+    alpha = image_rows.write_rgb(im, dst[y0:y1, x0:x1])
     if alpha is None and not padded:
         return None
     mask = mask_out if mask_out is not None else _empty_f32((out_h, out_w))
@@ -379,82 +413,6 @@ def _fit(
         im = im.resize((new_w, new_h), _RESAMPLE)
     x0, y0 = (out_w - new_w) // 2, (out_h - new_h) // 2
     return im, (x0, y0, x0 + new_w, y0 + new_h)
-
-
-def _write_rgb(im: Image.Image, dst: np.ndarray) -> np.ndarray | None:
-    """Write ``im`` as RGB 0..1 into ``dst`` ([h,w,3] float32 view); return its 8-bit alpha or None."""
-    if im.mode == "F":
-        np.copyto(dst, np.asarray(im)[..., None])
-        np.clip(dst, 0.0, 1.0, out=dst)  # LANCZOS overshoots
-        return None
-    width, height = im.size
-    alpha = np.empty((height, width), dtype=np.uint8) if im.mode in ("LA", "RGBA") else None
-    if _PARALLEL and width * height >= _PARALLEL_MIN_PIXELS and _helper_idle.acquire(blocking=False):
-        try:
-            middle = height // 2
-            upper = _helper().submit(_convert_rows, im, dst, alpha, 0, middle)
-            try:
-                _convert_rows(im, dst, alpha, middle, height)
-            finally:
-                upper.result()  # never leave the helper writing into a slot after an error
-        finally:
-            _helper_idle.release()
-    else:
-        _convert_rows(im, dst, alpha, 0, height)
-    return alpha
-
-
-def _convert_rows(im: Image.Image, dst: np.ndarray, alpha: np.ndarray | None, top: int, bottom: int) -> None:
-    """Convert rows ``top:bottom`` of an 8-bit L / LA / RGB / RGBA image into ``dst`` (and ``alpha``)."""
-    colour = 1 if im.mode in ("L", "LA") else 3
-    for row, block in _raw_row_blocks(im, top, bottom):
-        end = row + block.shape[0]
-        # Fused cast and scale straight into the destination (L broadcasts to three channels).
-        np.divide(block[..., :colour], _U8_MAX, out=dst[row:end], dtype=np.float32)
-        if alpha is not None:
-            alpha[row:end] = block[..., -1]
-
-
-def _raw_row_blocks(im: Image.Image, top: int, bottom: int):
-    """Yield ``(first_row, uint8 [rows, W, bands])`` blocks of a few hundred KB covering ``top:bottom``.
-
-    ``np.asarray(im)`` would copy the whole image twice (Pillow's tobytes encodes in 64 KB pieces and
-    then joins them); blocks that fit in cache are converted while still hot, which saves a quarter of
-    the conversion time. Pillow's raw encoder is what tobytes itself uses; if it ever changes, fall back
-    to the array view.
-    """
-    width = im.size[0]
-    bands = len(im.getbands())
-    if _get_encoder is None:
-        yield top, np.asarray(im)[top:bottom]
-        return
-    try:
-        encoder = _get_encoder(im.mode, "raw", im.mode)
-        encoder.setimage(im.im, (0, top, width, bottom))
-    except (TypeError, ValueError, OSError):
-        yield top, np.asarray(im)[top:bottom]
-        return
-    row = top
-    try:
-        while row < bottom:
-            # The raw encoder emits whole rows only.
-            _, status, chunk = encoder.encode(max(_BLOCK_BYTES, width * bands))
-            block = np.frombuffer(chunk, dtype=np.uint8).reshape(-1, width, bands)
-            yield row, block
-            row += block.shape[0]
-            if status:
-                break
-    finally:
-        encoder.cleanup()
-    if row != bottom:
-        raise ImageDecodeError(f"Pillow returned {row - top} of {bottom - top} rows")
-
-
-def _helper() -> ThreadPoolExecutor:
-    global _helper_pool
-    if _helper_pool is None:
-        _helper_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threedlabs-images")
-    return _helper_pool
 
 
 # --- small helpers ----------------------------------------------------------------------------------

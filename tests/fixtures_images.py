@@ -66,3 +66,25 @@ def jpeg_with_orientation(im: Image.Image, orientation: int) -> bytes:
 def animated_gif(colors, size=(6, 4)) -> bytes:
     frames = [Image.new("RGB", size, c) for c in colors]
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def photo(size=(1024, 768), seed: int = 0) -> Image.Image:
+    """An RGB picture with gradients and grain: large, and busy enough that every codec has work."""
+    import numpy as np
+
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height) + 64], -1)
+    grain = np.random.default_rng(seed).integers(-12, 12, base.shape)
+    return Image.fromarray(np.clip(base + grain, 0, 255).astype(np.uint8), "RGB")
+
+
+def png_with_exif_after_pixels(im: Image.Image, orientation: int) -> bytes:
+    """A PNG whose eXIf chunk (with ``orientation``) comes after its IDAT chunks, as PNG allows."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = exif.tobytes()
+    payload = payload[6:] if payload.startswith(b"Exif\x00\x00") else payload
+    data = encode(im, "PNG")
+    iend = data.rindex(b"IEND") - 4
+    return data[:iend] + _png_chunk(b"eXIf", payload) + data[iend:]

@@ -27,6 +27,7 @@ from PIL import Image
 from conftest import pack_module
 
 images = pack_module("nodes.images")
+image_rows = pack_module("nodes.image_rows")
 errors = pack_module("nodes.api.errors")
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -228,9 +229,9 @@ def test_large_image_converts_the_same_without_the_helper_or_the_raw_encoder(mon
     im = _big_gradient("RGBA")
     data = encode(im, "PNG", compress_level=1)
     expected = images.decode_image(data)
-    with images._helper_idle:  # another decode holds the helper: convert on this thread alone
+    with image_rows._helper_idle:  # another decode holds the helper: convert on this thread alone
         alone = images.decode_image(data)
-    monkeypatch.setattr(images, "_get_encoder", None)
+    monkeypatch.setattr(image_rows, "_get_encoder", None)
     fallback = images.decode_image(data)
     for other in (alone, fallback):
         assert torch.equal(other.image, expected.image) and torch.equal(other.mask, expected.mask)
