@@ -146,7 +146,9 @@ def test_damaged_file_is_reported_and_the_helper_stops_writing(streams, fmt):
 def test_batch_slots_are_streamed_exactly_and_keep_zero_masks(streams):
     items = [encode(photo(seed=i), "JPEG", quality=90) for i in range(3)]
     batch, masks = images.images_to_batch(items)
-    assert streams == [True, True, True]
+    # The first image is decoded alone; the others two at a time, so one of a pair may find the
+    # helper taken and convert on its own thread.
+    assert len(streams) == 3 and streams[0] is True
     assert batch.shape == (3, 768, 1024, 3) and masks.shape == (3, 768, 1024)
     for i, data in enumerate(items):
         assert np.array_equal(batch[i].numpy(), reference(data))
@@ -186,3 +188,16 @@ def test_concurrent_decodes_are_each_exact(streams):
     assert True in streams  # one of them had the helper; the others did without
     for i, data in enumerate(items):
         assert np.array_equal(results[i], reference(data))
+
+
+def test_batch_reports_the_first_failure_in_batch_order_and_stops_writing():
+    good = encode(photo(seed=5), "PNG", compress_level=1)
+    slow_failure = good[: len(good) * 9 // 10]  # fails late, after decoding most of its rows
+    quick_failure = b"<html>not an image</html>"
+    items = [good, slow_failure, quick_failure, good, good, good]
+    Image.init()  # Pillow imports every plugin on its first unknown file; that would make this one slow
+    with pytest.raises(errors.ImageDecodeError) as info:
+        images.images_to_batch(items, sources=[f"job {i}" for i in range(len(items))])
+    assert "batch index 1" in str(info.value) and "job 1" in str(info.value)
+    leftover = [t.name for t in threading.enumerate() if t.name.startswith("threedlabs-decode")]
+    assert not leftover, f"batch decode threads outlived the error: {leftover}"
