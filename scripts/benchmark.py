@@ -71,21 +71,25 @@ def image_node(prompts, seed):
 # --- figures ------------------------------------------------------------------------------------
 
 
-def bench_fanout(nodes, runtime, sandbox, n=12, job_seconds=2.0):
+def bench_fanout(nodes, runtime, sandbox, n=12, job_seconds=2.0, runs_of_ours=3):
     sandbox.reset()
     sandbox.job_seconds = job_seconds
     runtime.reset_tallies()
     prompts = [f"scene {i}: a lighthouse in fog, shot {i}" for i in range(n)]
-    t0 = time.perf_counter()
-    images, _, ids = call(nodes["3DLabsImageGenerate"], **image_node(prompts, seed=int(time.time())))
-    ours = time.perf_counter() - t0
-    assert images.shape[0] == n
+    runs = []
+    for attempt in range(runs_of_ours):  # the median of a few runs: one run is at the mercy of a shared VM
+        t0 = time.perf_counter()
+        images, _, ids = call(nodes["3DLabsImageGenerate"], **image_node(prompts, seed=int(time.time()) + attempt))
+        runs.append(time.perf_counter() - t0)
+        assert images.shape[0] == n
+    ours = statistics.median(runs)
     t0 = time.perf_counter()
     for p in prompts:
         naive_generate(sandbox.api_url, sandbox.static_token, p + " (baseline)")
     base = time.perf_counter() - t0
     speedup = base / ours
-    row(f"fan-out: {n} images of {job_seconds:g} s jobs", f"{ours:.2f} s ({ours / job_seconds:.2f}x one job)",
+    row(f"fan-out: {n} images of {job_seconds:g} s jobs",
+        f"{ours:.2f} s ({ours / job_seconds:.2f}x one job; median of {runs_of_ours})",
         f"{base:.1f} s", f"{speedup:.1f}x faster",
         f">=8x and <=1.5x one job: {'met' if speedup >= 8 and ours <= 1.5 * job_seconds else 'MISSED'}")
 
