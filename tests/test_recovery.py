@@ -148,11 +148,17 @@ def test_timed_out_then_queue_again_resumes(sandbox, fresh_runtime, monkeypatch)
         run("3DLabsImageGenerate", **args)
     job_id = info.value.job_id
     assert job_id in str(info.value) and Journal().find(job_id)["state"] == "timed-out"
+    message = str(info.value)
+    assert "queue the prompt again to go on waiting" in message and "change the seed of the node" in message
     monkeypatch.setattr(generate, "IMAGE_TIMEOUT", 60.0)
     runtime.reset_tallies()
     images, _, job_ids = run("3DLabsImageGenerate", **args)
     assert job_ids == job_id and sandbox.stats()["jobs_created_total"] == 1
     assert Journal().find(job_id)["state"] == "succeeded"
+    # What the message promises for giving up: another seed is another (paid) job.
+    runtime.reset_tallies()
+    _, _, other = run("3DLabsImageGenerate", **{**args, "seed": [1]})
+    assert other != job_id and sandbox.stats()["jobs_created_total"] == 2
 
 
 def test_a_paid_job_the_service_forgot_is_submitted_again_once(sandbox, fresh_runtime):

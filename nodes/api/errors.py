@@ -182,7 +182,9 @@ class JobCanceledError(JobError):
 
 class JobTimeoutError(JobError):
     summary = "The 3DLabs job did not finish in time"
-    default_hint = "It may still be running; collect it later with the 3DLabs Job Wait node."
+    default_hint = ("It may still be running, and it is paid for: collect it later with the 3DLabs Job Wait node, or "
+                    "queue the prompt again to go on waiting for it. To give up on it and pay for a new job "
+                    "instead, change the seed of the node that made it.")
 
     def __init__(self, detail: str = "", **kw) -> None:
         kw.setdefault("hint", self.default_hint)
@@ -214,12 +216,6 @@ class BatchError(ThreeDLabsError):
             detail += f"; and {len(failures) - 5} more"
         kw.setdefault("summary", f"{len(failures)} of {len(results)} 3DLabs jobs failed.")
         super().__init__(detail, **kw)
-
-
-class Cancelled(ThreeDLabsError):
-    """The user interrupted the wait. Jobs keep running server-side and stay in the journal."""
-
-    summary = "Waiting was interrupted; the jobs stay in the journal and can be collected with Job Wait."
 
 
 # --- images ----------------------------------------------------------------------------------
