@@ -338,10 +338,11 @@ def submit_refused(api, answer, exc_type, *words, posts=1):
 
 
 @case("post-html", "API answer", "POST answered 200 with an HTML error page",
-      "ResponseFormatError: an HTML page instead of JSON; not re-sent")
+      "ResponseFormatError: an HTML page instead of JSON, check the base URL; not re-sent")
 def _(api):
     submit_refused(api, raw(b"<html><head><title>Oops</title></head><body>Oops</body></html>",
-                            content_type="text/html"), E.ResponseFormatError, "HTML page instead of JSON")
+                            content_type="text/html"), E.ResponseFormatError, "HTML page instead of JSON",
+                   "Check the base URL", "/api")
 
 
 @case("post-truncated-json", "API answer", 'POST answered {"jobId": "job_12 (cut off)',

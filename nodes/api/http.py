@@ -25,7 +25,7 @@ import requests
 from requests import exceptions as rexc
 
 from .auth import TokenProvider
-from .config import Settings
+from .config import DEFAULT_BASE_URL, Settings
 from .errors import (
     APIError,
     AuthError,
@@ -289,7 +289,8 @@ class HttpTransport:
         if "html" in content_type.lower() or text.lstrip()[:1] == "<":
             if _looks_like_sign_in(text, resp.url):
                 raise AuthError(f"{method} {url} answered with a sign-in page instead of JSON", status=status)
-            err = ResponseFormatError(f"{method} {url} answered with an HTML page instead of JSON", status=status)
+            err = ResponseFormatError(f"{method} {url} answered with an HTML page instead of JSON", status=status,
+                                      hint=_HTML_HINT)
             if creates_job:
                 raise err
             raise _Retryable(err)
@@ -301,6 +302,12 @@ class HttpTransport:
                 # The job was probably created; its id is unreadable, so do not send it again.
                 raise MaybeSubmittedError(f"{method} {url}: the answer was not valid JSON", status=status) from None
             raise _Retryable(err) from None
+
+
+# A web page where the API should answer is most often a base URL that names the website (or a path
+# the API does not have), or a proxy answering in the API's place; no job id came back either way.
+_HTML_HINT = ("Check the base URL (THREEDLABS_BASE_URL or the 3DLabs settings): it must name the API, as in "
+              f"{DEFAULT_BASE_URL}, not the website. A proxy or captive portal can also answer with a page.")
 
 
 def _empty(method, url, status, creates_job):
