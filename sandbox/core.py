@@ -117,10 +117,7 @@ class SandboxState:
         elif job.outcome == "hang":
             self.stats.fault("hung_job")
         if kind == "image" and job.outcome == "ok":
-            spec = job.params
-            width, height = jobs.image_size(spec)
-            self.images.prefetch(job.id, lambda: render_png(spec["prompt"], spec["model"], spec.get("sceneNumber"),
-                                                            width, height))
+            self.images.prefetch(job.id, _renderer(job.params))
         return job
 
     def find_job(self, job_id: str, workspace_id: str) -> jobs.JobRecord | None:
@@ -169,7 +166,10 @@ class SandboxState:
             spec = self.store.seed_image(name)
             if spec is None:
                 return None
-        width, height = jobs.image_size(spec)
-        return self.images.get_or_render(
-            name, lambda: render_png(spec["prompt"], spec["model"], spec.get("sceneNumber"), width, height)
-        )
+        return self.images.get_or_render(name, _renderer(spec))
+
+
+def _renderer(spec: dict):
+    """What draws the picture an image job's ``spec`` asks for: the same at prefetch and at download."""
+    width, height = jobs.image_size(spec)
+    return lambda: render_png(spec["prompt"], spec["model"], spec.get("sceneNumber"), width, height)

@@ -111,8 +111,9 @@ def _draw_prompt(draw, prompt: str, width: int, height: int, unit: int) -> None:
     size = max(12, round(unit * 0.036))
     font = _font(size)
     columns = max(16, int(width * 0.86 / (size * 0.55)))
-    lines = textwrap.wrap(" ".join(prompt.split()), columns)[:4] or [""]
-    if len(textwrap.wrap(" ".join(prompt.split()), columns)) > 4:
+    wrapped = textwrap.wrap(" ".join(prompt.split()), columns)
+    lines = wrapped[:4] or [""]
+    if len(wrapped) > 4:
         lines[-1] = lines[-1][: max(0, columns - 3)] + "..."
     line_height = round(size * 1.3)
     margin = round(unit * 0.04)

@@ -6,7 +6,9 @@ import copy
 import threading
 from collections.abc import Iterable
 
-JOB_KINDS = ("story", "scene-planning", "image")
+from .jobs import KINDS
+
+JOB_KINDS = KINDS
 FAULT_KEYS = (
     "429",
     "5xx",

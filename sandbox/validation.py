@@ -10,9 +10,11 @@ import math
 import re
 from typing import Any
 
+from .images import ASPECT_SIZES
+
 STORY_PROVIDERS = ("gemini", "claude")
 IMAGE_PROVIDERS = ("replicate", "gemini")
-ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3")
+ASPECT_RATIOS = tuple(ASPECT_SIZES)
 MIN_MINUTES, MAX_MINUTES = 1, 5
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
 

@@ -115,7 +115,7 @@ def _detect_naive(sandbox, job_seconds, count):
         return list(pool.map(one, range(count)))
 
 
-def bench_detection(nodes, runtime, sandbox, jobs_mod, job_seconds, count):
+def bench_detection(nodes, runtime, sandbox, job_seconds, count):
     sandbox.reset()
     sandbox.job_seconds = job_seconds
     runtime.reset_tallies()
@@ -281,10 +281,7 @@ def bench_import(repeat=5):
 
 
 def bench_timeline(mod):
-    try:
-        timeline = mod("nodes.timeline")
-    except ImportError:
-        return
+    timeline = mod("nodes.timeline")
     rng = np.random.default_rng(1)
     scenes = torch.from_numpy(rng.random((6, 768, 1344, 3), dtype=np.float32))
     durations = [2.0] * 6
@@ -342,9 +339,9 @@ def main(argv=None) -> int:
             bench_fanout(nodes, runtime, sandbox)
         if "detection" in wanted:
             print("detection")
-            bench_detection(nodes, runtime, sandbox, jobs_mod, 2.0, 8)
+            bench_detection(nodes, runtime, sandbox, 2.0, 8)
             if not args.quick:
-                bench_detection(nodes, runtime, sandbox, jobs_mod, 60.0, 4)
+                bench_detection(nodes, runtime, sandbox, 60.0, 4)
             bench_long_job_polls(jobs_mod)
         if "decode" in wanted:
             print("decode")
