@@ -143,16 +143,12 @@ def images_to_batch(
     labels = [_batch_label(i, sources[i] if sources else "") for i in range(len(items))]
 
     first = _open_header(items[0], max_pixels, labels[0])
-    width, height = first.size
-    images = _empty_f32((len(items), height, width, 3))
-    masks = torch.from_numpy(np.zeros((len(items), height, width), dtype=np.float32))
+    images, masks = _empty_batch(len(items), *first.size)
     if not _streamed(first, items[0], images[0], labels[0]):
         _load(first, items[0], labels[0])
         _orient(first)
-        if first.size != (width, height):  # the batch takes the first image's size as it is shown
-            width, height = first.size
-            images = _empty_f32((len(items), height, width, 3))
-            masks = torch.from_numpy(np.zeros((len(items), height, width), dtype=np.float32))
+        if first.size != (images.shape[2], images.shape[1]):  # the batch takes the first image's size as shown
+            images, masks = _empty_batch(len(items), *first.size)
         _fill(_to_canonical_mode(first, labels[0]), images[0], masks[0], fit, labels[0])
     del first
     _decode_rest(items, images, masks, max_pixels, fit, labels)
@@ -442,6 +438,12 @@ def _fit(
 
 
 # --- small helpers ----------------------------------------------------------------------------------
+
+
+def _empty_batch(count: int, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uninitialised IMAGE [count,H,W,3] and zeroed MASK [count,H,W] (slots without alpha keep the zeros)."""
+    return (_empty_f32((count, height, width, 3)),
+            torch.from_numpy(np.zeros((count, height, width), dtype=np.float32)))
 
 
 def _empty_f32(shape: tuple[int, ...]) -> torch.Tensor:

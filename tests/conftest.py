@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,28 @@ def load_pack():
         del sys.modules[PACK_NAME]
         raise
     return module
+
+
+def import_pack_in_fresh_process(tmp_path, *, before: str = "", after: str = "") -> subprocess.CompletedProcess:
+    """Import the pack as ComfyUI does in a new interpreter with a bare environment.
+
+    ``before`` runs ahead of the import; ``after`` runs once it is loaded and sees ``module`` (the pack)
+    and ``name`` (its module name). Both are dedented Python source.
+    """
+    probe = "\n".join([
+        "import importlib.util, sys",
+        textwrap.dedent(before),
+        "path = sys.argv[1]",
+        "name = path.replace('.', '_x_')",
+        "spec = importlib.util.spec_from_file_location(name, path + '/__init__.py')",
+        "module = importlib.util.module_from_spec(spec)",
+        "sys.modules[name] = module",
+        "spec.loader.exec_module(module)",
+        textwrap.dedent(after),
+    ])
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "THREEDLABS_USER_DIR": str(tmp_path)}
+    return subprocess.run([sys.executable, "-c", probe, str(PACK_DIR)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
 
 
 def pack_module(dotted: str):

@@ -3,42 +3,32 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
-from conftest import PACK_DIR
+from conftest import PACK_DIR, import_pack_in_fresh_process
 
-IMPORT_PROBE = textwrap.dedent("""
-    import importlib.util, socket, sys
+NETWORK_SPY = """
+    import socket
     calls = []
-    real_connect = socket.socket.connect
     def spy(self, *a, **k):
         calls.append(a)
         raise OSError("network use during import")
     socket.socket.connect = spy
     socket.create_connection = lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError("net"))
     socket.getaddrinfo = lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError("dns"))
-    path = sys.argv[1]
-    name = path.replace(".", "_x_")
-    spec = importlib.util.spec_from_file_location(name, path + "/__init__.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+"""
+IMPORT_CHECKS = """
     assert len(module.NODE_CLASS_MAPPINGS) >= 8, module.NODE_CLASS_MAPPINGS
     assert module.WEB_DIRECTORY == "./web"
     assert not calls, calls
     assert not [m for m in sys.modules if m == "comfy" or m.startswith("comfy.")], "imported ComfyUI"
     print("OK", len(module.NODE_CLASS_MAPPINGS))
-""")
+"""
 
 
 def test_pack_imports_without_comfyui_and_without_network(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "THREEDLABS_USER_DIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", IMPORT_PROBE, str(PACK_DIR)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=120)
+    proc = import_pack_in_fresh_process(tmp_path, before=NETWORK_SPY, after=IMPORT_CHECKS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("OK")
 

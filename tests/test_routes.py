@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import requests
 
-from conftest import PACK_DIR, pack_module
+from conftest import import_pack_in_fresh_process, pack_module
 from routes_app import LoopbackApp
 
 web = pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the route tests")
@@ -330,19 +327,9 @@ def test_register_mounts_every_route_once(routes):
 
 
 def test_pack_import_outside_comfyui_loads_no_aiohttp_and_no_routes(tmp_path):
-    probe = textwrap.dedent("""
-        import importlib.util, sys
-        path = sys.argv[1]
-        name = path.replace(".", "_x_")
-        spec = importlib.util.spec_from_file_location(name, path + "/__init__.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+    proc = import_pack_in_fresh_process(tmp_path, after="""
         assert "aiohttp" not in sys.modules, "aiohttp imported outside ComfyUI"
         assert name + ".nodes.routes" not in sys.modules, "routes imported outside ComfyUI"
         print("OK")
     """)
-    proc = subprocess.run([sys.executable, "-c", probe, str(PACK_DIR)], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "THREEDLABS_USER_DIR": str(tmp_path)},
-                          cwd=tmp_path, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stderr[-3000:]
