@@ -27,10 +27,6 @@ def _module(name: str):
         return None
 
 
-def comfy_available() -> bool:
-    return _module("comfy.model_management") is not None
-
-
 def interrupt_exception_type() -> type[BaseException]:
     mm = _module("comfy.model_management")
     return getattr(mm, "InterruptProcessingException", LocalInterrupted) if mm else LocalInterrupted
@@ -82,14 +78,6 @@ def user_directory() -> str | None:
         return None
 
 
-def output_directory() -> str | None:
-    fp = _module("folder_paths")
-    try:
-        return fp.get_output_directory() if fp is not None else None
-    except Exception:  # noqa: BLE001
-        return None
-
-
 class NodeProgress:
     """Progress bar and status text for one node execution; safe to call from worker threads."""
 
@@ -126,14 +114,3 @@ class NodeProgress:
             server.send_progress_text(message, self.node_id, self.client_id)
         except Exception:  # noqa: BLE001
             log.debug("3DLabs: progress text failed", exc_info=True)
-
-
-def send_event(event: str, data: dict) -> None:
-    """A custom websocket event to the client that queued the prompt (for web/ status displays)."""
-    server = prompt_server()
-    if server is None:
-        return
-    try:
-        server.send_sync(event, data, current_client_id())
-    except Exception:  # noqa: BLE001
-        log.debug("3DLabs: event %s failed", event, exc_info=True)

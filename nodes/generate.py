@@ -94,7 +94,8 @@ class ThreeDLabsImageGenerate:
     RETURN_TYPES = ("IMAGE", "MASK", "STRING")
     RETURN_NAMES = ("images", "masks", "job_ids")
     OUTPUT_TOOLTIPS = (
-        "The images as one batch, in prompt order (a grey placeholder when wait is off or in a dry run).",
+        "The images as one batch, in prompt order (grey placeholders in a dry run, a small black one when "
+        "wait is off).",
         "Masks from the images' alpha channels (zeros when they have none).",
         "The 3DLabs job ids, one per line.",
     )
@@ -156,7 +157,7 @@ class ThreeDLabsImageGenerate:
             runtime.record(t, dry_run=len(bodies))
             image = images.placeholder_images(len(bodies), width, height)
             mask = images.empty_mask(len(bodies), width, height)
-            text = (f"DRY RUN: would POST /api/images/generate {len(bodies)} time(s), first body "
+            text = (f"DRY RUN: would POST /api/{IMAGES} {len(bodies)} time(s), first body "
                     f"{json.dumps(bodies[0])} (nothing spent)")
             return image, mask, ["dry-run"] * len(bodies), runtime.finish_text(node_id, t, text)
         client = runtime.client_for(current)

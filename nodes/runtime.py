@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import comfy, sandbox_bridge
 from .api.config import Settings, load_settings
-from .api.errors import JobCapError, ThreeDLabsError
+from .api.errors import JobCapError
 from .api.models import Job
 
 if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
@@ -204,7 +204,3 @@ def finish_text(node_id: str | None, t: PromptTally, extra: str = "") -> str:
     comfy.NodeProgress(node_id, total=1).text(text)
     log.info("%s", text.replace("\n", " | "))
     return text
-
-
-def describe_error(err: BaseException) -> str:
-    return err.message if isinstance(err, ThreeDLabsError) else f"{type(err).__name__}: {err}"

@@ -101,7 +101,7 @@ class ThreeDLabsScenePlan:
             runtime.record(t, dry_run=1)
             plan = dry_run_plan(body["maxMinutes"])
             shown = {**body, "story": "<story object>"}
-            runtime.finish_text(node_id, t, f"DRY RUN: would POST /api/claude/scene-planning with "
+            runtime.finish_text(node_id, t, f"DRY RUN: would POST /api/{SCENE_PLANNING} with "
                                             f"{json.dumps(shown)} (1 job, nothing spent)")
             return plan
         client = runtime.client_for(current)

@@ -73,7 +73,7 @@ class ThreeDLabsStory:
         t = runtime.tally()
         if current.dry_run:
             runtime.record(t, dry_run=1)
-            text = f"DRY RUN: would POST /api/claude/stories with {json.dumps(body)} (1 job, nothing spent)"
+            text = f"DRY RUN: would POST /api/{STORIES} with {json.dumps(body)} (1 job, nothing spent)"
             story = Story(raw={"title": f"Dry run: {body['topic'][:60]}", "topic": body["topic"], "dryRun": True},
                           text=text, title="Dry run", job_id="dry-run")
             runtime.finish_text(node_id, t, text)

@@ -10,8 +10,9 @@ from . import images, runtime
 from .api import validation
 from .api.errors import ResponseFormatError, ThreeDLabsError, ValidationError
 from .api.models import Job
-from .generate import download_all
+from .generate import download_all, first
 from .scenes import plan_text
+from .types import CATEGORY
 
 _SPLIT = re.compile(r"[\s,;]+")
 
@@ -65,7 +66,7 @@ def _created_at(client, ids: list[str]) -> list[float]:
 
 
 class ThreeDLabsJobWait:
-    CATEGORY = "3DLabs"
+    CATEGORY = CATEGORY
     DESCRIPTION = ("Waits for 3DLabs jobs by id and returns their results: images as one batch, text for stories "
                    "and plans, and the raw result JSON. Use it after Image Generate with wait off, or to collect a "
                    "job listed by Recent Jobs after a crash or restart. Never submits anything.")
@@ -93,8 +94,8 @@ class ThreeDLabsJobWait:
 
     async def run(self, job_id, timeout_seconds, unique_id=None):
         ids = parse_job_ids(job_id)
-        timeout = float(timeout_seconds[0] if isinstance(timeout_seconds, list) else timeout_seconds)
-        node_id = unique_id[0] if isinstance(unique_id, list) and unique_id else unique_id
+        timeout = float(first(timeout_seconds))
+        node_id = first(unique_id)
         result_json, image, mask, text = await runtime.in_thread(self._run, ids, timeout, node_id)
         return {"ui": {"text": [text]}, "result": (result_json, image, text)}
 

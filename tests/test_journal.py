@@ -56,3 +56,18 @@ def test_tokens_never_reach_the_journal(tmp_path):
     j = journal_mod.Journal(tmp_path / "jobs.jsonl")
     j.record_state("job_1", "failed", error="server said Bearer journal-secret-token-42 is bad")
     assert "journal-secret-token-42" not in (tmp_path / "jobs.jsonl").read_text()
+
+
+def test_the_file_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch):
+    j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    for i in range(3):
+        j.record_submitted(f"job_{i}", "image", endpoint="images/generate", body={"prompt": str(i)})
+    reads = []
+    real = journal_mod.Journal._merge
+    monkeypatch.setattr(journal_mod.Journal, "_merge", lambda self: reads.append(1) or real(self))
+    assert [j.find(f"job_{i}")["state"] for i in range(3)] == ["submitted"] * 3
+    assert len(reads) == 1
+    j.find("job_0")["state"] = "scribbled on by a caller"
+    assert j.find("job_0")["state"] == "submitted"  # callers get copies
+    j.record_state("job_1", "succeeded")  # another writer: the file grows
+    assert j.find("job_1")["state"] == "succeeded" and len(reads) == 2

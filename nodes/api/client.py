@@ -60,19 +60,17 @@ class ThreeDLabsClient:
                               base_url=self.settings.base_url, request_key=request_key)
         try:
             answer = self.transport.post_job(endpoint, body, workspace_id=ws)
+            try:
+                job_id = readers.read_job_id(answer)
+            except ResponseFormatError as err:
+                # The server took the request (and perhaps the money); say so instead of re-sending.
+                said = _server_words(answer)
+                raise MaybeSubmittedError(f"POST {endpoint} answered without a readable job id ({err.detail})"
+                                          + (f"; the server said: {said}" if said else "")) from None
         except MaybeSubmittedError:
             self.journal.record_submitted(f"unknown-{int(time.time() * 1000)}", kind, label=f"answer lost: {label}",
                                           **journal_fields)
             raise
-        try:
-            job_id = readers.read_job_id(answer)
-        except ResponseFormatError as err:
-            # The server took the request (and perhaps the money); say so instead of re-sending.
-            said = _server_words(answer)
-            self.journal.record_submitted(f"unknown-{int(time.time() * 1000)}", kind, label=f"answer lost: {label}",
-                                          **journal_fields)
-            raise MaybeSubmittedError(f"POST {endpoint} answered without a readable job id ({err.detail})"
-                                      + (f"; the server said: {said}" if said else "")) from None
         self.journal.record_submitted(job_id, kind, label=label, **journal_fields)
         log.info("3DLabs: submitted %s job %s", kind, job_id)
         return job_id

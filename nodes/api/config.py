@@ -180,15 +180,6 @@ class Settings:
     read_timeout: float = 60.0
     base_url_source: str = "default"
 
-    @property
-    def api_origin(self) -> str:
-        parts = urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    @property
-    def api_host(self) -> str:
-        return (urlsplit(self.base_url).hostname or "").lower()
-
 
 def load_settings(*, base_url: str | None = None, workspace_id: str | None = None,
                   profile: str | None = None) -> Settings:

@@ -38,6 +38,7 @@ class ThreeDLabsError(Exception):
     """Base of every error the pack raises on purpose."""
 
     summary = "The 3DLabs request failed."
+    default_hint = ""  # what to do about it, unless the raiser knows better
 
     def __init__(
         self,
@@ -45,13 +46,13 @@ class ThreeDLabsError(Exception):
         *,
         status: int | None = None,
         job_id: str | None = None,
-        hint: str = "",
+        hint: str | None = None,
         summary: str | None = None,
     ) -> None:
         self.detail = redact(detail).strip()
         self.status = status
         self.job_id = job_id
-        self.hint = redact(hint).strip()
+        self.hint = redact(self.default_hint if hint is None else hint).strip()
         if summary:
             self.summary = redact(summary)
         super().__init__(self.message)
@@ -137,10 +138,6 @@ class NetworkError(ThreeDLabsError):
         "proxy or a TLS-inspecting firewall."
     )
 
-    def __init__(self, detail: str = "", **kw) -> None:
-        kw.setdefault("hint", self.default_hint)
-        super().__init__(detail, **kw)
-
 
 class MaybeSubmittedError(NetworkError):
     """A job-creating POST was sent but its answer was lost: the job may exist and cost credits."""
@@ -186,10 +183,6 @@ class JobTimeoutError(JobError):
                     "queue the prompt again to go on waiting for it. To give up on it and pay for a new job "
                     "instead, change the seed of the node that made it.")
 
-    def __init__(self, detail: str = "", **kw) -> None:
-        kw.setdefault("hint", self.default_hint)
-        super().__init__(detail, **kw)
-
 
 class JobStatusUnknownError(JobError):
     """Polling kept failing (network, 5xx, unreadable answers): the job's fate is unknown, not failed."""
@@ -197,10 +190,6 @@ class JobStatusUnknownError(JobError):
     summary = "Could not get the 3DLabs job's status"
     default_hint = ("The job may still be running and is paid for: collect it with the 3DLabs Job Wait node, "
                     "or queue again with the same inputs (it is resumed, not paid for twice).")
-
-    def __init__(self, detail: str = "", **kw) -> None:
-        kw.setdefault("hint", self.default_hint)
-        super().__init__(detail, **kw)
 
 
 class BatchError(ThreeDLabsError):

@@ -72,7 +72,7 @@ def next_poll_delay(waited: float, progress: float | None, running_for: float | 
 
 
 class _Tracked:
-    __slots__ = ("index", "job_id", "started", "job", "errors", "last_error", "outcome", "polls")
+    __slots__ = ("index", "job_id", "started", "job", "errors", "outcome")
 
     def __init__(self, index: int, job_id: str, started: float) -> None:
         self.index = index
@@ -80,9 +80,7 @@ class _Tracked:
         self.started = started
         self.job: Job | None = None
         self.errors = 0
-        self.last_error: ThreeDLabsError | None = None
         self.outcome: Job | JobError | None = None
-        self.polls = 0
 
 
 def _fatal(err: Exception) -> bool:
@@ -157,7 +155,6 @@ def wait_for_jobs(
             done, _ = wait(list(in_flight), timeout=wake, return_when=FIRST_COMPLETED)
             for fut in done:
                 t = in_flight.pop(fut)
-                t.polls += 1
                 now = clock()
                 next_due = _settle(t, fut, now, start, not_found_grace, len(tracked) > 1)
                 if t.outcome is not None:
@@ -213,7 +210,6 @@ def _settle(t: _Tracked, fut: Future, now: float, start: float, grace: float, ma
         if _fatal(err):
             raise
         t.errors += 1
-        t.last_error = err
         if t.errors >= MAX_CONSECUTIVE_POLL_ERRORS or not isinstance(err, (APIError, NetworkError)):
             t.outcome = JobStatusUnknownError(f"polling kept failing: {err.message}", job_id=t.job_id, index=index)
             return now

@@ -37,6 +37,9 @@ def request_hash(endpoint: str, body: dict) -> str:
 class Journal:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self._path = Path(path) if path else None
+        # The merged records of the file as last read, keyed by what identifies that version of it: the
+        # journal only grows, and a node may look up many ids or keys in one run.
+        self._parsed: tuple[tuple, OrderedDict[str, dict]] | None = None
 
     @property
     def path(self) -> Path:
@@ -92,7 +95,23 @@ class Journal:
         return out
 
     def jobs(self) -> OrderedDict[str, dict]:
-        """One merged record per job id, oldest first: submission fields plus the latest state."""
+        """One merged record per job id, oldest first: submission fields plus the latest state.
+
+        The file is parsed again only when it has changed; each call gets its own copies of the records.
+        """
+        try:
+            st = os.stat(self.path)
+            version = (str(self.path), st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            version = None
+        parsed = self._parsed
+        if version is None or parsed is None or parsed[0] != version:
+            parsed = (version, self._merge())
+            if version is not None:
+                self._parsed = parsed
+        return OrderedDict((job_id, dict(rec)) for job_id, rec in parsed[1].items())
+
+    def _merge(self) -> OrderedDict[str, dict]:
         merged: OrderedDict[str, dict] = OrderedDict()
         for entry in self.entries():
             rec = merged.setdefault(entry["id"], {"id": entry["id"], "state": "submitted"})
@@ -114,10 +133,6 @@ class Journal:
 
     def find(self, job_id: str) -> dict | None:
         return self.jobs().get(job_id)
-
-    def find_succeeded(self, request: str, *, base_url: str, workspace: str | None) -> dict | None:
-        """The newest job made by the same request (same API and workspace) that succeeded."""
-        return self.find_paid(request, base_url=base_url, workspace=workspace, unfinished=False)
 
     def find_paid(self, request: str, *, base_url: str, workspace: str | None, unfinished: bool = True) -> dict | None:
         """The newest succeeded job made by the same request (same API and workspace); failing that,
