@@ -99,6 +99,10 @@ class Journal:
 
         The file is parsed again only when it has changed; each call gets its own copies of the records.
         """
+        return OrderedDict((job_id, dict(rec)) for job_id, rec in self._records().items())
+
+    def _records(self) -> OrderedDict[str, dict]:
+        """The merged records as last parsed (shared: copy what leaves this class)."""
         try:
             st = os.stat(self.path)
             version = (str(self.path), st.st_ino, st.st_size, st.st_mtime_ns)
@@ -109,7 +113,7 @@ class Journal:
             parsed = (version, self._merge())
             if version is not None:
                 self._parsed = parsed
-        return OrderedDict((job_id, dict(rec)) for job_id, rec in parsed[1].items())
+        return parsed[1]
 
     def _merge(self) -> OrderedDict[str, dict]:
         merged: OrderedDict[str, dict] = OrderedDict()
@@ -132,19 +136,20 @@ class Journal:
         return jobs[: max(0, limit)]
 
     def find(self, job_id: str) -> dict | None:
-        return self.jobs().get(job_id)
+        rec = self._records().get(job_id)
+        return dict(rec) if rec is not None else None
 
     def find_paid(self, request: str, *, base_url: str, workspace: str | None, unfinished: bool = True) -> dict | None:
         """The newest succeeded job made by the same request (same API and workspace); failing that,
         with ``unfinished``, the newest one whose end nobody saw (a crash, Cancel, a timeout, polling
         that kept failing), so that queueing again waits for it instead of paying for it twice."""
         pending = None
-        for rec in reversed(self.jobs().values()):
+        for rec in reversed(self._records().values()):
             if (rec.get("request") != request or rec.get("base_url") != base_url
                     or rec.get("workspace") != workspace or rec["id"].startswith("unknown-")):
                 continue
             if rec.get("state") == "succeeded":
-                return rec
+                return dict(rec)
             if unfinished and pending is None and rec.get("state") in UNFINISHED_STATES:
                 pending = rec
-        return pending
+        return dict(pending) if pending is not None else None
