@@ -18,6 +18,8 @@ from . import jobs, validation
 from .core import SandboxState, iso
 from .projects import summary
 
+# With the image_host flag at "api", result images are under /api/files/ on the API host, behind Clerk.
+API_FILE_ROOT = "/api"
 _TRAILING_PARAMETER = re.compile(r"/\{[^}]+\}$")
 
 
@@ -137,6 +139,9 @@ def _get_job(state: SandboxState, request: Request) -> Answer:
 def _image_shape(state: SandboxState, job: jobs.JobRecord, result: dict) -> dict:
     shape = state.faults.image_shape
     url = result["imageUrl"]
+    if state.faults.image_host == "api":
+        url = jobs.image_url(state.origin + API_FILE_ROOT, job.id)
+        result = {**result, "imageUrl": url}
     if shape == "output_list":
         return {"output": [url]}
     if shape == "images_objects":

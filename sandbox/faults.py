@@ -13,6 +13,8 @@ from typing import Any
 
 ENVELOPES = ("bare", "job", "data", "rotate")
 IMAGE_SHAPES = ("url", "output_list", "images_objects", "data_url", "b64", "nested")
+# Where result image URLs point: the stand-in CDN (no auth), or the API host itself, behind Clerk.
+IMAGE_HOSTS = ("cdn", "api")
 
 _RATES = frozenset(
     {"error_rate", "post_error_rate", "reset_rate", "malformed_json", "html_instead_of_json", "empty_200"}
@@ -21,7 +23,7 @@ _SWITCHES = frozenset({"fail_jobs", "hang_jobs", "drop_after_create", "corrupt_i
                        "out_of_credits", "server_down", "reset_gets_only"})
 _URLS = frozenset({"redirect_to"})
 _NON_NEGATIVE = frozenset({"latency_ms", "job_404_seconds", "retry_after"})
-_CHOICES = {"envelope": ENVELOPES, "image_shape": IMAGE_SHAPES}
+_CHOICES = {"envelope": ENVELOPES, "image_shape": IMAGE_SHAPES, "image_host": IMAGE_HOSTS}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Faults:
     job_404_seconds: float = 0.0
     envelope: str = "bare"
     image_shape: str = "url"
+    image_host: str = "cdn"  # "api": result images are served by the API host and need the token
     fault_seed: int = 0
     retry_after: int = 1  # seconds in Retry-After of injected 429s; small so client tests stay fast
     out_of_credits: bool = False  # job-creating POSTs answer 402 and make no job

@@ -126,6 +126,24 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _serve_file(self, path: str) -> None:
+        """A result image by its ``/files/<name>.png`` path, with the image faults applied."""
+        state = self.state
+        state.stats.file_request(self.headers.get("Authorization") is not None)
+        found = _FILE_PATH.fullmatch(path)
+        data = state.image_bytes(found.group(1)) if found else None
+        if data is None:
+            self._send_json(404, {"error": "File not found"})
+            return
+        faults = state.faults
+        if faults.huge_images:
+            state.stats.fault("huge_image")
+            data = bomb_png()
+        elif faults.corrupt_images:
+            state.stats.fault("corrupt_image")
+            data = truncated(data)
+        self._send(200, data, "image/png", {"Cache-Control": "public, max-age=3600"})
+
 
 class ApiHandler(_Handler):
     def do_GET(self) -> None:
@@ -153,6 +171,8 @@ class ApiHandler(_Handler):
         try:
             if url.path.startswith("/__sandbox/"):
                 self._debug(method, url.path, parse_qs(url.query), body)
+            elif method == "GET" and url.path.startswith(api.API_FILE_ROOT + "/files/"):
+                self._api_file(url.path[len(api.API_FILE_ROOT):])
             elif url.path == "/api" or url.path.startswith("/api/"):
                 self._api(method, url.path, body)
             else:
@@ -195,6 +215,17 @@ class ApiHandler(_Handler):
             self._send(200, b"")
             return
         self._answer(answer, faults)
+
+    def _api_file(self, path: str) -> None:
+        """A result image served by the API host itself: Clerk's middleware stands before it too."""
+        state = self.state
+        if state.require_auth:
+            verdict = state.auth.check(self.headers.get("Authorization"))
+            if verdict is not Verdict.OK:
+                state.stats.auth_failure()
+                self._answer(_clerk_refusal(verdict), state.faults)
+                return
+        self._serve_file(path)
 
     def _gate(self, method: str, route: api.Route | None, workspace_id: str,
               faults: Faults) -> api.Answer | None:
@@ -310,24 +341,7 @@ class FileHandler(_Handler):
     """The stand-in CDN: no auth, but it counts requests that carried an Authorization header anyway."""
 
     def do_GET(self) -> None:
-        self._serve_file()
+        self._serve_file(urlsplit(self.path).path)
 
     def do_HEAD(self) -> None:
-        self._serve_file()
-
-    def _serve_file(self) -> None:
-        state = self.state
-        state.stats.file_request(self.headers.get("Authorization") is not None)
-        found = _FILE_PATH.fullmatch(urlsplit(self.path).path)
-        data = state.image_bytes(found.group(1)) if found else None
-        if data is None:
-            self._send_json(404, {"error": "File not found"})
-            return
-        faults = state.faults
-        if faults.huge_images:
-            state.stats.fault("huge_image")
-            data = bomb_png()
-        elif faults.corrupt_images:
-            state.stats.fault("corrupt_image")
-            data = truncated(data)
-        self._send(200, data, "image/png", {"Cache-Control": "public, max-age=3600"})
+        self._serve_file(urlsplit(self.path).path)

@@ -359,6 +359,55 @@ def test_image_downloads_never_carry_the_token_to_the_file_host(sandbox, make_cl
     assert stats["file_requests"] == 3 and stats["file_requests_with_authorization"] == 0
 
 
+def _one_finished_image(c):
+    [job] = c.wait([c.submit_image("kite over the harbour")], timeout=30)
+    [ref] = c.image_refs_of(job)
+    return ref
+
+
+def test_images_served_by_the_api_host_get_the_token(sandbox, make_client):
+    sandbox.set_faults(image_host="api")
+    c = make_client()
+    ref = _one_finished_image(c)
+    assert ref.value.startswith(f"{sandbox.origin}/api/files/")
+    assert png_size(c.fetch_image(ref)) == (1344, 768)
+    stats = sandbox.stats()
+    assert stats["file_requests"] == 1 and stats["file_requests_with_authorization"] == 1
+    assert stats["auth_failures"] == 0
+
+
+def test_image_download_fetches_a_fresh_command_token_once_after_a_refusal(sandbox, make_client, monkeypatch):
+    # The job is paid for; a command-made token that expired between the last poll and the download
+    # must not lose the picture.
+    sandbox.set_faults(image_host="api")
+    monkeypatch.delenv("THREEDLABS_TOKEN")
+    monkeypatch.setenv("THREEDLABS_TOKEN_COMMAND", token_command(sandbox, 3600))
+    c = make_client()
+    ref = _one_finished_image(c)
+    used = c.transport.tokens.get()
+    sandbox.revoke(used)
+    assert png_size(c.fetch_image(ref)) == (1344, 768)
+    assert c.transport.tokens.get() != used
+    stats = sandbox.stats()
+    assert stats["auth_failures"] == 1 and stats["file_requests"] == 1
+
+
+def test_image_download_with_a_refused_static_token_names_clerks_reason(sandbox, make_client, monkeypatch):
+    sandbox.set_faults(image_host="api")
+    token = sandbox.issue_token(ttl=600)
+    monkeypatch.setenv("THREEDLABS_TOKEN", token)
+    c = make_client()
+    ref = _one_finished_image(c)
+    sandbox.revoke(token)
+    with pytest.raises(errors.ImageDownloadError) as info:
+        c.fetch_image(ref)
+    message = str(info.value)
+    assert "session-token-invalid" in message and "HTTP 401" in message
+    assert "THREEDLABS_TOKEN_COMMAND" in message and token not in message
+    assert info.value.status == 401
+    assert sandbox.stats()["auth_failures"] == 1  # a token that cannot be renewed is not sent again
+
+
 def test_corrupt_and_huge_images_are_typed_errors(sandbox, make_client):
     images = pack_module("nodes.images")
     c = make_client()

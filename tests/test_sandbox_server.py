@@ -402,6 +402,19 @@ def test_missing_token_is_401_signed_out(sandbox):
     assert sandbox.stats()["auth_failures"] == 1
 
 
+def test_image_host_api_serves_results_from_the_api_host_behind_clerk(sandbox):
+    sandbox.set_faults(image_host="api")
+    job = wait_job(sandbox, create(sandbox, "/api/images/generate", IMAGE))
+    url = job["result"]["imageUrl"]
+    assert url == f"{sandbox.origin}/api/files/{job['id']}.png"
+    refused = requests.get(url, timeout=TIMEOUT)
+    assert refused.status_code == 401 and refused.headers["x-clerk-auth-reason"] == "session-token-missing"
+    served = requests.get(url, headers=headers(sandbox), timeout=TIMEOUT)
+    assert served.status_code == 200 and png_size(served.content) == (1344, 768)
+    stats = sandbox.stats()
+    assert stats["auth_failures"] == 1 and stats["file_requests_with_authorization"] == 1
+
+
 def test_fresh_jwt_is_accepted_and_carries_exp(sandbox):
     token = sandbox.issue_token(ttl=30)
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))

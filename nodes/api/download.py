@@ -1,7 +1,9 @@
 """Fetching result images as bytes: http(s) and data: URLs, or raw base64.
 
 Result URLs usually point at a CDN, not the API host, so the Authorization header goes only to the
-API's own host; redirects are followed by hand so that the header can never travel with them.
+API's own host; redirects are followed by hand so that the header can never travel with them. When
+the API host itself serves the image and turns the token away, a command-made token is fetched
+afresh once, as for the JSON calls: the job is paid for, and an expired token must not lose it.
 Bodies are streamed under a size cap, with timeouts and GET retries. No tensors here.
 """
 
@@ -17,6 +19,7 @@ import requests
 from requests import exceptions as rexc
 
 from .errors import ImageDownloadError, ImageTooLargeError, redact
+from .http import error_for_response, refused_token
 from .models import ImageRef
 
 MAX_BYTES_DEFAULT = 64 * 1024 * 1024
@@ -88,10 +91,13 @@ class _Transient(Exception):
 
 def _download_once(url: str, transport, max_bytes: int, timeout) -> bytes:
     current = url
-    for _hop in range(MAX_REDIRECTS + 1):
+    hops = 0
+    refreshed = False
+    while hops <= MAX_REDIRECTS:
         headers = {"Accept": "image/*,*/*;q=0.5"}
-        if transport.is_api_url(current):
-            headers["Authorization"] = f"Bearer {transport.tokens.get()}"
+        token = transport.tokens.get() if transport.is_api_url(current) else None
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             resp = transport.session.get(current, headers=headers, timeout=timeout, stream=True,
                                          allow_redirects=False)
@@ -102,7 +108,15 @@ def _download_once(url: str, transport, max_bytes: int, timeout) -> bytes:
                 current = urljoin(current, resp.headers.get("Location", ""))
                 if urlsplit(current).scheme not in ("http", "https"):
                     raise ImageDownloadError(f"redirected to a non-http URL {_shorten(current)}")
+                hops += 1
                 continue
+            if token is not None and refused_token(resp):
+                if not refreshed and transport.tokens.invalidate(token):
+                    refreshed = True  # a command-made token may have expired since it was minted: once more
+                    continue
+                refusal = error_for_response(resp)
+                raise ImageDownloadError(f"{_shorten(current)}: {refusal.detail}", status=resp.status_code,
+                                         hint=refusal.hint)
             if resp.status_code in RETRY_STATUSES:
                 raise _Transient(ImageDownloadError(f"{_shorten(current)} answered HTTP {resp.status_code}"))
             if resp.status_code >= 400:

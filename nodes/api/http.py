@@ -110,12 +110,21 @@ def _looks_like_sign_in(text: str, url: str = "") -> bool:
     return any(w in probe for w in ("sign-in", "signin", "sign in", "clerk", "/login", "log in"))
 
 
+def _clerk_headers(resp: requests.Response) -> dict[str, str]:
+    return {h: resp.headers[h] for h in CLERK_HEADERS if resp.headers.get(h)}
+
+
+def refused_token(resp: requests.Response) -> bool:
+    """Whether the API host turned the token away: a 401, or Clerk's bare 404 for an expired session."""
+    return resp.status_code == 401 or (resp.status_code == 404 and bool(_clerk_headers(resp)))
+
+
 def error_for_response(resp: requests.Response, *, workspace_id: str | None = None) -> APIError:
     """Map a non-success answer to one typed error, with the server's reason."""
     status = resp.status_code
-    clerk = {h: resp.headers.get(h) for h in CLERK_HEADERS if resp.headers.get(h)}
+    clerk = _clerk_headers(resp)
     message = _server_message(resp)
-    if status == 401 or (status == 404 and clerk):
+    if refused_token(resp):
         reason = clerk.get("x-clerk-auth-reason") or message or "unauthorized"
         return AuthError(
             f"Clerk says: {reason} (HTTP {status})",
