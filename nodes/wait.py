@@ -7,6 +7,7 @@ import re
 import time
 
 from . import images, runtime
+from .api import jobs as engine
 from .api import validation
 from .api.errors import ResponseFormatError, ThreeDLabsError, ValidationError
 from .api.models import Job
@@ -15,6 +16,7 @@ from .scenes import plan_text
 from .types import CATEGORY
 
 _SPLIT = re.compile(r"[\s,;]+")
+UNKNOWN_ID_GRACE_SECONDS = 2.0
 
 
 def parse_job_ids(value) -> list[str]:
@@ -54,14 +56,19 @@ def describe_result(job: Job, kind: str | None, client) -> tuple[str, bool]:
 
 def _created_at(client, ids: list[str]) -> list[float]:
     """Monotonic creation times from the journal: a job submitted long ago that 3DLabs does not know
-    is reported at once, not after the grace that covers jobs created a moment ago."""
+    is reported at once, not after the grace that covers jobs created a moment ago.
+
+    An id the journal never saw was not submitted from here a moment ago (it was pasted, or made
+    elsewhere), so a 404 for it is most likely a wrong id: it gets a short grace, not the full one.
+    """
     now_mono, now_wall = time.monotonic(), time.time()
+    unknown_age = max(0.0, engine.NOT_FOUND_GRACE_SECONDS - UNKNOWN_ID_GRACE_SECONDS)
     out = []
     for job_id in ids:
         rec = client.journal.find(job_id) or {}
         submitted = rec.get("submitted_at")
         out.append(now_mono - max(0.0, now_wall - float(submitted)) if isinstance(submitted, (int, float))
-                   else now_mono)
+                   else now_mono - unknown_age)
     return out
 
 

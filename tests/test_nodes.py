@@ -272,6 +272,19 @@ def test_summary_counts_match_the_sandbox(sandbox):
     assert t.line() == ("3DLabs jobs this prompt: submitted 3 image, 1 story; succeeded 3, failed 1, reused 0")
 
 
+def test_job_wait_gives_an_id_it_never_saw_only_a_short_grace(sandbox):
+    # Not in the journal: pasted or mistyped. 3DLabs answers 404; the node says so after a short
+    # grace (2 s), not the 15 s that covers jobs this pack created a moment ago.
+    wait_mod = pack_module("nodes.wait")
+    assert wait_mod.UNKNOWN_ID_GRACE_SECONDS < pack_module("nodes.api.jobs").NOT_FOUND_GRACE_SECONDS
+    with pytest.raises(errors.JobFailedError) as info:
+        run("3DLabsJobWait", job_id=["job_0000000000c0ffee"], timeout_seconds=[60])
+    assert "does not know" in str(info.value) and "job_0000000000c0ffee" in str(info.value)
+    polls = sandbox.stats()["requests"]["GET /api/jobs"]
+    # Polls come at least 0.25 s apart: 2 s of grace allows about 9; the full 15 s would take over 30.
+    assert 2 <= polls <= 12
+
+
 def test_job_wait_reports_a_long_gone_journaled_job_at_once(sandbox):
     # Journaled two minutes ago, unknown to 3DLabs now: no 15 s grace for eventual consistency.
     path = Journal().path
