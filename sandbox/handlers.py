@@ -218,24 +218,30 @@ class ApiHandler(_Handler):
 
     def _api_file(self, path: str) -> None:
         """A result image served by the API host itself: Clerk's middleware stands before it too."""
-        state = self.state
-        if state.require_auth:
-            verdict = state.auth.check(self.headers.get("Authorization"))
-            if verdict is not Verdict.OK:
-                state.stats.auth_failure()
-                self._answer(_clerk_refusal(verdict), state.faults)
-                return
+        refusal = self._clerk()
+        if refusal is not None:
+            self._answer(refusal, self.state.faults)
+            return
         self._serve_file(path)
+
+    def _clerk(self) -> api.Answer | None:
+        """Clerk's middleware: the refusal of a missing, invalid or expired token, or None to go on."""
+        state = self.state
+        if not state.require_auth:
+            return None
+        verdict = state.auth.check(self.headers.get("Authorization"))
+        if verdict is Verdict.OK:
+            return None
+        state.stats.auth_failure()
+        return _clerk_refusal(verdict)
 
     def _gate(self, method: str, route: api.Route | None, workspace_id: str,
               faults: Faults) -> api.Answer | None:
         """Whatever stands before the route: Clerk's middleware, the workspace check, injected failures."""
         state = self.state
-        if state.require_auth:
-            verdict = state.auth.check(self.headers.get("Authorization"))
-            if verdict is not Verdict.OK:
-                state.stats.auth_failure()
-                return _clerk_refusal(verdict)
+        refusal = self._clerk()
+        if refusal is not None:
+            return refusal
         if route is not None and route.workspace_scoped and not state.workspace_known(workspace_id):
             return api.error(403, "Workspace not found or access denied")
         if faults.redirect_to:
