@@ -7,19 +7,14 @@ returned as one [N,H,W,3] batch in scene order, ready for ImageScaleBy or Create
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 from . import images, runtime
 from .api import validation
 from .api.endpoints import IMAGES, image_body
-from .api.errors import BatchError, ImageError, ThreeDLabsError, ValidationError
-from .api.models import Job
+from .api.errors import BatchError, ThreeDLabsError, ValidationError
+from .downloads import Downloads
 from .reuse import collect_or_submit
 from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices
-
-if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
-    from .api.client import ThreeDLabsClient
 
 IMAGE_TIMEOUT = 900.0
 
@@ -61,29 +56,6 @@ def build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_numbe
     return [image_body(p, provider=provider, model=model, aspect_ratio=aspect_ratio,
                                         project_id=project_id, scene_number=n, index=i if many else None)
             for i, (p, n) in enumerate(zip(prompts, numbers))]
-
-
-def download_all(client: ThreeDLabsClient, jobs: list[Job]) -> tuple[list[bytes], list[str]]:
-    """Every result image of every job, in job order (downloads run concurrently)."""
-    refs, sources = [], []
-    for job in jobs:
-        for ref in client.image_refs_of(job):
-            refs.append(ref)
-            sources.append(f"job {job.id}")
-    if not refs:
-        return [], []
-
-    def fetch(i: int) -> bytes:
-        try:
-            return client.fetch_image(refs[i])
-        except ImageError as err:  # name the paid job, so that it can be collected again by id
-            raise type(err)(f"{sources[i]}: {err.detail}", status=err.status,
-                            job_id=sources[i].removeprefix("job ")) from None
-
-    with ThreadPoolExecutor(max_workers=min(len(refs), client.settings.max_in_flight),
-                            thread_name_prefix="3dlabs-download") as pool:
-        data = list(pool.map(fetch, range(len(refs))))
-    return data, sources
 
 
 class ThreeDLabsImageGenerate:
@@ -162,22 +134,26 @@ class ThreeDLabsImageGenerate:
             return image, mask, ["dry-run"] * len(bodies), runtime.finish_text(node_id, t, text)
         client = runtime.client_for(current)
         label = "3DLabs Image Generate"
-        try:
-            result = collect_or_submit(client, t, label, "image", IMAGES, bodies, seed, node_id=node_id,
-                                       timeout=IMAGE_TIMEOUT, wait=wait, labels=[b["prompt"][:80] for b in bodies])
-        except BatchError as err:
-            done = sum(r is not None for r in err.results)
-            runtime.finish_text(node_id, t)
-            raise BatchError(err.failures, err.results, hint=(
-                f"Queue again to retry: the {done} finished image(s) are reused without paying again.")) from None
-        except ThreeDLabsError:
-            runtime.finish_text(node_id, t)
-            raise
-        if not wait:
-            image, mask = images.empty_image(64, 64, 1)
-            text = f"Submitted {len(result)} job(s); collect them with 3DLabs Job Wait:\n" + "\n".join(result)
-            return image, mask, list(result), runtime.finish_text(node_id, t, text)
-        data, sources = download_all(client, result)
+        with Downloads(client) as downloads:
+            try:
+                # Each job's images download as soon as it succeeds, while the others still run.
+                result = collect_or_submit(client, t, label, "image", IMAGES, bodies, seed, node_id=node_id,
+                                           timeout=IMAGE_TIMEOUT, wait=wait, on_done=downloads.start,
+                                           labels=[b["prompt"][:80] for b in bodies])
+            except BatchError as err:
+                done = sum(r is not None for r in err.results)
+                runtime.finish_text(node_id, t)
+                raise BatchError(err.failures, err.results, hint=(
+                    f"Queue again to retry: the {done} finished image(s) are reused without paying again."
+                )) from None
+            except ThreeDLabsError:
+                runtime.finish_text(node_id, t)
+                raise
+            if not wait:
+                image, mask = images.empty_image(64, 64, 1)
+                text = f"Submitted {len(result)} job(s); collect them with 3DLabs Job Wait:\n" + "\n".join(result)
+                return image, mask, list(result), runtime.finish_text(node_id, t, text)
+            data, sources = downloads.collect(result)
         image, mask = images.images_to_batch(data, fit="resize", sources=sources)
         ids = [job.id for job in result]
         text = f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]} from {len(ids)} job(s)."

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -191,10 +192,18 @@ class ProgressView:
 
 
 def wait_jobs(client: ThreeDLabsClient, job_ids: list[str], *, node_id: str | None, label: str,
-              timeout: float, created_at: list[float] | None = None, raise_on_failure: bool = True) -> list:
+              timeout: float, created_at: list[float] | None = None, raise_on_failure: bool = True,
+              on_done: Callable[[Job], None] | None = None) -> list:
+    """Wait with ComfyUI's progress bar and Cancel; ``on_done`` gets each job as it succeeds."""
     view = ProgressView(node_id, label, job_ids)
     view.text(f"{label}: waiting for {len(job_ids)} job{'s' if len(job_ids) != 1 else ''}")
-    return client.wait(job_ids, timeout=timeout, cancel_check=comfy.check_interrupt, on_progress=view,
+
+    def progress(index: int, job: Job, elapsed: float) -> None:
+        view(index, job, elapsed)
+        if on_done is not None and job.status == "succeeded":
+            on_done(job)
+
+    return client.wait(job_ids, timeout=timeout, cancel_check=comfy.check_interrupt, on_progress=progress,
                        created_at=created_at, raise_on_failure=raise_on_failure)
 
 

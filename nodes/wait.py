@@ -11,7 +11,8 @@ from .api import jobs as engine
 from .api import validation
 from .api.errors import ResponseFormatError, ThreeDLabsError, ValidationError
 from .api.models import Job
-from .generate import download_all, first
+from .downloads import download_all
+from .generate import first
 from .scenes import plan_text
 from .types import CATEGORY
 

@@ -272,6 +272,44 @@ def test_summary_counts_match_the_sandbox(sandbox):
     assert t.line() == ("3DLabs jobs this prompt: submitted 3 image, 1 story; succeeded 3, failed 1, reused 0")
 
 
+def _first_download_while(sandbox, prompts):
+    """Run Image Generate on ``prompts``; return its outputs and the epoch time of the first image
+    request the sandbox saw (observed within 10 ms, so never earlier than it happened)."""
+    out: dict = {}
+    before = sandbox.stats()["file_requests"]
+    node = threading.Thread(target=lambda: out.update(result=run("3DLabsImageGenerate", **image_args(prompts))))
+    node.start()
+    first_seen = None
+    while node.is_alive():
+        if first_seen is None and sandbox.stats()["file_requests"] > before:
+            first_seen = time.time()
+        time.sleep(0.01)
+    node.join()
+    return out["result"], first_seen
+
+
+def test_image_generate_fetches_each_image_as_its_job_finishes(sandbox):
+    # "SLOW" makes the sandbox's job take 10x: 4 s against 0.4 s. The quick job's image is fetched
+    # while the slow one still runs, not after the whole list is done.
+    sandbox.job_seconds = 0.4
+    (images_out, _, job_ids), first_seen = _first_download_while(sandbox, ["a kite", "SLOW a lighthouse"])
+    job_ids = job_ids.split("\n")
+    assert tuple(images_out.shape) == (2, 768, 1344, 3)
+    assert first_seen is not None and first_seen < sandbox.job_finish_time(job_ids[1]) - 1.0
+    assert sandbox.stats()["file_requests"] == 2  # each image fetched once
+
+
+def test_image_generate_fetches_a_reused_image_before_waiting(sandbox):
+    sandbox.job_seconds = 0.4
+    # Scene 1 is paid for by the first run; the second run reuses it and adds a slow scene 2.
+    kite = run("3DLabsImageGenerate", **image_args(["a kite", "a boat"]))[2].split("\n")[0]
+    (images_out, _, job_ids), first_seen = _first_download_while(sandbox, ["a kite", "SLOW a lighthouse"])
+    job_ids = job_ids.split("\n")
+    assert job_ids[0] == kite and tuple(images_out.shape) == (2, 768, 1344, 3)
+    assert first_seen is not None and first_seen < sandbox.job_finish_time(job_ids[1]) - 1.0
+    assert jobs_created(sandbox) == {"image": 3} and sandbox.stats()["file_requests"] == 4
+
+
 def test_job_wait_gives_an_id_it_never_saw_only_a_short_grace(sandbox):
     # Not in the journal: pasted or mistyped. 3DLabs answers 404; the node says so after a short
     # grace (2 s), not the 15 s that covers jobs this pack created a moment ago.
