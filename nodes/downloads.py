@@ -1,7 +1,7 @@
 """Result image bytes of finished jobs, fetched concurrently and started as soon as each job finishes.
 
-Image Generate waits for a whole list of jobs, which rarely end together. Each finished job's images
-start downloading while the others still run (and a reused job's at once), so after the last job
+Image Generate and Job Wait wait for lists of jobs, which rarely end together. Each finished job's
+images start downloading while the others still run (a reused job's at once), so after the last job
 only its own images are left to fetch; result URLs also expire, so fetching early is the safer order.
 Bytes only: no tensors here, and no HTTP of its own (the client fetches).
 """
@@ -88,8 +88,3 @@ class Downloads:
         except ImageError as err:  # name the paid job, so that it can be collected again by id
             raise type(err)(f"job {job_id}: {err.detail}", status=err.status, job_id=job_id) from None
 
-
-def download_all(client: ThreeDLabsClient, jobs: list[Job]) -> tuple[list[bytes], list[str]]:
-    """Every result image of every job, in job order (downloads run concurrently)."""
-    with Downloads(client) as downloads:
-        return downloads.collect(jobs)

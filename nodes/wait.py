@@ -11,7 +11,7 @@ from .api import jobs as engine
 from .api import validation
 from .api.errors import ResponseFormatError, ThreeDLabsError, ValidationError
 from .api.models import Job
-from .downloads import download_all
+from .downloads import Downloads
 from .generate import first
 from .scenes import plan_text
 from .types import CATEGORY
@@ -115,22 +115,29 @@ class ThreeDLabsJobWait:
             validation.optional_id("job_id", job_id)  # refuse before any request, not as a polling failure
         client = runtime.client_for()
         t = runtime.tally()
-        try:
-            jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout,
-                                     created_at=_created_at(client, ids))
-        except ThreeDLabsError:
-            runtime.finish_text(node_id, t)
-            raise
-        runtime.record(t, succeeded=len(jobs))
-        texts, image_jobs = [], []
-        for job in jobs:
-            rec = client.journal.find(job.id) or {}
-            text, has_images = describe_result(job, rec.get("kind"), client)
-            texts.append(text)
-            if has_images:
-                image_jobs.append(job)
+        kinds = {job_id: (client.journal.find(job_id) or {}).get("kind") for job_id in ids}
+        with Downloads(client) as downloads:
+
+            def fetch_early(job: Job) -> None:
+                # Only jobs the journal knows as image jobs: another kind's result is not fetched.
+                if kinds.get(job.id) == "image":
+                    downloads.start(job)
+
+            try:
+                jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout,
+                                         created_at=_created_at(client, ids), on_done=fetch_early)
+            except ThreeDLabsError:
+                runtime.finish_text(node_id, t)
+                raise
+            runtime.record(t, succeeded=len(jobs))
+            texts, image_jobs = [], []
+            for job in jobs:
+                text, has_images = describe_result(job, kinds.get(job.id), client)
+                texts.append(text)
+                if has_images:
+                    image_jobs.append(job)
+            data, sources = downloads.collect(image_jobs)
         if image_jobs:
-            data, sources = download_all(client, image_jobs)
             image, mask = images.images_to_batch(data, fit="resize", sources=sources)
         else:
             image, mask = images.empty_image(64, 64, 1)

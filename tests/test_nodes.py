@@ -272,12 +272,14 @@ def test_summary_counts_match_the_sandbox(sandbox):
     assert t.line() == ("3DLabs jobs this prompt: submitted 3 image, 1 story; succeeded 3, failed 1, reused 0")
 
 
-def _first_download_while(sandbox, prompts):
-    """Run Image Generate on ``prompts``; return its outputs and the epoch time of the first image
-    request the sandbox saw (observed within 10 ms, so never earlier than it happened)."""
+def _first_download_while(sandbox, prompts=None, **node_inputs):
+    """Run Image Generate on ``prompts`` (or the node given by ``node_inputs``); return its outputs and
+    the epoch time of the first image request the sandbox saw (observed within 10 ms, so never
+    earlier than it happened)."""
     out: dict = {}
     before = sandbox.stats()["file_requests"]
-    node = threading.Thread(target=lambda: out.update(result=run("3DLabsImageGenerate", **image_args(prompts))))
+    node_id, inputs = node_inputs.pop("node", "3DLabsImageGenerate"), node_inputs or image_args(prompts)
+    node = threading.Thread(target=lambda: out.update(result=run(node_id, **inputs)))
     node.start()
     first_seen = None
     while node.is_alive():
@@ -308,6 +310,19 @@ def test_image_generate_fetches_a_reused_image_before_waiting(sandbox):
     assert job_ids[0] == kite and tuple(images_out.shape) == (2, 768, 1344, 3)
     assert first_seen is not None and first_seen < sandbox.job_finish_time(job_ids[1]) - 1.0
     assert jobs_created(sandbox) == {"image": 3} and sandbox.stats()["file_requests"] == 4
+
+
+def test_job_wait_fetches_each_image_job_as_it_finishes(sandbox):
+    # Submitted with wait off, collected by Job Wait while they run: the quick job's image is
+    # fetched before the SLOW one (10x) ends.
+    sandbox.job_seconds = 0.4
+    ids = run("3DLabsImageGenerate", **image_args(["a kite", "SLOW a lighthouse"], wait=False))[2]
+    ids = ids.split("\n") if isinstance(ids, str) else list(ids)
+    (_, images_out, _), first_seen = _first_download_while(
+        sandbox, node="3DLabsJobWait", job_id=["\n".join(ids)], timeout_seconds=[60])
+    assert tuple(images_out.shape) == (2, 768, 1344, 3)
+    assert first_seen is not None and first_seen < sandbox.job_finish_time(ids[1]) - 1.0
+    assert sandbox.stats()["file_requests"] == 2
 
 
 def test_job_wait_gives_an_id_it_never_saw_only_a_short_grace(sandbox):
