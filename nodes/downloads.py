@@ -40,9 +40,8 @@ class Downloads:
         self.close()
 
     def start(self, job: Job) -> None:
-        """Begin fetching a succeeded job's images (once per job; anything else is ignored)."""
-        if job.status == "succeeded":
-            self._begin(job, quiet=True)
+        """Begin fetching a succeeded job's images (once per job)."""
+        self._begin(job, quiet=True)
 
     def collect(self, jobs: list[Job]) -> tuple[list[bytes], list[str]]:
         """Every result image of ``jobs``, in job order, with a source label for each.

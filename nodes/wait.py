@@ -55,7 +55,7 @@ def describe_result(job: Job, kind: str | None, client) -> tuple[str, bool]:
         return json.dumps(job.result, indent=2, default=str)[:20000], False
 
 
-def _created_at(client, ids: list[str]) -> list[float]:
+def _created_at(records: dict[str, dict], ids: list[str]) -> list[float]:
     """Monotonic creation times from the journal: a job submitted long ago that 3DLabs does not know
     is reported at once, not after the grace that covers jobs created a moment ago.
 
@@ -66,8 +66,7 @@ def _created_at(client, ids: list[str]) -> list[float]:
     unknown_age = max(0.0, engine.NOT_FOUND_GRACE_SECONDS - UNKNOWN_ID_GRACE_SECONDS)
     out = []
     for job_id in ids:
-        rec = client.journal.find(job_id) or {}
-        submitted = rec.get("submitted_at")
+        submitted = records[job_id].get("submitted_at")
         out.append(now_mono - max(0.0, now_wall - float(submitted)) if isinstance(submitted, (int, float))
                    else now_mono - unknown_age)
     return out
@@ -115,24 +114,24 @@ class ThreeDLabsJobWait:
             validation.optional_id("job_id", job_id)  # refuse before any request, not as a polling failure
         client = runtime.client_for()
         t = runtime.tally()
-        kinds = {job_id: (client.journal.find(job_id) or {}).get("kind") for job_id in ids}
+        records = {job_id: client.journal.find(job_id) or {} for job_id in ids}
         with Downloads(client) as downloads:
 
             def fetch_early(job: Job) -> None:
                 # Only jobs the journal knows as image jobs: another kind's result is not fetched.
-                if kinds.get(job.id) == "image":
+                if records.get(job.id, {}).get("kind") == "image":
                     downloads.start(job)
 
             try:
                 jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout,
-                                         created_at=_created_at(client, ids), on_done=fetch_early)
+                                         created_at=_created_at(records, ids), on_done=fetch_early)
             except ThreeDLabsError:
                 runtime.finish_text(node_id, t)
                 raise
             runtime.record(t, succeeded=len(jobs))
             texts, image_jobs = [], []
             for job in jobs:
-                text, has_images = describe_result(job, kinds.get(job.id), client)
+                text, has_images = describe_result(job, records.get(job.id, {}).get("kind"), client)
                 texts.append(text)
                 if has_images:
                     image_jobs.append(job)
