@@ -9,6 +9,7 @@ Bytes only: no tensors here, and no HTTP of its own (the client fetches).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -39,9 +40,16 @@ class Downloads:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start(self, job: Job) -> None:
-        """Begin fetching a succeeded job's images (once per job)."""
+    def start(self, job: Job, then: Callable[[list[bytes], list[str]], None] | None = None) -> None:
+        """Begin fetching a succeeded job's images (once per job).
+
+        ``then`` is given the job's images and their source labels (as :meth:`collect` names them) once
+        all of them have arrived, on a download thread; not at all if one of them failed.
+        """
         self._begin(job, quiet=True)
+        futures = self._started.get(job.id)
+        if then is not None and futures:
+            _when_all_fetched(futures, lambda: then([f.result() for f in futures], [f"job {job.id}"] * len(futures)))
 
     def collect(self, jobs: list[Job]) -> tuple[list[bytes], list[str]]:
         """Every result image of ``jobs``, in job order, with a source label for each.
@@ -87,3 +95,18 @@ class Downloads:
         except ImageError as err:  # name the paid job, so that it can be collected again by id
             raise type(err)(f"job {job_id}: {err.detail}", status=err.status, job_id=job_id) from None
 
+
+
+def _when_all_fetched(futures: list[Future], then: Callable[[], None]) -> None:
+    """Call ``then`` once every future has succeeded (on the thread that finished the last one)."""
+    lock, left = threading.Lock(), [len(futures)]
+
+    def one_done(_: Future) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last and all(not f.cancelled() and f.exception() is None for f in futures):
+            then()
+
+    for future in futures:
+        future.add_done_callback(one_done)

@@ -12,6 +12,8 @@ from . import images, runtime
 from .api import validation
 from .api.endpoints import IMAGES, image_body
 from .api.errors import BatchError, ThreeDLabsError, ValidationError
+from .api.models import Job
+from .batch_assembly import BatchAssembly
 from .downloads import Downloads
 from .reuse import collect_or_submit
 from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices
@@ -134,11 +136,17 @@ class ThreeDLabsImageGenerate:
             return image, mask, ["dry-run"] * len(bodies), runtime.finish_text(node_id, t, text)
         client = runtime.client_for(current)
         label = "3DLabs Image Generate"
-        with Downloads(client) as downloads:
+        # The batch's memory is prepared while the jobs run, at the size this aspect ratio usually gives.
+        expect = (width, height) if wait else None
+        with Downloads(client) as downloads, BatchAssembly(len(bodies), fit="resize", expect=expect) as batch:
+
+            def succeeded(index: int, job: Job) -> None:
+                # Each job's image downloads and decodes as soon as it succeeds, while the others run.
+                downloads.start(job, then=lambda data, sources: batch.add_job(index, data, sources))
+
             try:
-                # Each job's images download as soon as it succeeds, while the others still run.
                 result = collect_or_submit(client, t, label, "image", IMAGES, bodies, seed, node_id=node_id,
-                                           timeout=IMAGE_TIMEOUT, wait=wait, on_done=downloads.start,
+                                           timeout=IMAGE_TIMEOUT, wait=wait, on_done=succeeded,
                                            labels=[b["prompt"][:80] for b in bodies])
             except BatchError as err:
                 done = sum(r is not None for r in err.results)
@@ -154,7 +162,7 @@ class ThreeDLabsImageGenerate:
                 text = f"Submitted {len(result)} job(s); collect them with 3DLabs Job Wait:\n" + "\n".join(result)
                 return image, mask, list(result), runtime.finish_text(node_id, t, text)
             data, sources = downloads.collect(result)
-        image, mask = images.images_to_batch(data, fit="resize", sources=sources)
+            image, mask = batch.result(data, sources)
         ids = [job.id for job in result]
         text = f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]} from {len(ids)} job(s)."
         return image, mask, ids, runtime.finish_text(node_id, t, text)

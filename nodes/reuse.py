@@ -100,12 +100,13 @@ def submit_all(client: ThreeDLabsClient, endpoint: str, kind: str, bodies: list[
 def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_label: str, kind: str, endpoint: str,
                       bodies: list[dict], seed, *, node_id: str | None, timeout: float, wait: bool = True,
                       labels: list[str] | None = None,
-                      on_done: Callable[[Job], None] | None = None) -> list[Job] | list[str]:
+                      on_done: Callable[[int, Job], None] | None = None) -> list[Job] | list[str]:
     """Jobs for ``bodies`` in order: reused where paid for already, else submitted (within the cap).
 
     With ``wait`` the finished jobs are returned (errors raised after every submitted job was waited
     for, so that nothing paid for is left uncollected); without it, the job ids. ``on_done`` is
-    given each job as soon as it is known to have succeeded (reused ones before the wait begins).
+    given each job, with its place in ``bodies``, as soon as it is known to have succeeded (reused
+    ones before the wait begins).
     """
     labels = labels or [""] * len(bodies)
     keys = [request_key(client, endpoint, b, seed) for b in bodies]
@@ -138,11 +139,13 @@ def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_lab
     created = [time.monotonic()] * len(live)
     outcomes: dict[int, Job | JobError] = {i: done[i] for i in range(len(bodies)) if done[i] is not None}
     if on_done is not None:
-        for job in outcomes.values():
-            on_done(job)
+        for i, job in outcomes.items():
+            on_done(i, job)
     if live:
+        place = {ids[i]: i for i in live}
+        succeeded = None if on_done is None else (lambda job: on_done(place[job.id], job))
         waited = runtime.wait_jobs(client, [ids[i] for i in live], node_id=node_id, label=node_label,
-                                   timeout=timeout, created_at=created, raise_on_failure=False, on_done=on_done)
+                                   timeout=timeout, created_at=created, raise_on_failure=False, on_done=succeeded)
         outcomes.update(zip(live, waited))
     ok = sum(isinstance(o, Job) for i, o in outcomes.items() if done[i] is None)
     failed = [(i, o) for i, o in sorted(outcomes.items()) if isinstance(o, JobError)]

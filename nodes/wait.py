@@ -11,6 +11,7 @@ from .api import jobs as engine
 from .api import validation
 from .api.errors import ResponseFormatError, ThreeDLabsError, ValidationError
 from .api.models import Job
+from .batch_assembly import BatchAssembly
 from .downloads import Downloads
 from .generate import first
 from .scenes import plan_text
@@ -115,12 +116,17 @@ class ThreeDLabsJobWait:
         client = runtime.client_for()
         t = runtime.tally()
         records = {job_id: client.journal.find(job_id) or {} for job_id in ids}
-        with Downloads(client) as downloads:
+        # Where each image job's picture will sit in the batch, if every job gives one image.
+        places: dict[str, int] = {}
+        for job_id in ids:
+            if records[job_id].get("kind") == "image":
+                places.setdefault(job_id, len(places))
+        with Downloads(client) as downloads, BatchAssembly(len(places), fit="resize") as batch:
 
             def fetch_early(job: Job) -> None:
                 # Only jobs the journal knows as image jobs: another kind's result is not fetched.
-                if records.get(job.id, {}).get("kind") == "image":
-                    downloads.start(job)
+                if job.id in places:
+                    downloads.start(job, then=lambda data, sources: batch.add_job(places[job.id], data, sources))
 
             try:
                 jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout,
@@ -136,10 +142,10 @@ class ThreeDLabsJobWait:
                 if has_images:
                     image_jobs.append(job)
             data, sources = downloads.collect(image_jobs)
-        if image_jobs:
-            image, mask = images.images_to_batch(data, fit="resize", sources=sources)
-        else:
-            image, mask = images.empty_image(64, 64, 1)
+            if image_jobs:
+                image, mask = batch.result(data, sources)
+            else:
+                image, mask = images.empty_image(64, 64, 1)
         payload = [{"id": j.id, "status": j.status, "result": j.result} for j in jobs]
         result_json = json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str)
         text = "\n\n".join(texts)
