@@ -215,7 +215,7 @@ def bench_decode(images_mod, repeat, min_seconds):
             met = vs_load <= 1.0 and vs_dec <= 1.15
             row(f"decode {fmt} {size}x{size}", f"{t_ours * 1000:.1f} ms ({len(times[0])} turns)",
                 f"LoadImage {t_load * 1000:.1f} ms, decode {t_dec * 1000:.1f} ms",
-                f"{vs_load:.2f}x LoadImage, {vs_dec:.2f}x decode",
+                f"{vs_load:.2f}x LoadImage, {vs_dec:.3f}x decode",
                 f"<=1x LoadImage, <=1.15x decode: {'met' if met else 'MISSED'}")
 
 
