@@ -48,7 +48,7 @@ class BatchAssembly:
         self._open = True
         self._batch: Batch | None = None
         self._waiting: dict[int, tuple[bytes, str]] = {}  # arrived before slot 0 fixed the batch's size
-        self._slots: dict[int, tuple[bytes, Future]] = {}  # slot -> (the bytes given, their decode)
+        self._slots: dict[int, tuple[bytes, str, Future]] = {}  # slot -> (bytes, source, their decode)
         self._pool: ThreadPoolExecutor | None = None
         self._prepared: Future | None = None
         if expect is not None and count > 0:
@@ -66,11 +66,11 @@ class BatchAssembly:
             if not self._open or not 0 <= index < self._count or index in self._slots or index in self._waiting:
                 return
             if index == 0:
-                self._slots[0] = (data, self._submit(self._start, data, source))
+                self._slots[0] = (data, source, self._submit(self._start, data, source))
             elif self._batch is None:
                 self._waiting[index] = (data, source)
             else:
-                self._slots[index] = (data, self._submit(self._fill, index, data, source))
+                self._slots[index] = (data, source, self._submit(self._fill, self._batch, index, data, source))
 
     def add_job(self, index: int, data: list[bytes], sources: list[str]) -> None:
         """A job's images, the job being ``index``-th: placed only when it gave exactly one image."""
@@ -80,34 +80,33 @@ class BatchAssembly:
     def result(self, items: list[bytes], sources: list[str]) -> Batch:
         """The batch of ``items`` (every image's bytes, in batch order), as images_to_batch makes it.
 
-        Slots decoded early from these same bytes are kept, the others are decoded now; the first
-        failure in batch order is raised, as images_to_batch raises it.
+        Slots decoded early from these same bytes (and source) are kept, the others are decoded now;
+        the first failure in batch order is raised, as images_to_batch raises it.
         """
         with self._lock:
             self._open = False  # from here on nothing is added; what is queued still runs
             self._waiting.clear()
-            slots = dict(self._slots)
-        first = slots.get(0)
-        if not items or len(items) != self._count or first is None or first[0] is not items[0]:
+            slots, self._slots = self._slots, {}
+        if not (items and len(items) == self._count == len(sources) and _same(slots.get(0), items, sources, 0)):
+            del slots  # an early batch of the wrong shape is not kept while the right one is made
             self.close()
             return images.images_to_batch(items, fit=self._fit, max_pixels=self._max_pixels, sources=sources)
-        batch = first[1].result()  # slot 0's failure is the first in batch order
-        decodes = []
-        for index in range(1, len(items)):
-            early = slots.get(index)
-            if early is not None and early[0] is items[index]:
-                decodes.append(early[1])
-                continue
-            if early is not None:
-                early[1].exception()  # a decode of other bytes may still be writing into this slot
-            decodes.append(self._executor().submit(self._fill, index, items[index], sources[index]))
         try:
+            batch = slots.pop(0)[2].result()  # slot 0's failure is the first in batch order
+            decodes = []
+            for index in range(1, len(items)):
+                early = slots.pop(index, None)
+                if _same(early, items, sources, index):
+                    decodes.append(early[2])
+                    continue
+                if early is not None:
+                    early[2].exception()  # a decode of other bytes may still be writing into this slot
+                    batch[1][index].zero_()  # and may have left a mask the right picture would not write
+                decodes.append(self._executor().submit(self._fill, batch, index, items[index], sources[index]))
             for decode in decodes:
                 decode.result()
-        except BaseException:
+        finally:
             self.close()
-            raise
-        self.close()
         return batch
 
     def close(self) -> None:
@@ -115,8 +114,10 @@ class BatchAssembly:
         with self._lock:
             self._open = False
             self._waiting.clear()
-            pool, self._pool = self._pool, None
+            self._slots.clear()
+            self._batch = None
             self._prepared = None  # a batch prepared in vain is freed now
+            pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -131,17 +132,16 @@ class BatchAssembly:
                                    prepared=ready)
         del prepared, ready
         with self._lock:
-            self._batch = batch
-            if self._open:
+            if self._open:  # after result() or close() the slots left are decoded there, or not at all
+                self._batch = batch
                 for index, (early, early_source) in sorted(self._waiting.items()):
-                    self._slots[index] = (early, self._submit(self._fill, index, early, early_source))
-            self._waiting.clear()
+                    future = self._submit(self._fill, batch, index, early, early_source)
+                    self._slots[index] = (early, early_source, future)
+                self._waiting.clear()
         return batch
 
-    def _fill(self, index: int, data: bytes, source: str) -> None:
-        assert self._batch is not None  # slot 0 has finished before any other slot is queued
-        images.decode_batch_slot(data, self._batch, index, fit=self._fit, max_pixels=self._max_pixels,
-                                 source=source)
+    def _fill(self, batch: Batch, index: int, data: bytes, source: str) -> None:
+        images.decode_batch_slot(data, batch, index, fit=self._fit, max_pixels=self._max_pixels, source=source)
 
     def _submit(self, fn, *args) -> Future:
         return self._executor().submit(fn, *args)
@@ -151,3 +151,8 @@ class BatchAssembly:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=images.BATCH_WORKERS, thread_name_prefix="3dlabs-decode")
             return self._pool
+
+
+def _same(early: tuple[bytes, str, Future] | None, items: list[bytes], sources: list[str], index: int) -> bool:
+    """Whether a slot decoded early holds what ``items[index]`` would give, error label included."""
+    return early is not None and early[0] is items[index] and early[1] == sources[index]

@@ -44,7 +44,8 @@ class Downloads:
         """Begin fetching a succeeded job's images (once per job).
 
         ``then`` is given the job's images and their source labels (as :meth:`collect` names them) once
-        all of them have arrived, on a download thread; not at all if one of them failed.
+        all of them have arrived: on a download thread, or at once on this one if they already have;
+        not at all if one of them failed.
         """
         self._begin(job, quiet=True)
         futures = self._started.get(job.id)
@@ -96,9 +97,9 @@ class Downloads:
             raise type(err)(f"job {job_id}: {err.detail}", status=err.status, job_id=job_id) from None
 
 
-
 def _when_all_fetched(futures: list[Future], then: Callable[[], None]) -> None:
-    """Call ``then`` once every future has succeeded (on the thread that finished the last one)."""
+    """Call ``then`` once every future has succeeded (on the thread that finished the last one, or on
+    this one if all are done already)."""
     lock, left = threading.Lock(), [len(futures)]
 
     def one_done(_: Future) -> None:

@@ -116,17 +116,21 @@ class ThreeDLabsJobWait:
         client = runtime.client_for()
         t = runtime.tally()
         records = {job_id: client.journal.find(job_id) or {} for job_id in ids}
-        # Where each image job's picture will sit in the batch, if every job gives one image.
-        places: dict[str, int] = {}
-        for job_id in ids:
-            if records[job_id].get("kind") == "image":
-                places.setdefault(job_id, len(places))
+        # Where each image job's picture will sit in the batch if every job gives one image: guessed
+        # only when the journal knows every id's kind (an unknown id may turn out to hold images).
+        image_ids = [job_id for job_id in ids if records[job_id].get("kind") == "image"]
+        guess = all(records[job_id].get("kind") for job_id in ids)
+        places = {job_id: place for place, job_id in enumerate(image_ids)} if guess else {}  # ids are unique
         with Downloads(client) as downloads, BatchAssembly(len(places), fit="resize") as batch:
+
+            def decode_early(job_id: str, data: list[bytes], sources: list[str]) -> None:
+                if job_id in places:
+                    batch.add_job(places[job_id], data, sources)
 
             def fetch_early(job: Job) -> None:
                 # Only jobs the journal knows as image jobs: another kind's result is not fetched.
-                if job.id in places:
-                    downloads.start(job, then=lambda data, sources: batch.add_job(places[job.id], data, sources))
+                if records.get(job.id, {}).get("kind") == "image":
+                    downloads.start(job, then=lambda data, sources: decode_early(job.id, data, sources))
 
             try:
                 jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout,

@@ -45,7 +45,7 @@ def settle(decodes, count, assembly=None):
     while len(decodes) < count and time.monotonic() < deadline:
         time.sleep(0.005)
     assert len(decodes) == count, decodes
-    for _, future in list((assembly._slots if assembly else {}).values()):
+    for *_, future in list((assembly._slots if assembly else {}).values()):
         future.exception(timeout=10)
 
 
@@ -96,7 +96,7 @@ def test_a_slot_decoded_from_other_bytes_is_decoded_again(decodes):
     # A wrong guess of a job's place (a job that gave two images, an id given twice) costs time only.
     items = mixed_items()
     sources = [f"job {i}" for i in range(len(items))]
-    stray = encode(solid((250, 0, 0), (48, 64)), "PNG")
+    stray = encode(solid((250, 0, 0, 90), (48, 64), mode="RGBA"), "PNG")  # its mask must not stay behind
     with BatchAssembly(len(items)) as assembly:
         for index, data in enumerate(items):
             assembly.add(index, stray if index == 2 else data, sources[index])
@@ -104,6 +104,29 @@ def test_a_slot_decoded_from_other_bytes_is_decoded_again(decodes):
         got = assembly.result(items, sources)
     assert [i for i, _ in decodes].count(2) == 2 and decodes[-1] == (2, items[2])
     assert_same(got, images.images_to_batch(items, sources=sources))
+    assert not got[1][2].any()
+
+
+def test_a_slot_decoded_under_another_name_is_decoded_again(decodes):
+    # Its error, if any, must name the image as images_to_batch would.
+    items = mixed_items()
+    sources = [f"job {i}" for i in range(len(items))]
+    with BatchAssembly(len(items)) as assembly:
+        for index, data in enumerate(items):
+            assembly.add(index, data, "job elsewhere" if index == 3 else sources[index])
+        settle(decodes, len(items), assembly)
+        got = assembly.result(items, sources)
+    assert [i for i, _ in decodes].count(3) == 2
+    assert_same(got, images.images_to_batch(items, sources=sources))
+
+
+def test_sources_that_do_not_match_the_items_are_refused_as_images_to_batch_refuses_them(decodes):
+    items = mixed_items()
+    with BatchAssembly(len(items)) as assembly:
+        for index, data in enumerate(items):
+            assembly.add(index, data, f"job {index}")
+        with pytest.raises(ValueError, match="sources has 2 entries for 5 images"):
+            assembly.result(items, ["job 0", "job 1"])
 
 
 @pytest.mark.parametrize("first_is", ["other bytes", "missing"])

@@ -400,6 +400,7 @@ def test_job_wait_decodes_each_image_job_as_it_finishes(sandbox, decode_times):
     assert dict(decode_times)[0] < sandbox.job_finish_time(ids[1]) - 1.0
 
 
+
 def test_job_wait_gives_an_id_it_never_saw_only_a_short_grace(sandbox):
     # Not in the journal: pasted or mistyped. 3DLabs answers 404; the node says so after a short
     # grace (2 s), not the 15 s that covers jobs this pack created a moment ago.
