@@ -257,5 +257,5 @@ def _encoded_blocks(encoder, width: int, bands: int, top: int, bottom: int):
 def _helper() -> ThreadPoolExecutor:
     global _helper_pool
     if _helper_pool is None:
-        _helper_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threedlabs-images")
+        _helper_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="3dlabs-rows")
     return _helper_pool

@@ -410,7 +410,7 @@ def _decode_rest(
         for i in rest:
             _decode_slot(items[i], images[i], masks[i], max_pixels, fit, labels[i])
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="threedlabs-decode") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="3dlabs-batch") as pool:
         futures = [pool.submit(_decode_slot, items[i], images[i], masks[i], max_pixels, fit, labels[i]) for i in rest]
         try:
             for future in futures:
