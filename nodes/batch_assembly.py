@@ -52,7 +52,7 @@ class BatchAssembly:
         self._pool: ThreadPoolExecutor | None = None
         self._prepared: Future | None = None
         if expect is not None and count > 0:
-            self._prepared = self._submit(images.prepare_batch, count, *expect)
+            self._prepared = self._executor().submit(images.prepare_batch, count, *expect)
 
     def __enter__(self) -> BatchAssembly:
         return self
@@ -66,11 +66,12 @@ class BatchAssembly:
             if not self._open or not 0 <= index < self._count or index in self._slots or index in self._waiting:
                 return
             if index == 0:
-                self._slots[0] = (data, source, self._submit(self._start, data, source))
+                self._slots[0] = (data, source, self._executor().submit(self._start, data, source))
             elif self._batch is None:
                 self._waiting[index] = (data, source)
             else:
-                self._slots[index] = (data, source, self._submit(self._fill, self._batch, index, data, source))
+                self._slots[index] = (data, source, self._executor().submit(self._fill, self._batch, index, data,
+                                                                            source))
 
     def add_job(self, index: int, data: list[bytes], sources: list[str]) -> None:
         """A job's images, the job being ``index``-th: placed only when it gave exactly one image."""
@@ -135,16 +136,13 @@ class BatchAssembly:
             if self._open:  # after result() or close() the slots left are decoded there, or not at all
                 self._batch = batch
                 for index, (early, early_source) in sorted(self._waiting.items()):
-                    future = self._submit(self._fill, batch, index, early, early_source)
+                    future = self._executor().submit(self._fill, batch, index, early, early_source)
                     self._slots[index] = (early, early_source, future)
                 self._waiting.clear()
         return batch
 
     def _fill(self, batch: Batch, index: int, data: bytes, source: str) -> None:
         images.decode_batch_slot(data, batch, index, fit=self._fit, max_pixels=self._max_pixels, source=source)
-
-    def _submit(self, fn, *args) -> Future:
-        return self._executor().submit(fn, *args)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:

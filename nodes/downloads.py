@@ -50,7 +50,7 @@ class Downloads:
         self._begin(job, quiet=True)
         futures = self._started.get(job.id)
         if then is not None and futures:
-            _when_all_fetched(futures, lambda: then([f.result() for f in futures], [f"job {job.id}"] * len(futures)))
+            _when_all_fetched(futures, lambda: then([f.result() for f in futures], [_source(job.id)] * len(futures)))
 
     def collect(self, jobs: list[Job]) -> tuple[list[bytes], list[str]]:
         """Every result image of ``jobs``, in job order, with a source label for each.
@@ -61,7 +61,7 @@ class Downloads:
         for job in jobs:
             self._begin(job, quiet=False)
         futures = [(job.id, fut) for job in jobs for fut in self._started[job.id]]
-        return [fut.result() for _, fut in futures], [f"job {job_id}" for job_id, _ in futures]
+        return [fut.result() for _, fut in futures], [_source(job_id) for job_id, _ in futures]
 
     def _begin(self, job: Job, *, quiet: bool) -> None:
         if job.id in self._started:
@@ -94,7 +94,12 @@ class Downloads:
         try:
             return self._client.fetch_image(ref)
         except ImageError as err:  # name the paid job, so that it can be collected again by id
-            raise type(err)(f"job {job_id}: {err.detail}", status=err.status, job_id=job_id) from None
+            raise type(err)(f"{_source(job_id)}: {err.detail}", status=err.status, job_id=job_id) from None
+
+
+def _source(job_id: str) -> str:
+    """How an image is named in errors: by the paid job it came from."""
+    return f"job {job_id}"
 
 
 def _when_all_fetched(futures: list[Future], then: Callable[[], None]) -> None:

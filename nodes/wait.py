@@ -123,14 +123,12 @@ class ThreeDLabsJobWait:
         places = {job_id: place for place, job_id in enumerate(image_ids)} if guess else {}  # ids are unique
         with Downloads(client) as downloads, BatchAssembly(len(places), fit="resize") as batch:
 
-            def decode_early(job_id: str, data: list[bytes], sources: list[str]) -> None:
-                if job_id in places:
-                    batch.add_job(places[job_id], data, sources)
-
             def fetch_early(job: Job) -> None:
                 # Only jobs the journal knows as image jobs: another kind's result is not fetched.
                 if records.get(job.id, {}).get("kind") == "image":
-                    downloads.start(job, then=lambda data, sources: decode_early(job.id, data, sources))
+                    place = places.get(job.id)
+                    downloads.start(job, then=None if place is None else
+                                    (lambda data, sources: batch.add_job(place, data, sources)))
 
             try:
                 jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout,
