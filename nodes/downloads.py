@@ -3,7 +3,8 @@
 Image Generate and Job Wait wait for lists of jobs, which rarely end together. Each finished job's
 images start downloading while the others still run (a reused job's at once), so after the last job
 only its own images are left to fetch; result URLs also expire, so fetching early is the safer order.
-Bytes only: no tensors here, and no HTTP of its own (the client fetches).
+Each download names its paid job in its errors and stops on ComfyUI's Cancel (the client's deadline
+bounds it too). Bytes only: no tensors here, and no HTTP of its own (the client fetches).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from .api.errors import ImageError, ThreeDLabsError
+from . import comfy
+from .api.errors import ThreeDLabsError
 from .api.models import ImageRef, Job
 
 if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
@@ -91,10 +93,8 @@ class Downloads:
             return self._pool
 
     def _fetch(self, job_id: str, ref: ImageRef) -> bytes:
-        try:
-            return self._client.fetch_image(ref)
-        except ImageError as err:  # name the paid job, so that it can be collected again by id
-            raise type(err)(f"{_source(job_id)}: {err.detail}", status=err.status, job_id=job_id) from None
+        # Errors name the paid job, so that it can be collected again by id.
+        return self._client.fetch_image(ref, job_id=job_id, cancel_check=comfy.check_interrupt)
 
 
 def _source(job_id: str) -> str:

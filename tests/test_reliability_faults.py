@@ -107,7 +107,13 @@ ALONE: dict[str, tuple[dict, dict, dict]] = {
     "latency_ms": ({"latency_ms": 40}, ok_everywhere(), {}),
     "error_rate=0.3": ({"error_rate": 0.3, "fault_seed": 3}, ok_everywhere(), {}),
     "error_rate=1": ({"error_rate": 1.0}, polls_fail(SERVER_OR_RATE), {}),
-    "post_error_rate=0.4": ({"post_error_rate": 0.4, "fault_seed": 3}, ok_everywhere(), {}),
+    # Seed 32: two 429s, then successes. A 429 proves no job was made, so the POST is sent again.
+    "post_error_rate=0.4": ({"post_error_rate": 0.4, "fault_seed": 32}, ok_everywhere(), {}),
+    # Seed 3: a 429, then a 503. A 503 proves nothing: that POST is not sent again, and the user is told
+    # the job may exist (the other item of the list is retried after its 429 and made).
+    "post_error_rate=0.4,a 503": ({"post_error_rate": 0.4, "fault_seed": 3}, {
+        **submit_failed(E.MaybeSubmittedServerError, "may exist", "not re-sent", "Recent Jobs"),
+        "images": Expect(E.MaybeSubmittedServerError, ("Submitting item", "may exist", "not re-sent"), jobs=1)}, {}),
     "post_error_rate=1": ({"post_error_rate": 1.0},
                           submit_failed((E.RateLimitedError, E.ServerError), "3DLabs"), {}),
     "reset_rate=0.3,gets_only": ({"reset_rate": 0.3, "reset_gets_only": True, "fault_seed": 3}, ok_everywhere(), {}),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from . import endpoints, readers, validation
 from .auth import TokenProvider
 from .config import Settings, load_settings
-from .download import MAX_BYTES_DEFAULT, fetch_image_bytes
+from .download import DEADLINE_SECONDS_DEFAULT, MAX_BYTES_DEFAULT, fetch_image_bytes
 from .errors import (
     JobError,
     JobStatusUnknownError,
@@ -22,7 +22,7 @@ from .errors import (
     ResponseFormatError,
     ValidationError,
 )
-from .http import HttpTransport, RetryPolicy
+from .http import CancelCheck, HttpTransport, RetryPolicy
 from .jobs import raise_for_failures, wait_for_jobs
 from .journal import Journal
 from .models import ImageRef, Job, Project, ScenePlan, Story, Workspace
@@ -32,14 +32,21 @@ log = logging.getLogger("3dlabs")
 STORIES, SCENE_PLANNING, IMAGES = endpoints.STORIES, endpoints.SCENE_PLANNING, endpoints.IMAGES
 
 
-
 class ThreeDLabsClient:
+    """``cancel_check`` (raises to abort; ComfyUI's interrupt check in the nodes) is the default for
+    every call that can wait: retry sleeps, polling and image downloads. ``download_deadline`` is the
+    most seconds one result image may take."""
+
     def __init__(self, settings: Settings | None = None, *, tokens: TokenProvider | None = None,
-                 journal: Journal | None = None, retry: RetryPolicy | None = None) -> None:
+                 journal: Journal | None = None, retry: RetryPolicy | None = None,
+                 cancel_check: CancelCheck | None = None,
+                 download_deadline: float = DEADLINE_SECONDS_DEFAULT) -> None:
         self.settings = settings or load_settings()
-        self.tokens = tokens or TokenProvider(profile=self.settings.profile)
+        self.tokens = tokens or TokenProvider(profile=self.settings.profile, base_url=self.settings.base_url)
         self.transport = HttpTransport(self.settings, self.tokens, retry=retry)
         self.journal = journal or Journal()
+        self.cancel_check = cancel_check
+        self.download_deadline = download_deadline
 
     def close(self) -> None:
         self.transport.close()
@@ -53,13 +60,14 @@ class ThreeDLabsClient:
     # -- submitting ------------------------------------------------------------------------
 
     def submit(self, endpoint: str, kind: str, body: dict, *, workspace_id: str | None = None,
-               request_key: str | None = None, label: str = "") -> str:
+               request_key: str | None = None, label: str = "", cancel_check: CancelCheck | None = None) -> str:
         """POST one job-creating request (body already validated); journal and return its job id."""
         ws = workspace_id or self.settings.workspace_id
         journal_fields = dict(endpoint=endpoint, body=body, profile=self.settings.profile, workspace=ws,
                               base_url=self.settings.base_url, request_key=request_key)
         try:
-            answer = self.transport.post_job(endpoint, body, workspace_id=ws)
+            answer = self.transport.post_job(endpoint, body, workspace_id=ws,
+                                             cancel_check=cancel_check or self.cancel_check)
             try:
                 job_id = readers.read_job_id(answer)
             except ResponseFormatError as err:
@@ -84,15 +92,16 @@ class ThreeDLabsClient:
         body = endpoints.scene_plan_body(story, max_minutes, video_model=video_model)
         return self.submit(SCENE_PLANNING, "scene-plan", body, workspace_id=workspace_id, label="scene plan")
 
-    def submit_image(self, prompt, *, workspace_id=None, **fields) -> str:
+    def submit_image(self, prompt, *, workspace_id=None, cancel_check: CancelCheck | None = None, **fields) -> str:
         body = endpoints.image_body(prompt, **fields)
-        return self.submit(IMAGES, "image", body, workspace_id=workspace_id, label=body["prompt"][:80])
+        return self.submit(IMAGES, "image", body, workspace_id=workspace_id, label=body["prompt"][:80],
+                           cancel_check=cancel_check)
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get_job(self, job_id: str, *, workspace_id=None) -> Job:
+    def get_job(self, job_id: str, *, workspace_id=None, cancel_check: CancelCheck | None = None) -> Job:
         answer = self.transport.get_json(f"jobs/{validation.optional_id('job_id', job_id)}",
-                                         workspace_id=workspace_id)
+                                         workspace_id=workspace_id, cancel_check=cancel_check or self.cancel_check)
         return readers.read_job(answer, job_id)
 
     def wait(self, job_ids: Sequence[str], *, timeout: float = 600.0, cancel_check: Callable[[], None] | None = None,
@@ -109,10 +118,11 @@ class ThreeDLabsClient:
                              else "unknown" if isinstance(outcome, JobStatusUnknownError) else "failed")
                     self.journal.record_state(jid, state, error=outcome.detail)
 
+        cancel_check = cancel_check or self.cancel_check
         outcomes = wait_for_jobs(
-            list(job_ids), lambda jid: self.get_job(jid, workspace_id=workspace_id), timeout=timeout,
-            cancel_check=cancel_check, on_progress=on_progress, max_in_flight=self.settings.max_in_flight,
-            created_at=created_at, raise_on_failure=False)
+            list(job_ids), lambda jid: self.get_job(jid, workspace_id=workspace_id, cancel_check=cancel_check),
+            timeout=timeout, cancel_check=cancel_check, on_progress=on_progress,
+            max_in_flight=self.settings.max_in_flight, created_at=created_at, raise_on_failure=False)
         record(outcomes)
         if raise_on_failure:
             raise_for_failures(outcomes)
@@ -144,9 +154,13 @@ class ThreeDLabsClient:
     def image_refs_of(job: Job) -> list[ImageRef]:
         return _read_result(readers.read_image_refs, job)
 
-    def fetch_image(self, ref: ImageRef, *, max_bytes: int = MAX_BYTES_DEFAULT) -> bytes:
+    def fetch_image(self, ref: ImageRef, *, max_bytes: int = MAX_BYTES_DEFAULT, job_id: str | None = None,
+                    cancel_check: CancelCheck | None = None) -> bytes:
+        """One result image's bytes; errors name ``job_id`` (the paid job) when given."""
         return fetch_image_bytes(ref, self.transport, max_bytes=max_bytes,
-                                 timeout=(self.settings.connect_timeout, self.settings.read_timeout))
+                                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                                 deadline=self.download_deadline, cancel_check=cancel_check or self.cancel_check,
+                                 job_id=job_id)
 
 
 def _read_result(reader, job: Job):

@@ -1,10 +1,12 @@
 """Fetching result images as bytes: http(s) and data: URLs, or raw base64.
 
-Result URLs usually point at a CDN, not the API host, so the Authorization header goes only to the
-API's own host; redirects are followed by hand so that the header can never travel with them. When
-the API host itself serves the image and turns the token away, a command-made token is fetched
-afresh once, as for the JSON calls: the job is paid for, and an expired token must not lose it.
-Bodies are streamed under a size cap, with timeouts and GET retries. No tensors here.
+Result URLs come from the API's answers and from shared projects, so they are hostile input: a URL
+that parsers could read two ways (a backslash, user info, whitespace or control characters, a bad
+port) is refused before any request. The token is the session's :class:`~.http.ApiAuth` business: it
+goes only to the API's own origin, judged on each request as it is sent, and a refused command-made
+token is replaced there once. Redirects are followed by hand, each hop checked like the first.
+Every download has an overall deadline and honours the cancel check, also while a host drips bytes
+and between retries. Bodies are streamed under a size cap. No tensors here.
 """
 
 from __future__ import annotations
@@ -12,20 +14,28 @@ from __future__ import annotations
 import base64
 import binascii
 import random
+import socket
+import threading
 import time
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
-import requests
 from requests import exceptions as rexc
 
-from .errors import ImageDownloadError, ImageTooLargeError, redact
-from .http import error_for_response, refused_token
+from .errors import ImageDownloadError, ImageError, ImageTooLargeError, error_for_response, redact, refused_token
+from .http import sleep_unless_canceled, unsafe_url_reason
 from .models import ImageRef
 
 MAX_BYTES_DEFAULT = 64 * 1024 * 1024
+DEADLINE_SECONDS_DEFAULT = 120.0  # per image, redirects and retries included
 MAX_REDIRECTS = 5
 ATTEMPTS = 4
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+WATCH_SECONDS = 0.1  # how often a running download looks at the deadline and the cancel check
+
+
+def retry_delay(attempt: int) -> float:
+    return random.uniform(0, min(4.0, 0.25 * 2 ** attempt))
 
 
 def _decode_data_url(url: str, max_bytes: int) -> bytes:
@@ -48,40 +58,55 @@ def _b64(payload: str) -> bytes:
 
 
 def _shorten(url: str) -> str:
-    parts = urlsplit(url)
-    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # query strings carry signed tokens
+    try:
+        parts = urlsplit(url)
+        shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # query strings carry signed tokens
+    except ValueError:
+        shown = url.split("?", 1)[0]
+    shown = shown.encode("unicode_escape").decode("ascii")  # control characters shown, not acted on
     return redact(shown if len(shown) <= 120 else shown[:117] + "...")
 
 
 def fetch_image_bytes(ref: ImageRef, transport, *, max_bytes: int = MAX_BYTES_DEFAULT,
-                      timeout: tuple[float, float] = (10.0, 60.0)) -> bytes:
-    """Return the bytes of one result image; ``transport`` is the client's HttpTransport."""
-    if ref.kind == "data":
-        data = _decode_data_url(ref.value, max_bytes)
-    elif ref.kind == "base64":
-        if len(ref.value) > max_bytes * 4 // 3 + 16:
-            raise ImageTooLargeError(f"base64 image data is over the {max_bytes // (1024 * 1024)} MiB limit")
-        data = _b64(ref.value)
-    else:
-        data = _download(ref.value, transport, max_bytes, timeout)
-    if len(data) > max_bytes:
-        raise ImageTooLargeError(f"{len(data)} bytes is over the {max_bytes // (1024 * 1024)} MiB limit")
-    return data
+                      timeout: tuple[float, float] = (10.0, 60.0), deadline: float = DEADLINE_SECONDS_DEFAULT,
+                      cancel_check: Callable[[], None] | None = None, job_id: str | None = None) -> bytes:
+    """Return the bytes of one result image; ``transport`` is the client's HttpTransport.
+
+    ``cancel_check`` raises to abort (its exception propagates unchanged); ``job_id`` names the paid
+    job in every error, so that it can be collected again by id.
+    """
+    try:
+        if ref.kind == "data":
+            data = _decode_data_url(ref.value, max_bytes)
+        elif ref.kind == "base64":
+            if len(ref.value) > max_bytes * 4 // 3 + 16:
+                raise ImageTooLargeError(f"base64 image data is over the {max_bytes // (1024 * 1024)} MiB limit")
+            data = _b64(ref.value)
+        else:
+            data = _download(ref.value, transport, max_bytes, timeout, deadline, cancel_check)
+        if len(data) > max_bytes:
+            raise ImageTooLargeError(f"{len(data)} bytes is over the {max_bytes // (1024 * 1024)} MiB limit")
+        return data
+    except ImageError as err:
+        if not job_id:
+            raise
+        raise type(err)(f"job {job_id}: {err.detail}", status=err.status, job_id=job_id, hint=err.hint) from None
 
 
-def _download(url: str, transport, max_bytes: int, timeout) -> bytes:
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise ImageDownloadError(f"refusing to fetch {_shorten(url)}: only http(s) and data: URLs are allowed")
+def _download(url: str, transport, max_bytes: int, timeout, deadline: float, cancel_check) -> bytes:
+    limits = _Limits(time.monotonic() + deadline, deadline, cancel_check)
     last: Exception | None = None
     for attempt in range(ATTEMPTS):
         if attempt:
-            time.sleep(random.uniform(0, min(4.0, 0.25 * 2 ** attempt)))
+            delay = retry_delay(attempt)
+            if limits.left() <= delay:
+                break
+            sleep_unless_canceled(delay, cancel_check)
         try:
-            return _download_once(url, transport, max_bytes, timeout)
+            return _download_once(url, transport, max_bytes, timeout, limits)
         except _Transient as exc:
             last = exc.error
-    assert last is not None
-    raise last
+    raise last if last is not None else limits.overdue(url)
 
 
 class _Transient(Exception):
@@ -89,31 +114,47 @@ class _Transient(Exception):
         self.error = error
 
 
-def _download_once(url: str, transport, max_bytes: int, timeout) -> bytes:
+class _Limits:
+    """The deadline and the cancel check of one download."""
+
+    def __init__(self, ends_at: float, seconds: float, cancel_check) -> None:
+        self.ends_at, self.seconds, self.cancel_check = ends_at, seconds, cancel_check
+
+    def left(self) -> float:
+        return self.ends_at - time.monotonic()
+
+    def check(self, url: str) -> None:
+        if self.cancel_check is not None:
+            self.cancel_check()
+        if self.left() <= 0:
+            raise self.overdue(url)
+
+    def overdue(self, url: str) -> ImageDownloadError:
+        return ImageDownloadError(f"{_shorten(url)} did not arrive within the {self.seconds:g} s allowed for "
+                                  "one image (the image host is too slow or stalled)")
+
+
+def _download_once(url: str, transport, max_bytes: int, timeout, limits: _Limits) -> bytes:
     current = url
-    hops = 0
-    refreshed = False
-    while hops <= MAX_REDIRECTS:
-        headers = {"Accept": "image/*,*/*;q=0.5"}
-        token = transport.tokens.get() if transport.is_api_url(current) else None
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
+    for _hop in range(MAX_REDIRECTS + 1):
+        reason = unsafe_url_reason(current)
+        if reason:
+            raise ImageDownloadError(f"refusing to fetch {_shorten(current)}: {reason}")
+        limits.check(current)
+        # Each read may wait no longer than the time left, so a stalled host ends at the deadline.
+        read_timeout = max(0.05, min(timeout[1], limits.left()))
         try:
-            resp = transport.session.get(current, headers=headers, timeout=timeout, stream=True,
-                                         allow_redirects=False)
+            # The session's ApiAuth adds the token if, and only if, this URL connects to the API's origin.
+            resp = transport.session.get(current, headers={"Accept": "image/*,*/*;q=0.5"},
+                                         timeout=(timeout[0], read_timeout), stream=True, allow_redirects=False)
         except rexc.RequestException as exc:
+            limits.check(current)
             raise _Transient(ImageDownloadError(f"{_shorten(current)}: {type(exc).__name__}")) from None
         with resp:
             if resp.is_redirect:
                 current = urljoin(current, resp.headers.get("Location", ""))
-                if urlsplit(current).scheme not in ("http", "https"):
-                    raise ImageDownloadError(f"redirected to a non-http URL {_shorten(current)}")
-                hops += 1
                 continue
-            if token is not None and refused_token(resp):
-                if not refreshed and transport.tokens.invalidate(token):
-                    refreshed = True  # a command-made token may have expired since it was minted: once more
-                    continue
+            if "Authorization" in resp.request.headers and refused_token(resp):
                 refusal = error_for_response(resp)
                 raise ImageDownloadError(f"{_shorten(current)}: {refusal.detail}", status=resp.status_code,
                                          hint=refusal.hint)
@@ -127,17 +168,77 @@ def _download_once(url: str, transport, max_bytes: int, timeout) -> bytes:
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise ImageTooLargeError(
                     f"{_shorten(current)} is {int(declared)} bytes; the limit is {max_bytes // (1024 * 1024)} MiB")
-            chunks = bytearray()
-            try:
-                for chunk in resp.iter_content(chunk_size=256 * 1024):
-                    chunks += chunk
-                    if len(chunks) > max_bytes:
-                        raise ImageTooLargeError(
-                            f"{_shorten(current)} is over the {max_bytes // (1024 * 1024)} MiB limit")
-            except (rexc.RequestException, requests.exceptions.ChunkedEncodingError) as exc:
-                raise _Transient(ImageDownloadError(
-                    f"{_shorten(current)}: the download broke off ({type(exc).__name__})")) from None
-            if declared and declared.isdigit() and len(chunks) < int(declared):
-                raise _Transient(ImageDownloadError(f"{_shorten(current)}: got {len(chunks)} of {declared} bytes"))
-            return bytes(chunks)
+            return _read_body(resp, current, max_bytes, declared, limits)
     raise ImageDownloadError(f"{_shorten(url)}: more than {MAX_REDIRECTS} redirects")
+
+
+def _read_body(resp, url: str, max_bytes: int, declared: str | None, limits: _Limits) -> bytes:
+    chunks = bytearray()
+    with _Watchdog(resp, limits) as watch:
+        try:
+            for chunk in resp.iter_content(chunk_size=256 * 1024):
+                watch.raise_if_tripped(url)
+                chunks += chunk
+                if len(chunks) > max_bytes:
+                    raise ImageTooLargeError(f"{_shorten(url)} is over the {max_bytes // (1024 * 1024)} MiB limit")
+        except rexc.RequestException as exc:
+            watch.raise_if_tripped(url)
+            raise _Transient(ImageDownloadError(
+                f"{_shorten(url)}: the download broke off ({type(exc).__name__})")) from None
+        watch.raise_if_tripped(url)  # a socket shut by the watchdog reads as an early end
+    if declared and declared.isdigit() and len(chunks) < int(declared):
+        raise _Transient(ImageDownloadError(f"{_shorten(url)}: got {len(chunks)} of {declared} bytes"))
+    return bytes(chunks)
+
+
+class _Watchdog:
+    """Ends a body read at the deadline or on Cancel by shutting the response's socket.
+
+    A host that drips a byte a second keeps every single read alive (each one is within the read
+    timeout), and a read blocked on the socket checks nothing, so only another thread can end it.
+    """
+
+    def __init__(self, resp, limits: _Limits) -> None:
+        self._resp, self._limits = resp, limits
+        self._done = threading.Event()
+        self.tripped: BaseException | None = None
+        self._thread = threading.Thread(target=self._watch, name="3dlabs-download-watch", daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(WATCH_SECONDS):
+            try:
+                self._limits.check("")
+            except BaseException as exc:  # noqa: BLE001  re-raised on the downloading thread
+                self.tripped = exc
+                _shut(self._resp)
+                return
+
+    def raise_if_tripped(self, url: str) -> None:
+        if self.tripped is None:
+            self._limits.check(url)  # cheap, and prompt while data flows
+            return
+        if isinstance(self.tripped, ImageDownloadError):
+            raise self._limits.overdue(url)
+        raise self.tripped
+
+
+def _shut(resp) -> None:
+    """Wake a read blocked on ``resp``'s socket: it then sees the end of the stream."""
+    conn = getattr(resp.raw, "connection", None) or getattr(resp.raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -2,16 +2,24 @@
 
 Each error renders as one plain sentence (what went wrong, for a ComfyUI user) followed by the
 detail (the server's own words, a job id, a hint). Messages pass through :func:`redact` so that a
-token can never reach the UI, a log or ComfyUI's history through an exception.
+token can never reach the UI, a log or ComfyUI's history through an exception. An HTTP answer that is
+not a success maps to one of them here too, with the server's own words: one extraction of them for
+API calls and image downloads alike.
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
 import re
+import time
+from typing import Any
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_KEYLIKE = re.compile(r"(?i)\b(sk|pk|key|token|tdl)[-_][A-Za-z0-9_-]{12,}")
+# No pattern for key-shaped words (sk-..., key_..., tdl-...): job ids take such shapes too, and a
+# masked job id in the journal or an error is a paid job nobody can collect. Keys in use are
+# registered (register_secret) and masked exactly.
 
 # Secrets registered at run time (the token in use); redact() removes them wherever they appear.
 _known_secrets: set[str] = set()
@@ -30,8 +38,7 @@ def redact(text: object) -> str:
         if secret in out:
             out = out.replace(secret, "***")
     out = _BEARER.sub(r"\1***", out)
-    out = _JWT.sub("***", out)
-    return _KEYLIKE.sub("***", out)
+    return _JWT.sub("***", out)
 
 
 class ThreeDLabsError(Exception):
@@ -149,6 +156,17 @@ class MaybeSubmittedError(NetworkError):
     )
 
 
+class MaybeSubmittedServerError(MaybeSubmittedError, ServerError):
+    """A job-creating POST answered with a 5xx: a proxy may have refused it, or the app may have made
+    the job and failed afterwards; nothing proves which, so it is never re-sent."""
+
+    summary = "3DLabs answered the job request with a server error, so the job may exist (or may not)."
+    default_hint = (
+        "It was not re-sent, to avoid paying twice. In a minute, look for it with the 3DLabs Recent Jobs "
+        "node or in your 3DLabs project and collect it with Job Wait; if it is not there, queue again."
+    )
+
+
 # --- jobs ------------------------------------------------------------------------------------
 
 
@@ -224,3 +242,98 @@ class ImageTooLargeError(ImageError):
 
 class ImageDecodeError(ImageError):
     summary = "A 3DLabs result image could not be decoded."
+
+
+# --- mapping an HTTP answer to one of them ---------------------------------------------------
+
+CLERK_HEADERS = ("x-clerk-auth-status", "x-clerk-auth-reason", "x-clerk-auth-message")
+Response = Any  # a requests.Response (duck-typed: this module does not import requests)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _server_message(resp: Response) -> str:
+    """The server's own words about an error, short and with markup stripped."""
+    text = ""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail", "details", "reason"):
+            value = body.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("detail") or json.dumps(value)[:300]
+            if isinstance(value, str) and value.strip():
+                text = value.strip()
+                break
+    if not text:
+        raw = resp.text or ""
+        if "<" in raw[:200]:
+            title = re.search(r"<title[^>]*>(.*?)</title>", raw, re.I | re.S)
+            raw = title.group(1) if title else re.sub(r"<[^>]+>", " ", raw)
+        text = " ".join(raw.split())
+    return redact(text[:300])
+
+
+def looks_like_sign_in(text: str, url: str = "") -> bool:
+    probe = (text[:4000] + " " + url).lower()
+    return any(w in probe for w in ("sign-in", "signin", "sign in", "clerk", "/login", "log in"))
+
+
+def _clerk_headers(resp: Response) -> dict[str, str]:
+    return {h: resp.headers[h] for h in CLERK_HEADERS if resp.headers.get(h)}
+
+
+def refused_token(resp: Response) -> bool:
+    """Whether the API host turned the token away: a 401, or Clerk's bare 404 for an expired session."""
+    return resp.status_code == 401 or (resp.status_code == 404 and bool(_clerk_headers(resp)))
+
+
+def error_for_response(resp: Response, *, workspace_id: str | None = None) -> APIError:
+    """Map a non-success answer to one typed error, with the server's reason."""
+    status = resp.status_code
+    clerk = _clerk_headers(resp)
+    message = _server_message(resp)
+    if refused_token(resp):
+        reason = clerk.get("x-clerk-auth-reason") or message or "unauthorized"
+        return AuthError(
+            f"Clerk says: {reason} (HTTP {status})",
+            status=status,
+            hint="Clerk session tokens live 60 s: use THREEDLABS_TOKEN_COMMAND to mint fresh ones, "
+            "or a long-lived API key.",
+        )
+    if status == 403:
+        ws = f" Workspace sent: {workspace_id}." if workspace_id else ""
+        return ForbiddenError(f"{message or 'forbidden'} (HTTP 403).{ws}", status=status,
+                              hint="Check THREEDLABS_WORKSPACE_ID or the workspace in the 3DLabs settings.")
+    if status == 402:
+        return OutOfCreditsError(message, status=status)
+    if status == 404:
+        return NotFoundError(f"{message or 'not found'} (HTTP 404)", status=status)
+    if status == 429:
+        return RateLimitedError(message, status=status,
+                                retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+    if 400 <= status < 500:
+        return InvalidRequestError(f"{message or 'bad request'} (HTTP {status})", status=status)
+    if 300 <= status < 400:
+        location = resp.headers.get("Location", "")
+        if looks_like_sign_in("", location):
+            return AuthError(f"redirected to a sign-in page (HTTP {status})", status=status)
+        return ServerError(f"unexpected redirect to {redact(location)[:200]} (HTTP {status})", status=status)
+    return ServerError(f"{message or 'no details'} (HTTP {status})", status=status)

@@ -1,53 +1,62 @@
-"""One requests Session per client: auth headers, timeouts, retries and HTTP error mapping.
+"""One requests Session per client: the token, timeouts, retries, capped reads and HTTP error mapping.
 
 Retry rules, because every job costs money:
 - GETs are idempotent: connection errors, 429, 502, 503 and 504 (and unreadable bodies) are retried
   with exponential backoff and full jitter, honouring Retry-After, within a bounded count and time.
-- A POST that creates a job is retried only when it provably never reached the server (refused,
-  DNS or TLS failure, connect timeout) or the server said no job was made (429, 503). Anything
-  after the request left (read timeout, reset) raises MaybeSubmittedError and is never re-sent.
-Redirects are never followed with the Authorization header; the header goes to the API host only.
+- A POST that creates a job is sent again only when it provably never reached the application:
+  refused, DNS or TLS failure, connect timeout, or a 429 (rate limited: no job was made). A 5xx or
+  anything after the request left (read timeout, reset, an answer too large to read) raises a
+  MaybeSubmittedError and is never re-sent. Every retry sleep ends early when the cancel check raises.
+The token: :class:`ApiAuth` decides on the prepared request, from the URL exactly as the sending
+library will connect, and is also the one place that refreshes a command-made token after a 401.
+Redirects are never followed. JSON answers are read streamed under a size cap.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
-import re
 import threading
 import time
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests import exceptions as rexc
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from .auth import TokenProvider
 from .config import DEFAULT_BASE_URL, Settings
-from .errors import (
-    APIError,
+from .errors import (  # noqa: F401  error_for_response, parse_retry_after, refused_token: http's API too
     AuthError,
-    ForbiddenError,
-    InvalidRequestError,
     MaybeSubmittedError,
+    MaybeSubmittedServerError,
     NetworkError,
-    NotFoundError,
-    OutOfCreditsError,
-    RateLimitedError,
     ResponseFormatError,
-    ServerError,
     ThreeDLabsError,
+    error_for_response,
+    looks_like_sign_in,
+    parse_retry_after,
     redact,
+    refused_token,
 )
 from .version import USER_AGENT
 
 log = logging.getLogger("3dlabs")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-POST_SAFE_STATUSES = frozenset({429, 503})  # the server said no job was made
-CLERK_HEADERS = ("x-clerk-auth-status", "x-clerk-auth-reason", "x-clerk-auth-message")
+# Only a 429 says no job was made: a 503 may come from the app after it made one, and a proxy's 502,
+# 503 or 504 proves nothing about what happened behind it.
+POST_SAFE_STATUSES = frozenset({429})
+MAX_JSON_BYTES = 32 * 1024 * 1024  # the largest JSON answer read; a 400 MB one must not take the machine
+MAX_ERROR_BODY_BYTES = 64 * 1024  # of an error answer only the server's message is read
+SLEEP_SLICE_SECONDS = 0.1  # how often a retry sleep looks at the cancel check
+DEFAULT_PORTS = {"http": 80, "https": 443}
+CancelCheck = Callable[[], None]
 
 
 @dataclass
@@ -64,93 +73,103 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * (2 ** attempt)))
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
+def sleep_unless_canceled(seconds: float, cancel_check: CancelCheck | None) -> None:
+    """Sleep ``seconds`` in short slices; ``cancel_check`` raises (ComfyUI's Cancel) to end it early."""
+    end = time.monotonic() + max(0.0, seconds)
+    while True:
+        if cancel_check is not None:
+            cancel_check()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, SLEEP_SLICE_SECONDS))
+
+
+# --- where a URL really goes -------------------------------------------------------------------
+
+
+def connect_origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) the sending library connects to for ``url``; None if they cannot agree.
+
+    requests prepares URLs with urllib3's parser, and its adapter keys connections by urllib.parse on
+    the prepared URL: both must name the same place, or the URL is nobody's to trust.
+    """
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        ours = parse_url(url)
+        theirs = urlsplit(url)
+        their_host, their_port = (theirs.hostname or "").lower(), theirs.port
+    except (LocationParseError, ValueError):
         return None
-    if when is None:
+    if not their_host.isascii():  # urllib3 sends an international host name IDNA-encoded
+        try:
+            their_host = their_host.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            return None
+    scheme = (ours.scheme or "").lower()
+    if scheme not in DEFAULT_PORTS or not ours.host or ours.auth or theirs.username is not None:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    host = ours.host.lower().strip("[]")
+    port = ours.port or DEFAULT_PORTS[scheme]
+    if (theirs.scheme.lower(), their_host, their_port or DEFAULT_PORTS[scheme]) != (scheme, host, port):
+        return None
+    return scheme, host, port
 
 
-def _server_message(resp: requests.Response) -> str:
-    """The server's own words about an error, short and with markup stripped."""
-    text = ""
+def unsafe_url_reason(url: str) -> str | None:
+    """Why ``url`` must not be fetched at all, or None: checked before any request is made."""
+    if "\\" in url:
+        return "it contains a backslash, which URL parsers read differently"
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in url):
+        return "it contains whitespace or control characters"
     try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for key in ("error", "message", "detail", "details", "reason"):
-            value = body.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value.get("detail") or json.dumps(value)[:300]
-            if isinstance(value, str) and value.strip():
-                text = value.strip()
-                break
-    if not text:
-        raw = resp.text or ""
-        if "<" in raw[:200]:
-            title = re.search(r"<title[^>]*>(.*?)</title>", raw, re.I | re.S)
-            raw = title.group(1) if title else re.sub(r"<[^>]+>", " ", raw)
-        text = " ".join(raw.split())
-    return redact(text[:300])
+        parts = parse_url(url)
+    except LocationParseError:
+        return "it cannot be parsed (a bad host or port)"
+    if (parts.scheme or "").lower() not in DEFAULT_PORTS:
+        return "only http(s) and data: URLs are allowed"
+    if parts.auth is not None or "@" in (parts.netloc or ""):
+        return "it carries a user name or password"
+    if parts.port == 0:
+        return "port 0 is not a port"
+    if connect_origin(url) is None:
+        return "its host or port is ambiguous or out of range"
+    return None
 
 
-def _looks_like_sign_in(text: str, url: str = "") -> bool:
-    probe = (text[:4000] + " " + url).lower()
-    return any(w in probe for w in ("sign-in", "signin", "sign in", "clerk", "/login", "log in"))
+class ApiAuth(requests.auth.AuthBase):
+    """The Bearer token, on exactly the requests whose prepared URL connects to the API's origin.
 
+    Used for every request of the session (API calls and image downloads), so the decision is made
+    once, on the URL as it will be sent. A command-made token the API host refuses (401, or Clerk's
+    bare 404) is replaced once and the request repeated: a refusal proves nothing was done.
+    """
 
-def _clerk_headers(resp: requests.Response) -> dict[str, str]:
-    return {h: resp.headers[h] for h in CLERK_HEADERS if resp.headers.get(h)}
+    def __init__(self, base_url: str, tokens: TokenProvider) -> None:
+        self.origin = connect_origin(base_url)
+        self.tokens = tokens
 
+    def applies_to(self, url: str) -> bool:
+        return self.origin is not None and unsafe_url_reason(url) is None and connect_origin(url) == self.origin
 
-def refused_token(resp: requests.Response) -> bool:
-    """Whether the API host turned the token away: a 401, or Clerk's bare 404 for an expired session."""
-    return resp.status_code == 401 or (resp.status_code == 404 and bool(_clerk_headers(resp)))
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        if self.applies_to(request.url or ""):
+            token = self.tokens.get()
+            request.headers["Authorization"] = f"Bearer {token}"
+            request.register_hook("response", lambda resp, **kw: self._refresh_once(resp, token, **kw))
+        return request
 
-
-def error_for_response(resp: requests.Response, *, workspace_id: str | None = None) -> APIError:
-    """Map a non-success answer to one typed error, with the server's reason."""
-    status = resp.status_code
-    clerk = _clerk_headers(resp)
-    message = _server_message(resp)
-    if refused_token(resp):
-        reason = clerk.get("x-clerk-auth-reason") or message or "unauthorized"
-        return AuthError(
-            f"Clerk says: {reason} (HTTP {status})",
-            status=status,
-            hint="Clerk session tokens live 60 s: use THREEDLABS_TOKEN_COMMAND to mint fresh ones, "
-            "or a long-lived API key.",
-        )
-    if status == 403:
-        ws = f" Workspace sent: {workspace_id}." if workspace_id else ""
-        return ForbiddenError(f"{message or 'forbidden'} (HTTP 403).{ws}", status=status,
-                              hint="Check THREEDLABS_WORKSPACE_ID or the workspace in the 3DLabs settings.")
-    if status == 402:
-        return OutOfCreditsError(message, status=status)
-    if status == 404:
-        return NotFoundError(f"{message or 'not found'} (HTTP 404)", status=status)
-    if status == 429:
-        return RateLimitedError(message, status=status,
-                                retry_after=parse_retry_after(resp.headers.get("Retry-After")))
-    if 400 <= status < 500:
-        return InvalidRequestError(f"{message or 'bad request'} (HTTP {status})", status=status)
-    if 300 <= status < 400:
-        location = resp.headers.get("Location", "")
-        if _looks_like_sign_in("", location):
-            return AuthError(f"redirected to a sign-in page (HTTP {status})", status=status)
-        return ServerError(f"unexpected redirect to {redact(location)[:200]} (HTTP {status})", status=status)
-    return ServerError(f"{message or 'no details'} (HTTP {status})", status=status)
+    def _refresh_once(self, resp: requests.Response, token: str, **send_kwargs) -> requests.Response:
+        if not refused_token(resp) or not self.tokens.invalidate(token):
+            return resp
+        log.info("3DLabs: token refused (HTTP %s); fetching a fresh one", resp.status_code)
+        again = resp.request.copy()
+        again.hooks = {"response": []}  # once: a fresh token refused too is the answer
+        again.headers["Authorization"] = f"Bearer {self.tokens.get()}"
+        resp.close()
+        answer = resp.connection.send(again, **send_kwargs)
+        answer.history.append(resp)
+        return answer
 
 
 class _Retryable(Exception):
@@ -180,10 +199,13 @@ class HttpTransport:
         self.settings = settings
         self.tokens = tokens
         self.retry = retry or RetryPolicy()
+        self.max_json_bytes = MAX_JSON_BYTES
         self.session = session or requests.Session()
         # requests reads HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE from the environment itself.
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
+        self.auth = ApiAuth(settings.base_url, tokens)
+        self.session.auth = self.auth  # also keeps requests from sending ~/.netrc or URL credentials
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -200,47 +222,33 @@ class HttpTransport:
         return self.settings.base_url.rstrip("/") + "/" + path
 
     def is_api_url(self, url: str) -> bool:
-        parts = urlsplit(url)
-        api = urlsplit(self.settings.base_url)
-        return (parts.scheme, (parts.hostname or "").lower(), parts.port) == (
-            api.scheme, (api.hostname or "").lower(), api.port)
+        """Whether a request to ``url`` would carry the token (see :class:`ApiAuth`)."""
+        return self.auth.applies_to(url)
 
-    def get_json(self, path: str, *, workspace_id: str | None = None, retry: bool = True):
-        return self._request("GET", path, workspace_id=workspace_id, retry=retry)
+    def get_json(self, path: str, *, workspace_id: str | None = None, retry: bool = True,
+                 cancel_check: CancelCheck | None = None):
+        return self._request("GET", path, workspace_id=workspace_id, retry=retry, cancel_check=cancel_check)
 
-    def post_job(self, path: str, body: dict, *, workspace_id: str | None = None):
-        return self._request("POST", path, json_body=body, workspace_id=workspace_id, creates_job=True)
+    def post_job(self, path: str, body: dict, *, workspace_id: str | None = None,
+                 cancel_check: CancelCheck | None = None):
+        return self._request("POST", path, json_body=body, workspace_id=workspace_id, creates_job=True,
+                             cancel_check=cancel_check)
 
     def close(self) -> None:
         self.session.close()
 
     # -- internals -------------------------------------------------------------------------
 
-    def _headers(self, workspace_id: str | None) -> dict:
-        headers = {"Authorization": f"Bearer {self.tokens.get()}"}
-        ws = workspace_id or self.settings.workspace_id
-        if ws:
-            headers["x-workspace-id"] = ws
-        return headers
-
     def _request(self, method: str, path: str, *, json_body=None, workspace_id=None, creates_job=False,
-                 retry: bool = True):
+                 retry: bool = True, cancel_check: CancelCheck | None = None):
         url = self.url(path)
-        workspace_id = workspace_id or self.settings.workspace_id
+        ws = workspace_id or self.settings.workspace_id
+        headers = {"x-workspace-id": ws} if ws else {}
         started = time.monotonic()
-        refreshed_after_401 = False
         attempt = 0
         while True:
-            headers = self._headers(workspace_id)
             try:
-                return self._once(method, url, headers, json_body, workspace_id, creates_job)
-            except AuthError as err:
-                # A command-made token may have expired between minting and use: refresh once.
-                if not refreshed_after_401 and self.tokens.invalidate(headers["Authorization"][7:]):
-                    refreshed_after_401 = True
-                    log.info("3DLabs: token refused (%s); fetching a fresh one", err.detail)
-                    continue
-                raise
+                return self._once(method, url, headers, json_body, ws, creates_job)
             except _Retryable as r:
                 attempt += 1
                 elapsed = time.monotonic() - started
@@ -250,15 +258,16 @@ class HttpTransport:
                     raise r.error from None
                 log.debug("3DLabs: %s %s failed (%s); retry %d in %.2fs", method, path,
                           type(r.error).__name__, attempt, delay)
-                time.sleep(delay)
+                sleep_unless_canceled(delay, cancel_check)
 
     def _once(self, method, url, headers, json_body, workspace_id, creates_job):
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         with self._lock:
             self.request_count += 1
         try:
+            # Streamed, so that the body is read under a cap instead of whole.
             resp = self.session.request(method, url, headers=headers, json=json_body, timeout=timeout,
-                                        allow_redirects=False)
+                                        allow_redirects=False, stream=True)
         except rexc.RequestException as exc:
             detail = f"{method} {url}: {type(exc).__name__}: {_short(exc)}"
             if creates_job and _sent_before_failure(exc):
@@ -271,10 +280,20 @@ class HttpTransport:
 
     def _read(self, resp, method, url, workspace_id, creates_job):
         status = resp.status_code
+        failed = status >= 300
+        try:
+            fits = _preload(resp, MAX_ERROR_BODY_BYTES if failed else self.max_json_bytes, truncate=failed)
+        except rexc.RequestException as exc:
+            if not failed:
+                detail = f"{method} {url}: the answer broke off ({type(exc).__name__})"
+                if creates_job:
+                    raise MaybeSubmittedError(detail) from None
+                raise _Retryable(NetworkError(detail)) from None
+            resp._content, resp._content_consumed, fits = b"", True, True  # the status says enough
         if 300 <= status < 400:
             # Never follow: the next hop would need the token, and it may not be the API host.
             location = urljoin(url, resp.headers.get("Location", ""))
-            if _looks_like_sign_in("", location):
+            if looks_like_sign_in("", location):
                 raise AuthError(f"redirected to a sign-in page: {redact(location)[:200]}", status=status)
             raise error_for_response(resp, workspace_id=workspace_id)
         if status >= 400:
@@ -283,10 +302,18 @@ class HttpTransport:
             if creates_job:
                 if status in POST_SAFE_STATUSES:
                     raise _Retryable(err, retry_after)
+                if status >= 500:
+                    raise MaybeSubmittedServerError(err.detail, status=status) from None
                 raise err
             if status in RETRY_STATUSES:
                 raise _Retryable(err, retry_after)
             raise err
+        if not fits:
+            detail = (f"{method} {url} answered with more than {_mib(self.max_json_bytes)} (the limit for an "
+                      "answer); it was not read further")
+            if creates_job:
+                raise MaybeSubmittedError(detail + ", so the job id in it is unknown", status=status)
+            raise ResponseFormatError(detail, status=status)
         content_type = resp.headers.get("Content-Type", "")
         try:
             text = resp.text
@@ -296,7 +323,7 @@ class HttpTransport:
                 raise MaybeSubmittedError(detail) from None
             raise _Retryable(NetworkError(detail)) from None
         if "html" in content_type.lower() or text.lstrip()[:1] == "<":
-            if _looks_like_sign_in(text, resp.url):
+            if looks_like_sign_in(text, resp.url):
                 raise AuthError(f"{method} {url} answered with a sign-in page instead of JSON", status=status)
             err = ResponseFormatError(f"{method} {url} answered with an HTML page instead of JSON", status=status,
                                       hint=_HTML_HINT)
@@ -311,6 +338,37 @@ class HttpTransport:
                 # The job was probably created; its id is unreadable, so do not send it again.
                 raise MaybeSubmittedError(f"{method} {url}: the answer was not valid JSON", status=status) from None
             raise _Retryable(err) from None
+
+
+def _preload(resp: requests.Response, limit: int, *, truncate: bool) -> bool:
+    """Read the body into ``resp`` (so .text and .json work) up to ``limit`` bytes, decoded.
+
+    False if the body is larger: with ``truncate`` what fits is kept, else nothing past the limit
+    is read and the caller refuses the answer. Counting decoded bytes also stops compression bombs.
+    """
+    if getattr(resp, "_content_consumed", False):
+        fits = len(resp.content or b"") <= limit
+        if not fits and truncate:
+            resp._content = resp.content[:limit]
+        return fits
+    declared = (resp.headers.get("Content-Length") or "").strip()
+    if declared.isdigit() and int(declared) > limit and not truncate:
+        resp._content, resp._content_consumed = b"", True
+        return False
+    body = bytearray()
+    fits = True
+    for chunk in resp.iter_content(chunk_size=64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            fits = False
+            break
+    resp._content, resp._content_consumed = bytes(body[:limit]) if truncate else bytes(body), True
+    return fits
+
+
+def _mib(n: int) -> str:
+    mib = n / (1024 * 1024)
+    return f"{mib:.0f} MiB" if mib == int(mib) else f"{mib:.1f} MiB"
 
 
 # A web page where the API should answer is most often a base URL that names the website (or a path

@@ -1,0 +1,548 @@
+"""The transport under attack, over real HTTP on loopback: who gets the token, how long a download may
+take, how much an answer may weigh, when a job-creating POST is sent again, and what redaction hides.
+
+Each test plays the attack for real with small servers started here: an "attacker" host that records
+every header it receives, a fake API whose answers name tricky result URLs, image hosts that drip,
+redirect or never stop, and an API that answers a job-creating POST with 503 or 429.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from PIL import Image
+
+from conftest import load_pack, pack_module
+
+load_pack()
+auth = pack_module("nodes.api.auth")
+client_mod = pack_module("nodes.api.client")
+comfy = pack_module("nodes.comfy")
+config = pack_module("nodes.api.config")
+download = pack_module("nodes.api.download")
+downloads_mod = pack_module("nodes.downloads")
+errors = pack_module("nodes.api.errors")
+http = pack_module("nodes.api.http")
+models = pack_module("nodes.api.models")
+Journal = pack_module("nodes.api.journal").Journal
+
+SECRET = "zqTransportCanary7e6d5c4b3a2918"  # matches no token-shaped pattern: only registration masks it
+
+
+def tiny_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = tiny_png()
+
+
+class Server:
+    """A loopback HTTP server; ``handle(h, body)`` answers; every request's headers are recorded."""
+
+    def __init__(self, handle) -> None:
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.sent = 0  # body bytes a streaming handler managed to write
+        self.stop_event = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                try:
+                    handle(self, body)
+                except OSError:  # the client hung up, as it should after a limit
+                    self.close_connection = True
+
+            do_GET = do_POST = do_HEAD = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def authorizations(self) -> list[str]:
+        return [h["authorization"] for _, _, h in self.requests if "authorization" in h]
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def send(h, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None) -> None:
+    h.send_response(status)
+    h.send_header("Content-Type", content_type)
+    h.send_header("Content-Length", str(len(body)))
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+    if h.command != "HEAD":
+        h.wfile.write(body)
+
+
+def send_json(h, status: int, value, headers: dict | None = None) -> None:
+    send(h, status, json.dumps(value).encode(), headers=headers)
+
+
+@pytest.fixture
+def servers():
+    made: list[Server] = []
+
+    def start(handle) -> Server:
+        server = Server(handle)
+        made.append(server)
+        return server
+
+    yield start
+    for server in made:
+        server.stop()
+
+
+class FakeApi:
+    """A fake 3DLabs API: jobs and projects whose results the test chooses."""
+
+    def __init__(self, servers) -> None:
+        self.jobs: dict[str, object] = {}
+        self.projects: dict[str, dict] = {}
+        self.post_answers: list[tuple[int, object, dict]] = []  # consumed in order; the last one repeats
+        self.server = servers(self._handle)
+
+    def _handle(self, h, body: bytes) -> None:
+        path = h.path
+        if h.command == "POST":
+            status, value, headers = self.post_answers[0] if len(self.post_answers) == 1 else self.post_answers.pop(0)
+            send_json(h, status, value, headers)
+        elif path.startswith("/api/jobs/") and path[len("/api/jobs/"):] in self.jobs:
+            send_json(h, 200, {"status": "succeeded", "progress": 1, "result": self.jobs[path[len("/api/jobs/"):]]})
+        elif path.startswith("/api/session/") and path[len("/api/session/"):] in self.projects:
+            send_json(h, 200, self.projects[path[len("/api/session/"):]])
+        elif path.endswith(".png"):
+            send(h, 200, PNG, "image/png")
+        else:
+            send_json(h, 404, {"error": "not found"})
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def api_url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/api"
+
+
+@pytest.fixture
+def api(servers):
+    return FakeApi(servers)
+
+
+@pytest.fixture
+def attacker(servers):
+    """Another host on the same machine: it records what it receives and serves a valid image."""
+    return servers(lambda h, body: send(h, 200, PNG, "image/png"))
+
+
+@pytest.fixture
+def make_client(tmp_path):
+    made = []
+
+    def make(api_url: str, *, attempts: int = 5):
+        settings = config.load_settings(base_url=api_url)
+        tokens = auth.TokenProvider(auth.TokenSource("token", SECRET, "test"))
+        retry = http.RetryPolicy(max_attempts=attempts, max_total_seconds=60, base_delay=0.01, max_delay=0.05)
+        c = client_mod.ThreeDLabsClient(settings, tokens=tokens, journal=Journal(tmp_path / "jobs.jsonl"),
+                                        retry=retry)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def collect(client, job_id: str):
+    """Fetch a finished job's images the way Image Generate and Job Wait do."""
+    job = client.get_job(job_id)
+    with downloads_mod.Downloads(client) as downloads:
+        return downloads.collect([job])
+
+
+def outcome_of(fn):
+    """What ``fn`` raised (or None), so that the leak is checked before the error."""
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001  the test checks the type
+        return exc
+    return None
+
+
+# --- 1. the token goes only where the sending library really connects --------------------------
+
+
+def tricky_urls(attacker_port: int, api_port: int) -> dict[str, str]:
+    return {
+        "backslash": f"http://127.0.0.1:{attacker_port}\\@127.0.0.1:{api_port}/x.png",
+        "backslash localhost": f"http://localhost:{attacker_port}\\@localhost:{api_port}/x.png",
+        "backslash in path": f"http://127.0.0.1:{attacker_port}/\\@127.0.0.1:{api_port}/x.png",
+    }
+
+
+@pytest.mark.parametrize("variant", ["backslash", "backslash localhost", "backslash in path"])
+def test_job_result_url_hiding_another_host_gets_no_token(api, attacker, make_client, variant):
+    url = tricky_urls(attacker.port, api.port)[variant]
+    host = "localhost" if "localhost" in variant else "127.0.0.1"
+    api.jobs["job_tricky1"] = {"url": url}
+    c = make_client(api.api_url(host))
+    err = outcome_of(lambda: collect(c, "job_tricky1"))
+    assert attacker.authorizations() == [], "the attacker host received the token"
+    assert attacker.requests == [], "a refused URL was fetched anyway"
+    assert isinstance(err, errors.ImageDownloadError), err
+    assert "job_tricky1" in str(err) and err.job_id == "job_tricky1"
+    assert SECRET not in str(err)
+
+
+def test_redirect_from_an_image_host_to_a_tricky_url_gets_no_token(api, attacker, servers, make_client):
+    tricky = tricky_urls(attacker.port, api.port)["backslash"]
+    cdn = servers(lambda h, body: send(h, 302, b"", headers={"Location": tricky}))
+    api.jobs["job_redirect1"] = {"url": f"{cdn.origin}/r.png"}
+    c = make_client(api.api_url())
+    err = outcome_of(lambda: collect(c, "job_redirect1"))
+    assert attacker.authorizations() == [], "the attacker host received the token"
+    assert attacker.requests == [] and cdn.authorizations() == []
+    assert isinstance(err, errors.ImageDownloadError) and "job_redirect1" in str(err), err
+
+
+def test_project_image_url_hiding_another_host_gets_no_token(api, attacker, make_client):
+    tricky = tricky_urls(attacker.port, api.port)["backslash"]
+    api.projects["proj_1"] = {"id": "proj_1", "name": "Shared", "images": [tricky]}
+    c = make_client(api.api_url())
+    project = c.get_project("proj_1")
+    assert project.images, "the reader dropped the URL: the attack was not played"
+    err = outcome_of(lambda: c.fetch_image(project.images[0]))
+    assert attacker.authorizations() == [], "the attacker host received the token"
+    assert attacker.requests == [] and isinstance(err, errors.ImageDownloadError), err
+
+
+@pytest.mark.parametrize("shape", ["userinfo", "space", "tab", "port 99999", "port 0"])
+def test_odd_urls_are_refused_before_any_request_naming_the_job(api, attacker, make_client, shape):
+    url = {
+        "userinfo": f"http://user:pw@127.0.0.1:{attacker.port}/x.png",
+        "space": f"http://127.0.0.1:{attacker.port}/x .png",
+        "tab": f"http://127.0.0.1:{attacker.port}/x\t.png",
+        "port 99999": "http://127.0.0.1:99999/x.png",
+        "port 0": "http://127.0.0.1:0/x.png",
+    }[shape]
+    api.jobs["job_odd1"] = {"url": url}
+    c = make_client(api.api_url())
+    # The transport refuses it whatever the readers let through (they refuse some shapes already).
+    with pytest.raises(errors.ImageDownloadError) as info:
+        c.fetch_image(models.ImageRef("url", url), job_id="job_odd1")
+    assert "job_odd1" in str(info.value) and info.value.job_id == "job_odd1"
+    try:
+        refs = c.image_refs_of(c.get_job("job_odd1"))
+    except errors.ResponseFormatError:
+        refs = []
+    if refs:
+        with pytest.raises(errors.ImageDownloadError) as info:
+            collect(c, "job_odd1")
+        assert "job_odd1" in str(info.value)
+    assert attacker.requests == []
+
+
+def test_the_token_still_reaches_images_on_the_api_host(api, make_client):
+    api.jobs["job_api_img"] = {"url": f"{api.server.origin}/api/files/x.png"}
+    c = make_client(api.api_url())
+    data, _ = collect(c, "job_api_img")
+    assert data == [PNG]
+    assert api.server.authorizations()[-1] == f"Bearer {SECRET}"
+
+
+# --- 2. downloads end: an overall deadline, and Cancel ------------------------------------------
+
+
+def dripping(server_holder: list):
+    """An image host that sends headers, then one byte every 0.2 s of a 100 kB image."""
+    def handle(h, body: bytes) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "image/png")
+        h.send_header("Content-Length", "100000")
+        h.end_headers()
+        h.wfile.flush()
+        while not server_holder[0].stop_event.is_set():
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            server_holder[0].sent += 1
+            time.sleep(0.2)
+    return handle
+
+
+def in_thread(fn, limit: float):
+    """Run ``fn``; return (finished, seconds, outcome) without hanging the suite if it never ends."""
+    box: dict = {}
+
+    def target():
+        started = time.monotonic()
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001  the outcome is what the test checks
+            box["error"] = exc
+        box["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    return not thread.is_alive(), box.get("seconds"), box.get("error", box.get("value"))
+
+
+def test_a_dripping_image_host_is_cut_off_at_the_deadline(api, servers, make_client):
+    holder: list = []
+    holder.append(servers(dripping(holder)))
+    api.jobs["job_drip1"] = {"url": f"{holder[0].origin}/slow.png"}
+    c = make_client(api.api_url())
+    c.download_deadline = 1.5
+    finished, seconds, outcome = in_thread(lambda: collect(c, "job_drip1"), limit=15)
+    assert finished, "the download was still running after 15 s"
+    assert isinstance(outcome, errors.ImageDownloadError), outcome
+    assert 1.0 <= seconds <= 8.0, seconds
+    assert "job_drip1" in str(outcome) and "1.5 s" in str(outcome)
+
+
+def test_cancel_ends_a_dripping_download_promptly(api, servers, make_client):
+    holder: list = []
+    holder.append(servers(dripping(holder)))
+    api.jobs["job_drip2"] = {"url": f"{holder[0].origin}/slow.png"}
+    c = make_client(api.api_url())
+    comfy.set_local_interrupt(False)
+    timer = threading.Timer(0.5, comfy.set_local_interrupt, args=(True,))
+    timer.start()
+    try:
+        finished, seconds, outcome = in_thread(lambda: collect(c, "job_drip2"), limit=15)
+    finally:
+        timer.cancel()
+        comfy.set_local_interrupt(False)
+    assert finished, "Cancel did not stop the download"
+    assert isinstance(outcome, comfy.interrupt_exception_type()), outcome
+    assert seconds < 5.0, seconds
+
+
+def test_cancel_check_ends_a_dripping_download_in_the_api_layer(servers, make_client):
+    holder: list = []
+    holder.append(servers(dripping(holder)))
+    c = make_client("http://127.0.0.1:9/api")
+    started = time.monotonic()
+
+    class Stop(Exception):
+        pass
+
+    def cancel_check():
+        if time.monotonic() - started > 0.5:
+            raise Stop()
+
+    finished, seconds, outcome = in_thread(
+        lambda: c.fetch_image(models.ImageRef("url", f"{holder[0].origin}/slow.png"), cancel_check=cancel_check),
+        limit=15)
+    assert finished and isinstance(outcome, Stop), outcome
+    assert seconds < 5.0
+
+
+def test_cancel_interrupts_the_sleep_between_download_retries(servers, make_client, monkeypatch):
+    flaky = servers(lambda h, body: send(h, 503, b"busy", "text/plain"))
+    monkeypatch.setattr(download, "retry_delay", lambda attempt: 30.0)
+    c = make_client("http://127.0.0.1:9/api")
+    started = time.monotonic()
+
+    class Stop(Exception):
+        pass
+
+    def cancel_check():
+        if time.monotonic() - started > 0.5:
+            raise Stop()
+
+    finished, seconds, outcome = in_thread(
+        lambda: c.fetch_image(models.ImageRef("url", f"{flaky.origin}/x.png"), cancel_check=cancel_check), limit=15)
+    assert finished and isinstance(outcome, Stop), outcome
+    assert seconds < 5.0 and len(flaky.requests) == 1
+
+
+# --- 3. JSON answers are read under a cap -------------------------------------------------------
+
+
+def endless_json(holder: list, status: int = 200, limit: int = 256 * 1024 * 1024):
+    """A JSON answer with no length that goes on (up to ``limit`` bytes); counts what it sent."""
+    def handle(h, body: bytes) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        chunk = b'"' + b"a" * 65534 + b'",'
+        h.wfile.write(b"[")
+        while holder[0].sent < limit and not holder[0].stop_event.is_set():
+            h.wfile.write(chunk)
+            holder[0].sent += len(chunk)
+    return handle
+
+
+def test_an_endless_json_answer_is_cut_off_at_the_cap(servers, make_client):
+    holder: list = []
+    holder.append(servers(endless_json(holder)))
+    c = make_client(holder[0].origin + "/api", attempts=1)
+    c.transport.max_json_bytes = 2 * 1024 * 1024
+    finished, seconds, outcome = in_thread(c.list_workspaces, limit=60)
+    assert finished
+    assert isinstance(outcome, errors.ResponseFormatError), outcome
+    assert "2 MiB" in str(outcome)
+    # Past the cap the answer is no longer read: what the server got out is the cap plus socket buffers.
+    assert holder[0].sent < 64 * 1024 * 1024, holder[0].sent
+    assert len(holder[0].requests) == 1, "a too-large answer was fetched again"
+
+
+def test_the_default_json_cap_is_32_mib():
+    assert http.MAX_JSON_BYTES == 32 * 1024 * 1024
+
+
+def test_an_oversized_answer_to_a_job_post_is_maybe_submitted_and_not_resent(servers, make_client):
+    holder: list = []
+    holder.append(servers(endless_json(holder)))
+    c = make_client(holder[0].origin + "/api")
+    c.transport.max_json_bytes = 1024 * 1024
+    finished, _, outcome = in_thread(lambda: c.submit_image("a kite", provider="replicate", model="flux-schnell",
+                                                            aspect_ratio="1:1"), limit=60)
+    assert finished
+    assert isinstance(outcome, errors.MaybeSubmittedError), outcome
+    assert "1 MiB" in str(outcome)
+    assert [m for m, _, _ in holder[0].requests] == ["POST"]
+    assert holder[0].sent < 64 * 1024 * 1024
+
+
+def test_a_declared_huge_json_answer_is_refused_unread(servers, make_client):
+    def handle(h, body: bytes) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(400 * 1024 * 1024))
+        h.end_headers()
+        h.wfile.write(b"[" + b" " * 1024)
+    server = servers(handle)
+    c = make_client(server.origin + "/api", attempts=1)
+    with pytest.raises(errors.ResponseFormatError, match="32 MiB"):
+        c.list_workspaces()
+
+
+# --- 4. job-creating POSTs: sent again only when no job can exist --------------------------------
+
+
+IMAGE = dict(provider="replicate", model="flux-schnell", aspect_ratio="1:1")
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_5xx_on_a_job_post_is_sent_once_and_says_the_job_may_exist(api, make_client, status):
+    api.post_answers = [(status, {"error": "Service temporarily unavailable"}, {"Retry-After": "0"})]
+    c = make_client(api.api_url(), attempts=5)
+    with pytest.raises(errors.MaybeSubmittedError) as info:
+        c.submit_image("a kite", **IMAGE)
+    assert [m for m, _, _ in api.server.requests] == ["POST"]
+    message = str(info.value)
+    assert isinstance(info.value, errors.ServerError) and info.value.status == status
+    assert "may exist" in message and "not re-sent" in message and "Recent Jobs" in message
+    assert any(rec["label"].startswith("answer lost") for rec in c.journal.jobs().values())
+
+
+def test_a_429_on_a_job_post_is_sent_again(api, make_client):
+    api.post_answers = [(429, {"error": "slow down"}, {"Retry-After": "0"}), (200, {"jobId": "job_after429"}, {})]
+    c = make_client(api.api_url())
+    assert c.submit_image("a kite", **IMAGE) == "job_after429"
+    assert [m for m, _, _ in api.server.requests] == ["POST", "POST"]
+
+
+def test_cancel_interrupts_a_429_retry_after_sleep(api, make_client):
+    api.post_answers = [(429, {"error": "slow down"}, {"Retry-After": "20"})]
+    c = make_client(api.api_url())
+    c.transport.retry = http.RetryPolicy()  # the real policy: a 20 s Retry-After is honoured
+    started = time.monotonic()
+
+    class Stop(Exception):
+        pass
+
+    def cancel_check():
+        if time.monotonic() - started > 0.5:
+            raise Stop()
+
+    finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", cancel_check=cancel_check, **IMAGE),
+                                           limit=30)
+    assert finished and isinstance(outcome, Stop), outcome
+    assert seconds < 5.0 and len(api.server.requests) == 1
+
+
+def test_the_clients_own_cancel_check_interrupts_a_429_sleep(api, make_client):
+    """Nodes give the client ComfyUI's interrupt check once; every retry sleep then honours it."""
+    api.post_answers = [(429, {"error": "slow down"}, {"Retry-After": "20"})]
+    c = make_client(api.api_url())
+    c.transport.retry = http.RetryPolicy()  # the real policy: a 20 s Retry-After is honoured
+    c.cancel_check = comfy.check_interrupt
+    timer = threading.Timer(0.5, comfy.set_local_interrupt, args=(True,))
+    timer.start()
+    try:
+        finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", **IMAGE), limit=30)
+    finally:
+        timer.cancel()
+        comfy.set_local_interrupt(False)
+    assert finished and isinstance(outcome, comfy.interrupt_exception_type()), outcome
+    assert seconds < 5.0
+
+
+# --- 5. redaction hides secrets, never job ids ---------------------------------------------------
+
+
+@pytest.mark.parametrize("job_id", ["key_0123456789abcdefXYZ", "tdl-0123456789abcdef0123", "sk-0123456789abcdefghij"])
+def test_key_shaped_job_ids_are_journaled_intact_and_collectable(api, make_client, job_id):
+    api.post_answers = [(200, {"jobId": job_id}, {})]
+    api.jobs[job_id] = {"url": f"{api.server.origin}/api/files/x.png"}
+    c = make_client(api.api_url())
+    assert c.submit_image("a kite", **IMAGE) == job_id
+    assert c.journal.find(job_id) is not None, "the journal lost the paid job's id"
+    assert job_id in c.journal.path.read_text()
+    job = c.get_job(job_id)
+    assert job.status == "succeeded" and job.id == job_id
+    c.wait([job_id], timeout=10)
+    assert c.journal.find(job_id)["state"] == "succeeded"
+    err = errors.JobFailedError("boom", job_id=job_id)
+    assert job_id in str(err)
+
+
+def test_registered_secrets_and_bearer_headers_are_still_masked(api, make_client):
+    def echo(h, body: bytes) -> None:
+        send_json(h, 400, {"error": f"bad header {h.headers.get('Authorization')} for key {SECRET}"})
+    server = api.server
+    server.httpd.RequestHandlerClass.do_GET = lambda h: echo(h, b"")
+    c = make_client(api.api_url())
+    c.tokens.get()  # registers the token
+    with pytest.raises(errors.InvalidRequestError) as info:
+        c.list_workspaces()
+    assert SECRET not in str(info.value) and "***" in str(info.value)
+    assert re.search(r"eyJ\w+\.\w+\.\w+", errors.redact("token eyJhbGciOi.eyJzdWIiOjF9.c2ln")) is None
+
+
+@pytest.mark.parametrize("url", ["https://cdn.example.com/out/a.png?sig=abc%2F&exp=1", "http://[::1]:8080/x.png",
+                                 "HTTPS://CDN.Example.com/x.png", "https://b\u00fccher.example/x.png"])
+def test_ordinary_result_urls_are_not_refused(url):
+    assert http.unsafe_url_reason(url) is None
