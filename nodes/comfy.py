@@ -56,6 +56,23 @@ def prompt_server():
     return getattr(getattr(server_mod, "PromptServer", None), "instance", None) if server_mod else None
 
 
+def listen_hosts() -> tuple[str, ...]:
+    """The addresses ComfyUI serves on (``--listen``, and the PromptServer's own); () outside ComfyUI.
+
+    The pack's routes accept a Host header naming one of these (besides loopback names), so that a
+    page reaching ComfyUI through DNS rebinding, whose Host names the attacker's domain, is refused.
+    """
+    hosts: list[str] = []
+    cli = _module("comfy.cli_args")
+    listen = getattr(getattr(cli, "args", None), "listen", None) if cli is not None else None
+    if isinstance(listen, str):
+        hosts += [h.strip() for h in listen.split(",") if h.strip()]
+    address = getattr(prompt_server(), "address", None)
+    if isinstance(address, str) and address.strip():
+        hosts.append(address.strip())
+    return tuple(dict.fromkeys(hosts))
+
+
 def executing_context() -> tuple[str | None, str | None]:
     """(prompt_id, node_id) of the node running in this context, when ComfyUI provides it."""
     utils = _module("comfy_execution.utils")

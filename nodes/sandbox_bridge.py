@@ -1,7 +1,8 @@
 """The bundled sandbox started inside ComfyUI, when the user picks "sandbox" in the settings.
 
 For trying workflows without an account: the sandbox runs in-process on loopback, the client talks
-to it with the sandbox's own token (the user's real token is neither used nor changed), and node
+to it with the sandbox's own token, bound to the sandbox's origin (the user's real token is neither
+used nor changed, and the sandbox's token goes nowhere else), and node
 status text says SANDBOX so that results are never mistaken for the real service's. It is used
 only when chosen explicitly; an environment THREEDLABS_BASE_URL always wins over the choice.
 """
@@ -57,4 +58,5 @@ def stop() -> None:
 def sandbox_settings_and_tokens(current: config.Settings) -> tuple[config.Settings, TokenProvider]:
     server = ensure_started()
     settings = replace(current, base_url=server.api_url, base_url_source="bundled sandbox", workspace_id=None)
-    return settings, TokenProvider(TokenSource("token", server.static_token, "bundled sandbox"))
+    source = TokenSource("token", server.static_token, "bundled sandbox", bound_to=config.api_origin(server.api_url))
+    return settings, TokenProvider(source, base_url=server.api_url)

@@ -4,18 +4,25 @@ Order of precedence: explicit arguments, then environment variables (``THREEDLAB
 active profile of the config file in the user directory, then defaults. Nothing here raises at
 import time and nothing here performs network I/O. The config file may hold a token, so it is
 written with mode 0600 inside a 0700 directory and never echoed back whole.
+
+Owns, besides: the checks on values that end up in HTTP (a base URL is https unless it names this
+machine; a workspace id is one safe word), the origin a saved token is bound to (``token_origin``
+beside it in its profile). Reading, locking and writing the file itself is ``config_store``'s job.
 """
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import logging
+import math
 import os
-import tempfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from . import config_store
+from .config_store import ConfigWrite
 from .errors import ConfigError
 
 log = logging.getLogger("3dlabs")
@@ -26,7 +33,11 @@ DEFAULT_MAX_JOBS = 50
 DEFAULT_MAX_IN_FLIGHT = 8
 CONFIG_DIRNAME = "3dlabs"
 CONFIG_FILENAME = "config.json"
-PROFILE_FIELDS = ("base_url", "workspace_id", "token", "token_command")
+# token_origin: the API origin (scheme://host[:port]) the profile's token and token command belong to.
+PROFILE_FIELDS = ("base_url", "workspace_id", "token", "token_command", "token_origin")
+TOKEN_FIELDS = ("token", "token_command")
+WORKSPACE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+WORKSPACE_ID_RULE = "1 to 200 characters from A-Z a-z 0-9 _ . : -"
 
 _default_user_dir: Path | None = None
 
@@ -52,24 +63,74 @@ def config_path() -> Path:
     return user_dir() / CONFIG_FILENAME
 
 
+# --- values that end up in HTTP ---------------------------------------------------------------
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` (a name or an address, brackets allowed) can only mean this machine."""
+    name = (host or "").strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return addr.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 def normalize_base_url(url: str) -> str:
     """Return the API root in its published form, ending in ``/api``.
 
     The published base URL ends in ``/api`` and the published paths begin with ``/api``; both
     mean the same prefix, so a bare origin gets ``/api`` appended and a doubled one is collapsed.
+    Plain http is for this machine only (the sandbox, a local proxy): elsewhere the token would
+    cross the network in clear, so it is refused.
     """
     raw = (url or "").strip()
     if not raw:
         raise ConfigError("THREEDLABS_BASE_URL is empty.")
     parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"The base URL {raw!r} is not an http(s) URL such as {DEFAULT_BASE_URL}.")
+    try:
+        parts.port  # noqa: B018  a port that is not a number is an unusable URL
+    except ValueError:
+        raise ConfigError(f"The base URL {raw!r} has a port that is not a number.") from None
+    if parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(f"The base URL {raw!r} uses plain http:// to another machine; use https://",
+                          hint="Plain http is accepted only for this machine (localhost, 127.0.0.1, ::1).")
     path = parts.path.rstrip("/")
     while path.endswith("/api/api"):
         path = path[: -len("/api")]
     if not path.endswith("/api"):
         path = path + "/api"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
+
+
+def api_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a base URL, normalised (lower case, default port left out)."""
+    parts = urlsplit(normalize_base_url(url))
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+OFFICIAL_ORIGIN = "https://www.3dlabs.it.com"
+
+
+def check_workspace_id(value: str | None, where: str) -> str | None:
+    """The id stripped, None for empty; a ConfigError naming ``where`` for anything unsafe in a header."""
+    ws = (value or "").strip()
+    if not ws:
+        return None
+    if not WORKSPACE_ID_PATTERN.fullmatch(ws):
+        raise ConfigError(f"The workspace id from {where} is not usable: it must be {WORKSPACE_ID_RULE}",
+                          hint="Copy the id (not the name) of the workspace; nothing was sent.")
+    return ws
 
 
 def _env_int(name: str, default: int) -> int:
@@ -87,44 +148,46 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-# --- the config file --------------------------------------------------------------------------
+def _file_whole_number(section: dict, key: str, default: int, path: Path) -> int:
+    """A whole number >= 1 from the config file's "settings" section, or a ConfigError naming both."""
+    value = section.get(key)
+    if value is None:
+        return default
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or number < 1:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ConfigError(f"{path}: settings.{key} is {shown}, not a whole number of at least 1",
+                          hint=f"Fix or remove {key} in that file, or set it in ComfyUI's settings (3DLabs section).")
+    return number
+
+
+# --- the config file (stored by config_store) ------------------------------------------------
 
 
 def read_config_file(path: Path | None = None) -> dict:
     """The config file as a dict; a missing or broken file reads as empty (logged, never raised)."""
-    path = path or config_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        log.warning("3DLabs: cannot read %s (%s); using defaults", path, type(exc).__name__)
-        return {}
-    return data if isinstance(data, dict) else {}
+    return config_store.read_config_file(path or config_path())
 
 
 def write_config_file(data: dict, path: Path | None = None) -> Path:
-    """Write atomically with mode 0600 (the file can hold a token)."""
-    path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.chmod(path.parent, 0o700)
-    except OSError:
-        pass
-    fd, tmp = tempfile.mkstemp(prefix=".config-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    os.chmod(path, 0o600)
-    return path
+    """Write atomically with mode 0600 (the file can hold a token); callers hold :func:`config_lock`."""
+    return config_store.write_config_file(data, path or config_path())
+
+
+def config_lock(path: Path | None = None):
+    """Exclusive use of the config file across threads and processes, for a read-modify-write."""
+    return config_store.config_lock(path or config_path())
+
+
+def modify_config(mutate, path: Path | None = None) -> ConfigWrite:
+    """Read, change with ``mutate(data)`` and write the file, under the cross-process lock."""
+    return config_store.modify_config(mutate, path or config_path())
 
 
 def active_profile_name(data: dict | None = None) -> str:
@@ -146,23 +209,73 @@ def read_profile(name: str | None = None, data: dict | None = None) -> dict:
     return {k: v for k, v in profile.items() if k in PROFILE_FIELDS and isinstance(v, str) and v}
 
 
-def update_profile(changes: dict, name: str | None = None) -> Path:
-    """Set (or, with a value of None or "", remove) fields of one profile in the config file."""
-    data = read_config_file()
+def profile_token_origin(profile: dict) -> str | None:
+    """The origin a profile's token belongs to: recorded when saved; for a token saved before origins
+    were recorded, the profile's own base URL (or the official one). None if that URL is unusable."""
+    recorded = profile.get("token_origin")
+    try:
+        if recorded:
+            return api_origin(recorded)
+        return api_origin(profile.get("base_url") or DEFAULT_BASE_URL)
+    except ConfigError:
+        return None
+
+
+def _effective_base_url(profile: dict) -> str:
+    env = os.environ.get("THREEDLABS_BASE_URL", "").strip()
+    return env or profile.get("base_url") or DEFAULT_BASE_URL
+
+
+def _apply_profile_changes(data: dict, changes: dict, name: str | None) -> None:
     name = name or active_profile_name(data)
-    profiles = data.setdefault("profiles", {})
+    profiles = data.get("profiles")
     if not isinstance(profiles, dict):
         profiles = data["profiles"] = {}
-    profile = profiles.setdefault(name, {})
-    for key, value in changes.items():
+    profile = profiles.get(name)
+    if not isinstance(profile, dict):
+        profile = profiles[name] = {}
+    for key in changes:
         if key not in PROFILE_FIELDS:
             raise ConfigError(f"Unknown profile field {key!r}; known fields: {', '.join(PROFILE_FIELDS)}.")
+    had_token = any(isinstance(profile.get(k), str) and profile.get(k) for k in TOKEN_FIELDS)
+    if had_token and not profile.get("token_origin") and "base_url" in changes:
+        # A token from before origins were recorded stays with the URL it was used with.
+        origin = profile_token_origin(profile)
+        if origin:
+            profile["token_origin"] = origin
+    for key, value in changes.items():
         if value in (None, ""):
             profile.pop(key, None)
         else:
             profile[key] = str(value)
+    if any(changes.get(k) not in (None, "") for k in TOKEN_FIELDS) and not changes.get("token_origin"):
+        # Saved now, for the URL the client uses now (the environment's, else this profile's).
+        profile["token_origin"] = api_origin(_effective_base_url(profile))
+    elif changes.get("token_origin"):
+        profile["token_origin"] = api_origin(changes["token_origin"])
+    if not any(isinstance(profile.get(k), str) and profile.get(k) for k in TOKEN_FIELDS):
+        profile.pop("token_origin", None)
     data.setdefault("active_profile", name)
-    return write_config_file(data)
+
+
+def update_config(*, profile_changes: dict | None = None, settings_changes: dict | None = None,
+                  name: str | None = None) -> ConfigWrite:
+    """One locked read-modify-write: fields of a profile (None or "" removes one) and "settings" keys."""
+
+    def mutate(data: dict) -> None:
+        if profile_changes:
+            _apply_profile_changes(data, profile_changes, name)
+        if settings_changes:
+            section = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+            section.update(settings_changes)
+            data["settings"] = section
+
+    return modify_config(mutate)
+
+
+def update_profile(changes: dict, name: str | None = None) -> Path:
+    """Set (or, with a value of None or "", remove) fields of one profile in the config file."""
+    return update_config(profile_changes=changes, name=name).path
 
 
 # --- resolved settings ------------------------------------------------------------------------
@@ -183,8 +296,13 @@ class Settings:
 
 def load_settings(*, base_url: str | None = None, workspace_id: str | None = None,
                   profile: str | None = None) -> Settings:
-    """Resolve settings now (env and file are re-read on every call: users edit them live)."""
-    data = read_config_file()
+    """Resolve settings now (env and file are re-read on every call: users edit them live).
+
+    Raises ConfigError for a value that cannot be used (naming where it came from), so that a bad
+    setting stops a node before any request, never halfway through one.
+    """
+    path = config_path()
+    data = read_config_file(path)
     profile_name = profile or active_profile_name(data)
     prof = read_profile(profile_name, data)
     if base_url:
@@ -195,14 +313,20 @@ def load_settings(*, base_url: str | None = None, workspace_id: str | None = Non
         url, source = prof["base_url"], f"profile {profile_name}"
     else:
         url, source = DEFAULT_BASE_URL, "default"
-    ws = workspace_id or os.environ.get("THREEDLABS_WORKSPACE_ID", "").strip() or prof.get("workspace_id")
+    env_ws = os.environ.get("THREEDLABS_WORKSPACE_ID", "").strip()
+    if workspace_id and workspace_id.strip():
+        ws = check_workspace_id(workspace_id, "the argument workspace_id")
+    elif env_ws:
+        ws = check_workspace_id(env_ws, "env THREEDLABS_WORKSPACE_ID")
+    else:
+        ws = check_workspace_id(prof.get("workspace_id"), f"{path} (profile {profile_name})")
     settings_file = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-    max_jobs = _env_int("THREEDLABS_MAX_JOBS", int(settings_file.get("max_jobs") or DEFAULT_MAX_JOBS))
+    max_jobs = _env_int("THREEDLABS_MAX_JOBS", _file_whole_number(settings_file, "max_jobs", DEFAULT_MAX_JOBS, path))
     dry_run = _env_flag("THREEDLABS_DRY_RUN") or bool(settings_file.get("dry_run"))
     in_flight = _env_int("THREEDLABS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)
     return Settings(
         base_url=normalize_base_url(url),
-        workspace_id=ws or None,
+        workspace_id=ws,
         profile=profile_name,
         max_jobs=max(1, max_jobs),
         dry_run=dry_run,

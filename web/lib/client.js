@@ -1,8 +1,9 @@
 // The browser's side of the pack's /3dlabs routes, and the last known status shared by the UI.
 //
 // Owns: calling the routes (JSON in, JSON out, errors as messages), the cached status and its
-// listeners, and toasts. It has no side effects when imported: ComfyUI loads every .js file under
-// web/ as an extension, so helper modules must only export.
+// listeners, the status in words (token, environment overrides), toasts and small DOM helpers.
+// It has no side effects when imported: ComfyUI loads every .js file under web/ as an extension,
+// so helper modules must only export.
 
 import { api } from "../../../scripts/api.js";
 import { app } from "../../../scripts/app.js";
@@ -105,6 +106,39 @@ export function toast(severity, detail, life = 6000) {
   } catch {
     console.log(`3DLabs ${severity}: ${detail}`);
   }
+}
+
+// --- status in words, and small UI pieces shared by the settings rows -------------------------
+
+export function button(label, onclick, extra = {}) {
+  return el("button", { type: "button", class: "p-button p-component p-button-sm tdl-button", onclick, ...extra }, label);
+}
+
+export function envNote(status, name, what) {
+  return status?.env_overrides?.includes(name)
+    ? `${name} is set in ComfyUI's environment and wins over ${what}.`
+    : "";
+}
+
+// A token belongs to the URL it was saved for: after a base URL change the server reports it as not
+// configured, with the origin it was saved for (saved_for) and the one in use now (needed_for).
+export function rebindNote(token) {
+  if (!token || token.configured || !token.needed_for) return "";
+  if (token.saved_for && !token.problem?.startsWith("THREEDLABS_")) {
+    return `The token was saved for ${token.saved_for}; save it again for ${token.needed_for}.`;
+  }
+  return token.problem ?? "";
+}
+
+export function describeToken(token, sandbox = false) {
+  if (!token?.configured) {
+    if (sandbox) return "Not configured (not needed now: the sandbox uses its own token).";
+    return rebindNote(token) ? `Not configured for this URL: ${rebindNote(token)}`
+      : "Not configured: the nodes cannot reach 3DLabs.";
+  }
+  const ending = token.last4 ? `, ends in …${token.last4}` : "";
+  const what = token.kind === "command" ? "token command" : "token";
+  return `Configured ${what} (${token.source}${ending}).`;
 }
 
 /** A small DOM builder: el("div", {class: "x", onclick: fn}, child, "text"). */

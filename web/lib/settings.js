@@ -12,7 +12,9 @@
 //   ComfyUI's settings (the token row never calls its setter), localStorage or the workflow.
 
 import { app } from "../../../scripts/app.js";
-import { el, ensureStyles, lastStatus, onStatus, refreshStatus, routes, setStatus, toast } from "./client.js";
+import {
+  button, describeToken, el, ensureStyles, envNote, lastStatus, onStatus, rebindNote, refreshStatus, routes, setStatus, toast,
+} from "./client.js";
 
 export const IDS = {
   baseUrl: "3DLabs.Connection.BaseURL",
@@ -63,16 +65,6 @@ function live(node, render) {
   });
 }
 
-function button(label, onclick, extra = {}) {
-  return el("button", { type: "button", class: "p-button p-component p-button-sm tdl-button", onclick, ...extra }, label);
-}
-
-function envNote(status, name, what) {
-  return status?.env_overrides?.includes(name)
-    ? `${name} is set in ComfyUI's environment and wins over ${what}.`
-    : "";
-}
-
 // --- base URL ------------------------------------------------------------------------------------
 
 function baseUrlMirror(status) {
@@ -102,8 +94,11 @@ function renderBaseUrl(_name, setter, value) {
     msg.show();
     try {
       const status = await routes.saveSettings({ base_url: baseUrl });
-      note("baseUrl", status.sandbox?.in_use ? "Sandbox started: results are made up and marked SANDBOX." : "Saved.",
-        status.sandbox?.in_use ? "warn" : "ok");
+      const rebind = status.sandbox?.in_use ? "" : rebindNote(status.token);
+      if (status.sandbox?.in_use) note("baseUrl", "Sandbox started: results are made up and marked SANDBOX.", "warn");
+      else if (rebind) note("baseUrl", `Saved. ${rebind}`, "warn");
+      else note("baseUrl", "Saved.", "ok");
+      if (status.notice) note("baseUrl", `${notes.baseUrl?.text ?? ""} ${status.notice}`, "warn");
       workspaceCache = null; // the list depends on the base URL
       setStatus(status);
       setter(baseUrlMirror(status)); // a harmless mirror; the config file is the source of truth
@@ -151,16 +146,6 @@ function renderBaseUrl(_name, setter, value) {
 
 // --- token ---------------------------------------------------------------------------------------
 
-function describeToken(token, sandbox = false) {
-  if (!token?.configured) {
-    return sandbox ? "Not configured (not needed now: the sandbox uses its own token)."
-      : "Not configured: the nodes cannot reach 3DLabs.";
-  }
-  const ending = token.last4 ? `, ends in …${token.last4}` : "";
-  const what = token.kind === "command" ? "token command" : "token";
-  return `Configured ${what} (${token.source}${ending}).`;
-}
-
 // The only row that handles the token. It never calls ``setter``: ComfyUI would store the value in
 // comfy.settings.json. The value goes to the pack's route and the field is emptied at once.
 function renderToken() {
@@ -196,7 +181,9 @@ function renderToken() {
       if (String(tokenStatus.source ?? "").startsWith("env ")) {
         text += ` ${tokenStatus.source.slice(4)} in ComfyUI's environment is still used first.`;
       }
-      note("token", text, "ok");
+      if (token && status?.base_url && !status.sandbox?.in_use) text += ` It is sent to ${status.base_url} only.`;
+      if (tokenStatus.notice) text += ` ${tokenStatus.notice}`;
+      note("token", text, tokenStatus.notice ? "warn" : "ok");
       if (!status) setStatus({ ...(lastStatus() ?? {}), token: tokenStatus });
     } catch (err) {
       note("token", err.message, "bad");

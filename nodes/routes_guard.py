@@ -1,0 +1,196 @@
+"""Who may use the pack's routes, and how every answer becomes JSON: the guard around each handler.
+
+- Host: only a loopback name or address, an address ComfyUI itself listens on, the address this
+  connection came in on (when ComfyUI listens on all interfaces) or a name in
+  ``THREEDLABS_ALLOWED_HOSTS``. A page that reached ComfyUI by DNS rebinding names the attacker's
+  domain in Host (and in Origin, so that a same-origin check alone would let it through).
+- Origin: same-origin only (an ``Origin`` naming another host:port, ``Origin: null`` or
+  ``Sec-Fetch-Site: cross-site`` is refused); POSTs take ``application/json`` only, which a
+  cross-site form cannot send without a CORS preflight.
+- Every outcome is JSON ``{"error": "<message>"}`` with a fitting status; typed errors carry their
+  own (redacted) message, and nothing else ever reaches the answer: no traceback, no token.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import os
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from . import comfy
+from .api.config import is_loopback_host
+from .api.errors import (
+    AuthError,
+    ConfigError,
+    ForbiddenError,
+    NetworkError,
+    NotFoundError,
+    OutOfCreditsError,
+    RateLimitedError,
+    ThreeDLabsError,
+    ValidationError,
+    redact,
+)
+
+log = logging.getLogger("3dlabs")
+
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+class Refused(Exception):
+    """A request the routes answer with ``{"error": message}`` and ``status``, without running it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --- errors as JSON ---------------------------------------------------------------------------
+
+
+def status_for(err: ThreeDLabsError) -> int:
+    """The HTTP status a typed error answers with (the 3DLabs answer's class, seen through this proxy)."""
+    if isinstance(err, (ConfigError, ValidationError)):
+        return 400
+    if isinstance(err, AuthError):
+        return 401
+    if isinstance(err, ForbiddenError):
+        return 403
+    if isinstance(err, NotFoundError):
+        return 404
+    if isinstance(err, OutOfCreditsError):
+        return 402
+    if isinstance(err, RateLimitedError):
+        return 429
+    if isinstance(err, NetworkError):
+        return 504
+    return 502
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"error": redact(message)}, status=status)
+
+
+def json_errors(handler):
+    """Every outcome of ``handler`` is JSON: refusals, typed errors and surprises alike."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            check_host(request)
+            check_same_origin(request)
+            return await handler(request)
+        except Refused as err:
+            return error_response(err.status, err.message)
+        except ThreeDLabsError as err:
+            return error_response(status_for(err), err.message)
+        except web.HTTPException as err:  # aiohttp's own refusals (a body over the size limit...)
+            return error_response(err.status, err.reason or "The request was refused.")
+        except Exception as err:  # noqa: BLE001  an answer, not a traceback, goes to the browser
+            # The type and a redacted message only: a traceback could quote a token-bearing value.
+            log.warning("3DLabs: %s %s failed: %s", request.method, request.path,
+                        redact(f"{type(err).__name__}: {err}"))
+            return error_response(500, f"The 3DLabs route failed ({type(err).__name__}); see the ComfyUI log.")
+
+    return wrapped
+
+
+# --- Host -------------------------------------------------------------------------------------
+
+
+def _name(host: str) -> str:
+    """The host name of a Host header value ("[::1]:8188" -> "::1"), lower case, no trailing dot."""
+    try:
+        name = urlsplit(f"//{host.strip()}").hostname or ""
+    except ValueError:
+        return ""
+    return name.rstrip(".").lower()
+
+
+def _same_address(a: str, b: str) -> bool:
+    def parsed(text: str):
+        addr = ipaddress.ip_address(text)
+        # A dual-stack socket reports an IPv4 client's target as ::ffff:a.b.c.d.
+        return getattr(addr, "ipv4_mapped", None) or addr
+
+    try:
+        return parsed(a) == parsed(b)
+    except ValueError:
+        return a == b
+
+
+def _allowed_names() -> tuple[str, ...]:
+    extra = os.environ.get("THREEDLABS_ALLOWED_HOSTS", "")
+    return tuple(_name(h) for h in extra.split(",") if h.strip())
+
+
+def check_host(request: web.Request) -> None:
+    """Refuse a Host this ComfyUI does not answer to by its own address (DNS rebinding)."""
+    raw = request.headers.get("Host", "")
+    name = _name(raw)
+    if name and is_loopback_host(name):
+        return
+    listened = [_name(h) if ":" not in h or h.startswith("[") else h.lower() for h in comfy.listen_hosts()]
+    if name and any(h not in WILDCARDS and _same_address(name, h) for h in listened):
+        return
+    if name and any(h in WILDCARDS for h in listened):
+        # Listening everywhere: the address this connection was made to is ComfyUI's own.
+        sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        local = sock[0] if isinstance(sock, (tuple, list)) and sock else None
+        if isinstance(local, str) and _same_address(name, local.split("%")[0]):
+            return
+    if name and name in _allowed_names():
+        return
+    raise Refused(403, f"Refused: the Host header {raw.strip()[:100]!r} is not an address of this ComfyUI "
+                       "(a page reached through DNS rebinding, or a wrong name). Use localhost or the address "
+                       "ComfyUI listens on, or add the name to THREEDLABS_ALLOWED_HOSTS.")
+
+
+# --- Origin and JSON --------------------------------------------------------------------------
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int | None]:
+    parts = urlsplit(f"{scheme}://{netloc}")
+    try:
+        port = parts.port
+    except ValueError:
+        return netloc.lower(), None
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return (parts.hostname or "").lower(), port
+
+
+def check_same_origin(request: web.Request) -> None:
+    """Refuse a request a browser made for another site (CSRF, or a cross-site read)."""
+    if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
+        raise Refused(403, "Refused: a cross-site request to the 3DLabs settings routes.")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return  # not a browser's cross-origin request (curl, scripts, same-origin GETs)
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Refused(403, f"Refused: the request's Origin {origin!r} is not this ComfyUI.")
+    wanted = _host_port(parts.netloc, parts.scheme)
+    # Behind a reverse proxy the Host header names the backend; X-Forwarded-Host names what the
+    # browser saw. A cross-site page cannot set that header without a CORS preflight, so it is safe.
+    hosts = [h.strip() for h in (request.headers.get("X-Forwarded-Host", "").split(",")[:1]) if h.strip()]
+    hosts.append(request.host or "")
+    if not any(_host_port(host, parts.scheme) == wanted for host in hosts if host):
+        raise Refused(403, f"Refused: the request comes from {origin}, not from this ComfyUI.")
+
+
+async def json_body(request: web.Request) -> dict:
+    if request.content_type != "application/json":
+        raise Refused(415, "The 3DLabs routes take JSON only (Content-Type: application/json).")
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise Refused(400, "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "The request body must be a JSON object.")
+    return body

@@ -1,0 +1,246 @@
+"""The pack's routes under attack, over real HTTP: DNS rebinding, LAN clients without an Origin,
+base URL changes, bad workspace ids, a broken config file and bad limits.
+
+A recording server stands in for the attacker's API: it answers like the API would and notes every
+Authorization header it receives. The token must never arrive there unless the user saved it for
+that very origin.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from conftest import pack_module
+from routes_app import LoopbackApp
+
+pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the route tests")
+
+SECRET = "zqRebindSecret5f4e3d2c1b0a9"
+OFFICIAL = "https://www.3dlabs.it.com"
+
+
+class Recorder:
+    """An HTTP server on loopback that answers like the API and records every Authorization header."""
+
+    def __init__(self) -> None:
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                seen.append((self.command, self.path, self.headers.get("Authorization")))
+                body = {"sessions": []} if "session" in self.path else [{"id": "ws_evil", "name": "evil"}]
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
+        self.origin = self.url[: -len("/api")]
+
+    def authorizations(self) -> list[str]:
+        return [auth for _, _, auth in self.seen if auth]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def app():
+    server = LoopbackApp(pack_module("nodes.routes"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def recorder():
+    server = Recorder()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtime():
+    yield
+    pack_module("nodes.runtime").reset_clients()
+    pack_module("nodes.sandbox_bridge").stop()
+
+
+def port_of(app) -> str:
+    return app.url.rsplit(":", 1)[1]
+
+
+def same_origin(app) -> dict:
+    return {"Origin": app.origin, "Sec-Fetch-Site": "same-origin"}
+
+
+def call(app, method, path, headers, body=None):
+    if method == "GET":
+        return requests.get(app.url + path, headers=headers, timeout=30)
+    return requests.post(app.url + path, json=body, headers=headers, timeout=30)
+
+
+def config_data() -> dict:
+    path = pack_module("nodes.api.config").config_path()
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def attack(app, headers, target_url) -> list:
+    """Point the base URL at ``target_url``, then make the pack talk to it every way the routes allow."""
+    answers = [call(app, "POST", "/3dlabs/settings", headers, {"base_url": target_url})]
+    answers.append(call(app, "POST", "/3dlabs/test", headers, {}))
+    answers.append(call(app, "GET", "/3dlabs/workspaces", headers))
+    answers.append(call(app, "GET", "/3dlabs/projects", headers))
+    return answers
+
+
+# --- the attack -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["rebinding page", "LAN client without Origin"])
+def test_an_attacker_never_gets_the_token(app, recorder, who):
+    assert call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET}).status_code == 200
+    port = port_of(app)
+    if who == "rebinding page":  # DNS rebinding: the browser thinks it talks to evil.example
+        headers = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}",
+                   "Sec-Fetch-Site": "same-origin"}
+    else:  # another machine on the LAN, with ComfyUI listening on loopback only
+        headers = {"Host": f"192.0.2.7:{port}"}
+    answers = attack(app, headers, recorder.url)
+    assert recorder.authorizations() == [], f"the token reached the attacker's server ({who})"
+    assert all(a.status_code == 403 and "Host" in a.json()["error"] for a in answers), [a.text for a in answers]
+    assert "base_url" not in config_data().get("profiles", {}).get("default", {})
+    assert all(SECRET not in a.text for a in answers)
+
+
+@pytest.mark.parametrize("token_from", ["route", "env", "pre-origin config"])
+def test_a_base_url_change_through_the_routes_never_carries_the_token(app, recorder, monkeypatch, token_from):
+    """A local script (loopback Host, no Origin) passes the Host check; the token stays bound anyway."""
+    if token_from == "route":
+        call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET})
+    elif token_from == "env":
+        monkeypatch.setenv("THREEDLABS_TOKEN", SECRET)
+    else:
+        path = pack_module("nodes.api.config").config_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"profiles": {"default": {"token": SECRET}}}))
+    answers = attack(app, {}, recorder.url)
+    assert answers[0].status_code == 200, answers[0].text
+    assert recorder.authorizations() == [], f"the token from the {token_from} reached another origin"
+    token = answers[0].json()["token"]
+    assert token["configured"] is False and OFFICIAL in token["problem"]
+    test = answers[1].json()
+    assert test["ok"] is False and OFFICIAL in test["message"] and recorder.origin in test["message"]
+    assert answers[2].status_code == 401 and answers[3].status_code == 401
+    if token_from == "env":
+        assert "THREEDLABS_TOKEN" in token["problem"] and "THREEDLABS_BASE_URL" in token["problem"]
+    else:
+        assert token["saved_for"] == OFFICIAL and token["needed_for"] == recorder.origin
+        assert "save it again" in token["problem"]
+        assert config_data()["profiles"]["default"]["token_origin"] == OFFICIAL
+    assert all(SECRET not in a.text for a in answers)
+
+
+def test_saving_the_token_again_binds_it_to_the_new_url(app, recorder):
+    call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET})
+    status = call(app, "POST", "/3dlabs/settings", same_origin(app), {"base_url": recorder.url}).json()
+    assert status["token"]["configured"] is False
+    assert status["token"]["saved_for"] == OFFICIAL and status["token"]["needed_for"] == recorder.origin
+    again = call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET}).json()
+    assert again["configured"] is True
+    assert call(app, "POST", "/3dlabs/test", same_origin(app), {}).json()["ok"] is True
+    assert recorder.authorizations() == [f"Bearer {SECRET}"]
+    # Back to the official service: the token now belongs to the recorder's origin, not to 3DLabs.
+    back = call(app, "POST", "/3dlabs/settings", same_origin(app), {"base_url": ""}).json()
+    assert back["token"]["configured"] is False and back["token"]["saved_for"] == recorder.origin
+
+
+def test_the_sandbox_choice_still_uses_the_sandbox_token(app):
+    call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET})
+    body = call(app, "POST", "/3dlabs/settings", same_origin(app), {"base_url": "sandbox"}).json()
+    assert body["sandbox"]["in_use"] is True
+    test = call(app, "POST", "/3dlabs/test", same_origin(app), {}).json()
+    assert test["ok"] is True and "SANDBOX" in test["message"]
+
+
+# --- the Host check ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST", "127.0.0.9", "[::1]"])
+def test_loopback_hosts_are_accepted(app, host):
+    answer = requests.get(app.url + "/3dlabs/status", headers={"Host": f"{host}:{port_of(app)}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.evil.example", "192.0.2.7", "localhost.evil.example",
+                                  "[2001:db8::1]", "0.0.0.0"])
+def test_other_hosts_are_refused(app, host):
+    answer = requests.get(app.url + "/3dlabs/status", headers={"Host": f"{host}:{port_of(app)}"}, timeout=30)
+    assert answer.status_code == 403 and "Host" in answer.json()["error"]
+
+
+def test_addresses_comfyui_listens_on_are_accepted(app, monkeypatch):
+    comfy = pack_module("nodes.comfy")
+    monkeypatch.setattr(comfy, "listen_hosts", lambda: ("192.0.2.7",))
+    headers = {"Host": f"192.0.2.7:{port_of(app)}"}
+    assert requests.get(app.url + "/3dlabs/status", headers=headers, timeout=30).status_code == 200
+    headers = {"Host": f"evil.example:{port_of(app)}"}
+    assert requests.get(app.url + "/3dlabs/status", headers=headers, timeout=30).status_code == 403
+
+
+def test_plain_http_base_url_is_refused_for_other_hosts(app):
+    answer = call(app, "POST", "/3dlabs/settings", same_origin(app), {"base_url": "http://api.example.com/api"})
+    assert answer.status_code == 400 and "https" in answer.json()["error"]
+    assert "http://api.example.com" in answer.json()["error"]
+    assert not pack_module("nodes.api.config").config_path().exists()
+
+
+# --- workspace ids, a broken config file, bad limits ----------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["ws_\u5de5\u4f5c", "ws\r\nX-Evil: 1", "ws\x00", "ws\u2014team", "a" * 201])
+def test_settings_route_refuses_unsafe_workspace_ids(app, bad):
+    answer = call(app, "POST", "/3dlabs/settings", same_origin(app), {"workspace_id": bad})
+    assert answer.status_code == 400 and "workspace" in answer.json()["error"]
+    assert not pack_module("nodes.api.config").config_path().exists()
+
+
+def test_saving_over_a_broken_config_says_where_the_old_one_went(app):
+    path = pack_module("nodes.api.config").config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"profiles": {"studio": {"token": "abc')
+    answer = call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET})
+    assert answer.status_code == 200, answer.text
+    notice = answer.json()["notice"]
+    kept = [p for p in path.parent.iterdir() if p.name.startswith("config.json.corrupt-")]
+    assert len(kept) == 1 and kept[0].name in notice
+    assert kept[0].read_text() == '{"profiles": {"studio": {"token": "abc'
+    assert SECRET not in answer.text
+
+
+@pytest.mark.parametrize("raw", ['"abc"', "1e400", "[1]"])
+def test_bad_max_jobs_is_a_clear_status_not_a_500(app, raw):
+    path = pack_module("nodes.api.config").config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"settings": {"max_jobs": ' + raw + "}}")
+    status = requests.get(app.url + "/3dlabs/status", timeout=30)
+    assert status.status_code == 200, status.text
+    problem = status.json()["settings_error"]
+    assert "max_jobs" in problem and str(path) in problem
+    test = call(app, "POST", "/3dlabs/test", same_origin(app), {}).json()
+    assert test["ok"] is False and "max_jobs" in test["message"]
