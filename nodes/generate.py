@@ -15,7 +15,7 @@ from .api.errors import BatchError, ThreeDLabsError, ValidationError
 from .api.models import Job
 from .batch_assembly import BatchAssembly
 from .downloads import Downloads
-from .reuse import collect_or_submit
+from .reuse import carry_out, plan_jobs
 from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices
 
 IMAGE_TIMEOUT = 900.0
@@ -100,8 +100,12 @@ class ThreeDLabsImageGenerate:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, provider=None, model=None, aspect_ratio=None):
+    def VALIDATE_INPUTS(cls, prompt=None, provider=None, model=None, aspect_ratio=None):
+        # ComfyUI passes only widget values (a linked prompt list arrives at run time and is checked then).
         try:
+            prompts = [p for p in flatten_prompts(prompt) if p is not None] if prompt is not None else []
+            for i, value in enumerate(prompts):
+                validation.prompt(value, index=i if len(prompts) > 1 else None)
             for value in as_list(provider):
                 validation.choice("provider", value, IMAGE_PROVIDERS)
             for value in as_list(model):
@@ -136,6 +140,13 @@ class ThreeDLabsImageGenerate:
             return image, mask, ["dry-run"] * len(bodies), runtime.finish_text(node_id, t, text)
         client = runtime.client_for(current)
         label = "3DLabs Image Generate"
+        try:
+            # The cap (and what is reused) is settled first: a list over the cap is refused here, before
+            # any thread, request or batch memory exists.
+            plan = plan_jobs(client, label, "image", IMAGES, bodies, seed, labels=[b["prompt"][:80] for b in bodies])
+        except ThreeDLabsError:
+            runtime.finish_text(node_id, t)
+            raise
         # The batch's memory is prepared while the jobs run, at the size this aspect ratio usually gives.
         expect = (width, height) if wait else None
         with Downloads(client) as downloads, BatchAssembly(len(bodies), fit="resize", expect=expect) as batch:
@@ -145,9 +156,8 @@ class ThreeDLabsImageGenerate:
                 downloads.start(job, then=lambda data, sources: batch.add_job(index, data, sources))
 
             try:
-                result = collect_or_submit(client, t, label, "image", IMAGES, bodies, seed, node_id=node_id,
-                                           timeout=IMAGE_TIMEOUT, wait=wait, on_done=succeeded,
-                                           labels=[b["prompt"][:80] for b in bodies])
+                result = carry_out(client, t, plan, label, node_id=node_id, timeout=IMAGE_TIMEOUT, wait=wait,
+                                   on_done=succeeded)
             except BatchError as err:
                 done = sum(r is not None for r in err.results)
                 runtime.finish_text(node_id, t)

@@ -7,6 +7,15 @@ only pays for what is missing. A job whose end was never seen (a crash, Cancel, 
 that kept failing) is waited for again rather than paid for twice, and so is a paid job that cannot
 be checked right now (a flaky connection is no reason to pay again). Only a job 3DLabs says failed
 or does not know is submitted anew. The seed is part of the key, so a new seed asks for a new take.
+
+3DLabs may answer 404 for a job in its first moments. So a job whose end nobody saw and that was
+journaled less than the grace ago (``jobs.NOT_FOUND_GRACE_SECONDS``, counted from the journal's submit
+time) is waited for on a 404, never replaced: the wait loop, which applies the same grace, decides
+whether it is gone. Queue with wait off, then with wait on a second later, and one job is paid for.
+
+Every check that can refuse runs before anything costs: the job cap is checked on the jobs that must
+be paid for whatever the journal holds before any request, and reserved on the exact count before any
+POST, so a list over the cap is refused before a thread, a request or a batch's memory exists.
 """
 
 from __future__ import annotations
@@ -16,12 +25,14 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import runtime
+from .api import jobs as engine
 from .api.errors import JobError, JobFailedError, NotFoundError, ThreeDLabsError
 from .api.jobs import raise_for_failures
-from .api.journal import request_hash
+from .api.journal import UNFINISHED_STATES, request_hash
 from .api.models import Job
 
 if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
@@ -58,6 +69,12 @@ def find_reusable(client: ThreeDLabsClient, keys: list[str]) -> list[Job | None]
             try:
                 job = client.get_job(rec["id"])
             except NotFoundError as err:
+                if _may_be_new(rec):
+                    # Too young for a 404 to mean anything: wait for it (the wait loop applies the grace).
+                    log.info("3DLabs: job %s is not visible yet (%s); waiting for it instead of paying again",
+                             rec["id"], err.summary)
+                    job = Job(rec["id"], "queued")
+                    break
                 log.info("3DLabs: cannot reuse job %s (%s)", rec["id"], err.summary)
                 client.journal.record_state(rec["id"], "gone", error=err.detail)
                 continue
@@ -81,6 +98,48 @@ def find_reusable(client: ThreeDLabsClient, keys: list[str]) -> list[Job | None]
     return found
 
 
+def _journaled_keys(client: ThreeDLabsClient) -> set[str]:
+    """Request keys the journal holds a job for that find_paid could return: one pass over the file,
+    so that the cap's first check stays quick for a long list and a long journal."""
+    base_url, workspace = client.settings.base_url, client.settings.workspace_id
+    return {rec.get("request") for rec in client.journal.jobs().values()
+            if rec.get("base_url") == base_url and rec.get("workspace") == workspace
+            and not rec["id"].startswith("unknown-") and rec.get("state") in ("succeeded", *UNFINISHED_STATES)}
+
+
+def _journal_age(rec: dict) -> float | None:
+    """Seconds since the journal recorded the job's submission; None when that cannot be told."""
+    at = rec.get("submitted_at")
+    if not isinstance(at, (int, float)) or isinstance(at, bool):
+        return None
+    age = time.time() - float(at)
+    return age if age >= 0 else None  # a submit time in the future: the wall clock moved back
+
+
+def _may_be_new(rec: dict) -> bool:
+    """Whether a 404 for this journaled job may only mean 3DLabs does not show it yet.
+
+    Only a job nobody saw finish qualifies (a job seen succeeded was known to 3DLabs, so its 404 means
+    it was forgotten), and only inside the grace, or when its age cannot be told: then the wait loop,
+    starting the grace now, decides.
+    """
+    if rec.get("state") not in UNFINISHED_STATES:
+        return False
+    age = _journal_age(rec)
+    return age is None or age < engine.NOT_FOUND_GRACE_SECONDS
+
+
+def _created_at(client: ThreeDLabsClient, job_ids: list[str], reused: set[str]) -> list[float]:
+    """Monotonic creation times for the wait loop's 404 grace: a reused job's comes from the journal,
+    so a job submitted long ago gets no fresh grace; a job submitted just now was created now."""
+    now_mono = time.monotonic()
+    out = []
+    for job_id in job_ids:
+        age = _journal_age(client.journal.find(job_id) or {}) if job_id in reused else None
+        out.append(now_mono - age if age is not None else now_mono)
+    return out
+
+
 def submit_all(client: ThreeDLabsClient, endpoint: str, kind: str, bodies: list[dict], keys: list[str],
                labels: list[str]) -> list[str | ThreeDLabsError]:
     """POST every body concurrently (bounded); a failed POST leaves an error in its slot."""
@@ -97,24 +156,60 @@ def submit_all(client: ThreeDLabsClient, endpoint: str, kind: str, bodies: list[
         return list(pool.map(one, range(len(bodies))))
 
 
+@dataclass
+class JobPlan:
+    """What a node will do for its bodies: reuse (``reused[i]`` a Job) or pay (``todo``), cap reserved."""
+
+    kind: str
+    endpoint: str
+    bodies: list[dict]
+    keys: list[str]
+    labels: list[str]
+    reused: list[Job | None]
+    todo: list[int]
+
+
+def plan_jobs(client: ThreeDLabsClient, node_label: str, kind: str, endpoint: str, bodies: list[dict], seed,
+              labels: list[str] | None = None) -> JobPlan:
+    """Look up what is paid for already and reserve the rest against the cap; refuse before any cost.
+
+    The cap is first checked, with no request, on the bodies the journal has no paid job for: those
+    are paid for whatever 3DLabs answers. Then the journaled ones are checked with 3DLabs, and the
+    exact count to submit is reserved. Nothing here starts a thread or allocates a batch.
+    """
+    current = runtime.settings()
+    keys = [request_key(client, endpoint, b, seed) for b in bodies]
+    journaled = _journaled_keys(client) if _reuse_enabled() else set()
+    known = sum(key in journaled for key in keys)
+    runtime.check_jobs(len(bodies) - known, node_label, current)
+    reused = find_reusable(client, keys)
+    todo = [i for i, job in enumerate(reused) if job is None]
+    runtime.reserve_jobs(len(todo), node_label, current)
+    return JobPlan(kind, endpoint, bodies, keys, labels or [""] * len(bodies), reused, todo)
+
+
 def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_label: str, kind: str, endpoint: str,
                       bodies: list[dict], seed, *, node_id: str | None, timeout: float, wait: bool = True,
                       labels: list[str] | None = None,
                       on_done: Callable[[int, Job], None] | None = None) -> list[Job] | list[str]:
-    """Jobs for ``bodies`` in order: reused where paid for already, else submitted (within the cap).
+    """Jobs for ``bodies`` in order: reused where paid for already, else submitted (within the cap)."""
+    plan = plan_jobs(client, node_label, kind, endpoint, bodies, seed, labels)
+    return carry_out(client, t, plan, node_label, node_id=node_id, timeout=timeout, wait=wait, on_done=on_done)
+
+
+def carry_out(client: ThreeDLabsClient, t: runtime.PromptTally, plan: JobPlan, node_label: str, *,
+              node_id: str | None, timeout: float, wait: bool = True,
+              on_done: Callable[[int, Job], None] | None = None) -> list[Job] | list[str]:
+    """Submit what ``plan`` must pay for, then (with ``wait``) wait for every job not finished yet.
 
     With ``wait`` the finished jobs are returned (errors raised after every submitted job was waited
     for, so that nothing paid for is left uncollected); without it, the job ids. ``on_done`` is
-    given each job, with its place in ``bodies``, as soon as it is known to have succeeded (reused
+    given each job, with its place in the bodies, as soon as it is known to have succeeded (reused
     ones before the wait begins).
     """
-    labels = labels or [""] * len(bodies)
-    keys = [request_key(client, endpoint, b, seed) for b in bodies]
-    reused = find_reusable(client, keys)
-    todo = [i for i, job in enumerate(reused) if job is None]
-    runtime.reserve_jobs(len(todo), node_label, runtime.settings())
-    submitted = submit_all(client, endpoint, kind, [bodies[i] for i in todo], [keys[i] for i in todo],
-                           [labels[i] for i in todo])
+    bodies, reused, todo, kind = plan.bodies, plan.reused, plan.todo, plan.kind
+    submitted = submit_all(client, plan.endpoint, kind, [bodies[i] for i in todo], [plan.keys[i] for i in todo],
+                           [plan.labels[i] for i in todo])
     ids: list[str | None] = [job.id if job else None for job in reused]
     submit_errors: list[tuple[int, ThreeDLabsError]] = []
     for i, outcome in zip(todo, submitted):
@@ -136,7 +231,8 @@ def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_lab
 
     done = [job if job is not None and job.status == "succeeded" else None for job in reused]
     live = [i for i in range(len(bodies)) if ids[i] is not None and done[i] is None]
-    created = [time.monotonic()] * len(live)
+    live_ids = [ids[i] for i in live]
+    created = _created_at(client, live_ids, {job.id for job in reused if job is not None})  # type: ignore[arg-type]
     outcomes: dict[int, Job | JobError] = {i: done[i] for i in range(len(bodies)) if done[i] is not None}
     if on_done is not None:
         for i, job in outcomes.items():
@@ -144,7 +240,7 @@ def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_lab
     if live:
         place = {ids[i]: i for i in live}
         succeeded = None if on_done is None else (lambda job: on_done(place[job.id], job))
-        waited = runtime.wait_jobs(client, [ids[i] for i in live], node_id=node_id, label=node_label,
+        waited = runtime.wait_jobs(client, live_ids, node_id=node_id, label=node_label,  # type: ignore[arg-type]
                                    timeout=timeout, created_at=created, raise_on_failure=False, on_done=succeeded)
         outcomes.update(zip(live, waited))
     ok = sum(isinstance(o, Job) for i, o in outcomes.items() if done[i] is None)

@@ -51,7 +51,8 @@ def client_for(current: Settings | None = None) -> ThreeDLabsClient:
                 _, tokens = sandbox_bridge.sandbox_settings_and_tokens(current)
             from .api.client import ThreeDLabsClient
 
-            client = _clients[key] = ThreeDLabsClient(current, tokens=tokens)
+            # Cancel reaches every wait of the client: 429 sleeps while submitting, project downloads.
+            client = _clients[key] = ThreeDLabsClient(current, tokens=tokens, cancel_check=comfy.check_interrupt)
         return client
 
 
@@ -118,19 +119,40 @@ def reset_tallies() -> None:
         _tallies.clear()
 
 
+def _cap_error(t: PromptTally, count: int, node_label: str, current: Settings) -> JobCapError | None:
+    if t.reserved + count <= current.max_jobs:
+        return None
+    return JobCapError(
+        f"{node_label} asked for {count} job{'s' if count != 1 else ''}"
+        + (f" on top of {t.reserved} already submitted by this prompt" if t.reserved else "")
+        + f", over the cap of {current.max_jobs} per prompt",
+        hint="If that is intended, raise the cap: set THREEDLABS_MAX_JOBS, or 'Max jobs per prompt' "
+        "in ComfyUI's settings (3DLabs section).",
+    )
+
+
+def check_jobs(count: int, node_label: str, current: Settings) -> None:
+    """Refuse now if ``count`` more jobs would pass this prompt's cap; reserve nothing.
+
+    For a lower bound known before any request (what must be paid for whatever the journal holds), so
+    that a list far over the cap is refused before a lookup, a thread or an allocation.
+    """
+    t = tally()
+    with _tally_lock:
+        err = _cap_error(t, count, node_label, current)
+    if err is not None:
+        raise err
+
+
 def reserve_jobs(count: int, node_label: str, current: Settings) -> PromptTally:
     """Count ``count`` jobs against this prompt's cap, or refuse before anything is submitted."""
     t = tally()
     with _tally_lock:
-        if t.reserved + count > current.max_jobs:
-            raise JobCapError(
-                f"{node_label} asked for {count} job{'s' if count != 1 else ''}"
-                + (f" on top of {t.reserved} already submitted by this prompt" if t.reserved else "")
-                + f", over the cap of {current.max_jobs} per prompt",
-                hint="If that is intended, raise the cap: set THREEDLABS_MAX_JOBS, or 'Max jobs per prompt' "
-                "in ComfyUI's settings (3DLabs section).",
-            )
-        t.reserved += count
+        err = _cap_error(t, count, node_label, current)
+        if err is None:
+            t.reserved += count
+    if err is not None:
+        raise err
     return t
 
 

@@ -77,10 +77,11 @@ class ThreeDLabsScenePlan:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, max_minutes=None):
+    def VALIDATE_INPUTS(cls, max_minutes=None, video_model=None):
         try:
             if max_minutes is not None:
                 validation.max_minutes(max_minutes)
+            validation.video_model(video_model)
         except ValidationError as err:
             return err.detail
         return True
@@ -93,7 +94,7 @@ class ThreeDLabsScenePlan:
 
     @staticmethod
     def _run(story, max_minutes, seed, video_model, node_id) -> ScenePlan:
-        body = scene_plan_body(story_payload(story), max_minutes, video_model=video_model)
+        body = scene_plan_body(story_payload(story), max_minutes, video_model=validation.video_model(video_model))
         current = runtime.settings()
         t = runtime.tally()
         dry_story = isinstance(body["story"], dict) and body["story"].get("dryRun")

@@ -118,7 +118,7 @@ def test_settings_panel_templates_and_no_token_leak(tmp_path_factory):
         proc = subprocess.run(
             ["node", str(SCRIPT)], capture_output=True, text=True, timeout=900, cwd=SCRIPT.parent,
             env={**os.environ, "COMFY_URL": comfy.url, "TDL_TOKEN": token, "TDL_OUT": str(shots),
-                 "TDL_MODULE": MODULE, "TDL_FALLBACK_DIR": str(fallback_dir or ""),
+                 "TDL_MODULE": MODULE, "TDL_FALLBACK_DIR": str(fallback_dir or ""), "TDL_SANDBOX_URL": sandbox.origin,
                  "PLAYWRIGHT_CORE_DIR": str(PLAYWRIGHT_CORE_DIR), "CHROMIUM": CHROMIUM})
         print(proc.stdout[-6000:])
         results_file = shots / "results.json"
@@ -132,6 +132,7 @@ def test_settings_panel_templates_and_no_token_leak(tmp_path_factory):
         check_settings_panel(results, token)
         check_workflows(comfy, results, shots)
         check_load_project(comfy, results, shots)
+        check_fresh_node_pays_once(results)
         check_token_stays_secret(comfy, results_file, tdl_user, token)
         assert (shots / "settings-3dlabs.png").exists() and (shots / "load-project-dropdown.png").exists()
     finally:
@@ -204,6 +205,18 @@ def check_load_project(comfy: ComfyServer, results: dict, shots: Path) -> None:
     assert node["widgets_values"] == [picked["project_id"]], "project_id must stay the only saved widget value"
     assert node["output"], "Load Project shows no story text"
     assert (shots / "load-project-after-run.png").exists()
+
+
+def check_fresh_node_pays_once(results: dict) -> None:
+    """Image Generate made as the node search makes it, queued twice unchanged: one paid job."""
+    fresh = results["freshNode"]
+    assert fresh["created"]["control"] == "fixed", fresh["created"]
+    for run in fresh["runs"]:
+        assert run["end"]["type"] == "execution_success" and not run["nodeErrors"], run
+        assert run["control"] == "fixed" and run["seed"] == fresh["created"]["seed"], run
+    assert fresh["jobsAfter"]["image"] - fresh["jobsBefore"]["image"] == 1, fresh
+    assert fresh["jobsAfter"]["posts"] - fresh["jobsBefore"]["posts"] == 1, fresh
+    assert fresh["loadedControl"] == "randomize", "a saved control value must win over the pin"
 
 
 def check_token_stays_secret(comfy: ComfyServer, results_file: Path, tdl_user: Path, token: str) -> None:

@@ -2,10 +2,12 @@
 //
 // Owns the browser half of the browser test: set the token through the 3DLabs settings panel,
 // open every template of the pack through the template browser and run it, save a workflow through
-// the UI, use Load Project's dropdown, take screenshots, and write everything the Python side
-// checks for token leaks into results.json. It never writes the token itself anywhere.
+// the UI, use Load Project's dropdown, make Image Generate the way the node search does and queue it
+// twice unchanged (counting the sandbox's jobs), take screenshots, and write everything the Python
+// side checks for token leaks into results.json. It never writes the token itself anywhere.
 //
 // Environment: COMFY_URL, TDL_TOKEN (the secret to set), TDL_OUT (screenshots and results.json),
+// TDL_SANDBOX_URL (the sandbox's origin, for its /__sandbox/stats job counters),
 // TDL_MODULE (the pack's folder name), TDL_FALLBACK_DIR (optional: write a small workflow built in
 // the page there when the pack ships no example workflows), PLAYWRIGHT_CORE_DIR, CHROMIUM.
 "use strict";
@@ -22,6 +24,7 @@ const OUT = process.env.TDL_OUT;
 const MODULE = process.env.TDL_MODULE || "comfyui-3dlabs";
 const FALLBACK_DIR = process.env.TDL_FALLBACK_DIR || "";
 const RUN_TIMEOUT_MS = Number(process.env.TDL_RUN_TIMEOUT_MS || 180000);
+const SANDBOX = process.env.TDL_SANDBOX_URL || "";
 
 const results = { steps: [], workflows: [], errors: [], pageErrors: [], consoleErrors: [], httpErrors: [], templatePath: null };
 
@@ -363,6 +366,58 @@ async function loadProjectDropdown(page) {
     graph: await page.evaluate(() => JSON.stringify(window.comfyAPI.app.app.graph.serialize())) };
 }
 
+// --- a node made fresh pays once per change, not once per Run --------------------------------
+
+async function sandboxJobs() {
+  const stats = await (await fetch(`${SANDBOX}/__sandbox/stats`)).json();
+  return { image: stats.jobs_created.image, posts: stats.requests["POST /api/images/generate"] ?? 0 };
+}
+
+async function freshNodeRunsOnce(page) {
+  await closeDialogs(page);
+  const made = await page.evaluate(async () => {
+    const { app } = window.comfyAPI.app;
+    await app.extensionManager.command.execute("Comfy.NewBlankWorkflow");
+    app.graph.clear();
+    // What the node search does: LiteGraph.createNode, then graph.add.
+    const node = window.LiteGraph.createNode("3DLabsImageGenerate");
+    node.pos = [120, 120];
+    app.graph.add(node);
+    const preview = window.LiteGraph.createNode("PreviewImage");
+    preview.pos = [620, 120];
+    app.graph.add(preview);
+    node.connect(0, preview, preview.findInputSlot("images"));
+    node.widgets.find((w) => w.name === "prompt").value = `a kite made from the node search ${Date.now()}`;
+    const seed = node.widgets.find((w) => w.name === "seed");
+    return { id: node.id, control: seed.linkedWidgets?.[0]?.value ?? null, seed: seed.value };
+  });
+  step(`fresh Image Generate #${made.id}: control_after_generate ${made.control}, seed ${made.seed}`);
+  const before = await sandboxJobs();
+  const runs = [];
+  for (let i = 0; i < 2; i++) {
+    const { end, nodeErrors } = await queueAndWait(page);
+    const after = await page.evaluate((id) => {
+      const seed = window.comfyAPI.app.app.graph.getNodeById(id).widgets.find((w) => w.name === "seed");
+      return { control: seed.linkedWidgets?.[0]?.value ?? null, seed: seed.value };
+    }, made.id);
+    runs.push({ end, nodeErrors, ...after });
+    step(`queued the unchanged graph (${i + 1}): ${end.type}, seed ${after.seed}, control ${after.control}`);
+  }
+  const after = await sandboxJobs();
+  // A saved choice wins over the pin: reload the graph with "randomize" saved and read it back.
+  const loadedControl = await page.evaluate(async (id) => {
+    const { app } = window.comfyAPI.app;
+    const graph = app.graph.serialize();
+    const saved = graph.nodes.find((n) => n.id === id);
+    const widgets = app.graph.getNodeById(id).widgets.filter((w) => w.serialize !== false);
+    saved.widgets_values[widgets.findIndex((w) => w.name === "control_after_generate")] = "randomize";
+    await app.loadGraphData(graph, true, true, "tdl-e2e-saved-randomize");
+    return app.graph.getNodeById(id).widgets.find((w) => w.name === "control_after_generate")?.value ?? null;
+  }, made.id);
+  step(`reloaded with "randomize" saved: the control reads ${loadedControl}`);
+  results.freshNode = { created: made, runs, jobsBefore: before, jobsAfter: after, loadedControl };
+}
+
 // --- main ------------------------------------------------------------------------------------
 
 (async () => {
@@ -393,6 +448,7 @@ async function loadProjectDropdown(page) {
     await runTemplates(page);
     await saveWorkflowThroughUi(page, "tdl-e2e-saved");
     await loadProjectDropdown(page);
+    if (SANDBOX) await freshNodeRunsOnce(page);
     results.localStorage = await page.evaluate(() => Object.fromEntries(Object.entries(localStorage)));
     results.sessionStorage = await page.evaluate(() => Object.fromEntries(Object.entries(sessionStorage)));
     results.finalGraph = await page.evaluate(() => JSON.stringify(window.comfyAPI.app.app.graph.serialize()));

@@ -6,6 +6,12 @@
 // workflow's positional widgets_values, and options.serialize = false keeps them out of the prompt.
 // Status text during a run is ComfyUI's own: the pack's send_progress_text reaches the frontend's
 // `progress_text` handler, which shows it on the node.
+//
+// Also owns the seed of the generation nodes: every run of a changed seed is a paid job, and the
+// frontend gives a node made from the node search (or LiteGraph.createNode) a seed control set to
+// "randomize", so an unchanged graph queued twice would pay twice. A node made fresh gets "fixed";
+// a node loaded from a workflow (or pasted) keeps the value saved with it, because LiteGraph calls
+// onNodeCreated before configure() restores the saved widgets_values.
 
 import { app } from "../../../scripts/app.js";
 import { el, ensureStyles, onStatus, refreshStatus, routes, sandboxInUse } from "./client.js";
@@ -15,6 +21,10 @@ export const DISPLAY_NODES = new Set([
   "3DLabsLoadProject", "3DLabsProjects", "3DLabsRecentJobs", "3DLabsStoryboardTimeline",
 ]);
 export const OUTPUT_WIDGET = "3dlabs_output";
+// Nodes whose seed is part of what makes a paid job (their INPUT_TYPES ask for a seed control).
+export const GENERATION_NODES = new Set(["3DLabsStory", "3DLabsScenePlan", "3DLabsImageGenerate"]);
+export const SEED_WIDGET = "seed";
+export const CONTROL_WIDGET = "control_after_generate";
 // ComfyUI's own status-text widget (added on the first progress_text). Frontend 1.27 leaves it
 // serializable, which would save the last status line into widgets_values; on our nodes it is not.
 const PROGRESS_WIDGET = "$$node-text-preview";
@@ -175,6 +185,19 @@ function addProjectPicker(node) {
   if (projectsCache?.list?.length) fill(projectsCache);
 }
 
+// --- the seed of a fresh node ---------------------------------------------------------------------
+
+/** Set the seed's "control after generate" to "fixed"; returns whether a control widget was found. */
+export function pinSeedControl(node) {
+  const seed = node?.widgets?.find((w) => w.name === SEED_WIDGET);
+  // The frontend links the control to its seed widget; by name as a fallback for other frontends.
+  const control = seed?.linkedWidgets?.find((w) => Array.isArray(w?.options?.values) || w?.name === CONTROL_WIDGET)
+    ?? node?.widgets?.find((w) => w.name === CONTROL_WIDGET);
+  if (!control) return false;
+  control.value = "fixed";
+  return true;
+}
+
 // --- wiring --------------------------------------------------------------------------------------
 
 /** Called from beforeRegisterNodeDef for every node type; decorates only the pack's own. */
@@ -183,6 +206,8 @@ export function decorateNodeType(nodeType, nodeData) {
   const onNodeCreated = nodeType.prototype.onNodeCreated;
   nodeType.prototype.onNodeCreated = function (...args) {
     const r = onNodeCreated?.apply(this, args);
+    // Before configure(): a loaded node's saved choice overwrites this, a fresh node keeps it.
+    if (GENERATION_NODES.has(nodeData.name)) pinSeedControl(this);
     // Appended after the node's own widgets, so the positional widgets_values stay as they are.
     if (nodeData.name === "3DLabsLoadProject") addProjectPicker(this);
     addOutputDisplay(this);
