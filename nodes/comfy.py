@@ -131,3 +131,28 @@ class NodeProgress:
             server.send_progress_text(message, self.node_id, self.client_id)
         except Exception:  # noqa: BLE001
             log.debug("3DLabs: progress text failed", exc_info=True)
+
+
+PREVIEW_SIZE_DEFAULT = 512  # ComfyUI's own default for --preview-size
+
+
+def preview_size() -> int:
+    """The largest side of the previews ComfyUI shows on nodes (``--preview-size``)."""
+    cli = _module("comfy.cli_args")
+    size = getattr(getattr(cli, "args", None), "preview_size", None) if cli is not None else None
+    return size if isinstance(size, int) and size > 0 else PREVIEW_SIZE_DEFAULT
+
+
+def preview(node_id: str | None, image, done: int, total: int) -> None:
+    """Show a small PIL ``image`` on the node through ComfyUI's progress bar; a no-op without ComfyUI.
+
+    Best effort: a preview must never fail or hold up a paid result, so nothing here raises (ComfyUI's
+    progress hook raises on Cancel; the run notices Cancel on its own).
+    """
+    utils = _module("comfy.utils")
+    if utils is None or node_id is None:
+        return
+    try:
+        utils.ProgressBar(total, node_id=node_id).update_absolute(done, total, ("JPEG", image, preview_size()))
+    except Exception:  # noqa: BLE001
+        log.debug("3DLabs: preview failed", exc_info=True)

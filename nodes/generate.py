@@ -6,16 +6,11 @@ returned as one [N,H,W,3] batch in scene order, ready for ImageScaleBy or Create
 
 from __future__ import annotations
 
-import json
-
 from . import images, runtime
 from .api import validation
 from .api.endpoints import IMAGES, image_body
-from .api.errors import BatchError, ThreeDLabsError, ValidationError
-from .api.models import Job
-from .batch_assembly import BatchAssembly
-from .downloads import Downloads
-from .reuse import carry_out, plan_jobs
+from .api.errors import BatchError, ValidationError
+from .run import NodeRun
 from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices
 
 IMAGE_TIMEOUT = 900.0
@@ -127,52 +122,25 @@ class ThreeDLabsImageGenerate:
     @staticmethod
     def _run(prompts, provider, model, aspect_ratio, project_id, scene_number, seed, wait, node_id):
         bodies = build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_number)
-        current = runtime.settings()
-        t = runtime.tally()
         width, height = ASPECT_SIZES.get(bodies[0]["aspectRatio"], (1024, 1024))
-        if current.dry_run:
-            runtime.reserve_jobs(len(bodies), "3DLabs Image Generate", current)
-            runtime.record(t, dry_run=len(bodies))
-            image = images.placeholder_images(len(bodies), width, height)
-            mask = images.empty_mask(len(bodies), width, height)
-            text = (f"DRY RUN: would POST /api/{IMAGES} {len(bodies)} time(s), first body "
-                    f"{json.dumps(bodies[0])} (nothing spent)")
-            return image, mask, ["dry-run"] * len(bodies), runtime.finish_text(node_id, t, text)
-        client = runtime.client_for(current)
-        label = "3DLabs Image Generate"
-        try:
-            # The cap (and what is reused) is settled first: a list over the cap is refused here, before
-            # any thread, request or batch memory exists.
-            plan = plan_jobs(client, label, "image", IMAGES, bodies, seed, labels=[b["prompt"][:80] for b in bodies])
-        except ThreeDLabsError:
-            runtime.finish_text(node_id, t)
-            raise
-        # The batch's memory is prepared while the jobs run, at the size this aspect ratio usually gives.
-        expect = (width, height) if wait else None
-        with Downloads(client) as downloads, BatchAssembly(len(bodies), fit="resize", expect=expect) as batch:
-
-            def succeeded(index: int, job: Job) -> None:
-                # Each job's image downloads and decodes as soon as it succeeds, while the others run.
-                downloads.start(job, then=lambda data, sources: batch.add_job(index, data, sources))
-
+        with NodeRun("3DLabs Image Generate", node_id) as run:
+            text = run.dry_run(IMAGES, bodies)
+            if text is not None:
+                return (images.placeholder_images(len(bodies), width, height),
+                        images.empty_mask(len(bodies), width, height), ["dry-run"] * len(bodies), text)
             try:
-                result = carry_out(client, t, plan, label, node_id=node_id, timeout=IMAGE_TIMEOUT, wait=wait,
-                                   on_done=succeeded)
+                result = run.jobs("image", IMAGES, bodies, seed, labels=[b["prompt"][:80] for b in bodies],
+                                  timeout=IMAGE_TIMEOUT, wait=wait, with_images=True)
             except BatchError as err:
                 done = sum(r is not None for r in err.results)
-                runtime.finish_text(node_id, t)
                 raise BatchError(err.failures, err.results, hint=(
                     f"Queue again to retry: the {done} finished image(s) are reused without paying again."
                 )) from None
-            except ThreeDLabsError:
-                runtime.finish_text(node_id, t)
-                raise
             if not wait:
                 image, mask = images.empty_image(64, 64, 1)
                 text = f"Submitted {len(result)} job(s); collect them with 3DLabs Job Wait:\n" + "\n".join(result)
-                return image, mask, list(result), runtime.finish_text(node_id, t, text)
-            data, sources = downloads.collect(result)
-            image, mask = batch.result(data, sources)
-        ids = [job.id for job in result]
-        text = f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]} from {len(ids)} job(s)."
-        return image, mask, ids, runtime.finish_text(node_id, t, text)
+                return image, mask, list(result), run.finish(text)
+            image, mask = run.images
+            ids = [job.id for job in result]
+            text = f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]} from {len(ids)} job(s)."
+            return image, mask, ids, run.finish(text)

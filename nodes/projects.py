@@ -7,9 +7,11 @@ import os
 import time
 
 from . import images, runtime
-from .api.errors import ValidationError
+from .api.errors import ImageError, ResponseFormatError, ValidationError
 from .api.journal import Journal
 from .api.models import Project, ScenePlan, Story
+from .api.readers import describe
+from .run import NodeRun
 from .types import CATEGORY, SCENE_PLAN, STORY
 
 
@@ -17,10 +19,25 @@ def project_json(project: Project) -> str:
     return json.dumps(project.raw, indent=2, default=str)
 
 
+def no_images(project: Project) -> Exception:
+    """The error for a project without a single image: it names the project and the keys it holds."""
+    parts = ["a story"] if project.story else []
+    if project.scene_plan:
+        parts.append(f"a scene plan of {len(project.scene_plan.scenes)} scenes")
+    seen = describe(project.raw)
+    if not parts:
+        return ResponseFormatError(f"project {project.id} holds no story, scene plan or image that the pack can "
+                                   f"read ({seen})")
+    return ImageError(f"It has {' and '.join(parts)} but no image URL or image data anywhere ({seen})",
+                      summary=f"3DLabs project {project.id} has no scene images yet.",
+                      hint="Generate them with 3DLabs Image Generate (same project_id), then load it again.")
+
+
 class ThreeDLabsLoadProject:
     CATEGORY = CATEGORY
-    DESCRIPTION = ("Loads an existing 3DLabs project: its story, scene plan and scene images (downloaded now), "
-                   "without submitting any job.")
+    DESCRIPTION = ("Loads an existing 3DLabs project: its story, scene plan and scene images (downloaded now, in "
+                   "scene order, wherever the project keeps them), without submitting any job. A project without "
+                   "any image yet is an error that says so.")
     RETURN_TYPES = (STORY, SCENE_PLAN, "IMAGE", "STRING")
     RETURN_NAMES = ("story", "scene_plan", "images", "project_json")
     OUTPUT_TOOLTIPS = ("The project's story.", "The project's scene plan.",
@@ -45,19 +62,17 @@ class ThreeDLabsLoadProject:
 
     @staticmethod
     def _run(project_id, node_id):
-        client = runtime.client_for()
-        project = client.get_project(project_id)
-        story = project.story or Story(raw={}, text="(this project has no story yet)")
-        plan = project.scene_plan or ScenePlan(scenes=[], raw={})
-        if project.images:
+        with NodeRun("3DLabs Load Project", node_id) as run:
+            client = run.client
+            project = client.get_project(project_id)
+            if not project.images:
+                raise no_images(project)
+            story = project.story or Story(raw={}, text="(this project has no story yet)")
+            plan = project.scene_plan or ScenePlan(scenes=[], raw={})
             data = [client.fetch_image(ref) for ref in project.images]
-            image, _mask = images.images_to_batch(data, fit="resize",
-                                                  sources=[f"project {project.id}"] * len(data))
-        else:
-            image, _mask = images.empty_image(64, 64, 1)
-        runtime.finish_text(node_id, runtime.tally(),
-                            f"Loaded project {project.name or project.id}: {len(plan.scenes)} scenes, "
-                            f"{len(project.images)} images.")
+            image, _mask = images.images_to_batch(data, sources=[f"project {project.id}"] * len(data))
+            run.finish(f"Loaded project {project.name or project.id}: {len(plan.scenes)} scenes, "
+                       f"{len(project.images)} images.")
         return story, plan, image, project_json(project)
 
 

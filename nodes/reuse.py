@@ -1,21 +1,14 @@
-"""Submit a node's jobs, or collect a paid result again instead of paying twice.
+"""What a node must pay for: jobs paid for already are collected again instead of paid twice.
 
 Every job-creating request gets a key: the API, the workspace, the endpoint, the exact body and the
-node's seed. When the journal holds a succeeded job under the same key, its result is fetched by id
-instead of submitting again, so a re-run after a restart, a cache eviction or a partly failed batch
-only pays for what is missing. A job whose end was never seen (a crash, Cancel, a timeout, polling
-that kept failing) is waited for again rather than paid for twice, and so is a paid job that cannot
-be checked right now (a flaky connection is no reason to pay again). Only a job 3DLabs says failed
-or does not know is submitted anew. The seed is part of the key, so a new seed asks for a new take.
+node's seed (a new seed asks for a new take). A succeeded job under the key is reused; one whose end
+nobody saw (a crash, Cancel, a timeout, failing polls), or that cannot be checked now, is waited for
+again. Only a job 3DLabs says failed or does not know is submitted anew. 3DLabs may answer 404 for a
+job in its first moments, so a journaled job younger than ``jobs.NOT_FOUND_GRACE_SECONDS`` (from its
+journal submit time) is waited for on a 404, never replaced.
 
-3DLabs may answer 404 for a job in its first moments. So a job whose end nobody saw and that was
-journaled less than the grace ago (``jobs.NOT_FOUND_GRACE_SECONDS``, counted from the journal's submit
-time) is waited for on a 404, never replaced: the wait loop, which applies the same grace, decides
-whether it is gone. Queue with wait off, then with wait on a second later, and one job is paid for.
-
-Every check that can refuse runs before anything costs: the job cap is checked on the jobs that must
-be paid for whatever the journal holds before any request, and reserved on the exact count before any
-POST, so a list over the cap is refused before a thread, a request or a batch's memory exists.
+The cap is checked on the jobs that must be paid for whatever the journal holds before any request,
+and reserved on the exact count before any POST: a list over the cap costs no thread, request or memory.
 """
 
 from __future__ import annotations
@@ -23,17 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import runtime
+from . import spend
 from .api import jobs as engine
-from .api.errors import JobError, JobFailedError, NotFoundError, ThreeDLabsError
-from .api.jobs import raise_for_failures
+from .api.config import Settings
+from .api.errors import NotFoundError, ThreeDLabsError
 from .api.journal import UNFINISHED_STATES, request_hash
 from .api.models import Job
+from .spend import PromptTally
 
 if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
     from .api.client import ThreeDLabsClient
@@ -129,31 +121,11 @@ def _may_be_new(rec: dict) -> bool:
     return age is None or age < engine.NOT_FOUND_GRACE_SECONDS
 
 
-def _created_at(client: ThreeDLabsClient, job_ids: list[str], reused: set[str]) -> list[float]:
-    """Monotonic creation times for the wait loop's 404 grace: a reused job's comes from the journal,
-    so a job submitted long ago gets no fresh grace; a job submitted just now was created now."""
-    now_mono = time.monotonic()
-    out = []
-    for job_id in job_ids:
-        age = _journal_age(client.journal.find(job_id) or {}) if job_id in reused else None
-        out.append(now_mono - age if age is not None else now_mono)
-    return out
-
-
-def submit_all(client: ThreeDLabsClient, endpoint: str, kind: str, bodies: list[dict], keys: list[str],
-               labels: list[str]) -> list[str | ThreeDLabsError]:
-    """POST every body concurrently (bounded); a failed POST leaves an error in its slot."""
-    def one(i: int):
-        try:
-            return client.submit(endpoint, kind, bodies[i], request_key=keys[i], label=labels[i])
-        except ThreeDLabsError as err:
-            return err
-
-    if len(bodies) <= 1:
-        return [one(i) for i in range(len(bodies))]
-    with ThreadPoolExecutor(max_workers=min(len(bodies), client.settings.max_in_flight),
-                            thread_name_prefix="3dlabs-submit") as pool:
-        return list(pool.map(one, range(len(bodies))))
+def created_at(client: ThreeDLabsClient, job: Job | None) -> float:
+    """Monotonic creation time for the wait's 404 grace: a reused job's comes from the journal, so a job
+    submitted long ago gets no fresh grace; a job submitted just now (``job`` None) was created now."""
+    age = _journal_age(client.journal.find(job.id) or {}) if job is not None else None
+    return time.monotonic() - (age or 0.0)
 
 
 @dataclass
@@ -169,98 +141,19 @@ class JobPlan:
     todo: list[int]
 
 
-def plan_jobs(client: ThreeDLabsClient, node_label: str, kind: str, endpoint: str, bodies: list[dict], seed,
-              labels: list[str] | None = None) -> JobPlan:
+def plan_jobs(client: ThreeDLabsClient, t: PromptTally, current: Settings, node_label: str, kind: str,
+              endpoint: str, bodies: list[dict], seed, labels: list[str]) -> JobPlan:
     """Look up what is paid for already and reserve the rest against the cap; refuse before any cost.
 
     The cap is first checked, with no request, on the bodies the journal has no paid job for: those
     are paid for whatever 3DLabs answers. Then the journaled ones are checked with 3DLabs, and the
     exact count to submit is reserved. Nothing here starts a thread or allocates a batch.
     """
-    current = runtime.settings()
     keys = [request_key(client, endpoint, b, seed) for b in bodies]
     journaled = _journaled_keys(client) if _reuse_enabled() else set()
     known = sum(key in journaled for key in keys)
-    runtime.check_jobs(len(bodies) - known, node_label, current)
+    spend.reserve(t, len(bodies) - known, node_label, current, keep=False)
     reused = find_reusable(client, keys)
     todo = [i for i, job in enumerate(reused) if job is None]
-    runtime.reserve_jobs(len(todo), node_label, current)
-    return JobPlan(kind, endpoint, bodies, keys, labels or [""] * len(bodies), reused, todo)
-
-
-def collect_or_submit(client: ThreeDLabsClient, t: runtime.PromptTally, node_label: str, kind: str, endpoint: str,
-                      bodies: list[dict], seed, *, node_id: str | None, timeout: float, wait: bool = True,
-                      labels: list[str] | None = None,
-                      on_done: Callable[[int, Job], None] | None = None) -> list[Job] | list[str]:
-    """Jobs for ``bodies`` in order: reused where paid for already, else submitted (within the cap)."""
-    plan = plan_jobs(client, node_label, kind, endpoint, bodies, seed, labels)
-    return carry_out(client, t, plan, node_label, node_id=node_id, timeout=timeout, wait=wait, on_done=on_done)
-
-
-def carry_out(client: ThreeDLabsClient, t: runtime.PromptTally, plan: JobPlan, node_label: str, *,
-              node_id: str | None, timeout: float, wait: bool = True,
-              on_done: Callable[[int, Job], None] | None = None) -> list[Job] | list[str]:
-    """Submit what ``plan`` must pay for, then (with ``wait``) wait for every job not finished yet.
-
-    With ``wait`` the finished jobs are returned (errors raised after every submitted job was waited
-    for, so that nothing paid for is left uncollected); without it, the job ids. ``on_done`` is
-    given each job, with its place in the bodies, as soon as it is known to have succeeded (reused
-    ones before the wait begins).
-    """
-    bodies, reused, todo, kind = plan.bodies, plan.reused, plan.todo, plan.kind
-    submitted = submit_all(client, plan.endpoint, kind, [bodies[i] for i in todo], [plan.keys[i] for i in todo],
-                           [plan.labels[i] for i in todo])
-    ids: list[str | None] = [job.id if job else None for job in reused]
-    submit_errors: list[tuple[int, ThreeDLabsError]] = []
-    for i, outcome in zip(todo, submitted):
-        if isinstance(outcome, ThreeDLabsError):
-            submit_errors.append((i, outcome))
-        else:
-            ids[i] = outcome
-    n_reused = sum(job is not None for job in reused)
-    runtime.record(t, submitted={kind: len(todo) - len(submit_errors)} if len(todo) > len(submit_errors) else None,
-                   reused=n_reused)
-    if n_reused:
-        log.info("3DLabs: %s reused %d paid job%s instead of submitting again", node_label, n_reused,
-                 "s" if n_reused != 1 else "")
-
-    if not wait:
-        if submit_errors:
-            _raise_submit_errors(submit_errors, len(bodies), ids)
-        return [i for i in ids if i]  # type: ignore[misc]
-
-    done = [job if job is not None and job.status == "succeeded" else None for job in reused]
-    live = [i for i in range(len(bodies)) if ids[i] is not None and done[i] is None]
-    live_ids = [ids[i] for i in live]
-    created = _created_at(client, live_ids, {job.id for job in reused if job is not None})  # type: ignore[arg-type]
-    outcomes: dict[int, Job | JobError] = {i: done[i] for i in range(len(bodies)) if done[i] is not None}
-    if on_done is not None:
-        for i, job in outcomes.items():
-            on_done(i, job)
-    if live:
-        place = {ids[i]: i for i in live}
-        succeeded = None if on_done is None else (lambda job: on_done(place[job.id], job))
-        waited = runtime.wait_jobs(client, live_ids, node_id=node_id, label=node_label,  # type: ignore[arg-type]
-                                   timeout=timeout, created_at=created, raise_on_failure=False, on_done=succeeded)
-        outcomes.update(zip(live, waited))
-    ok = sum(isinstance(o, Job) for i, o in outcomes.items() if done[i] is None)
-    failed = [(i, o) for i, o in sorted(outcomes.items()) if isinstance(o, JobError)]
-    runtime.record(t, succeeded=ok, failed=len(failed))
-    if submit_errors:
-        _raise_submit_errors(submit_errors, len(bodies), ids)
-    ordered = [outcomes[i] for i in range(len(bodies))]
-    raise_for_failures(ordered)
-    return ordered  # type: ignore[return-value]
-
-
-def _raise_submit_errors(errors: list[tuple[int, ThreeDLabsError]], total: int, ids: list) -> None:
-    if total == 1:
-        raise errors[0][1]
-    first_i, first = errors[0]
-    made = sum(1 for i in ids if i)
-    more = f" ({len(errors)} items failed to submit)" if len(errors) > 1 else ""
-    raise type(first)(
-        f"item {first_i + 1} of {total}: {first.message}{more}. The {made} job(s) that were submitted are in the "
-        "journal; queue again to submit only what is missing",
-        status=first.status, summary=f"Submitting item {first_i + 1} of {total} to 3DLabs failed.",
-    ) if not isinstance(first, JobFailedError) else first
+    spend.reserve(t, len(todo), node_label, current)
+    return JobPlan(kind, endpoint, bodies, keys, labels, reused, todo)

@@ -8,7 +8,8 @@
   ``Sec-Fetch-Site: cross-site`` is refused); POSTs take ``application/json`` only, which a
   cross-site form cannot send without a CORS preflight.
 - Every outcome is JSON ``{"error": "<message>"}`` with a fitting status; typed errors carry their
-  own (redacted) message, and nothing else ever reaches the answer: no traceback, no token.
+  own (redacted) message and status (``http_status``), and nothing else ever reaches the answer: no
+  traceback, no token.
 """
 
 from __future__ import annotations
@@ -23,18 +24,7 @@ from aiohttp import web
 
 from . import comfy
 from .api.config import is_loopback_host
-from .api.errors import (
-    AuthError,
-    ConfigError,
-    ForbiddenError,
-    NetworkError,
-    NotFoundError,
-    OutOfCreditsError,
-    RateLimitedError,
-    ThreeDLabsError,
-    ValidationError,
-    redact,
-)
+from .api.errors import ThreeDLabsError, redact
 
 log = logging.getLogger("3dlabs")
 
@@ -53,25 +43,6 @@ class Refused(Exception):
 # --- errors as JSON ---------------------------------------------------------------------------
 
 
-def status_for(err: ThreeDLabsError) -> int:
-    """The HTTP status a typed error answers with (the 3DLabs answer's class, seen through this proxy)."""
-    if isinstance(err, (ConfigError, ValidationError)):
-        return 400
-    if isinstance(err, AuthError):
-        return 401
-    if isinstance(err, ForbiddenError):
-        return 403
-    if isinstance(err, NotFoundError):
-        return 404
-    if isinstance(err, OutOfCreditsError):
-        return 402
-    if isinstance(err, RateLimitedError):
-        return 429
-    if isinstance(err, NetworkError):
-        return 504
-    return 502
-
-
 def error_response(status: int, message: str) -> web.Response:
     return web.json_response({"error": redact(message)}, status=status)
 
@@ -88,7 +59,7 @@ def json_errors(handler):
         except Refused as err:
             return error_response(err.status, err.message)
         except ThreeDLabsError as err:
-            return error_response(status_for(err), err.message)
+            return error_response(err.http_status, err.message)
         except web.HTTPException as err:  # aiohttp's own refusals (a body over the size limit...)
             return error_response(err.status, err.reason or "The request was refused.")
         except Exception as err:  # noqa: BLE001  an answer, not a traceback, goes to the browser

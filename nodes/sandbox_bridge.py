@@ -42,12 +42,14 @@ def ensure_started(job_seconds: float = 3.0):
 
             data_dir = config.user_dir() / "sandbox"
             data_dir.mkdir(parents=True, exist_ok=True)
+            # No debug routes: a page in the browser or a LAN client must not set faults or mint tokens.
             _server = SandboxServer(job_seconds=job_seconds, data_dir=data_dir).start()
             log.info("3DLabs: bundled SANDBOX started at %s (made-up content, no account)", _server.api_url)
         return _server
 
 
 def stop() -> None:
+    """Stop the bundled sandbox; the tests' teardown, since each test has its own user directory."""
     global _server
     with _lock:
         if _server is not None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from . import runtime
 from .api import validation
 from .api.endpoints import SCENE_PLANNING, scene_plan_body
-from .api.errors import ThreeDLabsError, ValidationError
+from .api.errors import ValidationError
 from .api.models import Scene, ScenePlan, Story
-from .reuse import collect_or_submit
+from .run import NodeRun
 from .types import CATEGORY, SCENE_PLAN, SEED, STORY, max_minutes_input
 
 PLAN_TIMEOUT = 900.0
@@ -95,29 +93,17 @@ class ThreeDLabsScenePlan:
     @staticmethod
     def _run(story, max_minutes, seed, video_model, node_id) -> ScenePlan:
         body = scene_plan_body(story_payload(story), max_minutes, video_model=validation.video_model(video_model))
-        current = runtime.settings()
-        t = runtime.tally()
-        dry_story = isinstance(body["story"], dict) and body["story"].get("dryRun")
-        if current.dry_run or dry_story:
-            runtime.record(t, dry_run=1)
-            plan = dry_run_plan(body["maxMinutes"])
-            shown = {**body, "story": "<story object>"}
-            runtime.finish_text(node_id, t, f"DRY RUN: would POST /api/{SCENE_PLANNING} with "
-                                            f"{json.dumps(shown)} (1 job, nothing spent)")
+        dry_story = isinstance(body["story"], dict) and bool(body["story"].get("dryRun"))
+        with NodeRun("3DLabs Scene Plan", node_id) as run:
+            if run.dry_run(SCENE_PLANNING, [body], shown={**body, "story": "<story object>"}, force=dry_story):
+                return dry_run_plan(body["maxMinutes"])
+            [job] = run.jobs("scene-plan", SCENE_PLANNING, [body], seed, labels=["scene plan"], timeout=PLAN_TIMEOUT)
+            plan = run.client.scene_plan_of(job)
+            plan.job_id = job.id
+            empty = [s.number for s in plan.scenes if not s.image_prompt.strip()]
+            note = f" Scenes without an image prompt: {empty}." if empty else ""
+            run.finish(f"Scene plan ready: {len(plan.scenes)} scenes (job {job.id}).{note}")
             return plan
-        client = runtime.client_for(current)
-        try:
-            [job] = collect_or_submit(client, t, "3DLabs Scene Plan", "scene-plan", SCENE_PLANNING, [body], seed,
-                                      node_id=node_id, timeout=PLAN_TIMEOUT, labels=["scene plan"])
-            plan = client.scene_plan_of(job)
-        except ThreeDLabsError:
-            runtime.finish_text(node_id, t)
-            raise
-        plan.job_id = job.id
-        empty = [s.number for s in plan.scenes if not s.image_prompt.strip()]
-        note = f" Scenes without an image prompt: {empty}." if empty else ""
-        runtime.finish_text(node_id, t, f"Scene plan ready: {len(plan.scenes)} scenes (job {job.id}).{note}")
-        return plan
 
 
 class ThreeDLabsSceneSelect:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from . import runtime
 from .api import validation
 from .api.endpoints import STORIES, story_body
-from .api.errors import ThreeDLabsError, ValidationError
+from .api.errors import ValidationError
 from .api.models import Story
-from .reuse import collect_or_submit
+from .run import NodeRun
 from .types import CATEGORY, SEED, STORY, STORY_PROVIDERS, choices, max_minutes_input
 
 STORY_TIMEOUT = 900.0
@@ -69,24 +67,13 @@ class ThreeDLabsStory:
     @staticmethod
     def _run(topic, max_minutes, provider, seed, project_id, node_id) -> tuple[Story, str]:
         body = story_body(topic, max_minutes, project_id=project_id, provider=provider)
-        current = runtime.settings()
-        t = runtime.tally()
-        if current.dry_run:
-            runtime.record(t, dry_run=1)
-            text = f"DRY RUN: would POST /api/{STORIES} with {json.dumps(body)} (1 job, nothing spent)"
-            story = Story(raw={"title": f"Dry run: {body['topic'][:60]}", "topic": body["topic"], "dryRun": True},
-                          text=text, title="Dry run", job_id="dry-run")
-            runtime.finish_text(node_id, t, text)
-            return story, "dry-run"
-        client = runtime.client_for(current)
-        try:
-            [job] = collect_or_submit(client, t, "3DLabs Story", "story", STORIES, [body], seed,
-                                      node_id=node_id, timeout=STORY_TIMEOUT, labels=[body["topic"][:80]])
-            story = client.story_of(job)
-        except ThreeDLabsError:
-            runtime.finish_text(node_id, t)
-            raise
-        story.job_id = job.id
-        runtime.finish_text(node_id, t, f"Story ready (job {job.id}).")
-        return story, job.id
-
+        with NodeRun("3DLabs Story", node_id) as run:
+            text = run.dry_run(STORIES, [body])
+            if text is not None:
+                return Story(raw={"title": f"Dry run: {body['topic'][:60]}", "topic": body["topic"], "dryRun": True},
+                             text=text, title="Dry run", job_id="dry-run"), "dry-run"
+            [job] = run.jobs("story", STORIES, [body], seed, labels=[body["topic"][:80]], timeout=STORY_TIMEOUT)
+            story = run.client.story_of(job)
+            story.job_id = job.id
+            run.finish(f"Story ready (job {job.id}).")
+            return story, job.id

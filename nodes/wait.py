@@ -9,11 +9,10 @@ import time
 from . import images, runtime
 from .api import jobs as engine
 from .api import validation
-from .api.errors import ResponseFormatError, ThreeDLabsError, ValidationError
+from .api.errors import ResponseFormatError, ValidationError
 from .api.models import Job
-from .batch_assembly import BatchAssembly
-from .downloads import Downloads
 from .generate import first
+from .run import NodeRun
 from .scenes import plan_text
 from .types import CATEGORY
 
@@ -113,43 +112,20 @@ class ThreeDLabsJobWait:
             raise ValidationError("No job id given: paste one, or connect Image Generate's job_ids.")
         for job_id in ids:
             validation.optional_id("job_id", job_id)  # refuse before any request, not as a polling failure
-        client = runtime.client_for()
-        t = runtime.tally()
-        records = {job_id: client.journal.find(job_id) or {} for job_id in ids}
-        # Where each image job's picture will sit in the batch if every job gives one image: guessed
-        # only when the journal knows every id's kind (an unknown id may turn out to hold images).
-        image_ids = [job_id for job_id in ids if records[job_id].get("kind") == "image"]
-        guess = all(records[job_id].get("kind") for job_id in ids)
-        places = {job_id: place for place, job_id in enumerate(image_ids)} if guess else {}  # ids are unique
-        with Downloads(client) as downloads, BatchAssembly(len(places), fit="resize") as batch:
+        with NodeRun("3DLabs Job Wait", node_id) as run:
+            client = run.client
+            records = {job_id: client.journal.find(job_id) or {} for job_id in ids}
+            kinds = {job_id: rec.get("kind") for job_id, rec in records.items()}
 
-            def fetch_early(job: Job) -> None:
-                # Only jobs the journal knows as image jobs: another kind's result is not fetched.
-                if records.get(job.id, {}).get("kind") == "image":
-                    place = places.get(job.id)
-                    downloads.start(job, then=None if place is None else
-                                    (lambda data, sources: batch.add_job(place, data, sources)))
+            def refs_of(job: Job):
+                # Only results that hold images are fetched (a story's or a plan's are not).
+                kind = kinds.get(job.id)
+                return client.image_refs_of(job) if describe_result(job, kind, client)[1] else []
 
-            try:
-                jobs = runtime.wait_jobs(client, ids, node_id=node_id, label="3DLabs Job Wait", timeout=timeout,
-                                         created_at=_created_at(records, ids), on_done=fetch_early)
-            except ThreeDLabsError:
-                runtime.finish_text(node_id, t)
-                raise
-            runtime.record(t, succeeded=len(jobs))
-            texts, image_jobs = [], []
-            for job in jobs:
-                text, has_images = describe_result(job, records.get(job.id, {}).get("kind"), client)
-                texts.append(text)
-                if has_images:
-                    image_jobs.append(job)
-            data, sources = downloads.collect(image_jobs)
-            if image_jobs:
-                image, mask = batch.result(data, sources)
-            else:
-                image, mask = images.empty_image(64, 64, 1)
-        payload = [{"id": j.id, "status": j.status, "result": j.result} for j in jobs]
+            jobs = run.collect(ids, _created_at(records, ids), timeout, refs_of)
+            texts = [describe_result(job, kinds.get(job.id), client)[0] for job in jobs]
+            image, mask = run.images or images.empty_image(64, 64, 1)
+            payload = [{"id": j.id, "status": j.status, "result": j.result} for j in jobs]
+            run.finish(f"Collected {len(jobs)} job(s).")
         result_json = json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str)
-        text = "\n\n".join(texts)
-        runtime.finish_text(node_id, t, f"Collected {len(jobs)} job(s).")
-        return result_json, image, mask, text
+        return result_json, image, mask, "\n\n".join(texts)

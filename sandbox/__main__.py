@@ -17,6 +17,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-seconds", type=float, default=3.0, help="how long each job takes (default 3)")
     parser.add_argument("--data-dir", default=None, help="keep workspaces, projects and jobs in DIR")
     parser.add_argument("--token", default=None, help="static token to accept (default: the sandbox's own)")
+    parser.add_argument("--debug-routes", action="store_true",
+                        help="also serve the /__sandbox/* routes: fault injection, short-lived token minting "
+                             "(/__sandbox/token), request and job counters, reset. Off by default")
     return parser
 
 
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         file_port=args.file_port,
         static_tokens=[args.token] if args.token else None,
+        debug_routes=args.debug_routes,
     )
     try:
         server.start()
@@ -40,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"3DLabs sandbox API: {server.api_url}  (files: {server.file_url})")
     print(f"Token: {server.static_token}")
     print(f"Use: THREEDLABS_BASE_URL={server.api_url} THREEDLABS_TOKEN={server.static_token}")
-    print(f"Short-lived tokens: THREEDLABS_TOKEN_COMMAND='curl -s -X POST "
-          f"{server.origin}/__sandbox/token?ttl=60&format=text'")
+    if args.debug_routes:
+        print(f"Short-lived tokens: THREEDLABS_TOKEN_COMMAND='curl -s -X POST "
+              f"{server.origin}/__sandbox/token?ttl=60&format=text'")
+        print(f"Debug routes: {server.origin}/__sandbox/stats, /__sandbox/faults, /__sandbox/reset")
+    else:
+        print("Short-lived tokens, fault injection and counters: restart with --debug-routes")
     print("Press Ctrl-C to stop.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

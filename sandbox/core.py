@@ -44,6 +44,7 @@ class SandboxState:
         self.job_seconds = float(job_seconds)
         self.require_auth = require_auth
         self.file_url = ""  # known once the file server is bound
+        self.debug_routes = False  # the /__sandbox/* routes: for tests and `python -m sandbox --debug-routes`
         self.origin = ""
         self.store = Store(data_dir)
         self._seed()

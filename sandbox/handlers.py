@@ -1,7 +1,8 @@
 """The HTTP side of the sandbox: the threading server, the API handler and the file (CDN) handler.
 
 Transport-level behaviour lives here: Clerk-style auth failures, workspace checks, injected latency,
-errors, resets, HTML pages and broken JSON, plus the unauthenticated /__sandbox debug routes.
+errors, resets, HTML pages and broken JSON, plus the unauthenticated /__sandbox debug routes (served
+only by a sandbox started with debug routes; otherwise they are 404 like any unknown path).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ class ApiHandler(_Handler):
             return
         url = urlsplit(self.path)
         try:
-            if url.path.startswith("/__sandbox/"):
+            if url.path.startswith("/__sandbox/") and self.state.debug_routes:
                 self._debug(method, url.path, parse_qs(url.query), body)
             elif method == "GET" and url.path.startswith(api.API_FILE_ROOT + "/files/"):
                 self._api_file(url.path[len(api.API_FILE_ROOT):])

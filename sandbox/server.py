@@ -1,7 +1,10 @@
 """SandboxServer: the Python API that starts, drives and stops the sandbox.
 
 It runs the API server and the file server (the stand-in CDN) on loopback in daemon threads; tests
-and the demo use it to mint and revoke tokens, set faults, read counters and reset.
+and the demo use it to mint and revoke tokens, set faults, read counters and reset. The same over
+HTTP (the ``/__sandbox/*`` routes: faults, token minting, stats, reset) is served only when asked
+for with ``debug_routes=True``: the sandbox ComfyUI starts for a user answers them 404, so no page
+or LAN client can switch its faults or mint its tokens.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ class SandboxServer:
 
     def __init__(self, job_seconds: float = 2.0, data_dir: str | Path | None = None, host: str = "127.0.0.1",
                  port: int = 0, file_port: int = 0, static_tokens: Iterable[str] | None = None,
-                 require_auth: bool = True, *, clock: Callable[[], float] | None = None) -> None:
+                 require_auth: bool = True, *, clock: Callable[[], float] | None = None,
+                 debug_routes: bool = False) -> None:
         self._host = host
         self._ports = (port, file_port)
         job_seconds = _checked_seconds(job_seconds)
         tokens = tuple(static_tokens) if static_tokens else (DEFAULT_STATIC_TOKEN,)
         self._state = SandboxState(job_seconds, data_dir, tokens, require_auth, clock or time.time,
                                    api.ROUTE_KEYS)
+        self._state.debug_routes = debug_routes
         self._servers: list[HttpServer] = []
         self._threads: list[threading.Thread] = []
         self._stopped = False

@@ -91,7 +91,7 @@ def bench_fanout(nodes, runtime, sandbox, n=12, job_seconds=2.0, runs_of_ours=3)
     row(f"fan-out: {n} images of {job_seconds:g} s jobs",
         f"{ours:.2f} s ({ours / job_seconds:.2f}x one job; median of {runs_of_ours})",
         f"{base:.1f} s", f"{speedup:.1f}x faster",
-        f">=8x and <=1.5x one job: {'met' if speedup >= 8 and ours <= 1.5 * job_seconds else 'MISSED'}")
+        f">=8x and <=1.3x one job: {'met' if speedup >= 8 and ours <= 1.3 * job_seconds else 'MISSED'}")
 
 
 def _detect_ours(nodes, sandbox, job_seconds, count):
@@ -204,19 +204,12 @@ def bench_decode(images_mod, repeat, min_seconds):
                 i = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
                 return torch.from_numpy(np.array(i.convert("RGB")).astype(np.float32) / 255.0)[None,]
 
-            def decode_only(data=data):
-                im = Image.open(io.BytesIO(data))
-                im.load()
-                return im
-
-            times = _interleaved((ours, loadimage, decode_only), repeat, min_seconds)
-            t_ours, t_load, t_dec = (statistics.median(t) for t in times)
-            vs_load, vs_dec = _paired_ratio(times[0], times[1]), _paired_ratio(times[0], times[2])
-            met = vs_load <= 1.0 and vs_dec <= 1.15
+            times = _interleaved((ours, loadimage), repeat, min_seconds)
+            t_ours, t_load = (statistics.median(t) for t in times)
+            vs_load = _paired_ratio(times[0], times[1])
             row(f"decode {fmt} {size}x{size}", f"{t_ours * 1000:.1f} ms ({len(times[0])} turns)",
-                f"LoadImage {t_load * 1000:.1f} ms, decode {t_dec * 1000:.1f} ms",
-                f"{vs_load:.2f}x LoadImage, {vs_dec:.3f}x decode",
-                f"<=1x LoadImage, <=1.15x decode: {'met' if met else 'MISSED'}")
+                f"LoadImage {t_load * 1000:.1f} ms", f"{vs_load:.2f}x LoadImage",
+                f"<=1x LoadImage: {'met' if vs_load <= 1.0 else 'MISSED'}")
 
 
 MEMORY_PROBE = r"""
@@ -238,10 +231,16 @@ def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
+from concurrent.futures import ThreadPoolExecutor
 images.decode_image(items[0])  # warm up allocators and codecs
 open("/proc/self/clear_refs", "w").write("5")
 before = status("VmRSS")
-image, mask = images.images_to_batch(items)
+# As a node run does it: each worker decodes its image and writes it into its slot, in any order.
+batch = images.Batch(len(items))
+order = [5, 0, 15, 3, 9, 1, 12, 7, 2, 14, 4, 11, 6, 13, 8, 10]
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(lambda i: batch.put(i, [images.decode(items[i], preview=512)]), order))
+image, mask = batch.result()
 peak = status("VmHWM")
 print(peak - before, image.nbytes + mask.nbytes, image.nbytes)
 """
@@ -252,7 +251,7 @@ def bench_batch_memory():
                          check=True, timeout=300)
     extra, outputs, image_bytes = (int(v) for v in out.stdout.split())
     ratio = extra / outputs
-    row("batch memory: 16 x 1024x1024 into one batch", f"peak +{extra / 2**20:.0f} MiB",
+    row("batch memory: 16 x 1024x1024 into one batch (8 workers)", f"peak +{extra / 2**20:.0f} MiB",
         f"output tensors {outputs / 2**20:.0f} MiB (IMAGE {image_bytes / 2**20:.0f} MiB + MASK)",
         f"{ratio:.2f}x output", f"<= 1.25x: {'met' if ratio <= 1.25 else 'MISSED'}")
 
@@ -310,6 +309,21 @@ def bench_timeline(mod):
         row(f"timeline 1344x768, {motion}, crossfade ({n} frames)",
             f"{n / elapsed:.0f} frames/s (first render in a process: {n / cold:.0f})",
             f"plain copy {n / copy:.0f} frames/s", f"{copy / elapsed:.2f}x of copy speed", "reported")
+    # Chunks of 12 frames, each dropped after use as a streaming consumer would, against the whole batch:
+    # the price of rendering a long video in constant memory.
+    plan = timeline.plan_timeline(durations, fps, "slow zoom in", "crossfade", 0.5)
+    renderer = timeline.TimelineRenderer(scenes, plan, 768, 1344)
+
+    def chunked():
+        for start in range(0, plan.total, 12):
+            renderer.render(start, min(plan.total, start + 12))
+
+    times = _interleaved((chunked, lambda: renderer.render(0, plan.total)), 3)
+    chunks, whole = (statistics.median(t) for t in times)
+    row(f"timeline 1344x768, slow zoom in, crossfade, 12-frame chunks ({plan.total} frames)",
+        f"{plan.total / chunks:.0f} frames/s ({12 * 768 * 1344 * 12 / 2**20:.0f} MiB a chunk)",
+        f"whole batch {plan.total / whole:.0f} frames/s", f"{_paired_ratio(times[0], times[1]):.2f}x the time",
+        "reported")
 
 
 SECTIONS = ("fan-out", "detection", "decode", "memory", "timeline")

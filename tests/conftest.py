@@ -1,12 +1,14 @@
-"""Shared fixtures: load the pack exactly as ComfyUI does, and run the sandbox on loopback.
+"""Shared fixtures: load the pack exactly as ComfyUI does, run the sandbox on loopback, isolate state.
 
 ComfyUI imports a custom node folder with ``spec_from_file_location`` on its ``__init__.py`` under
 its full path (dots replaced); we do the same, so that only relative imports can work and the
-checkout's folder name never matters.
+checkout's folder name never matters. Every sandbox a test starts asks for the ``/__sandbox/*``
+debug routes (faults, token minting, stats, reset), which a user's sandbox never serves.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import subprocess
@@ -19,6 +21,8 @@ import pytest
 PACK_DIR = Path(__file__).resolve().parent.parent
 # ComfyUI names a custom node folder's module after its full path, dots replaced (nodes.py).
 PACK_NAME = str(PACK_DIR).replace(".", "_x_")
+# Tools the tests share with the scripts (the workflow formats) live in scripts/; tests/ comes first.
+sys.path.append(str(PACK_DIR / "scripts"))
 
 
 def load_pack():
@@ -71,7 +75,8 @@ def pack():
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
-    """No test sees the developer's real token, base URL or user directory."""
+    """No test sees the developer's real token, base URL, limits or user directory (the pack's own
+    settings; the suite's opt-in switches such as THREEDLABS_WRITE_THUMBNAILS stay)."""
     for name in (
         "THREEDLABS_TOKEN",
         "THREEDLABS_TOKEN_COMMAND",
@@ -80,17 +85,25 @@ def _isolated_env(monkeypatch, tmp_path):
         "THREEDLABS_PROFILE",
         "THREEDLABS_MAX_JOBS",
         "THREEDLABS_DRY_RUN",
+        "THREEDLABS_ALLOWED_HOSTS",
+        "THREEDLABS_MAX_IN_FLIGHT",
+        "THREEDLABS_JOURNAL_DAYS",
+        "THREEDLABS_REUSE",
+        "THREEDLABS_TIMELINE_MAX_BYTES",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("THREEDLABS_USER_DIR", str(tmp_path / "user"))
 
 
+def start_sandbox(**kwargs):
+    """A started SandboxServer with its debug routes, as tests want it; the caller stops it."""
+    return pack_module("sandbox.server").SandboxServer(debug_routes=True, **kwargs).start()
+
+
 @pytest.fixture(scope="session")
 def sandbox_server():
     """One sandbox for the session (fast jobs); tests reset it through ``sandbox``."""
-    server_mod = pack_module("sandbox.server")
-    server = server_mod.SandboxServer(job_seconds=0.3)
-    server.start()
+    server = start_sandbox(job_seconds=0.3)
     yield server
     server.stop()
 
@@ -111,7 +124,8 @@ def jobs_created(server) -> dict:
 
 @pytest.fixture
 def fresh_runtime():
-    """Node-level state reset around a test: per-prompt tallies, cached clients, the Cancel flag."""
+    """Node-level state reset around a test: per-prompt tallies, cached clients, the Cancel flag, and
+    the sandbox the settings may have started (each test has its own user directory)."""
     runtime = pack_module("nodes.runtime")
     comfy = pack_module("nodes.comfy")
     runtime.reset_tallies()
@@ -120,3 +134,22 @@ def fresh_runtime():
     yield
     comfy.set_local_interrupt(False)
     runtime.reset_clients()
+    pack_module("nodes.sandbox_bridge").stop()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """The client's one retry policy, same rules with short backoff (every client made in the test)."""
+    http = pack_module("nodes.api.http")
+    monkeypatch.setattr(http, "RetryPolicy", functools.partial(http.RetryPolicy, base_delay=0.005, max_delay=0.02))
+
+
+@pytest.fixture(scope="module")
+def app():
+    """The pack's routes (the handlers ComfyUI mounts) on a plain aiohttp app on 127.0.0.1."""
+    pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the route tests")
+    from routes_app import LoopbackApp
+
+    server = LoopbackApp(pack_module("nodes.routes"))
+    yield server
+    server.stop()

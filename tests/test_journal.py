@@ -23,7 +23,10 @@ def test_submitted_then_final_state(tmp_path):
     assert j.find("job_2")["state"] == "submitted"
     assert [r["id"] for r in j.recent(5)] == ["job_2", "job_1"]
     assert j.recent(1)[0]["id"] == "job_2"
-    assert stat.S_IMODE(os.stat(tmp_path / "jobs.jsonl").st_mode) == 0o600
+    assert j.path == tmp_path / "jobs.sqlite3"  # the old name given: the database sits beside it
+    for name in ("jobs.sqlite3", "jobs.sqlite3-wal"):
+        if (tmp_path / name).exists():
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
 
 
 def test_same_request_same_hash():
@@ -31,11 +34,11 @@ def test_same_request_same_hash():
     assert h("e", {"a": 1, "b": 2}) == h("e", {"b": 2, "a": 1}) != h("e", {"a": 1, "b": 3})
 
 
-def test_broken_lines_are_skipped(tmp_path):
+def test_broken_lines_of_an_old_journal_are_skipped(tmp_path):
     path = tmp_path / "jobs.jsonl"
     j = journal_mod.Journal(path)
     j.record_submitted("job_ok", "image")
-    with open(path, "a") as fh:
+    with open(path, "a") as fh:  # an old-format journal appears beside the database
         fh.write('{"event": "submitted", "id": "job_half"')  # a crash mid-write
     assert list(j.jobs()) == ["job_ok"]
 
@@ -46,28 +49,50 @@ def test_unwritable_journal_never_raises(tmp_path, caplog):
     j = journal_mod.Journal(blocker / "sub" / "jobs.jsonl")  # parent is a file: cannot be created
     j.record_submitted("job_x", "image")
     j.record_state("job_x", "failed", error="boom")
-    assert j.entries() == []
+    assert j.entries() == [] and j.jobs() == {} and j.find("job_x") is None and j.recent() == []
     assert "could not write the job journal" in caplog.text
+    assert "job_x was NOT recorded" in caplog.text  # the id the user may need is in the log
 
 
 def test_tokens_never_reach_the_journal(tmp_path):
     errors = pack_module("nodes.api.errors")
     errors.register_secret("journal-secret-token-42")
     j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    j.record_submitted("job_1", "image", label="a cat, journal-secret-token-42")
     j.record_state("job_1", "failed", error="server said Bearer journal-secret-token-42 is bad")
-    assert "journal-secret-token-42" not in (tmp_path / "jobs.jsonl").read_text()
+    rec = j.find("job_1")
+    assert "journal-secret-token-42" not in json.dumps(rec) and "***" in rec["error"]
+    j.close()
+    for name in os.listdir(tmp_path):  # the database and its -wal file, byte for byte
+        assert b"journal-secret-token-42" not in (tmp_path / name).read_bytes(), name
 
 
-def test_the_file_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch):
+def test_key_shaped_job_ids_are_kept_intact(tmp_path):
+    j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    ids = ["key_0123456789abcdefXYZ", "sk-0123456789abcdefghij", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc"]
+    for job_id in ids:
+        j.record_submitted(job_id, "image")
+        j.record_state(job_id, "succeeded")
+    assert [j.find(job_id)["id"] for job_id in ids] == ids and list(j.jobs()) == ids
+
+
+def test_callers_get_copies_and_see_other_writers(tmp_path):
     j = journal_mod.Journal(tmp_path / "jobs.jsonl")
     for i in range(3):
         j.record_submitted(f"job_{i}", "image", endpoint="images/generate", body={"prompt": str(i)})
-    reads = []
-    real = journal_mod.Journal._merge
-    monkeypatch.setattr(journal_mod.Journal, "_merge", lambda self: reads.append(1) or real(self))
     assert [j.find(f"job_{i}")["state"] for i in range(3)] == ["submitted"] * 3
-    assert len(reads) == 1
     j.find("job_0")["state"] = "scribbled on by a caller"
+    j.jobs()["job_0"]["state"] = "scribbled on by a caller"
     assert j.find("job_0")["state"] == "submitted"  # callers get copies
-    j.record_state("job_1", "succeeded")  # another writer: the file grows
-    assert j.find("job_1")["state"] == "succeeded" and len(reads) == 2
+    journal_mod.Journal(tmp_path / "jobs.jsonl").record_state("job_1", "succeeded")  # another writer
+    assert j.find("job_1")["state"] == "succeeded"
+
+
+def test_entries_answer_as_the_old_lines_did(tmp_path):
+    j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    j.record_submitted("job_1", "image", label="x")
+    j.record_state("job_1", "failed", error="boom")
+    j.record_submitted("job_2", "story")
+    events = [(e["event"], e["id"]) for e in j.entries()]
+    assert events == [("submitted", "job_1"), ("state", "job_1"), ("submitted", "job_2")]
+    assert j.entries()[1]["state"] == "failed" and j.entries()[1]["error"] == "boom"

@@ -1,12 +1,18 @@
-"""The tolerant readers: every response shape DESIGN.md lists, read into concrete values."""
+"""The tolerant readers: every response shape docs/openapi.yaml describes, read into concrete values.
+
+Images are found by structure (any depth, scene order, no duplicates); answers with nothing readable
+raise ResponseFormatError naming the keys seen. The readers' own layout is checked at the end.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import pytest
 
-from conftest import pack_module
+from conftest import PACK_DIR, pack_module
 
 readers = pack_module("nodes.api.readers")
 models = pack_module("nodes.api.models")
@@ -27,7 +33,14 @@ URL2 = "https://cdn.example.com/out/2.webp"
 STATUS_CASES = [(word, canonical) for canonical, words in readers.STATUS_SYNONYMS.items() for word in words]
 
 
-def test_status_lists_are_designs_lists():
+def test_job_states_are_named_constants():
+    assert (models.QUEUED, models.RUNNING, models.SUCCEEDED, models.FAILED, models.CANCELED) == (
+        "queued", "running", "succeeded", "failed", "canceled")
+    assert tuple(readers.STATUS_SYNONYMS) == models.STATES
+    assert models.TERMINAL == {models.SUCCEEDED, models.FAILED, models.CANCELED}
+
+
+def test_status_vocabulary():
     assert readers.STATUS_SYNONYMS == {
         "queued": ("pending", "queued", "waiting", "created", "starting", "in_queue", "throttled"),
         "running": ("processing", "running", "in_progress", "generating", "started"),
@@ -980,3 +993,148 @@ def test_huge_lists_are_bounded():
     many = readers.read_image_refs([f"https://cdn.example.com/{i}.png" for i in range(5_000)])
     assert len(many) == 1_000
     assert not math.isnan(plan.total_duration or 0.0)
+
+
+# --- images by structure -----------------------------------------------------------------------
+
+U1, U2, U3 = (f"https://cdn.example.com/scene{n}.png" for n in (1, 2, 3))
+PLAN = {"scenes": [{"sceneNumber": n, "imagePrompt": f"prompt {n}", "duration": 4} for n in (1, 2, 3)]}
+
+
+@pytest.mark.parametrize(
+    "beside",
+    [
+        {"scenes": [{"sceneNumber": 3, "imageUrl": U3}, {"sceneNumber": 1, "imageUrl": U1},
+                    {"sceneNumber": 2, "imageUrl": U2}]},
+        {"assets": [{"type": "image", "scene_number": 2, "url": U2}, {"type": "image", "scene_number": 3, "url": U3},
+                    {"type": "audio", "scene_number": 1, "url": "https://cdn.example.com/voice1.png"},
+                    {"type": "image", "scene_number": 1, "url": U1}]},
+        {"media": {"generated": [{"scene": "Scene 3", "output": {"image_url": U3}},
+                                 {"scene": "Scene 2", "output": [U2]}, {"scene": "Scene 1", "picture": U1}]}},
+        {"images": [{"index": 2, "url": U3}, {"index": 0, "url": U1}, {"index": 1, "url": U2}]},
+        {"scenes": json.dumps([{"number": 3, "src": U3}, {"number": 2, "src": U2}, {"number": 1, "src": U1}])},
+    ],
+    ids=["scenes", "assets", "nested-media", "zero-based-index", "json-text"],
+)
+def test_project_images_beside_the_plan_come_in_scene_order(beside):
+    project = readers.read_session({"id": "p9", "name": "Beside", "story": {"title": "T", "logline": "L."},
+                                    "scenePlan": PLAN, **beside})
+    assert project.images == refs(("url", U1), ("url", U2), ("url", U3))
+    assert [s.number for s in project.scene_plan.scenes] == [1, 2, 3]
+    assert project.story.title == "T"
+
+
+def test_images_at_any_depth():
+    deep = {"a": {"b": [{"c": {"d": {"e": [{"f": {"output": {"images": [{"imageUrl": U1}]}}}]}}}]}}
+    assert readers.read_image_refs(deep) == refs(("url", U1))
+    wrapped = {"url": U2}
+    for _ in range(25):
+        wrapped = {"payload": [wrapped]}
+    assert readers.read_image_refs(wrapped) == refs(("url", U2))
+
+
+def test_data_urls_and_base64_in_scene_order():
+    result = {"frames": [{"scene_number": 3, "b64_json": PNG_B64}, {"scene_number": 1, "image": DATA_URL},
+                         {"scene_number": 2, "imageBase64": "  " + PNG_B64[:40] + "\n" + PNG_B64[40:]}]}
+    got = readers.read_image_refs(result)
+    assert [ref.kind for ref in got] == ["data", "base64", "base64"]
+    assert got[0].value == DATA_URL and got[2].value == PNG_B64
+
+
+def test_images_are_deduplicated_and_keep_their_scene_place():
+    project = readers.read_session({
+        "id": "p1",
+        "images": [U2, U1, {"url": U2}],  # first seen without a scene number
+        "scenePlan": {"scenes": [{"sceneNumber": 2, "imageUrl": U2}, {"sceneNumber": 1, "imageUrl": U1}]},
+        "scenes": [{"sceneNumber": 1, "image": {"url": U1}}, {"sceneNumber": 3, "imageUrl": U3}],
+    })
+    assert project.images == refs(("url", U1), ("url", U2), ("url", U3))
+
+
+def test_unnumbered_images_follow_numbered_ones_in_document_order():
+    got = readers.read_image_refs({"images": [U3, U1], "scenes": [{"sceneNumber": 5, "url": U2}]})
+    assert got == refs(("url", U2), ("url", U3), ("url", U1))
+
+
+def test_thumbnails_only_when_nothing_else():
+    assert readers.read_image_refs({"thumbnailUrl": U1, "output": {"url": U2}}) == refs(("url", U2))
+    assert readers.read_image_refs({"id": "x", "thumbnailUrl": U1}) == refs(("url", U1))
+    project = readers.read_session({"id": "p", "coverImage": U3, "scenes": [{"sceneNumber": 1, "imageUrl": U1}]})
+    assert project.images == refs(("url", U1))
+
+
+def test_what_is_not_a_scene_image_is_left_alone():
+    result = {
+        "user": {"imageUrl": "https://img.clerk.com/avatar.png"},
+        "input": {"image": "https://cdn.example.com/reference.png"},
+        "audioUrl": "https://cdn.example.com/narration.png",
+        "video": {"url": "https://cdn.example.com/clip.png"},
+        "assets": [{"kind": "video", "url": "https://cdn.example.com/v.png"}, {"url": "https://cdn.example.com/a.mp3"},
+                   {"mimeType": "audio/mpeg", "url": "https://cdn.example.com/a.png"}],
+        "imagePrompt": "https://cdn.example.com/prompt.png",
+        "description": U3,
+        "output": [U1],
+    }
+    assert readers.read_image_refs(result) == refs(("url", U1))
+
+
+@pytest.mark.parametrize(
+    "reader,payload,words",
+    [
+        (readers.read_image_refs, {"status": "done", "meta": {"seed": 3, "model": "flux"}},
+         ["no image URL or image data", "status", "meta {seed, model}"]),
+        (readers.read_image_refs, {"items": [{"caption": "a cat", "width": 512}]}, ["items [1 x {caption, width}]"]),
+        (readers.read_session, {"owner": "u1", "blob": {"kind": "x", "v": 2}},
+         ["no project id, story, scene plan or image", "owner", "blob {kind, v}"]),
+        (readers.read_scene_plan, {"storyboard": {"frames": 3}}, ["no list of scenes", "storyboard {frames}"]),
+        (readers.read_story, {"meta": {"model": "x"}}, ["no readable text", "meta {model}"]),
+        (readers.read_job, {"hello": {"world": 1}}, ["no status, result or error", "hello {world}"]),
+    ],
+)
+def test_nothing_readable_names_the_keys_seen(reader, payload, words):
+    with pytest.raises(RFE) as info:
+        reader(payload)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_keys_seen_are_bounded():
+    many = {f"key{i}": {f"inner{j}": j for j in range(20)} for i in range(50)}
+    text = readers.describe(many)
+    assert len(re.findall(r"\bkey\d+", text)) == 30 and text.endswith("...")
+    assert "inner8" not in text and len(text) < 3000
+
+
+def test_project_with_nothing_readable_but_an_id_is_an_empty_project():
+    project = readers.read_session({"id": "p2", "note": "fresh"})
+    assert (project.id, project.story, project.scene_plan, project.images) == ("p2", None, None, [])
+
+
+# --- layout ------------------------------------------------------------------------------------
+
+READERS_DIR = PACK_DIR / "nodes" / "api" / "readers"
+
+
+def test_each_reader_module_is_small_and_says_what_it_owns():
+    files = sorted(READERS_DIR.glob("*.py"))
+    assert {f.name for f in files} >= {"__init__.py", "vocabulary.py", "jobs.py", "story.py", "scenes.py",
+                                       "images.py", "projects.py"}
+    assert not (PACK_DIR / "nodes" / "api" / "readers.py").exists()
+    for path in files:
+        source = path.read_text()
+        assert source.startswith('"""'), path.name
+        assert len(source.splitlines()) < 400, path.name
+
+
+def test_synonym_tables_live_only_in_the_vocabulary():
+    tuple_of_words = re.compile(r'^(_?[A-Z_]+)\s*=\s*\(\s*"', re.MULTILINE)
+    for path in READERS_DIR.glob("*.py"):
+        if path.name != "vocabulary.py":
+            # Base64 openings of image files are signatures, not synonyms.
+            assert set(tuple_of_words.findall(path.read_text())) <= {"_MAGIC"}, path.name
+
+
+def test_code_and_spec_cite_nothing_outside_the_repo():
+    for path in [*READERS_DIR.glob("*.py"), PACK_DIR / "nodes" / "api" / "models.py",
+                 PACK_DIR / "nodes" / "projects.py", PACK_DIR / "docs" / "openapi.yaml"]:
+        assert "DESIGN" not in path.read_text(), path.name

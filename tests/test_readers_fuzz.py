@@ -2,7 +2,8 @@
 
 Two sources of input: arbitrary JSON (what a broken or hostile server could send) and objects built
 from the keys the readers look for, with arbitrary or near-miss values (what a server that almost
-matches our assumptions sends). Derandomized so CI runs the same examples every time.
+matches our assumptions sends). Images found by structure come back in scene order wherever they are
+put. Derandomized so CI runs the same examples every time.
 """
 
 from __future__ import annotations
@@ -107,6 +108,11 @@ KNOWN_KEYS = [
     "imageBase64",
     "image_base64",
     "imageUrls",
+    "thumbnailUrl",
+    "assets",
+    "type",
+    "user",
+    "input",
     # workspaces and sessions
     "workspaces",
     "workspaceId",
@@ -382,6 +388,15 @@ def _read_image_refs(payload):
             _check_ref(ref)
 
 
+def _find_images(payload):
+    refs = readers.find_images(payload)
+    assert len(refs) == len(set(refs))
+    for ref in refs:
+        _check_ref(ref)
+    described = readers.describe(payload)
+    assert isinstance(described, str) and len(described) < 20_000
+
+
 def _read_workspaces(payload):
     workspaces = _call(readers.read_workspaces, payload)
     if workspaces is not None:
@@ -422,6 +437,7 @@ CHECKS = [
     _read_story,
     _read_scene_plan,
     _read_image_refs,
+    _find_images,
     _read_workspaces,
     _read_sessions,
     _read_session,
@@ -484,3 +500,37 @@ def test_normalize_status_is_one_of_five(raw, has_error, has_result, has_progres
 def test_read_progress_in_range(value):
     progress = readers.read_progress(value)
     assert progress is None or (isinstance(progress, float) and 0.0 <= progress <= 1.0)
+
+
+# --- images by structure: wherever they sit, they come back in scene order -------------------------
+
+IMAGE_KEYS = st.sampled_from(["url", "imageUrl", "image_url", "src", "output", "picture", "image"])
+WRAPPER_KEYS = st.sampled_from(["data", "result", "media", "generated", "payload", "items", "x"])
+
+
+@st.composite
+def scattered_images(draw):
+    """(payload, URLs in scene order): one image per scene, each in its own object with its scene number,
+    the objects shuffled and each wrapped in a few arbitrary objects and lists."""
+    count = draw(st.integers(min_value=1, max_value=6))
+    numbers = draw(st.lists(st.integers(min_value=0, max_value=500), min_size=count, max_size=count, unique=True))
+    urls = {n: f"https://cdn.example.com/{n}.png" for n in numbers}
+    items = []
+    for n in numbers:
+        item = {draw(st.sampled_from(["sceneNumber", "scene_number", "number", "index"])): n,
+                draw(IMAGE_KEYS): urls[n], "imagePrompt": "https://cdn.example.com/prompt.png"}
+        for _ in range(draw(st.integers(min_value=0, max_value=4))):
+            item = draw(st.sampled_from([lambda v: [v], lambda v: {draw(WRAPPER_KEYS): v}]))(item)
+        items.append(item)
+    order = draw(st.permutations(range(count)))
+    return {"id": "p1", "story": {"title": "T"}, draw(WRAPPER_KEYS): [items[i] for i in order]}, [
+        urls[n] for n in sorted(numbers)]
+
+
+@FUZZ
+@given(scattered_images())
+def test_scattered_images_come_back_in_scene_order(case):
+    payload, expected = case
+    assert [ref.value for ref in readers.find_images(payload)] == expected
+    assert [ref.value for ref in readers.read_session(payload).images] == expected
+    assert [ref.value for ref in readers.read_image_refs(json.dumps(payload))] == expected

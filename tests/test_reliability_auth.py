@@ -8,12 +8,14 @@ one) and appends a line to a log, so the tests can count how often it ran.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import load_pack, pack_module
+from node_runner import image_args as _image_args
 from node_runner import run
 from reliability_report import report
 
@@ -28,11 +30,7 @@ N = pack.NODE_CLASS_MAPPINGS
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
-def image_args(prompts, **over):
-    args = dict(prompt=prompts, provider=["replicate"], model=["flux-schnell"], aspect_ratio=["1:1"],
-                scene_number=[0], seed=[0], wait=[True], unique_id=["8"])
-    args.update({k: [v] for k, v in over.items()})
-    return args
+image_args = functools.partial(_image_args, aspect_ratio="1:1", unique_id="8")
 
 
 class TokenCommand:

@@ -13,9 +13,10 @@ import pytest
 import requests
 
 from conftest import import_pack_in_fresh_process, pack_module
-from routes_app import LoopbackApp
 
 web = pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the route tests")
+# No cached client or in-process sandbox survives a test (each test has its own user dir).
+pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 SECRET = "zqRouteSecret9f8e7d6c5b4a3210"  # not token-shaped, so only the registered-secret redaction could mask it
 
@@ -23,23 +24,6 @@ SECRET = "zqRouteSecret9f8e7d6c5b4a3210"  # not token-shaped, so only the regist
 @pytest.fixture(scope="module")
 def routes():
     return pack_module("nodes.routes")
-
-
-@pytest.fixture(scope="module")
-def app(routes):
-    server = LoopbackApp(routes)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_runtime():
-    """No cached client or in-process sandbox survives a test (each test has its own user dir)."""
-    runtime = pack_module("nodes.runtime")
-    bridge = pack_module("nodes.sandbox_bridge")
-    yield
-    runtime.reset_clients()
-    bridge.stop()
 
 
 def get(app, path, **kw):
@@ -227,6 +211,19 @@ def test_env_overrides_are_named_never_shown(app, monkeypatch):
     assert body["max_jobs"] == 9
 
 
+def test_the_bundled_sandbox_serves_no_debug_routes(app):
+    """The sandbox the settings start for a user: no page or LAN client may set faults or mint tokens."""
+    assert post(app, "/3dlabs/settings", {"base_url": "sandbox"}).status_code == 200
+    server = pack_module("nodes.sandbox_bridge").running()
+    assert server is not None
+    for path in ("/__sandbox/stats", "/__sandbox/faults", "/__sandbox/token"):
+        assert requests.get(server.origin + path, timeout=30).status_code == 404, path
+    for path in ("/__sandbox/faults", "/__sandbox/token?ttl=60&format=text", "/__sandbox/reset"):
+        assert requests.post(server.origin + path, json={"server_down": True}, timeout=30).status_code == 404, path
+    assert not server.faults.server_down
+    assert post(app, "/3dlabs/test", {}).json()["ok"] is True
+
+
 def test_sandbox_choice_starts_the_bundled_sandbox(app):
     answer = post(app, "/3dlabs/settings", {"base_url": "sandbox"})
     assert answer.status_code == 200, answer.text
@@ -280,6 +277,27 @@ def test_errors_come_back_as_json_without_the_token(app, sandbox, monkeypatch):
     monkeypatch.delenv("THREEDLABS_TOKEN")
     answer = get(app, "/3dlabs/workspaces")
     assert answer.status_code == 401 and "No 3DLabs token is configured" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    ("ConfigError", 400), ("ValidationError", 400), ("JobCapError", 400), ("AuthError", 401),
+    ("OutOfCreditsError", 402), ("ForbiddenError", 403), ("NotFoundError", 404), ("RateLimitedError", 429),
+    ("ServerError", 502), ("InvalidRequestError", 502), ("ResponseFormatError", 502), ("ImageDownloadError", 502),
+    ("NetworkError", 504), ("MaybeSubmittedError", 504), ("MaybeSubmittedServerError", 504),
+])
+def test_each_error_names_the_status_the_routes_answer_with(error, status):
+    assert getattr(pack_module("nodes.api.errors"), error).http_status == status
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_routes_answer_with_the_errors_own_status(app, sandbox, monkeypatch):
+    sandbox.set_faults(server_down=True)
+    answer = get(app, "/3dlabs/projects")
+    assert answer.status_code == 502 and "server error" in answer.json()["error"]
+    monkeypatch.setenv("THREEDLABS_BASE_URL", "http://127.0.0.1:9/api")
+    pack_module("nodes.runtime").reset_clients()
+    answer = get(app, "/3dlabs/workspaces")
+    assert answer.status_code == 504 and "Could not reach 3DLabs" in answer.json()["error"]
 
 
 def test_connection_answers_in_words(app, sandbox, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import PACK_DIR, pack_module
+from conftest import PACK_DIR, pack_module, start_sandbox
 
 server_mod = pack_module("sandbox.server")
 content = pack_module("sandbox.content")
@@ -42,7 +42,7 @@ class FakeClock:
 @pytest.fixture(scope="module")
 def clocked_server():
     clock = FakeClock()
-    server = SandboxServer(job_seconds=2.0, clock=clock).start()
+    server = start_sandbox(job_seconds=2.0, clock=clock)
     yield server, clock
     server.stop()
 
@@ -475,12 +475,12 @@ def test_badly_signed_or_malformed_tokens_are_401_invalid(sandbox, tamper):
 
 
 def test_custom_static_tokens_and_open_mode():
-    with SandboxServer(static_tokens=["my-token"]) as server:
+    with SandboxServer(static_tokens=["my-token"], debug_routes=True) as server:
         assert server.static_token == "my-token"
         assert api_get(server, "/api/workspaces").status_code == 200
         other = {"Authorization": "Bearer sandbox-static-token-0123456789"}
         assert api_get(server, "/api/workspaces", headers=other).status_code == 401
-    with SandboxServer(require_auth=False) as server:
+    with SandboxServer(require_auth=False, debug_routes=True) as server:
         assert requests.get(server.api_url + "/workspaces", timeout=TIMEOUT).status_code == 200
 
 
@@ -502,6 +502,18 @@ def test_debug_routes_need_no_auth(sandbox):
     assert stats["auth_failures"] == 1 and stats["requests"]["GET /api/workspaces"] == 2
     assert requests.post(base + "/reset", timeout=TIMEOUT).json() == {"ok": True}
     assert sandbox.faults.latency_ms == 0 and sandbox.stats()["requests_total"] == 0
+
+
+def test_debug_routes_answer_404_unless_asked_for():
+    """A sandbox started without debug routes (as ComfyUI starts it for a user) serves none of them."""
+    with SandboxServer(job_seconds=0.1) as server:
+        base = server.origin + "/__sandbox"
+        assert requests.get(base + "/stats", timeout=TIMEOUT).status_code == 404
+        assert requests.post(base + "/faults", json={"server_down": True}, timeout=TIMEOUT).status_code == 404
+        assert requests.post(base + "/token?ttl=30&format=text", timeout=TIMEOUT).status_code == 404
+        assert requests.post(base + "/reset", timeout=TIMEOUT).status_code == 404
+        assert server.faults == pack_module("sandbox.faults").Faults()
+        assert api_get(server, "/api/workspaces").status_code == 200
 
 
 def test_stats_keys(sandbox):
@@ -544,7 +556,7 @@ def test_latency_delays_every_api_answer(sandbox):
     sandbox.set_faults(latency_ms=150)
     started = time.monotonic()
     assert api_get(sandbox, "/api/workspaces").status_code == 200
-    assert time.monotonic() - started >= 0.15
+    assert time.monotonic() - started >= 0.15  # a lower bound a sleep guarantees: never flaky
     assert sandbox.stats()["faults_injected"]["latency"] == 1
 
 
@@ -766,12 +778,12 @@ def test_image_shape_changes_how_the_result_points_at_the_image(sandbox, shape, 
 
 
 def test_sqlite_data_dir_survives_a_restart(tmp_path):
-    with SandboxServer(job_seconds=0.1, data_dir=tmp_path) as first:
+    with SandboxServer(job_seconds=0.1, data_dir=tmp_path, debug_routes=True) as first:
         token = first.issue_token(ttl=600)
         job_id = create(first, "/api/claude/stories", {**STORY, "projectId": "proj_kept"})
         story = wait_job(first, job_id)["result"]
     assert (tmp_path / "sandbox.sqlite3").exists()
-    with SandboxServer(job_seconds=0.1, data_dir=tmp_path) as second:
+    with SandboxServer(job_seconds=0.1, data_dir=tmp_path, debug_routes=True) as second:
         job = api_get(second, f"/api/jobs/{job_id}").json()
         assert job["status"] == "completed" and job["result"] == story
         assert api_get(second, "/api/session/proj_kept").json()["story"] == story
@@ -781,7 +793,7 @@ def test_sqlite_data_dir_survives_a_restart(tmp_path):
 
 
 def test_stop_closes_both_servers_and_keep_alive_connections():
-    server = SandboxServer().start()
+    server = SandboxServer(debug_routes=True).start()
     session = requests.Session()
     session.headers.update(headers(server))
     assert session.get(server.api_url + "/workspaces", timeout=TIMEOUT).ok
@@ -806,17 +818,25 @@ def test_cli_serves_until_interrupted(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--port", "0", "--job-seconds", "0.2", "--token", "cli-token",
-         "--data-dir", str(tmp_path)],
+         "--data-dir", str(tmp_path), "--debug-routes"],
         cwd=PACK_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
-        lines = [process.stdout.readline() for _ in range(3)]
+        lines = [process.stdout.readline() for _ in range(4)]
         assert lines[0].startswith("3DLabs sandbox API: http://127.0.0.1:")
         api_url = lines[0].split()[3]
         assert api_url.endswith("/api") and "(files: http://127.0.0.1:" in lines[0]
         assert lines[1].strip() == "Token: cli-token"
         assert lines[2].startswith(f"Use: THREEDLABS_BASE_URL={api_url} THREEDLABS_TOKEN=cli-token")
         answer = requests.get(api_url + "/workspaces", headers={"Authorization": "Bearer cli-token"},
+                              timeout=TIMEOUT)
+        assert answer.status_code == 200
+        # The README's short-lived token hint works as printed: the command mints a JWT the API takes.
+        origin = api_url[: -len("/api")]
+        assert lines[3].strip() == (f"Short-lived tokens: THREEDLABS_TOKEN_COMMAND='curl -s -X POST "
+                                    f"{origin}/__sandbox/token?ttl=60&format=text'")
+        minted = requests.post(f"{origin}/__sandbox/token?ttl=60&format=text", timeout=TIMEOUT).text
+        answer = requests.get(api_url + "/workspaces", headers={"Authorization": f"Bearer {minted}"},
                               timeout=TIMEOUT)
         assert answer.status_code == 200
     finally:
@@ -828,6 +848,15 @@ def test_cli_serves_until_interrupted(tmp_path):
                 process.kill()
             process.stdout.close()
             process.stderr.close()
+
+
+def test_cli_offers_debug_routes_only_when_asked():
+    helped = subprocess.run([sys.executable, "-m", "sandbox", "--help"], cwd=PACK_DIR, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert "--debug-routes" in helped.stdout and "/__sandbox/token" in helped.stdout
+    main = pack_module("sandbox.__main__")
+    assert main._parser().parse_args([]).debug_routes is False
+    assert main._parser().parse_args(["--debug-routes"]).debug_routes is True
 
 
 def test_module_files_are_small_and_documented():

@@ -23,13 +23,12 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import load_pack, pack_module
+from conftest import load_pack, pack_module, start_sandbox
 from node_runner import image_args as _image_args
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
 runtime = pack_module("nodes.runtime")
-comfy = pack_module("nodes.comfy")
 config = pack_module("nodes.api.config")
 images_mod = pack_module("nodes.images")
 Journal = pack_module("nodes.api.journal").Journal
@@ -76,22 +75,17 @@ class Evidence:
 
 @pytest.fixture(scope="module")
 def secret_sandbox():
-    server = pack_module("sandbox.server").SandboxServer(job_seconds=0.2, static_tokens=[SECRET])
-    server.start()
+    server = start_sandbox(job_seconds=0.2, static_tokens=[SECRET])
     yield server
     server.stop()
 
 
 @pytest.fixture
-def sandbox_s(secret_sandbox, monkeypatch):
+def sandbox_s(secret_sandbox, monkeypatch, fresh_runtime):
     secret_sandbox.reset()
     monkeypatch.setenv("THREEDLABS_BASE_URL", secret_sandbox.api_url)
     monkeypatch.setenv("THREEDLABS_TOKEN", SECRET)
-    runtime.reset_tallies()
-    runtime.reset_clients()
-    comfy.set_local_interrupt(False)
-    yield secret_sandbox
-    runtime.reset_clients()
+    return secret_sandbox
 
 
 @pytest.fixture
@@ -285,39 +279,23 @@ def test_config_file_is_0600_in_a_0700_folder_even_if_it_was_looser():
     assert not leftovers, f"temporary files left beside the config: {leftovers}"
 
 
-@pytest.fixture(scope="module")
-def token_route():
-    pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the token route")
-    try:
-        routes_mod = pack_module("nodes.routes")
-    except ImportError as err:
-        pytest.skip(f"the token route POST /3dlabs/token (nodes/routes.py) is missing: {err}")
-    if not any(method == "POST" and path == "/token" for method, path, _ in getattr(routes_mod, "ROUTES", ())):
-        pytest.skip("nodes/routes.py has no POST /3dlabs/token route yet")
-    from routes_app import LoopbackApp
-
-    app = LoopbackApp(routes_mod)
-    yield app
-    app.stop()
-
-
 @pytest.mark.parametrize("headers", [
     {"Origin": "http://evil.example"},
     {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
     {"Sec-Fetch-Site": "cross-site"},
 ])
-def test_token_route_refuses_a_cross_origin_post(token_route, headers):
-    answer = requests.post(token_route.url + "/3dlabs/token", json={"token": SECRET}, headers=headers, timeout=30)
+def test_app_refuses_a_cross_origin_post(app, headers):
+    answer = requests.post(app.url + "/3dlabs/token", json={"token": SECRET}, headers=headers, timeout=30)
     assert answer.status_code == 403
     assert SECRET not in answer.text
     assert not config.config_path().exists(), "a refused request wrote the config file"
 
 
-def test_token_route_stores_the_token_0600_and_never_echoes_it(token_route):
-    same = {"Origin": token_route.url, "Sec-Fetch-Site": "same-origin"}
-    answer = requests.post(token_route.url + "/3dlabs/token", json={"token": SECRET}, headers=same, timeout=30)
+def test_app_stores_the_token_0600_and_never_echoes_it(app):
+    same = {"Origin": app.url, "Sec-Fetch-Site": "same-origin"}
+    answer = requests.post(app.url + "/3dlabs/token", json={"token": SECRET}, headers=same, timeout=30)
     assert answer.status_code == 200, answer.text
-    status = requests.get(token_route.url + "/3dlabs/status", headers=same, timeout=30)
+    status = requests.get(app.url + "/3dlabs/status", headers=same, timeout=30)
     for text in (answer.text, status.text):
         assert not any(p in text for p in pieces(SECRET))
     path = config.config_path()

@@ -164,14 +164,14 @@ def test_token_command_timeout_names_neither_command_nor_output(monkeypatch, tmp
     cmd = python_command(tmp_path, f"""
         import sys, time
         print({TOKEN!r}, flush=True)
-        time.sleep(3)
+        time.sleep(60)
     """)
     monkeypatch.setenv("THREEDLABS_TOKEN_COMMAND", cmd)
     monkeypatch.setattr(auth, "COMMAND_TIMEOUT_SECONDS", 0.5)
     started = time.monotonic()
     with pytest.raises(errors.ConfigError) as info:
         auth.TokenProvider().get()
-    assert time.monotonic() - started < 2.5, "a hung command must be killed at the timeout"
+    assert time.monotonic() - started < 30, "a hung command must be killed at the timeout, not waited for"
     text = everything_about(info.value)
     assert "did not finish" in str(info.value)
     assert CMD_SECRET not in text and TOKEN not in text

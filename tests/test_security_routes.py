@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from conftest import pack_module
-from routes_app import LoopbackApp
 
 pytest.importorskip("aiohttp.web", reason="aiohttp (shipped with ComfyUI) is needed for the route tests")
+pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 SECRET = "zqRebindSecret5f4e3d2c1b0a9"
 OFFICIAL = "https://www.3dlabs.it.com"
@@ -60,25 +60,11 @@ class Recorder:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def app():
-    server = LoopbackApp(pack_module("nodes.routes"))
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def recorder():
     server = Recorder()
     yield server
     server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_runtime():
-    yield
-    pack_module("nodes.runtime").reset_clients()
-    pack_module("nodes.sandbox_bridge").stop()
 
 
 def port_of(app) -> str:

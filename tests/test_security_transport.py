@@ -25,7 +25,6 @@ auth = pack_module("nodes.api.auth")
 client_mod = pack_module("nodes.api.client")
 comfy = pack_module("nodes.comfy")
 config = pack_module("nodes.api.config")
-download = pack_module("nodes.api.download")
 downloads_mod = pack_module("nodes.downloads")
 errors = pack_module("nodes.api.errors")
 http = pack_module("nodes.api.http")
@@ -297,7 +296,11 @@ def dripping(server_holder: list):
 
 
 def in_thread(fn, limit: float):
-    """Run ``fn``; return (finished, seconds, outcome) without hanging the suite if it never ends."""
+    """Run ``fn``; return (finished, seconds, outcome) without hanging the suite if it never ends.
+
+    ``seconds`` backs only generous liveness bounds ("returned before the sleep it was in ended"):
+    how fast the pack gives up is the benchmark's business.
+    """
     box: dict = {}
 
     def target():
@@ -320,11 +323,12 @@ def test_a_dripping_image_host_is_cut_off_at_the_deadline(api, servers, make_cli
     api.jobs["job_drip1"] = {"url": f"{holder[0].origin}/slow.png"}
     c = make_client(api.api_url())
     c.download_deadline = 1.5
-    finished, seconds, outcome = in_thread(lambda: collect(c, "job_drip1"), limit=15)
-    assert finished, "the download was still running after 15 s"
+    finished, _, outcome = in_thread(lambda: collect(c, "job_drip1"), limit=30)
+    assert finished, "the download was still running after 30 s"
+    # The deadline's own error (raised only once it has passed), long before the image could be whole.
     assert isinstance(outcome, errors.ImageDownloadError), outcome
-    assert 1.0 <= seconds <= 8.0, seconds
-    assert "job_drip1" in str(outcome) and "1.5 s" in str(outcome)
+    assert "job_drip1" in str(outcome) and "within the 1.5 s allowed" in str(outcome)
+    assert 0 < holder[0].sent < 100000
 
 
 def test_cancel_ends_a_dripping_download_promptly(api, servers, make_client):
@@ -336,13 +340,13 @@ def test_cancel_ends_a_dripping_download_promptly(api, servers, make_client):
     timer = threading.Timer(0.5, comfy.set_local_interrupt, args=(True,))
     timer.start()
     try:
-        finished, seconds, outcome = in_thread(lambda: collect(c, "job_drip2"), limit=15)
+        finished, seconds, outcome = in_thread(lambda: collect(c, "job_drip2"), limit=60)
     finally:
         timer.cancel()
         comfy.set_local_interrupt(False)
     assert finished, "Cancel did not stop the download"
     assert isinstance(outcome, comfy.interrupt_exception_type()), outcome
-    assert seconds < 5.0, seconds
+    assert seconds < c.download_deadline, "the download ran into its deadline instead of ending on Cancel"
 
 
 def test_cancel_check_ends_a_dripping_download_in_the_api_layer(servers, make_client):
@@ -360,15 +364,16 @@ def test_cancel_check_ends_a_dripping_download_in_the_api_layer(servers, make_cl
 
     finished, seconds, outcome = in_thread(
         lambda: c.fetch_image(models.ImageRef("url", f"{holder[0].origin}/slow.png"), cancel_check=cancel_check),
-        limit=15)
+        limit=60)
     assert finished and isinstance(outcome, Stop), outcome
-    assert seconds < 5.0
+    assert seconds < c.download_deadline, "the download ran into its deadline instead of ending on Cancel"
 
 
 def test_cancel_interrupts_the_sleep_between_download_retries(servers, make_client, monkeypatch):
     flaky = servers(lambda h, body: send(h, 503, b"busy", "text/plain"))
-    monkeypatch.setattr(download, "retry_delay", lambda attempt: 30.0)
     c = make_client("http://127.0.0.1:9/api")
+    # The client's one retry policy (shared with the API calls), waiting 30 s before the next try.
+    monkeypatch.setattr(c.transport.retry, "delay", lambda attempt, retry_after: 30.0)
     started = time.monotonic()
 
     class Stop(Exception):
@@ -379,9 +384,23 @@ def test_cancel_interrupts_the_sleep_between_download_retries(servers, make_clie
             raise Stop()
 
     finished, seconds, outcome = in_thread(
-        lambda: c.fetch_image(models.ImageRef("url", f"{flaky.origin}/x.png"), cancel_check=cancel_check), limit=15)
+        lambda: c.fetch_image(models.ImageRef("url", f"{flaky.origin}/x.png"), cancel_check=cancel_check), limit=60)
     assert finished and isinstance(outcome, Stop), outcome
-    assert seconds < 5.0 and len(flaky.requests) == 1
+    assert seconds < 30.0, "returned only after the 30 s retry sleep ended"
+    assert len(flaky.requests) == 1
+
+
+def test_downloads_retry_under_the_clients_one_policy(servers, make_client):
+    """The API calls' retry policy bounds the downloads too: the same count, the same statuses."""
+    busy = servers(lambda h, body: send(h, 503, b"busy", "text/plain", headers={"Retry-After": "0"}))
+    gone = servers(lambda h, body: send(h, 500, b"broken", "text/plain"))
+    c = make_client("http://127.0.0.1:9/api", attempts=3)
+    with pytest.raises(errors.ImageDownloadError, match="HTTP 503"):
+        c.fetch_image(models.ImageRef("url", f"{busy.origin}/x.png"))
+    assert len(busy.requests) == 3
+    with pytest.raises(errors.ImageDownloadError, match="HTTP 500"):
+        c.fetch_image(models.ImageRef("url", f"{gone.origin}/x.png"))
+    assert len(gone.requests) == 1, "a 500 is not among the statuses tried again"
 
 
 # --- 3. JSON answers are read under a cap -------------------------------------------------------
@@ -488,9 +507,10 @@ def test_cancel_interrupts_a_429_retry_after_sleep(api, make_client):
             raise Stop()
 
     finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", cancel_check=cancel_check, **IMAGE),
-                                           limit=30)
+                                           limit=60)
     assert finished and isinstance(outcome, Stop), outcome
-    assert seconds < 5.0 and len(api.server.requests) == 1
+    assert seconds < 20.0, "returned only after the 20 s Retry-After sleep ended"
+    assert len(api.server.requests) == 1
 
 
 def test_the_clients_own_cancel_check_interrupts_a_429_sleep(api, make_client):
@@ -502,12 +522,13 @@ def test_the_clients_own_cancel_check_interrupts_a_429_sleep(api, make_client):
     timer = threading.Timer(0.5, comfy.set_local_interrupt, args=(True,))
     timer.start()
     try:
-        finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", **IMAGE), limit=30)
+        finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", **IMAGE), limit=60)
     finally:
         timer.cancel()
         comfy.set_local_interrupt(False)
     assert finished and isinstance(outcome, comfy.interrupt_exception_type()), outcome
-    assert seconds < 5.0
+    assert seconds < 20.0, "returned only after the 20 s Retry-After sleep ended"
+    assert len(api.server.requests) == 1
 
 
 # --- 5. redaction hides secrets, never job ids ---------------------------------------------------
@@ -520,11 +541,11 @@ def test_key_shaped_job_ids_are_journaled_intact_and_collectable(api, make_clien
     c = make_client(api.api_url())
     assert c.submit_image("a kite", **IMAGE) == job_id
     assert c.journal.find(job_id) is not None, "the journal lost the paid job's id"
-    assert job_id in c.journal.path.read_text()
+    assert job_id in {record["id"] for record in c.journal.recent(10)}
     job = c.get_job(job_id)
-    assert job.status == "succeeded" and job.id == job_id
+    assert job.status == models.SUCCEEDED and job.id == job_id
     c.wait([job_id], timeout=10)
-    assert c.journal.find(job_id)["state"] == "succeeded"
+    assert c.journal.find(job_id)["state"] == models.SUCCEEDED
     err = errors.JobFailedError("boom", job_id=job_id)
     assert job_id in str(err)
 
@@ -540,6 +561,26 @@ def test_registered_secrets_and_bearer_headers_are_still_masked(api, make_client
         c.list_workspaces()
     assert SECRET not in str(info.value) and "***" in str(info.value)
     assert re.search(r"eyJ\w+\.\w+\.\w+", errors.redact("token eyJhbGciOi.eyJzdWIiOjF9.c2ln")) is None
+
+
+def test_the_secret_registry_stays_bounded_and_masks_the_newest():
+    """A 60 s token command mints ~1,700 tokens a day; only the newest are kept, and they stay masked."""
+    minted = [f"zqMinted{n:06d}Token" for n in range(5000)]
+    for token in minted:
+        errors.register_secret(token)
+    assert len(errors._secrets) == errors.MAX_SECRETS
+    assert list(errors._secrets) == minted[-errors.MAX_SECRETS:]
+    for token in minted[-errors.MAX_SECRETS:]:
+        assert errors.redact(f"saw {token}.") == "saw ***.", token
+
+
+def test_a_token_in_use_outlives_newer_registrations(api, make_client):
+    c = make_client(api.api_url())
+    c.tokens.get()
+    for n in range(errors.MAX_SECRETS * 2):
+        errors.register_secret(f"zqOtherToken{n:05d}x")
+    c.tokens.get()  # every use registers it again
+    assert errors.redact(f"key {SECRET}") == "key ***"
 
 
 @pytest.mark.parametrize("url", ["https://cdn.example.com/out/a.png?sig=abc%2F&exp=1", "http://[::1]:8080/x.png",

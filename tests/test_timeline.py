@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import pack_module
+from conftest import PACK_DIR, pack_module
 
 timeline = pack_module("nodes.timeline")
 errors = pack_module("nodes.api.errors")
@@ -357,3 +357,103 @@ def test_renders_under_inference_mode_like_comfyui_runs_nodes():
         frames, _ = timeline.render_timeline(images, [1.0, 1.0], 8, "slow zoom in", "crossfade", 0.25, 0, 0,
                                              timeline.DEFAULT_MAX_BYTES)
     assert frames.shape == (16, 48, 64, 3)
+
+
+# --- the planner alone ----------------------------------------------------------------------------
+
+plan_mod = pack_module("nodes.timeline_plan")
+render_mod = pack_module("nodes.timeline_render")
+
+
+def test_the_planner_knows_no_torch():
+    import ast
+
+    tree = ast.parse((PACK_DIR / "nodes" / "timeline_plan.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module}
+    assert not imported & {"torch", "numpy", "comfy"}, imported
+
+
+def test_plan_counts_carry_the_rounding_and_give_the_total():
+    plan = plan_mod.plan_timeline([1 / 3, 1 / 3, 1 / 3], 10)
+    assert plan.counts == (3, 4, 3) and plan.total == 10 and plan.boundaries == [0, 3, 7, 10]
+    plan = plan_mod.plan_timeline([0.7] * 7, 12, labels="ABCDEFG")
+    assert plan.total == 59 and len(plan.frames()) == 59
+    assert plan.text(8, 8).splitlines()[-1].startswith("Total: 4.92 s, 59 frames at 12 fps")
+    with pytest.raises(errors.ValidationError, match="Motion must be one of"):
+        plan_mod.plan_timeline([1], 12, motion="spin")
+
+
+def test_plan_describes_a_crossfade_frame_by_frame():
+    plan = plan_mod.plan_timeline([1, 1], 10, "none", "crossfade", 0.4)
+    assert plan.fades == (4,) and plan.span(0) == (0, 12) and plan.span(1) == (8, 20)
+    frames = plan.frames()
+    assert [(f.base.scene, f.over and f.over.scene) for f in frames[6:14]] == (
+        [(0, None)] * 2 + [(0, 1)] * 4 + [(1, None)] * 2)
+    assert [f.weight for f in frames[8:12]] == [0.2, 0.4, 0.6, 0.8]
+    assert all(f.weight == 0.0 for f in frames[:8] + frames[12:])
+    assert [f.index for f in plan.frames(5, 9)] == [5, 6, 7, 8]
+
+
+def test_plan_fades_around_a_short_scene_never_overlap():
+    plan = plan_mod.plan_timeline([1, 0.25, 1], 12, "none", "crossfade", 1.0)
+    assert plan.counts == (12, 3, 12) and plan.fades == (3, 3)
+    mixes = [(f.index, f.base.scene, f.over.scene, f.weight) for f in plan.frames() if f.over]
+    assert mixes == [(11, 0, 1, 0.25), (12, 0, 1, 0.5), (13, 0, 1, 0.75),
+                     (14, 1, 2, 0.25), (15, 1, 2, 0.5), (16, 1, 2, 0.75)]
+
+
+def test_plan_moves_run_over_every_frame_a_scene_is_visible():
+    plan = plan_mod.plan_timeline([1, 1], 12, "slow zoom in", "crossfade", 0.5)
+    first, last = plan.span(1)
+    assert (first, last) == (9, 24)
+    incoming = [plan.frame(i).over or plan.frame(i).base for i in range(first, last)]
+    assert incoming[0].scale == 1.0 and incoming[-1].scale == pytest.approx(plan_mod.KEN_BURNS_ZOOM)
+    assert all(b.scale > a.scale for a, b in zip(incoming, incoming[1:]))
+    assert plan.frame(14).base.scale == pytest.approx(plan_mod.KEN_BURNS_ZOOM)  # scene 1 ends under the fade
+    pan = plan_mod.plan_timeline([2], 12, "pan left").frames()
+    travel = 1 - 1 / plan_mod.KEN_BURNS_ZOOM
+    assert pan[0].base.centre == pytest.approx(travel) and pan[-1].base.centre == pytest.approx(-travel)
+    assert {f.base.scale for f in pan} == {plan_mod.KEN_BURNS_ZOOM}
+
+
+def test_plan_frames_outside_the_timeline_are_an_error():
+    plan = plan_mod.plan_timeline([1], 4)
+    with pytest.raises(IndexError):
+        plan.frame(4)
+    with pytest.raises(IndexError):
+        plan.frames(2, 5)
+
+
+# --- chunked rendering ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("motion", timeline.MOTIONS)
+@pytest.mark.parametrize("transition", timeline.TRANSITIONS)
+def test_chunks_of_seven_are_the_whole_render_frame_for_frame(motion, transition):
+    images = torch.rand(3, 30, 44, 3) * 1.2 - 0.1
+    full, _ = timeline.render_timeline(images, [0.5, 0.25, 0.75], 24, motion, transition, 0.3, 40, 0, None)
+    plan = plan_mod.plan_timeline([0.5, 0.25, 0.75], 24, motion, transition, 0.3)
+    renderer = render_mod.TimelineRenderer(images, plan, *full.shape[1:3])
+    seen = []
+    chunks = [renderer.render(start, min(plan.total, start + 7), on_progress=lambda d, n: seen.append((d, n)))
+              for start in range(0, plan.total, 7)]
+    assert full.shape[0] == plan.total == 36 and [c.shape[0] for c in chunks] == [7] * 5 + [1]
+    assert torch.equal(torch.cat(chunks), full)
+    assert seen[-1] == (1, 1) and all(0 < d <= n for d, n in seen)
+    backwards = [renderer.render(start, min(plan.total, start + 5)) for start in reversed(range(0, plan.total, 5))]
+    assert torch.equal(torch.cat(backwards[::-1]), full)
+
+
+def test_a_chunk_of_a_long_video_renders_alone():
+    # Five minutes at 24 fps would be 7200 frames; a chunk from the middle needs only its own.
+    plan = plan_mod.plan_timeline([30.0] * 10, 24, "slow zoom out", "crossfade", 1.0)
+    renderer = render_mod.TimelineRenderer(torch.rand(10, 12, 16, 3), plan, 12, 16)
+    chunk = renderer.render(3590, 3610)
+    assert plan.total == 7200 and chunk.shape == (20, 12, 16, 3)
+    assert torch.equal(chunk[7], renderer.render(3597, 3598)[0])
+    assert len(renderer._pictures) <= 2
+    with pytest.raises(errors.ValidationError, match="2 images but 10 scenes"):
+        render_mod.TimelineRenderer(torch.rand(2, 12, 16, 3), plan, 12, 16)

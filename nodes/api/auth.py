@@ -112,12 +112,6 @@ def mismatch_problem(source: TokenSource, target: str | None) -> str:
             f"save it again for {target} (a token is never sent to another URL than the one it was saved for)")
 
 
-def find_token_source(profile: str | None = None, base_url: str | None = None) -> TokenSource | None:
-    """The first source that may be sent to ``base_url`` (default: the current settings' URL)."""
-    target = _target_origin(profile, base_url)
-    return next((s for s in configured_sources(profile) if target and s.bound_to == target), None)
-
-
 def describe_token(profile: str | None = None, base_url: str | None = None) -> dict:
     """Token status for UIs: never the token, only where it is from and its last 4 characters.
 
@@ -177,11 +171,6 @@ class TokenProvider:
     def __repr__(self) -> str:
         return f"TokenProvider(profile={self._profile!r}, target={self._target!r})"
 
-    @property
-    def target_origin(self) -> str | None:
-        """The API origin this provider hands tokens out for (None: an unbound explicit source)."""
-        return self._target
-
     def _pick(self) -> tuple[TokenSource | None, AuthError | None]:
         target = self._target
         if target is None and self._bound:
@@ -215,6 +204,7 @@ class TokenProvider:
                 register_secret(source.value)
                 return _sendable(source.value, source)
             if self._cached and self._cached_from == source and not self._expiring(self._cached):
+                register_secret(self._cached)  # in use, so among the newest that redaction keeps masking
                 return self._cached
             self._cached = _sendable(run_token_command(source), source)
             self._cached_from = source

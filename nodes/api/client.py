@@ -21,11 +21,13 @@ from .errors import (
     MaybeSubmittedError,
     ResponseFormatError,
     ValidationError,
+    server_words,
 )
-from .http import CancelCheck, HttpTransport, RetryPolicy
+from .http import HttpTransport
 from .jobs import raise_for_failures, wait_for_jobs
 from .journal import Journal
-from .models import ImageRef, Job, Project, ScenePlan, Story, Workspace
+from .models import FAILED, ImageRef, Job, Project, ScenePlan, Story, Workspace
+from .retry import CancelCheck, RetryPolicy
 
 log = logging.getLogger("3dlabs")
 
@@ -72,7 +74,7 @@ class ThreeDLabsClient:
                 job_id = readers.read_job_id(answer)
             except ResponseFormatError as err:
                 # The server took the request (and perhaps the money); say so instead of re-sending.
-                said = _server_words(answer)
+                said = server_words(answer)
                 raise MaybeSubmittedError(f"POST {endpoint} answered without a readable job id ({err.detail})"
                                           + (f"; the server said: {said}" if said else "")) from None
         except MaybeSubmittedError:
@@ -113,9 +115,9 @@ class ThreeDLabsClient:
                 if isinstance(outcome, Job):
                     self.journal.record_state(jid, outcome.status)
                 elif isinstance(outcome, JobError):
-                    # Only a job the server reported failed is "failed": a re-run resumes the others.
+                    # Only a job the server reported failed is FAILED: a re-run resumes the others.
                     state = ("timed-out" if isinstance(outcome, JobTimeoutError)
-                             else "unknown" if isinstance(outcome, JobStatusUnknownError) else "failed")
+                             else "unknown" if isinstance(outcome, JobStatusUnknownError) else FAILED)
                     self.journal.record_state(jid, state, error=outcome.detail)
 
         cancel_check = cancel_check or self.cancel_check
@@ -171,15 +173,3 @@ def _read_result(reader, job: Job):
         raise ResponseFormatError(f"the result of job {job.id}: {err.detail}", status=err.status,
                                   job_id=job.id or None) from None
 
-
-def _server_words(answer) -> str:
-    """The server's own error message in an answer that should have carried a job id, if any."""
-    if not isinstance(answer, dict):
-        return ""
-    for key in ("error", "message", "detail"):
-        value = answer.get(key)
-        if isinstance(value, dict):
-            value = value.get("message") or value.get("detail")
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:300]
-    return ""

@@ -6,14 +6,14 @@ port) is refused before any request. The token is the session's :class:`~.http.A
 goes only to the API's own origin, judged on each request as it is sent, and a refused command-made
 token is replaced there once. Redirects are followed by hand, each hop checked like the first.
 Every download has an overall deadline and honours the cancel check, also while a host drips bytes
-and between retries. Bodies are streamed under a size cap. No tensors here.
+and between retries; what is retried, and how often, is the client's one :mod:`.retry` policy.
+Bodies are streamed under a size cap. No tensors here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import random
 import socket
 import threading
 import time
@@ -22,20 +22,23 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from requests import exceptions as rexc
 
-from .errors import ImageDownloadError, ImageError, ImageTooLargeError, error_for_response, redact, refused_token
-from .http import sleep_unless_canceled, unsafe_url_reason
+from .errors import (
+    ImageDownloadError,
+    ImageError,
+    ImageTooLargeError,
+    error_for_response,
+    parse_retry_after,
+    redact,
+    refused_token,
+)
+from .http import unsafe_url_reason
 from .models import ImageRef
+from .retry import RETRY_STATUSES, Retryable
 
 MAX_BYTES_DEFAULT = 64 * 1024 * 1024
 DEADLINE_SECONDS_DEFAULT = 120.0  # per image, redirects and retries included
 MAX_REDIRECTS = 5
-ATTEMPTS = 4
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 WATCH_SECONDS = 0.1  # how often a running download looks at the deadline and the cancel check
-
-
-def retry_delay(attempt: int) -> float:
-    return random.uniform(0, min(4.0, 0.25 * 2 ** attempt))
 
 
 def _decode_data_url(url: str, max_bytes: int) -> bytes:
@@ -95,23 +98,8 @@ def fetch_image_bytes(ref: ImageRef, transport, *, max_bytes: int = MAX_BYTES_DE
 
 def _download(url: str, transport, max_bytes: int, timeout, deadline: float, cancel_check) -> bytes:
     limits = _Limits(time.monotonic() + deadline, deadline, cancel_check)
-    last: Exception | None = None
-    for attempt in range(ATTEMPTS):
-        if attempt:
-            delay = retry_delay(attempt)
-            if limits.left() <= delay:
-                break
-            sleep_unless_canceled(delay, cancel_check)
-        try:
-            return _download_once(url, transport, max_bytes, timeout, limits)
-        except _Transient as exc:
-            last = exc.error
-    raise last if last is not None else limits.overdue(url)
-
-
-class _Transient(Exception):
-    def __init__(self, error: Exception):
-        self.error = error
+    return transport.retry.run(lambda: _download_once(url, transport, max_bytes, timeout, limits),
+                               cancel_check=cancel_check, time_left=limits.left, what=f"download of {_shorten(url)}")
 
 
 class _Limits:
@@ -149,7 +137,7 @@ def _download_once(url: str, transport, max_bytes: int, timeout, limits: _Limits
                                          timeout=(timeout[0], read_timeout), stream=True, allow_redirects=False)
         except rexc.RequestException as exc:
             limits.check(current)
-            raise _Transient(ImageDownloadError(f"{_shorten(current)}: {type(exc).__name__}")) from None
+            raise Retryable(ImageDownloadError(f"{_shorten(current)}: {type(exc).__name__}")) from None
         with resp:
             if resp.is_redirect:
                 current = urljoin(current, resp.headers.get("Location", ""))
@@ -159,7 +147,9 @@ def _download_once(url: str, transport, max_bytes: int, timeout, limits: _Limits
                 raise ImageDownloadError(f"{_shorten(current)}: {refusal.detail}", status=resp.status_code,
                                          hint=refusal.hint)
             if resp.status_code in RETRY_STATUSES:
-                raise _Transient(ImageDownloadError(f"{_shorten(current)} answered HTTP {resp.status_code}"))
+                raise Retryable(ImageDownloadError(f"{_shorten(current)} answered HTTP {resp.status_code}",
+                                                   status=resp.status_code),
+                                parse_retry_after(resp.headers.get("Retry-After")))
             if resp.status_code >= 400:
                 hint = " (result URLs may expire after an hour)" if resp.status_code in (403, 404, 410) else ""
                 raise ImageDownloadError(f"{_shorten(current)} answered HTTP {resp.status_code}{hint}",
@@ -183,11 +173,11 @@ def _read_body(resp, url: str, max_bytes: int, declared: str | None, limits: _Li
                     raise ImageTooLargeError(f"{_shorten(url)} is over the {max_bytes // (1024 * 1024)} MiB limit")
         except rexc.RequestException as exc:
             watch.raise_if_tripped(url)
-            raise _Transient(ImageDownloadError(
+            raise Retryable(ImageDownloadError(
                 f"{_shorten(url)}: the download broke off ({type(exc).__name__})")) from None
         watch.raise_if_tripped(url)  # a socket shut by the watchdog reads as an early end
     if declared and declared.isdigit() and len(chunks) < int(declared):
-        raise _Transient(ImageDownloadError(f"{_shorten(url)}: got {len(chunks)} of {declared} bytes"))
+        raise Retryable(ImageDownloadError(f"{_shorten(url)}: got {len(chunks)} of {declared} bytes"))
     return bytes(chunks)
 
 

@@ -4,7 +4,8 @@ Each error renders as one plain sentence (what went wrong, for a ComfyUI user) f
 detail (the server's own words, a job id, a hint). Messages pass through :func:`redact` so that a
 token can never reach the UI, a log or ComfyUI's history through an exception. An HTTP answer that is
 not a success maps to one of them here too, with the server's own words: one extraction of them for
-API calls and image downloads alike.
+API calls, job-creating answers without a job id and image downloads alike. Each class also names the
+HTTP status the pack's routes answer with (``http_status``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import email.utils
 import json
 import re
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
@@ -21,22 +24,38 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 # masked job id in the journal or an error is a paid job nobody can collect. Keys in use are
 # registered (register_secret) and masked exactly.
 
-# Secrets registered at run time (the token in use); redact() removes them wherever they appear.
-_known_secrets: set[str] = set()
+# Secrets registered at run time (the tokens in use), oldest first. A 60 s token command mints
+# about 1,700 tokens a day, so only the newest MAX_SECRETS are kept; a token in use is registered
+# again on every use and so stays. The masking pattern is rebuilt only when the set changes.
+MAX_SECRETS = 64
+_secrets: OrderedDict[str, None] = OrderedDict()
+_secrets_lock = threading.Lock()
+_secrets_pattern: re.Pattern[str] | None = None
 
 
 def register_secret(secret: str | None) -> None:
     """Remember a secret so that every later error message and log line masks it."""
-    if secret and len(secret) >= 6:
-        _known_secrets.add(secret)
+    global _secrets_pattern
+    if not secret or len(secret) < 6:
+        return
+    with _secrets_lock:
+        if secret in _secrets:
+            _secrets.move_to_end(secret)
+            return
+        _secrets[secret] = None
+        while len(_secrets) > MAX_SECRETS:
+            _secrets.popitem(last=False)
+        # Longest first, so that a secret containing another is masked whole.
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _secrets_pattern = re.compile("|".join(map(re.escape, ordered)))
 
 
 def redact(text: object) -> str:
     """Return ``text`` as a string with every known or token-shaped secret masked."""
     out = str(text)
-    for secret in sorted(_known_secrets, key=len, reverse=True):
-        if secret in out:
-            out = out.replace(secret, "***")
+    pattern = _secrets_pattern
+    if pattern is not None:
+        out = pattern.sub("***", out)
     out = _BEARER.sub(r"\1***", out)
     return _JWT.sub("***", out)
 
@@ -46,6 +65,9 @@ class ThreeDLabsError(Exception):
 
     summary = "The 3DLabs request failed."
     default_hint = ""  # what to do about it, unless the raiser knows better
+    # What the pack's routes answer with for this error: 3DLabs' own class of answer, seen through
+    # the routes as a proxy (a bad gateway unless a subclass knows better).
+    http_status = 502
 
     def __init__(
         self,
@@ -82,10 +104,12 @@ class ThreeDLabsError(Exception):
 
 class ConfigError(ThreeDLabsError):
     summary = "The 3DLabs configuration is not usable."
+    http_status = 400
 
 
 class ValidationError(ThreeDLabsError):
     summary = "The node's input is not valid; nothing was submitted."
+    http_status = 400
 
 
 class JobCapError(ValidationError):
@@ -101,14 +125,17 @@ class APIError(ThreeDLabsError):
 
 class AuthError(APIError):
     summary = "3DLabs did not accept the token (sign-in required or token expired)."
+    http_status = 401
 
 
 class ForbiddenError(APIError):
     summary = "3DLabs refused access: the token lacks permission or the workspace is wrong."
+    http_status = 403
 
 
 class NotFoundError(APIError):
     summary = "3DLabs has no such resource."
+    http_status = 404
 
 
 class InvalidRequestError(APIError):
@@ -117,6 +144,7 @@ class InvalidRequestError(APIError):
 
 class RateLimitedError(APIError):
     summary = "3DLabs is rate limiting this account; try again shortly."
+    http_status = 429
 
     def __init__(self, detail: str = "", *, retry_after: float | None = None, **kw) -> None:
         self.retry_after = retry_after
@@ -125,6 +153,7 @@ class RateLimitedError(APIError):
 
 class OutOfCreditsError(APIError):
     summary = "The 3DLabs account is out of credits (HTTP 402); top up or switch workspace."
+    http_status = 402
 
 
 class ServerError(APIError):
@@ -140,6 +169,7 @@ class ResponseFormatError(APIError):
 
 class NetworkError(ThreeDLabsError):
     summary = "Could not reach 3DLabs."
+    http_status = 504
     default_hint = (
         "Check THREEDLABS_BASE_URL, and HTTPS_PROXY / REQUESTS_CA_BUNDLE if you are behind a "
         "proxy or a TLS-inspecting firewall."
@@ -267,21 +297,28 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+MESSAGE_KEYS = ("error", "message", "detail", "details", "reason")
+
+
+def server_words(body: object) -> str:
+    """The server's own message in a JSON answer (``{"error": ...}`` and kin), or ""."""
+    if not isinstance(body, dict):
+        return ""
+    for key in MESSAGE_KEYS:
+        value = body.get(key)
+        if isinstance(value, dict):
+            value = value.get("message") or value.get("detail") or json.dumps(value)[:300]
+        if isinstance(value, str) and value.strip():
+            return redact(value.strip()[:300])
+    return ""
+
+
 def _server_message(resp: Response) -> str:
     """The server's own words about an error, short and with markup stripped."""
-    text = ""
     try:
-        body = resp.json()
+        text = server_words(resp.json())
     except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for key in ("error", "message", "detail", "details", "reason"):
-            value = body.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value.get("detail") or json.dumps(value)[:300]
-            if isinstance(value, str) and value.strip():
-                text = value.strip()
-                break
+        text = ""
     if not text:
         raw = resp.text or ""
         if "<" in raw[:200]:

@@ -1,12 +1,9 @@
-"""One requests Session per client: the token, timeouts, retries, capped reads and HTTP error mapping.
+"""One requests Session per client: the token, timeouts, capped reads and HTTP error mapping.
 
-Retry rules, because every job costs money:
-- GETs are idempotent: connection errors, 429, 502, 503 and 504 (and unreadable bodies) are retried
-  with exponential backoff and full jitter, honouring Retry-After, within a bounded count and time.
-- A POST that creates a job is sent again only when it provably never reached the application:
-  refused, DNS or TLS failure, connect timeout, or a 429 (rate limited: no job was made). A 5xx or
-  anything after the request left (read timeout, reset, an answer too large to read) raises a
-  MaybeSubmittedError and is never re-sent. Every retry sleep ends early when the cancel check raises.
+Which failures are tried again is :mod:`.retry`'s policy (shared with the image downloads); this
+module decides, per answer, whether an attempt may be repeated: for a job-creating POST only a
+refusal before sending or a 429, since a 5xx or anything after the request left (read timeout,
+reset, an answer too large to read) may hide a job and raises a MaybeSubmittedError instead.
 The token: :class:`ApiAuth` decides on the prepared request, from the URL exactly as the sending
 library will connect, and is also the one place that refreshes a command-made token after a 401.
 Redirects are never followed. JSON answers are read streamed under a size cap.
@@ -16,12 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import threading
-import time
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -31,59 +23,26 @@ from urllib3.util import parse_url
 
 from .auth import TokenProvider
 from .config import DEFAULT_BASE_URL, Settings
-from .errors import (  # noqa: F401  error_for_response, parse_retry_after, refused_token: http's API too
+from .errors import (
     AuthError,
     MaybeSubmittedError,
     MaybeSubmittedServerError,
     NetworkError,
     ResponseFormatError,
-    ThreeDLabsError,
     error_for_response,
     looks_like_sign_in,
     parse_retry_after,
     redact,
     refused_token,
 )
+from .retry import POST_SAFE_STATUSES, RETRY_STATUSES, CancelCheck, Retryable, RetryPolicy
 from .version import USER_AGENT
 
 log = logging.getLogger("3dlabs")
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-# Only a 429 says no job was made: a 503 may come from the app after it made one, and a proxy's 502,
-# 503 or 504 proves nothing about what happened behind it.
-POST_SAFE_STATUSES = frozenset({429})
 MAX_JSON_BYTES = 32 * 1024 * 1024  # the largest JSON answer read; a 400 MB one must not take the machine
 MAX_ERROR_BODY_BYTES = 64 * 1024  # of an error answer only the server's message is read
-SLEEP_SLICE_SECONDS = 0.1  # how often a retry sleep looks at the cancel check
 DEFAULT_PORTS = {"http": 80, "https": 443}
-CancelCheck = Callable[[], None]
-
-
-@dataclass
-class RetryPolicy:
-    max_attempts: int = 5
-    max_total_seconds: float = 30.0
-    base_delay: float = 0.25
-    max_delay: float = 8.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay * 4)
-        # Full jitter: spreads retries of many concurrent pollers instead of synchronising them.
-        return random.uniform(0, min(self.max_delay, self.base_delay * (2 ** attempt)))
-
-
-def sleep_unless_canceled(seconds: float, cancel_check: CancelCheck | None) -> None:
-    """Sleep ``seconds`` in short slices; ``cancel_check`` raises (ComfyUI's Cancel) to end it early."""
-    end = time.monotonic() + max(0.0, seconds)
-    while True:
-        if cancel_check is not None:
-            cancel_check()
-        left = end - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(left, SLEEP_SLICE_SECONDS))
-
 
 # --- where a URL really goes -------------------------------------------------------------------
 
@@ -172,12 +131,6 @@ class ApiAuth(requests.auth.AuthBase):
         return answer
 
 
-class _Retryable(Exception):
-    def __init__(self, error: ThreeDLabsError, retry_after: float | None = None):
-        self.error = error
-        self.retry_after = retry_after
-
-
 def _sent_before_failure(exc: Exception) -> bool:
     """False only when the request provably never reached the server."""
     if isinstance(exc, (rexc.ConnectTimeout, rexc.SSLError, rexc.InvalidURL, rexc.InvalidSchema,
@@ -194,13 +147,12 @@ def _sent_before_failure(exc: Exception) -> bool:
 class HttpTransport:
     """The pack's only way to talk HTTP to the 3DLabs API."""
 
-    def __init__(self, settings: Settings, tokens: TokenProvider, *, retry: RetryPolicy | None = None,
-                 session: requests.Session | None = None) -> None:
+    def __init__(self, settings: Settings, tokens: TokenProvider, *, retry: RetryPolicy | None = None) -> None:
         self.settings = settings
         self.tokens = tokens
         self.retry = retry or RetryPolicy()
         self.max_json_bytes = MAX_JSON_BYTES
-        self.session = session or requests.Session()
+        self.session = requests.Session()
         # requests reads HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE from the environment itself.
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
@@ -209,8 +161,6 @@ class HttpTransport:
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self._lock = threading.Lock()
-        self.request_count = 0
 
     # -- public ----------------------------------------------------------------------------
 
@@ -220,10 +170,6 @@ class HttpTransport:
         if path.startswith("api/"):
             path = path[len("api/"):]
         return self.settings.base_url.rstrip("/") + "/" + path
-
-    def is_api_url(self, url: str) -> bool:
-        """Whether a request to ``url`` would carry the token (see :class:`ApiAuth`)."""
-        return self.auth.applies_to(url)
 
     def get_json(self, path: str, *, workspace_id: str | None = None, retry: bool = True,
                  cancel_check: CancelCheck | None = None):
@@ -244,26 +190,11 @@ class HttpTransport:
         url = self.url(path)
         ws = workspace_id or self.settings.workspace_id
         headers = {"x-workspace-id": ws} if ws else {}
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                return self._once(method, url, headers, json_body, ws, creates_job)
-            except _Retryable as r:
-                attempt += 1
-                elapsed = time.monotonic() - started
-                delay = self.retry.delay(attempt - 1, r.retry_after)
-                if (not retry or attempt >= self.retry.max_attempts
-                        or elapsed + delay > self.retry.max_total_seconds):
-                    raise r.error from None
-                log.debug("3DLabs: %s %s failed (%s); retry %d in %.2fs", method, path,
-                          type(r.error).__name__, attempt, delay)
-                sleep_unless_canceled(delay, cancel_check)
+        return self.retry.run(lambda: self._once(method, url, headers, json_body, ws, creates_job),
+                              cancel_check=cancel_check, enabled=retry, what=f"{method} {path}")
 
     def _once(self, method, url, headers, json_body, workspace_id, creates_job):
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
-        with self._lock:
-            self.request_count += 1
         try:
             # Streamed, so that the body is read under a cap instead of whole.
             resp = self.session.request(method, url, headers=headers, json=json_body, timeout=timeout,
@@ -272,7 +203,7 @@ class HttpTransport:
             detail = f"{method} {url}: {type(exc).__name__}: {_short(exc)}"
             if creates_job and _sent_before_failure(exc):
                 raise MaybeSubmittedError(detail) from None
-            raise _Retryable(NetworkError(detail)) from None
+            raise Retryable(NetworkError(detail)) from None
         try:
             return self._read(resp, method, url, workspace_id, creates_job)
         finally:
@@ -288,7 +219,7 @@ class HttpTransport:
                 detail = f"{method} {url}: the answer broke off ({type(exc).__name__})"
                 if creates_job:
                     raise MaybeSubmittedError(detail) from None
-                raise _Retryable(NetworkError(detail)) from None
+                raise Retryable(NetworkError(detail)) from None
             resp._content, resp._content_consumed, fits = b"", True, True  # the status says enough
         if 300 <= status < 400:
             # Never follow: the next hop would need the token, and it may not be the API host.
@@ -301,12 +232,12 @@ class HttpTransport:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if creates_job:
                 if status in POST_SAFE_STATUSES:
-                    raise _Retryable(err, retry_after)
+                    raise Retryable(err, retry_after)
                 if status >= 500:
                     raise MaybeSubmittedServerError(err.detail, status=status) from None
                 raise err
             if status in RETRY_STATUSES:
-                raise _Retryable(err, retry_after)
+                raise Retryable(err, retry_after)
             raise err
         if not fits:
             detail = (f"{method} {url} answered with more than {_mib(self.max_json_bytes)} (the limit for an "
@@ -321,7 +252,7 @@ class HttpTransport:
             detail = f"{method} {url}: the answer broke off ({type(exc).__name__})"
             if creates_job:
                 raise MaybeSubmittedError(detail) from None
-            raise _Retryable(NetworkError(detail)) from None
+            raise Retryable(NetworkError(detail)) from None
         if "html" in content_type.lower() or text.lstrip()[:1] == "<":
             if looks_like_sign_in(text, resp.url):
                 raise AuthError(f"{method} {url} answered with a sign-in page instead of JSON", status=status)
@@ -329,7 +260,7 @@ class HttpTransport:
                                       hint=_HTML_HINT)
             if creates_job:
                 raise err
-            raise _Retryable(err)
+            raise Retryable(err)
         try:
             return json.loads(text) if text.strip() else _empty(method, url, status, creates_job)
         except ValueError:
@@ -337,7 +268,7 @@ class HttpTransport:
             if creates_job:
                 # The job was probably created; its id is unreadable, so do not send it again.
                 raise MaybeSubmittedError(f"{method} {url}: the answer was not valid JSON", status=status) from None
-            raise _Retryable(err) from None
+            raise Retryable(err) from None
 
 
 def _preload(resp: requests.Response, limit: int, *, truncate: bool) -> bool:
@@ -380,7 +311,7 @@ _HTML_HINT = ("Check the base URL (THREEDLABS_BASE_URL or the 3DLabs settings): 
 def _empty(method, url, status, creates_job):
     if creates_job:
         raise MaybeSubmittedError(f"{method} {url} answered {status} with an empty body", status=status)
-    raise _Retryable(ResponseFormatError(f"{method} {url} answered {status} with an empty body", status=status))
+    raise Retryable(ResponseFormatError(f"{method} {url} answered {status} with an empty body", status=status))
 
 
 def _short(exc: Exception) -> str:

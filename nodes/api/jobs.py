@@ -1,21 +1,17 @@
-"""Waiting for 3DLabs jobs: one or many, concurrently, under one deadline.
+"""Waiting for a 3DLabs job: one polling schedule, one plain function per job.
 
-Polling adapts to the job's age: the first poll comes within 0.5 s, then the interval grows with
-the time already waited (a job that has run 2 s is checked every ~0.3 s, one that has run a
-minute every 5 s), so short jobs are seen finishing quickly and long jobs cost few requests. Many
-jobs share a bounded pool of HTTP requests in flight; the cancel check runs at least every 0.25 s
-whatever the HTTP layer is doing; results come back in input order, and one failed job is reported
-with its index and id without losing the others' results.
+Polling adapts to the job's age: the first poll comes at once, then the interval grows with the time
+already waited (a job that has run 2 s is checked every ~0.3 s, one that has run a minute every 5 s),
+and is shortened to land just after the end the job's own progress predicts. Sleeps between polls
+run in slices that call the cancel check. A 404 right after creation is waited through (a new job may
+not be visible yet); one failed job is reported with its index and id without losing the others'.
 """
 
 from __future__ import annotations
 
-import heapq
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from .errors import (
     APIError,
@@ -42,6 +38,9 @@ MAX_INTERVAL = 5.0
 GROWTH = 0.12  # interval = GROWTH x time waited so far, within [MIN_INTERVAL, MAX_INTERVAL]
 NOT_FOUND_GRACE_SECONDS = 15.0
 MAX_CONSECUTIVE_POLL_ERRORS = 8
+PREDICT_MIN_PROGRESS = 0.05
+PREDICT_MARGIN = 0.05
+PREDICT_FLOOR = 0.15
 
 ProgressCallback = Callable[[int, Job, float], None]
 
@@ -50,11 +49,6 @@ def poll_interval(waited: float, *, jitter: bool = True) -> float:
     base = min(MAX_INTERVAL, max(MIN_INTERVAL, GROWTH * waited))
     # +-10% jitter keeps many pollers (and many users) from hitting the API in lock-step.
     return base * random.uniform(0.9, 1.1) if jitter else base
-
-
-PREDICT_MIN_PROGRESS = 0.05
-PREDICT_MARGIN = 0.05
-PREDICT_FLOOR = 0.15
 
 
 def next_poll_delay(waited: float, progress: float | None, running_for: float | None, *,
@@ -71,109 +65,104 @@ def next_poll_delay(waited: float, progress: float | None, running_for: float | 
     return max(PREDICT_FLOOR, min(delay, remaining + PREDICT_MARGIN))
 
 
-class _Tracked:
-    __slots__ = ("index", "job_id", "started", "job", "errors", "outcome")
-
-    def __init__(self, index: int, job_id: str, started: float) -> None:
-        self.index = index
-        self.job_id = job_id
-        self.started = started
-        self.job: Job | None = None
-        self.errors = 0
-        self.outcome: Job | JobError | None = None
-
-
-def _fatal(err: Exception) -> bool:
+def fatal(err: BaseException) -> bool:
     """Errors that no amount of polling will fix and that concern every job alike."""
     return isinstance(err, (AuthError, ForbiddenError, OutOfCreditsError))
 
 
-def wait_for_jobs(
-    job_ids: Sequence[str],
-    get_job: Callable[[str], Job],
-    *,
-    timeout: float = 600.0,
-    cancel_check: Callable[[], None] | None = None,
-    on_progress: ProgressCallback | None = None,
-    max_in_flight: int = 8,
-    created_at: Sequence[float] | None = None,
-    not_found_grace: float | None = None,
-    raise_on_failure: bool = True,
-    clock: Callable[[], float] = time.monotonic,
-) -> list[Job | JobError]:
-    """Poll every job until it ends or ``timeout`` passes; return outcomes in input order.
+def _sleep_until(when: float, cancel_check, clock) -> None:
+    while True:
+        if cancel_check is not None:
+            cancel_check()
+        left = when - clock()
+        if left <= 0:
+            return
+        time.sleep(min(CANCEL_CHECK_SECONDS, left))
 
-    ``get_job`` fetches one job (it may raise the client's typed errors). ``cancel_check`` may raise
-    any exception to stop waiting; it propagates unchanged (ComfyUI's interrupt does this).
-    ``created_at`` (monotonic times) lets a job answer 404 for a while after it was created.
-    With ``raise_on_failure`` a BatchError (or, for a single job, the JobError itself) is raised
-    when any job failed; otherwise the list holds a JobError in that job's slot.
+
+def wait_job(job_id: str, get_job: Callable[[str], Job], *, deadline: float, index: int | None = None,
+             cancel_check: Callable[[], None] | None = None, on_progress: Callable[[Job, float], None] | None = None,
+             created_at: float | None = None, not_found_grace: float | None = None,
+             clock: Callable[[], float] = time.monotonic) -> Job | JobError:
+    """Poll one job until it ends or ``deadline`` (a ``clock`` time) passes; its outcome, never raised.
+
+    ``cancel_check`` may raise to stop waiting (ComfyUI's interrupt); it propagates, and so do errors
+    that concern every job (auth, forbidden, out of credits). ``created_at`` (a ``clock`` time) lets the
+    job answer 404 for ``not_found_grace`` seconds after it was created. ``index`` goes into the errors.
     """
-    if not job_ids:
-        return []
-    if not_found_grace is None:  # read at call time, so that the module's value can be tuned
-        not_found_grace = NOT_FOUND_GRACE_SECONDS
+    grace = NOT_FOUND_GRACE_SECONDS if not_found_grace is None else not_found_grace
     start = clock()
-    deadline = start + max(0.0, timeout)
-    tracked = [
-        _Tracked(i, str(jid), created_at[i] if created_at is not None else start) for i, jid in enumerate(job_ids)
-    ]
-    # Heap of (due time, index): the soonest poll first.
-    due: list[tuple[float, int]] = [(start + min(FIRST_POLL_SECONDS, 0.05 * i), i) for i in range(len(tracked))]
-    heapq.heapify(due)
-    in_flight: dict[Future, _Tracked] = {}
-    pending = len(tracked)
-    stop = threading.Event()
+    born = start if created_at is None else created_at
+    # A few jobs waited for together start a little apart, so their polls do not arrive in one burst.
+    due = start + min(FIRST_POLL_SECONDS, 0.05 * (index or 0))
+    failures = 0
+    job: Job | None = None
+    while True:
+        _sleep_until(min(due, deadline), cancel_check, clock)
+        now = clock()
+        try:
+            job = get_job(job_id)
+        except NotFoundError as err:
+            if now - born >= grace:
+                return JobFailedError(f"3DLabs does not know this job id ({err.detail})", job_id=job_id, index=index)
+            due = now + poll_interval(now - start)
+        except ThreeDLabsError as err:
+            if fatal(err):
+                raise
+            failures += 1
+            if failures >= MAX_CONSECUTIVE_POLL_ERRORS or not isinstance(err, (APIError, NetworkError)):
+                return JobStatusUnknownError(f"polling kept failing: {err.message}", job_id=job_id, index=index)
+            wait_s = err.retry_after if isinstance(err, RateLimitedError) and err.retry_after else 0.0
+            due = now + max(wait_s, poll_interval(now - start) * (1 + failures))
+        else:
+            failures = 0
+            job.id = job.id or job_id
+            if on_progress is not None:
+                try:
+                    on_progress(job, now - start)
+                except Exception:  # noqa: BLE001  a UI callback must never break the wait
+                    pass
+            if job.status == "succeeded":
+                return job
+            if job.status == "failed":
+                return JobFailedError(job.error or "no reason given by the server", job_id=job_id, index=index)
+            if job.status == "canceled":
+                return JobCanceledError(job.error or "", job_id=job_id, index=index)
+            # Progress is measured from creation: queue time counts as elapsed job time for the estimate.
+            due = now + next_poll_delay(now - start, job.progress, now - born if job.progress else None)
+        if clock() >= deadline:
+            status = job.status if job else "unknown"
+            return JobTimeoutError(f"still {status} after {deadline - start:.0f} s", job_id=job_id, index=index)
 
-    def poll(t: _Tracked) -> Job:
-        if stop.is_set():
-            raise _Stopped()
-        return get_job(t.job_id)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, max_in_flight), thread_name_prefix="3dlabs-poll")
-    try:
-        while pending:
-            if cancel_check is not None:
-                cancel_check()
-            now = clock()
-            if now >= deadline:
-                for t in tracked:
-                    if t.outcome is None:
-                        t.outcome = JobTimeoutError(
-                            f"still {t.job.status if t.job else 'unknown'} after {timeout:.0f} s",
-                            job_id=t.job_id, index=t.index if len(tracked) > 1 else None)
-                break
-            while due and due[0][0] <= now and len(in_flight) < max_in_flight:
-                _, i = heapq.heappop(due)
-                in_flight[pool.submit(poll, tracked[i])] = tracked[i]
-            wake = min(CANCEL_CHECK_SECONDS, max(0.0, deadline - now))
-            if due and len(in_flight) < max_in_flight:
-                wake = min(wake, max(0.0, due[0][0] - now))
-            if not in_flight:
-                time.sleep(wake)
-                continue
-            done, _ = wait(list(in_flight), timeout=wake, return_when=FIRST_COMPLETED)
-            for fut in done:
-                t = in_flight.pop(fut)
-                now = clock()
-                next_due = _settle(t, fut, now, start, not_found_grace, len(tracked) > 1)
-                if t.outcome is not None:
-                    pending -= 1
-                else:
-                    heapq.heappush(due, (min(next_due, deadline), t.index))
-                if on_progress is not None and t.job is not None:
-                    try:
-                        on_progress(t.index, t.job, now - start)
-                    except Exception:  # noqa: BLE001  a UI callback must never break the wait
-                        pass
-    finally:
-        stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
+def wait_for_jobs(job_ids: Sequence[str], get_job: Callable[[str], Job], *, timeout: float = 600.0,
+                  cancel_check: Callable[[], None] | None = None, on_progress: ProgressCallback | None = None,
+                  max_in_flight: int = 1, created_at: Sequence[float] | None = None,
+                  not_found_grace: float | None = None, raise_on_failure: bool = True,
+                  clock: Callable[[], float] = time.monotonic) -> list[Job | JobError]:
+    """Wait for several jobs under one deadline, on this thread; outcomes in input order.
 
-    outcomes = [t.outcome for t in tracked]
+    The jobs run on the server at the same time, so waiting for them one after the other costs no
+    more than the slowest one, and every job is polled at least once even after the deadline.
+    ``max_in_flight`` is accepted from older callers; the nodes wait for each job in a worker of
+    their own (``nodes/run.py``). With ``raise_on_failure`` a failure raises (see
+    :func:`raise_for_failures`); otherwise its JobError sits in the job's slot.
+    """
+    deadline = clock() + max(0.0, timeout)
+    many = len(job_ids) > 1
+    outcomes: list[Job | JobError] = []
+    for i, job_id in enumerate(job_ids):
+        def progress(job: Job, elapsed: float, i: int = i) -> None:
+            if on_progress is not None:
+                on_progress(i, job, elapsed)
+
+        outcomes.append(wait_job(str(job_id), get_job, deadline=deadline, index=i if many else None,
+                                 cancel_check=cancel_check, on_progress=progress,
+                                 created_at=created_at[i] if created_at is not None else None,
+                                 not_found_grace=not_found_grace, clock=clock))
     if raise_on_failure:
         raise_for_failures(outcomes)
-    return outcomes  # type: ignore[return-value]
+    return outcomes
 
 
 def raise_for_failures(outcomes: Sequence[Job | JobError | None]) -> None:
@@ -188,42 +177,3 @@ def raise_for_failures(outcomes: Sequence[Job | JobError | None]) -> None:
         if isinstance(outcome, JobError):
             outcome.index = i
     raise BatchError(failures, [o if isinstance(o, Job) else None for o in outcomes])
-
-
-class _Stopped(Exception):
-    pass
-
-
-def _settle(t: _Tracked, fut: Future, now: float, start: float, grace: float, many: bool) -> float:
-    """Record one poll's result on ``t``; return when to poll next (if it is not finished)."""
-    index = t.index if many else None
-    try:
-        job = fut.result()
-    except _Stopped:
-        return now
-    except NotFoundError as err:
-        if now - t.started < grace:
-            return now + poll_interval(now - start)
-        t.outcome = JobFailedError(f"3DLabs does not know this job id ({err.detail})", job_id=t.job_id, index=index)
-        return now
-    except ThreeDLabsError as err:
-        if _fatal(err):
-            raise
-        t.errors += 1
-        if t.errors >= MAX_CONSECUTIVE_POLL_ERRORS or not isinstance(err, (APIError, NetworkError)):
-            t.outcome = JobStatusUnknownError(f"polling kept failing: {err.message}", job_id=t.job_id, index=index)
-            return now
-        wait_s = err.retry_after if isinstance(err, RateLimitedError) and err.retry_after else 0.0
-        return now + max(wait_s, poll_interval(now - start) * (1 + t.errors))
-    t.errors = 0
-    job.id = job.id or t.job_id
-    t.job = job
-    if job.status == "succeeded":
-        t.outcome = job
-    elif job.status == "failed":
-        t.outcome = JobFailedError(job.error or "no reason given by the server", job_id=t.job_id, index=index)
-    elif job.status == "canceled":
-        t.outcome = JobCanceledError(job.error or "", job_id=t.job_id, index=index)
-    # Progress is measured from creation: queue time counts as elapsed job time for the estimate.
-    running_for = now - t.started if job.progress else None
-    return now + next_poll_delay(now - start, job.progress, running_for)

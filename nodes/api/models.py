@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# The five job states every status word is mapped to (the readers' vocabulary lists the synonyms).
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
 Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+STATES: tuple[str, ...] = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED)
+TERMINAL: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELED})
 
 
 @dataclass
@@ -18,7 +21,7 @@ class Job:
     """One asynchronous 3DLabs job as last seen."""
 
     id: str
-    status: Status = "queued"
+    status: Status = QUEUED
     progress: float | None = None  # 0..1, or None when the API gives none
     result: Any = None
     error: str | None = None

@@ -1,0 +1,26 @@
+"""Tolerant readers: decoded 3DLabs JSON in, the pack's plain values (``models``) out.
+
+The one place for what the pack assumes about the API's undocumented answers; docs/openapi.yaml
+describes the same shapes. One module per resource, the synonym tables in ``vocabulary``:
+
+* ``jobs``: job envelopes, ids, status words, progress, errors;
+* ``story``: the story object and its readable text;
+* ``scenes``: scene plans;
+* ``images``: image references, found by structure at any depth, in scene order;
+* ``projects``: workspaces, the project list, one whole project.
+
+A reader returns its value or raises ResponseFormatError naming the keys it saw; nothing else.
+Framework-free: no torch, no requests, no ComfyUI.
+"""
+
+from .basics import describe
+from .images import find_images, read_image_refs
+from .jobs import normalize_status, read_job, read_job_id, read_progress, unwrap
+from .projects import read_session, read_sessions, read_workspaces
+from .scenes import read_scene_plan
+from .story import read_story
+from .vocabulary import STATUS_SYNONYMS
+
+__all__ = ["STATUS_SYNONYMS", "describe", "find_images", "normalize_status", "read_image_refs", "read_job",
+           "read_job_id", "read_progress", "read_scene_plan", "read_session", "read_sessions", "read_story",
+           "read_workspaces", "unwrap"]

@@ -1,0 +1,116 @@
+"""What every reader shares: bounds, plain values (text, ids, numbers, JSON text), and describing a
+payload in an error message by its keys.
+
+Readers take whatever ``json.loads`` produced, or anything a caller passes by mistake, and raise
+nothing but ResponseFormatError. Every walk is bounded in depth, list length and total work, and
+nothing here renders an arbitrary nested value, so a hostile payload costs little and cannot blow
+the stack. ``None``, empty strings and empty containers count as absent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+MAX_DEPTH = 64  # container levels a walk descends (its total work is bounded by MAX_VISITS)
+MAX_WRAPPERS = 3  # envelopes stripped: {data: {job: {...}}} needs two
+MAX_ITEMS = 10_000  # elements of one list examined
+MAX_VISITS = 100_000  # values one walk looks at
+MAX_MESSAGE = 2_000  # characters kept of a server's error message
+MAX_JSON_TEXT = 20_000_000  # JSON inside a string is decoded only below this size
+
+# Ids go into URL paths (/api/jobs/:id): nothing that could change the path or the query.
+_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._:~+=@-]{0,199}")
+
+
+def is_number(value: Any) -> bool:
+    """True for JSON numbers; booleans are not numbers here."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def text(value: Any) -> str | None:
+    """A non-empty stripped string, or None."""
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def absent(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
+
+
+def present(value: Any) -> Any:
+    return None if absent(value) else value
+
+
+def first(mapping: dict, keys: Iterable[str], convert: Callable[[Any], Any] = present) -> Any:
+    """The first ``convert(mapping[key])`` that is not None, trying ``keys`` in order."""
+    for key in keys:
+        value = mapping.get(key)
+        if value is not None and (found := convert(value)) is not None:
+            return found
+    return None
+
+
+def has_any(mapping: dict, keys: Iterable[str], skip: str | None = None) -> bool:
+    return any(key != skip and not absent(mapping.get(key)) for key in keys)
+
+
+def ident(value: Any) -> str | None:
+    """An id as a string (ints too: some back ends number their jobs), or None."""
+    if is_number(value):
+        return str(value) if isinstance(value, int) and abs(value) < 10**30 else None
+    found = text(value)
+    return found if found is not None and _ID.fullmatch(found) else None
+
+
+def clip(message: str, limit: int = MAX_MESSAGE) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def maybe_json(value: Any) -> dict | list | None:
+    """A string holding a JSON object or list, decoded; anything else gives None."""
+    if not isinstance(value, str) or len(value) > MAX_JSON_TEXT or value.lstrip()[:1] not in ("[", "{"):
+        return None
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter allows
+        return None
+    return decoded if isinstance(decoded, (dict, list)) else None
+
+
+def scene_number(value: Any) -> int | None:
+    """A scene number from 3, 3.0, "3" or "Scene 3"; negative, fractional or absurd values give None."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if is_number(value):
+        return value if isinstance(value, int) and 0 <= value < 1_000_000 else None
+    match = re.search(r"\d{1,6}", value[:64]) if isinstance(value, str) else None
+    return int(match.group()) if match else None
+
+
+def _names(mapping: dict, limit: int) -> str:
+    names = [key[:40] if isinstance(key, str) else type(key).__name__ for key in itertools.islice(mapping, limit)]
+    return ", ".join(names + ["..."] * (len(mapping) > limit))
+
+
+def describe(value: Any) -> str:
+    """A payload as an error message shows it: its keys, and the keys one level down, never its values."""
+    if isinstance(value, dict):
+        shown = []
+        for key, inner in itertools.islice(value.items(), 30):
+            name = key[:40] if isinstance(key, str) else type(key).__name__
+            if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+                name += f" [{len(inner)} x {{{_names(inner[0], 8)}}}]"
+            elif isinstance(inner, dict) and inner:
+                name += f" {{{_names(inner, 8)}}}"
+            shown.append(name)
+        return "keys seen: " + ", ".join(shown + ["..."] * (len(value) > 30)) if shown else "an empty object"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, str):
+        return f"a string of {len(value)} character(s)"
+    kinds = {type(None): "null", bool: "boolean", int: "number", float: "number"}
+    return f"a {kinds.get(type(value), type(value).__name__)}"

@@ -1,0 +1,87 @@
+"""Spend control: the per-prompt tally of 3DLabs jobs, the job cap, and the summary line.
+
+Each ComfyUI prompt gets one tally (keyed by its prompt id), so the cap counts every job the
+prompt's nodes create, and each node's finish line reports the prompt's jobs so far.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from . import comfy
+from .api.config import Settings
+from .api.errors import JobCapError
+
+_MAX_TALLIES = 32
+
+
+@dataclass
+class PromptTally:
+    submitted: dict[str, int] = field(default_factory=dict)
+    succeeded: int = 0
+    failed: int = 0
+    reused: int = 0
+    dry_run: int = 0
+    reserved: int = 0
+
+    def line(self) -> str:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.submitted.items())) or "none"
+        text = (f"3DLabs jobs this prompt: submitted {kinds}; succeeded {self.succeeded}, failed {self.failed}, "
+                f"reused {self.reused}")
+        if self.dry_run:
+            text += f"; dry run: {self.dry_run} not submitted"
+        return text
+
+
+_tallies: OrderedDict[str, PromptTally] = OrderedDict()
+_lock = threading.Lock()
+
+
+def tally(prompt_key: str | None = None) -> PromptTally:
+    key = prompt_key or comfy.executing_context()[0] or "outside-comfyui"
+    with _lock:
+        t = _tallies.get(key)
+        if t is None:
+            t = _tallies[key] = PromptTally()
+            while len(_tallies) > _MAX_TALLIES:
+                _tallies.popitem(last=False)
+        return t
+
+
+def reset_tallies() -> None:
+    with _lock:
+        _tallies.clear()
+
+
+def reserve(t: PromptTally, count: int, node_label: str, current: Settings, *, keep: bool = True) -> None:
+    """Count ``count`` jobs against the prompt's cap, or refuse before anything is submitted.
+
+    With ``keep`` off nothing is reserved: a check on a lower bound known before any request, so that
+    a list far over the cap is refused before a lookup, a thread or an allocation.
+    """
+    with _lock:
+        if t.reserved + count <= current.max_jobs:
+            if keep:
+                t.reserved += count
+            return
+    raise JobCapError(
+        f"{node_label} asked for {count} job{'s' if count != 1 else ''}"
+        + (f" on top of {t.reserved} already submitted by this prompt" if t.reserved else "")
+        + f", over the cap of {current.max_jobs} per prompt",
+        hint="If that is intended, raise the cap: set THREEDLABS_MAX_JOBS, or 'Max jobs per prompt' "
+        "in ComfyUI's settings (3DLabs section).",
+    )
+
+
+def record(t: PromptTally, *, submitted: dict[str, int] | None = None, succeeded: int = 0, failed: int = 0,
+           reused: int = 0, dry_run: int = 0) -> None:
+    with _lock:
+        for kind, n in (submitted or {}).items():
+            if n:
+                t.submitted[kind] = t.submitted.get(kind, 0) + n
+        t.succeeded += succeeded
+        t.failed += failed
+        t.reused += reused
+        t.dry_run += dry_run

@@ -1,0 +1,322 @@
+"""The Storyboard Timeline's frame plan: which scene(s) each frame shows, how mixed, how framed.
+
+Pure Python (no torch): from scene durations, fps, motion and transition this module owns the total
+frame count and a description of every frame, the output size and the memory guard, the scene plan's
+durations and the timeline text. ``timeline_render`` turns any range of planned frames into pixels.
+
+Rules, in one place:
+
+- Frame counts: boundary_k = round_half_up(cumsum(durations)[k] * fps) and scene k gets
+  boundary_k - boundary_(k-1) frames, so the total is round_half_up(total duration * fps) exactly and
+  the rounding error never piles up. Durations and fps are rounded as the decimals they print as
+  (0.15 s means 0.15, not the binary float just below it), so results do not hinge on float noise.
+  A scene that would get 0 frames is an error (raise fps or the scene's duration), never dropped.
+- Plan and images: image k is scene k of the plan. Scenes without a usable duration (missing, zero,
+  not a number) and images beyond the plan's scenes last seconds_per_scene; fewer images than scenes
+  is an error (the wrong batch is probably wired in), and so is a plan that is not a scene plan.
+- Crossfade: the frame count is unchanged. Between scene k and k+1 a window of
+  L = min(round_half_up(crossfade_seconds * fps), frames of scene k, frames of scene k+1) frames starts
+  L // 2 frames before the cut; its i-th frame (i = 0..L-1) is (1 - w) * A + w * B with
+  w = (i + 1) / (L + 1), A and B the two scenes' pictures at that frame. Windows never overlap (each is
+  at most as long as either neighbour), so a frame shows one scene or two. Each scene's move runs over
+  every frame where it is visible, crossfade overlaps included, so it never stalls under a fade.
+- Motion (Ken Burns), per frame, from the scene's image: "slow zoom in" goes from scale 1.0 to 1.15
+  (centred crop window shrinking) at a constant rate, "slow zoom out" the reverse; "pan left" / "pan
+  right" move a window of 1/1.15 of the picture, as a camera does: "pan left" travels from the
+  picture's right edge to its left edge, so the content slides right in the frame.
+- Output size: width and height 0 keep the batch's size; one of them 0 keeps the batch's aspect
+  (the derived side rounded to an even number, which video encoders need). A different size is
+  reached by resizing, aspect ignored, as ComfyUI's own image scaling does; crop upstream to keep it.
+- Memory: frames * height * width * 3 * 4 bytes is checked against ``THREEDLABS_TIMELINE_MAX_BYTES``
+  (default 4 GiB) before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+
+from .api.errors import ConfigError, ValidationError
+
+MOTIONS = ("none", "slow zoom in", "slow zoom out", "pan left", "pan right")
+TRANSITIONS = ("cut", "crossfade")
+KEN_BURNS_ZOOM = 1.15
+DEFAULT_MAX_BYTES = 4 * 1024**3
+MAX_BYTES_ENV = "THREEDLABS_TIMELINE_MAX_BYTES"
+
+
+def invalid(detail: str, hint: str = "") -> ValidationError:
+    # The generic summary says nothing was submitted, which is true but beside the point for local work.
+    return ValidationError(detail[:1].upper() + detail[1:], hint=hint,
+                           summary="The Storyboard Timeline cannot work with these inputs.")
+
+
+# --- timing ---------------------------------------------------------------------------------------
+
+
+def _exact(value: float, what: str) -> Fraction:
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise invalid(f"{what} must be a positive number of seconds or frames, not {value!r}")
+    # repr() is the shortest decimal that reads back as this float: the number the user typed.
+    return Fraction(repr(number))
+
+
+def _round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def frame_counts(durations: Sequence[float], fps: float) -> list[int]:
+    """Frames per scene by cumulative rounding; the sum is round_half_up(sum(durations) * fps)."""
+    rate = _exact(fps, "fps")
+    counts: list[int] = []
+    elapsed = Fraction(0)
+    previous = 0
+    for index, duration in enumerate(durations):
+        elapsed += _exact(duration, f"the duration of scene {index + 1}")
+        boundary = _round_half_up(elapsed * rate)
+        if boundary == previous:
+            raise invalid(
+                f"scene {index + 1} lasts {float(duration):g} s, which rounds to no frame at all at "
+                f"{float(fps):g} fps; raise the fps or that scene's duration"
+            )
+        counts.append(boundary - previous)
+        previous = boundary
+    return counts
+
+
+def crossfade_lengths(counts: Sequence[int], crossfade_seconds: float, fps: float) -> list[int]:
+    """Frames of the crossfade window at each of the len(counts) - 1 cuts (0 means a hard cut)."""
+    if crossfade_seconds <= 0 or len(counts) < 2:
+        return [0] * max(0, len(counts) - 1)
+    wanted = _round_half_up(_exact(crossfade_seconds, "crossfade_seconds") * _exact(fps, "fps"))
+    return [min(wanted, counts[k], counts[k + 1]) for k in range(len(counts) - 1)]
+
+
+def motion_window(motion: str, t: float) -> tuple[float, float]:
+    """(scale, horizontal centre) of the view at progress t in 0..1, in grid_sample's -1..1 units."""
+    if motion == "slow zoom in":
+        return KEN_BURNS_ZOOM**t, 0.0
+    if motion == "slow zoom out":
+        return KEN_BURNS_ZOOM ** (1.0 - t), 0.0
+    travel = 1.0 - 1.0 / KEN_BURNS_ZOOM  # how far the window's centre can go from the middle
+    if motion == "pan left":
+        return KEN_BURNS_ZOOM, travel * (1.0 - 2.0 * t)
+    if motion == "pan right":
+        return KEN_BURNS_ZOOM, -travel * (1.0 - 2.0 * t)
+    return 1.0, 0.0
+
+
+# --- the plan -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """One scene's picture as one frame shows it: zoomed by ``scale`` around ``centre`` (-1..1)."""
+
+    scene: int  # 0-based: image ``scene`` of the batch
+    scale: float = 1.0
+    centre: float = 0.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Frame ``index``: ``base``, or (1 - weight) * base + weight * ``over`` during a crossfade."""
+
+    index: int
+    base: View
+    over: View | None = None
+    weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class TimelinePlan:
+    """Frames per scene and crossfade windows, and from them the description of any frame."""
+
+    fps: float
+    motion: str
+    counts: tuple[int, ...]
+    fades: tuple[int, ...]  # window length at each cut, len(counts) - 1 of them
+    labels: tuple = ()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    @cached_property
+    def boundaries(self) -> list[int]:
+        """First frame of each scene's own frames, then the total."""
+        edges = [0]
+        for count in self.counts:
+            edges.append(edges[-1] + count)
+        return edges
+
+    def span(self, scene: int) -> tuple[int, int]:
+        """Frames [first, last) where ``scene`` is visible, crossfades included."""
+        edges = self.boundaries
+        first = edges[scene] - self.fades[scene - 1] // 2 if scene > 0 else 0
+        last = edges[scene + 1] - self.fades[scene] // 2 + self.fades[scene] if scene < len(self.fades) else edges[-1]
+        return first, last
+
+    def _view(self, scene: int, index: int) -> View:
+        first, last = self.span(scene)
+        t = (index - first) / (last - first - 1) if last - first > 1 else 0.0
+        scale, centre = motion_window(self.motion, t)
+        return View(scene, scale, centre)
+
+    def frame(self, index: int) -> Frame:
+        if not 0 <= index < self.total:
+            raise IndexError(f"frame {index} is outside the timeline's {self.total} frames")
+        scene = bisect.bisect_right(self.boundaries, index) - 1
+        if scene + 1 < len(self.counts) and index >= self.span(scene + 1)[0]:
+            scene += 1  # in the window before the next cut: the next scene fades in over this one
+        first = self.span(scene)[0]
+        if scene > 0 and index < first + self.fades[scene - 1]:
+            weight = (index - first + 1) / (self.fades[scene - 1] + 1)
+            return Frame(index, self._view(scene - 1, index), self._view(scene, index), weight)
+        return Frame(index, self._view(scene, index))
+
+    def frames(self, start: int = 0, stop: int | None = None) -> list[Frame]:
+        stop = self.total if stop is None else stop
+        if not 0 <= start <= stop <= self.total:
+            raise IndexError(f"frames [{start}, {stop}) are outside the timeline's {self.total} frames")
+        return [self.frame(index) for index in range(start, stop)]
+
+    def text(self, height: int, width: int) -> str:
+        """Each scene's start, end, duration and frame count, and the total."""
+        lines = []
+        start = 0
+        for label, count in zip(self.labels, self.counts):
+            end = start + count
+            lines.append(f"Scene {label}: {_seconds(start, self.fps)} - {_seconds(end, self.fps)} "
+                         f"({_seconds(count, self.fps)}, {count} frames)")
+            start = end
+        extras = [f"motion {self.motion}"]
+        if any(self.fades):
+            extras.append(f"crossfades of up to {max(self.fades)} frames")
+        lines.append(f"Total: {_seconds(start, self.fps)}, {start} frames at {float(self.fps):g} fps, "
+                     f"{width}x{height} ({', '.join(extras)})")
+        return "\n".join(lines)
+
+
+def _seconds(frames: int, fps: float) -> str:
+    return f"{frames / fps:.2f} s"
+
+
+def plan_timeline(durations: Sequence[float], fps: float, motion: str = "none", transition: str = "cut",
+                  crossfade_seconds: float = 0.5, labels: Sequence | None = None) -> TimelinePlan:
+    """The plan of one scene per duration (see the module's rules); labels default to 1, 2, 3..."""
+    check_choices(motion, transition)
+    durations = list(durations)
+    labels = list(labels) if labels is not None else list(range(1, len(durations) + 1))
+    if len(labels) != len(durations):
+        raise invalid(f"there are {len(durations)} durations but {len(labels)} scene labels")
+    counts = frame_counts(durations, fps)
+    fades = crossfade_lengths(counts, crossfade_seconds if transition == "crossfade" else 0.0, fps)
+    return TimelinePlan(float(fps), motion, tuple(counts), tuple(fades), tuple(labels))
+
+
+def check_choices(motion: str, transition: str) -> None:
+    if motion not in MOTIONS:
+        raise invalid(f"motion must be one of {', '.join(MOTIONS)}, not {motion!r}")
+    if transition not in TRANSITIONS:
+        raise invalid(f"transition must be one of {', '.join(TRANSITIONS)}, not {transition!r}")
+
+
+# --- size and memory ------------------------------------------------------------------------------
+
+
+def output_size(source_height: int, source_width: int, width: int = 0, height: int = 0) -> tuple[int, int]:
+    """(height, width) of the frames: 0 keeps the source's size, or its aspect when the other is set."""
+    width, height = int(width), int(height)
+    if width < 0 or height < 0:
+        raise invalid(f"width and height must be 0 (keep) or positive, not {width}x{height}")
+    if width and height:
+        return height, width
+    if width:
+        return max(2, 2 * round(width * source_height / source_width / 2)), width
+    if height:
+        return height, max(2, 2 * round(height * source_width / source_height / 2))
+    return source_height, source_width
+
+
+def estimate_bytes(frames: int, height: int, width: int) -> int:
+    return frames * height * width * 3 * 4
+
+
+def max_bytes_setting() -> int:
+    """The memory limit: ``THREEDLABS_TIMELINE_MAX_BYTES`` (bytes) when set, else 4 GiB."""
+    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(float(raw))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_BYTES_ENV} must be a positive number of bytes, not {raw!r}")
+    return value
+
+
+def _gib(size: int) -> str:
+    return f"{size / 1024**3:.2f} GiB"
+
+
+def check_memory(frames: int, height: int, width: int, fps: float, max_bytes: int) -> None:
+    size = estimate_bytes(frames, height, width)
+    if size > max_bytes:
+        raise invalid(
+            f"the timeline would need {_gib(size)} for {frames} frames of {width}x{height}, above the "
+            f"limit of {_gib(max_bytes)}",
+            hint=f"Lower the fps (now {float(fps):g}) or the output width/height, or raise "
+                 f"{MAX_BYTES_ENV} (bytes) if this machine has the memory.",
+        )
+
+
+# --- the scene plan's durations -------------------------------------------------------------------
+
+
+def _seconds_or_none(value) -> float | None:
+    """A planned duration as seconds, or None when it is missing, zero or not a number."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def plan_durations(scene_plan, image_count: int, seconds_per_scene: float) -> tuple[list[float], list, list]:
+    """(durations, labels, labels of scenes that fell back to seconds_per_scene) for the images."""
+    if scene_plan is None:
+        labels = list(range(1, image_count + 1))
+        return [float(seconds_per_scene)] * image_count, labels, []
+    if isinstance(scene_plan, (list, tuple)) and len(scene_plan) == 1:  # from a list-mode upstream
+        scene_plan = scene_plan[0]
+    scenes = getattr(scene_plan, "scenes", None)  # duck-typed: a pack loaded twice has two ScenePlan classes
+    if not isinstance(scenes, list):
+        raise invalid(f"the scene_plan input must come from 3DLabs Scene Plan or Load Project, not "
+                      f"{type(scene_plan).__name__}")
+    if image_count < len(scenes):
+        # Probably the wrong batch is wired in: guessing which scenes the images are would be worse.
+        raise invalid(f"the scene plan has {len(scenes)} scenes but only {image_count} images "
+                      "arrived; connect one image per scene, in scene order")
+    durations, labels, defaulted = [], [], []
+    for scene in scenes:
+        planned = _seconds_or_none(scene.duration)
+        usable = planned is not None
+        durations.append(planned if usable else float(seconds_per_scene))
+        labels.append(scene.number)
+        if not usable:
+            defaulted.append(scene.number)
+    # Extra images (say, an added ending) continue the numbering at seconds_per_scene each.
+    next_number = max([int(s.number) for s in scenes], default=0) + 1
+    for offset in range(image_count - len(scenes)):
+        durations.append(float(seconds_per_scene))
+        labels.append(next_number + offset)
+        defaulted.append(next_number + offset)
+    return durations, labels, defaulted
