@@ -134,7 +134,10 @@ def test_fifty_images_with_post_resets_requeue_reuses_and_pays_once(sandbox):
     # exactly one job per image however many times the batch was queued.
     assert stats["jobs_created"]["image"] == COUNT
     lost = [r for r in Journal().recent(500) if r["id"].startswith("unknown-")]
-    assert len(lost) == stats["requests"]["POST /api/images/generate"] - COUNT >= 2
+    # Every reset POST the sandbox saw is journaled as "answer lost". A POST can also die on a pooled
+    # connection the sandbox had already reset without reaching it: the client cannot tell that apart
+    # from a lost answer, so it journals that one too (and never re-sends it).
+    assert len(lost) >= stats["requests"]["POST /api/images/generate"] - COUNT >= 2
     assert all(r["label"].startswith("answer lost") for r in lost)
     report("load_post_resets", images=COUNT, queueings=runs, jobs_created=stats["jobs_created"]["image"],
            posts=stats["requests"]["POST /api/images/generate"], posts_reset=len(lost),
