@@ -11,6 +11,7 @@ from .nodes.projects import ThreeDLabsLoadProject, ThreeDLabsProjects, ThreeDLab
 from .nodes.scenes import ThreeDLabsScenePlan, ThreeDLabsSceneSelect
 from .nodes.story import ThreeDLabsStory
 from .nodes.timeline import ThreeDLabsStoryboardTimeline
+from .nodes.video import ThreeDLabsStoryboardVideo
 from .nodes.wait import ThreeDLabsJobWait
 
 _set_default_user_dir(_comfy.user_directory())
@@ -44,6 +45,7 @@ NODE_CLASS_MAPPINGS = {
     "3DLabsProjects": ThreeDLabsProjects,
     "3DLabsRecentJobs": ThreeDLabsRecentJobs,
     "3DLabsStoryboardTimeline": ThreeDLabsStoryboardTimeline,
+    "3DLabsStoryboardVideo": ThreeDLabsStoryboardVideo,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -56,6 +58,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "3DLabsProjects": "3DLabs Projects",
     "3DLabsRecentJobs": "3DLabs Recent Jobs",
     "3DLabsStoryboardTimeline": "3DLabs Storyboard Timeline",
+    "3DLabsStoryboardVideo": "3DLabs Storyboard Video",
 }
 
 WEB_DIRECTORY = "./web"

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from demo import load_pack  # noqa: E402
 
-from workflow_format import load_core_specs, pack_specs, socket_inputs, widget_slots  # noqa: E402
+from workflow_format import CORE_NODES_FILE, load_core_specs, pack_specs, socket_inputs, widget_slots  # noqa: E402
 
 OUT_DIR = ROOT / "example_workflows"
 TOPIC = "A lighthouse keeper's cat who guides lost ships home through the fog"
@@ -134,15 +133,14 @@ def storyboard_chain(graph: Graph) -> tuple[Node, Node, Node]:
     return story, plan, images
 
 
-def timeline_to_video(graph: Graph, x: int, images: Out, scene_plan: Out, motion: str, prefix: str) -> None:
-    """Storyboard Timeline (timed by the plan) -> CreateVideo at the timeline's fps -> SaveVideo, from x."""
-    timeline = graph.add("3DLabsStoryboardTimeline", (x, 80), (360, 330), images=images, scene_plan=scene_plan,
-                         fps=8.0, motion=motion, transition="crossfade", crossfade_seconds=0.5, width=640,
-                         height=360)
-    video = graph.add("CreateVideo", (x + 400, 80), (300, 100), images=timeline[0], fps=timeline[1])
-    graph.add("SaveVideo", (x + 740, 80), (420, 420), video=video[0], filename_prefix=prefix, format="auto",
+def storyboard_video(graph: Graph, x: int, images: Out, scene_plan: Out, motion: str, prefix: str) -> None:
+    """Storyboard Video (timed by the plan, full length, rendered while it is saved) -> SaveVideo, from x."""
+    video = graph.add("3DLabsStoryboardVideo", (x, 80), (380, 380), images=images, scene_plan=scene_plan,
+                      fps=24.0, motion=motion, transition="crossfade", crossfade_seconds=0.5, width=1344,
+                      height=768)
+    graph.add("SaveVideo", (x + 420, 80), (480, 420), video=video[0], filename_prefix=prefix, format="auto",
               codec="auto")
-    graph.add("PreviewAny", (x, 620), (420, 300), title="Timeline", source=timeline[2])
+    graph.add("PreviewAny", (x, 620), (420, 300), title="Timeline", source=video[1])
 
 
 def graphs(specs, outputs, names):
@@ -165,9 +163,10 @@ def graphs(specs, outputs, names):
     # 2. Topic to video.
     v = new()
     _, plan, images = storyboard_chain(v)
-    timeline_to_video(v, 1280, images[0], plan[0], "slow zoom in", "3dlabs/video")
-    g["3dlabs_topic_to_video"] = (v, "Topic to video: the storyboard's scene images become frames that last as "
-                                     "long as the plan says (with a slow zoom and crossfades), then an MP4.")
+    storyboard_video(v, 1280, images[0], plan[0], "slow zoom in", "3dlabs/video")
+    g["3dlabs_topic_to_video"] = (v, "Topic to video: the storyboard's scene images become a 1344x768, 24 fps "
+                                     "MP4 as long as the plan says (slow zoom, crossfades), rendered while it "
+                                     "is saved, so a five-minute video fits in memory.")
 
     # 3. One prompt to one image.
     o = new()
@@ -191,16 +190,16 @@ def graphs(specs, outputs, names):
     # 5. An existing project to video.
     p = new()
     project = p.add("3DLabsLoadProject", (40, 80), (380, 200), project_id="proj_demo")
-    timeline_to_video(p, 460, project[2], project[1], "pan right", "3dlabs/project")
-    g["3dlabs_project_to_video"] = (p, "An existing 3DLabs project: its scene images become a video timed by "
-                                       "its scene plan. Pick the project on the Load Project node.")
+    storyboard_video(p, 460, project[2], project[1], "pan right", "3dlabs/project")
+    g["3dlabs_project_to_video"] = (p, "An existing 3DLabs project: its scene images become a full-length 1344x768, "
+                                       "24 fps MP4 timed by its scene plan. Pick the project on Load Project.")
     return g
 
 
 def main() -> int:
     pack, _ = load_pack()
     specs = {**load_core_specs(), **pack_specs(pack.NODE_CLASS_MAPPINGS)}
-    core = json.loads((ROOT / "tests" / "data" / "comfyui_core_nodes.json").read_text())["nodes"]
+    core = json.loads(CORE_NODES_FILE.read_text())["nodes"]
     outputs = {name: list(n["output"]) for name, n in core.items()}
     names = {name: list(n["output_name"]) for name, n in core.items()}
     for name, cls in pack.NODE_CLASS_MAPPINGS.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -101,8 +102,11 @@ def test_ui_to_api_conversion_names_every_input():
     prompt = ui_to_api(workflow, SPECS)
     story = next(v for v in prompt.values() if v["class_type"] == "3DLabsStory")
     assert set(story["inputs"]) == {"topic", "max_minutes", "provider", "seed", "project_id"}
-    video = next(v for v in prompt.values() if v["class_type"] == "CreateVideo")
-    assert isinstance(video["inputs"]["fps"], list), "fps comes from the timeline's output"
+    video = next(v for v in prompt.values() if v["class_type"] == "3DLabsStoryboardVideo")
+    assert (video["inputs"]["width"], video["inputs"]["height"], video["inputs"]["fps"]) == (1344, 768, 24.0)
+    assert isinstance(video["inputs"]["scene_plan"], list), "the plan times the video"
+    save = next(v for v in prompt.values() if v["class_type"] == "SaveVideo")
+    assert prompt[save["inputs"]["video"][0]] is video, "SaveVideo writes the Storyboard Video"
 
 
 # --- opt-in: each workflow runs in a real ComfyUI against the sandbox ---------------------------
@@ -114,11 +118,10 @@ import av, json, sys
 with av.open(sys.argv[1]) as c:
     s = c.streams.video[0]
     frames = 0
-    first = None
+    middle = (s.frames or 0) // 2  # a frame from the middle: another scene than the storyboard's first
     for frame in c.decode(s):
-        if first is None:
-            first = frame.to_image()
-            first.save(sys.argv[2]) if len(sys.argv) > 2 else None
+        if frames == middle and len(sys.argv) > 2:
+            frame.to_image().save(sys.argv[2])
         frames += 1
     print(json.dumps({"frames": frames, "fps": float(s.average_rate), "width": s.width, "height": s.height,
                       "duration": float(c.duration / 1e6) if c.duration else None}))
@@ -144,6 +147,17 @@ def _outputs(comfy, entry, kind):
         for item in node_out.get(kind, []):
             files.append(comfy.base / "output" / item.get("subfolder", "") / item["filename"])
     return files
+
+
+def _contact_sheet(paths) -> Image.Image:
+    tiles = [Image.open(p).convert("RGB") for p in paths]
+    if len(tiles) == 1:
+        return tiles[0]
+    w, h = tiles[0].size
+    sheet = Image.new("RGB", (w * 2, h * ((len(tiles) + 1) // 2)))
+    for k, tile in enumerate(tiles):
+        sheet.paste(tile.resize((w, h)), ((k % 2) * w, (k // 2) * h))
+    return sheet
 
 
 def _thumbnail(image: Image.Image, path):
@@ -175,8 +189,9 @@ def test_example_runs_in_real_comfyui(comfy, sandbox, path, tmp_path):
         duration = info["frames"] / info["fps"]
         print(f"\n{path.stem}: video {duration:.3f} s ({info['frames']} frames at {info['fps']:g} fps); "
               f"plan {total:g} s")
+        assert info["frames"] == math.floor(total * info["fps"] + 0.5), (info, timeline)  # the plan's full length
         assert abs(duration - total) <= 1 / info["fps"] + 1e-6, (info, timeline)
-        assert (info["width"], info["height"]) == (640, 360)
+        assert (info["width"], info["height"], info["fps"]) == (1344, 768, 24.0)
         if write:
             _thumbnail(Image.open(frame_png), path.with_suffix(".jpg"))
     else:
@@ -184,5 +199,5 @@ def test_example_runs_in_real_comfyui(comfy, sandbox, path, tmp_path):
         assert pngs, entry["outputs"]
         with Image.open(pngs[0]) as im:
             assert im.width >= 512
-            if write:
-                _thumbnail(im.copy(), path.with_suffix(".jpg"))
+        if write:  # a storyboard shows as a contact sheet of its scenes, so no two templates look alike
+            _thumbnail(_contact_sheet(pngs[:4]), path.with_suffix(".jpg"))

@@ -1,5 +1,7 @@
 """ComfyUI's two workflow formats, as far as the example workflows need them.
 
+Used by ``build_example_workflows.py`` to write them and by the tests to check and run them.
+
 UI format (what the template browser opens and users save) keeps widget values positionally in
 ``widgets_values``; a widget with ``control_after_generate`` is followed by one extra value (its
 control mode). API format (what ``POST /prompt`` takes) names every input. These helpers list a
@@ -12,7 +14,8 @@ import json
 from pathlib import Path
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-CORE_NODES_FILE = Path(__file__).parent / "data" / "comfyui_core_nodes.json"
+# The input specs of ComfyUI's core nodes, recorded from a real ComfyUI (kept with the tests' data).
+CORE_NODES_FILE = Path(__file__).resolve().parent.parent / "tests" / "data" / "comfyui_core_nodes.json"
 
 
 def normalize_spec(input_types: dict) -> dict:

@@ -1,0 +1,129 @@
+"""Opt-in: 3DLabs Storyboard Video inside a real ComfyUI, saved by core SaveVideo.
+
+Scene images and a sound file are loaded by core LoadImage / LoadAudio; the same prompt runs
+Storyboard Timeline and saves its first and last frames losslessly (PNG) and its whole batch through
+core CreateVideo + SaveVideo, so the streamed file is checked against both.
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, messages
+from conftest import PACK_DIR
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
+
+FPS, SECONDS, WIDTH, HEIGHT = 6.0, 1.25, 96, 64  # 3 scenes of 7.5 frames: 22.5 -> 23 frames
+
+
+def write_inputs(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:72, 0:108]
+    for k in range(3):
+        rgb = np.stack([(x * 2 + 60 * k) % 256, (y * 3) % 256, np.full_like(x, 80 * k)], -1).astype(np.uint8)
+        Image.fromarray(rgb).save(folder / f"scene{k}.png")
+    rate = 44100
+    t = np.arange(int(9.0 * rate)) / rate  # longer than the video: it must be trimmed
+    samples = (0.3 * np.sin(2 * np.pi * 330 * t) * 32767).astype("<i2")
+    with wave.open(str(folder / "narration.wav"), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfy-video")
+    write_inputs(base / "input")
+    server = ComfyServer(PACK_DIR, base, {"THREEDLABS_USER_DIR": str(base / "threedlabs-user")})
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def timing(**extra) -> dict:
+    return {"images": ["5", 0], "fps": FPS, "motion": "slow zoom in", "transition": "crossfade",
+            "crossfade_seconds": 0.5, "width": WIDTH, "height": HEIGHT, "seconds_per_scene": SECONDS, **extra}
+
+
+PROMPT = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "scene0.png"}},
+    "2": {"class_type": "LoadImage", "inputs": {"image": "scene1.png"}},
+    "3": {"class_type": "LoadImage", "inputs": {"image": "scene2.png"}},
+    "4": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
+    "5": {"class_type": "ImageBatch", "inputs": {"image1": ["4", 0], "image2": ["3", 0]}},
+    "6": {"class_type": "LoadAudio", "inputs": {"audio": "narration.wav"}},
+    "7": {"class_type": "3DLabsStoryboardVideo", "inputs": timing(audio=["6", 0])},
+    "8": {"class_type": "SaveVideo", "inputs": {"video": ["7", 0], "filename_prefix": "video/storyboard",
+                                                "format": "auto", "codec": "auto"}},
+    "9": {"class_type": "3DLabsStoryboardTimeline", "inputs": timing()},
+    "10": {"class_type": "ImageFromBatch", "inputs": {"image": ["9", 0], "batch_index": 0, "length": 1}},
+    "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "first"}},
+    "12": {"class_type": "ImageFromBatch", "inputs": {"image": ["9", 0], "batch_index": 4095, "length": 1}},
+    "13": {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "last"}},
+    "14": {"class_type": "CreateVideo", "inputs": {"images": ["9", 0], "fps": FPS}},
+    "15": {"class_type": "SaveVideo", "inputs": {"video": ["14", 0], "filename_prefix": "video/core",
+                                                 "format": "auto", "codec": "auto"}},
+    "16": {"class_type": "PreviewAny", "inputs": {"source": ["7", 1]}},
+}
+
+
+def output_file(comfy, entry, node_id):
+    [item] = entry["outputs"][node_id]["images"]
+    return comfy.base / "output" / item.get("subfolder", "") / item["filename"]
+
+
+def read_video(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return {
+            "frames": [f.to_ndarray(format="rgb24") for f in container.decode(video=0)],
+            "seconds": stream.duration * stream.time_base,
+            "audio_seconds": audio.duration * audio.time_base if audio is not None else None,
+            "metadata": dict(container.metadata),
+        }
+
+
+def test_storyboard_video_through_core_save_video(comfy):
+    info = comfy.get("/object_info")["3DLabsStoryboardVideo"]
+    assert info["output"] == ["VIDEO", "STRING"] and info["category"] == "3DLabs"
+    assert "audio" in info["input"]["optional"]
+
+    entry = comfy.history(comfy.queue_prompt(PROMPT), timeout=180)
+    assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
+
+    ours = read_video(output_file(comfy, entry, "8"))
+    core = read_video(output_file(comfy, entry, "15"))
+    total = 23  # round_half_up(3 x 1.25 s x 6 fps)
+    assert len(ours["frames"]) == total == len(core["frames"])
+    assert ours["seconds"] == Fraction(total, 6)
+    assert ours["frames"][0].shape == (HEIGHT, WIDTH, 3)
+    # Trimmed from 9 s to the video's length, to within one AAC frame.
+    assert abs(ours["audio_seconds"] - ours["seconds"]) <= Fraction(1024, 44100)
+    assert "prompt" in ours["metadata"] and json.loads(ours["metadata"]["prompt"])["7"]["class_type"] == (
+        "3DLabsStoryboardVideo")
+
+    for node_id, decoded in (("11", ours["frames"][0]), ("13", ours["frames"][-1])):
+        expected = np.asarray(Image.open(output_file(comfy, entry, node_id)).convert("RGB"), dtype=float)
+        error = np.abs(decoded.astype(float) - expected)
+        assert error.mean() < 3.0 and error.max() <= 40, (node_id, error.mean(), error.max())
+    # The same frames as core CreateVideo + SaveVideo encodes (checked bit for bit outside ComfyUI); the
+    # files differ only by the encoder's own run-to-run variation (x264's threads), so compare decoded.
+    for a, b in zip(ours["frames"], core["frames"]):
+        error = np.abs(a.astype(float) - b.astype(float))
+        assert error.mean() < 2.0 and error.max() <= 40, (error.mean(), error.max())
+
+    text = entry["outputs"]["16"]["text"][0]
+    assert "Total: 3.83 s, 23 frames at 6 fps" in text and "trimmed" in text
