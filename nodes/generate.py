@@ -95,18 +95,14 @@ class ThreeDLabsImageGenerate:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, prompt=None, provider=None, model=None, aspect_ratio=None):
-        # ComfyUI passes only widget values (a linked prompt list arrives at run time and is checked then).
+    def VALIDATE_INPUTS(cls, prompt=None):
+        # ComfyUI pins this message on every input the method takes and checks the choices itself for
+        # the others, so it takes the prompt alone; the model slug is checked at run time, before any
+        # request. Only widget values arrive here: a linked prompt list is checked at run time too.
         try:
             prompts = [p for p in flatten_prompts(prompt) if p is not None] if prompt is not None else []
             for i, value in enumerate(prompts):
                 validation.prompt(value, index=i if len(prompts) > 1 else None)
-            for value in as_list(provider):
-                validation.choice("provider", value, IMAGE_PROVIDERS)
-            for value in as_list(model):
-                validation.model_slug(value)
-            for value in as_list(aspect_ratio):
-                validation.choice("aspect_ratio", value, ASPECT_RATIOS)
         except ValidationError as err:
             return err.detail
         return True

@@ -79,6 +79,8 @@ class ThreeDLabsLoadProject:
 class ThreeDLabsProjects:
     CATEGORY = CATEGORY
     DESCRIPTION = "Lists the projects of your 3DLabs workspace (id, name, date). Submits nothing."
+    # Their text is the point: alone on a canvas, Run must have an output to run.
+    OUTPUT_NODE = True
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("text",)
     OUTPUT_TOOLTIPS = ("One line per project: id, name, date.",)
@@ -111,6 +113,8 @@ class ThreeDLabsRecentJobs:
     CATEGORY = CATEGORY
     DESCRIPTION = ("Lists the most recent 3DLabs jobs from the local journal (id, kind, state, age), so that a "
                    "result paid for before a crash or restart can be collected with Job Wait.")
+    # Their text is the point: alone on a canvas, Run must have an output to run.
+    OUTPUT_NODE = True
     RETURN_TYPES = ("STRING", "STRING")
     RETURN_NAMES = ("text", "job_ids")
     OUTPUT_TOOLTIPS = ("One line per job: id, kind, state, age, label.", "The listed job ids, one per line.")

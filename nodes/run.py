@@ -100,7 +100,8 @@ class NodeRun:
                 else:
                     ids[i] = outcome
             n_reused = len(bodies) - len(plan.todo)
-            spend.record(self.tally, submitted={kind: len(plan.todo) - len(submit_errors)}, reused=n_reused)
+            spend.record(self.tally, submitted={kind: len(plan.todo) - len(submit_errors)}, reused=n_reused,
+                         node=self.label)
             if n_reused:
                 log.info("3DLabs: %s reused %d paid job(s) instead of submitting again", self.label, n_reused)
             if not wait:

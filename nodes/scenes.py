@@ -75,10 +75,10 @@ class ThreeDLabsScenePlan:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, max_minutes=None, video_model=None):
+    def VALIDATE_INPUTS(cls, video_model=None):
+        # One input only: ComfyUI pins the message on every input this takes, and checks max_minutes'
+        # range itself.
         try:
-            if max_minutes is not None:
-                validation.max_minutes(max_minutes)
             validation.video_model(video_model)
         except ValidationError as err:
             return err.detail

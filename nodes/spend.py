@@ -25,6 +25,7 @@ class PromptTally:
     reused: int = 0
     dry_run: int = 0
     reserved: int = 0
+    by_node: dict[str, int] = field(default_factory=dict)  # jobs submitted, per node label
 
     def line(self) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.submitted.items())) or "none"
@@ -66,21 +67,28 @@ def reserve(t: PromptTally, count: int, node_label: str, current: Settings, *, k
             if keep:
                 t.reserved += count
             return
+        spent = ", ".join(f"{label} {n}" for label, n in t.by_node.items() if n)
+        reserved = t.reserved
+    already = ""
+    if reserved:
+        already = (f". Other nodes of this prompt already took {reserved} of the cap"
+                   + (f"; submitted and paid for: {spent}" if spent else ""))
     raise JobCapError(
-        f"{node_label} asked for {count} job{'s' if count != 1 else ''}"
-        + (f" on top of {t.reserved} already submitted by this prompt" if t.reserved else "")
-        + f", over the cap of {current.max_jobs} per prompt",
+        f"{node_label} would submit {count} job{'s' if count != 1 else ''}, over the cap of {current.max_jobs} "
+        f"per prompt; it submitted none of them{already}",
         hint="If that is intended, raise the cap: set THREEDLABS_MAX_JOBS, or 'Max jobs per prompt' "
         "in ComfyUI's settings (3DLabs section).",
     )
 
 
 def record(t: PromptTally, *, submitted: dict[str, int] | None = None, succeeded: int = 0, failed: int = 0,
-           reused: int = 0, dry_run: int = 0) -> None:
+           reused: int = 0, dry_run: int = 0, node: str | None = None) -> None:
     with _lock:
         for kind, n in (submitted or {}).items():
             if n:
                 t.submitted[kind] = t.submitted.get(kind, 0) + n
+                if node:
+                    t.by_node[node] = t.by_node.get(node, 0) + n
         t.succeeded += succeeded
         t.failed += failed
         t.reused += reused

@@ -13,15 +13,16 @@ from .types import CATEGORY, SEED, STORY, STORY_PROVIDERS, choices, max_minutes_
 STORY_TIMEOUT = 900.0
 
 
-def validate_story_inputs(topic=None, max_minutes=None, provider=None):
-    """VALIDATE_INPUTS for Story; values arrive only for widgets that are not linked."""
+def validate_story_inputs(topic=None):
+    """VALIDATE_INPUTS for Story; a value arrives only when the widget is not linked.
+
+    ComfyUI shows a VALIDATE_INPUTS message against every input the method takes, and checks the
+    range of max_minutes and the provider's choices itself for inputs it does not take: so this
+    takes the topic alone, and an empty topic is reported against the topic alone.
+    """
     try:
         if topic is not None:
             validation.topic(topic)
-        if max_minutes is not None:
-            validation.max_minutes(max_minutes)
-        if provider is not None:
-            validation.choice("provider", provider, STORY_PROVIDERS)
     except ValidationError as err:
         return err.detail
     return True
@@ -57,8 +58,8 @@ class ThreeDLabsStory:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, topic=None, max_minutes=None, provider=None):
-        return validate_story_inputs(topic, max_minutes, provider)
+    def VALIDATE_INPUTS(cls, topic=None):
+        return validate_story_inputs(topic)
 
     async def run(self, topic, max_minutes, provider, seed=0, project_id="", unique_id=None):
         story, job_id = await runtime.in_thread(self._run, topic, max_minutes, provider, seed, project_id, unique_id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import time
+import urllib.error
 
 import pytest
 from PIL import Image
@@ -25,6 +27,8 @@ CONTRACT = {
     "3DLabsRecentJobs": {"limit"},
     "3DLabsStoryboardTimeline": {"images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
                                  "seconds_per_scene", "scene_plan"},
+    "3DLabsStoryboardVideo": {"images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
+                              "seconds_per_scene", "scene_plan", "audio"},
 }
 
 
@@ -170,3 +174,26 @@ def test_validation_error_is_refused_before_queueing(fresh, sandbox):
         fresh.queue_prompt(bad)
     assert "aspect_ratio" in str(info.value)
     assert sandbox.stats()["requests_total"] == 0
+
+
+@pytest.mark.parametrize("node, bad_input", [
+    ({"class_type": "3DLabsStory", "inputs": {"topic": "  ", "max_minutes": 1, "provider": "gemini",
+                                              "project_id": "", "seed": 1}}, "topic"),
+    (image_node("\u200b", 1), "prompt"),
+])
+def test_a_bad_widget_is_reported_against_that_input_alone(fresh, sandbox, node, bad_input):
+    prompt = {"1": node, "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 2]}}}
+    with pytest.raises(urllib.error.HTTPError) as info:
+        fresh.post("/prompt", {"prompt": prompt, "client_id": "pytest"})
+    errors = json.loads(info.value.read())["node_errors"]["1"]["errors"]
+    assert [e["extra_info"]["input_name"] for e in errors] == [bad_input], errors
+    assert bad_input in errors[0]["details"]
+    assert sandbox.stats()["requests_total"] == 0
+
+
+@pytest.mark.parametrize("node", [{"class_type": "3DLabsProjects", "inputs": {"refresh": 0}},
+                                  {"class_type": "3DLabsRecentJobs", "inputs": {"limit": 5}}])
+def test_text_nodes_run_alone_on_a_canvas(fresh, node):
+    entry = fresh.history(fresh.queue_prompt({"1": node}))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert entry["outputs"]["1"]["text"][0].strip()

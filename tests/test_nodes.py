@@ -126,10 +126,9 @@ def test_validation_errors_make_no_job(sandbox, bad):
 
 def test_validate_inputs_hooks_refuse_before_queueing():
     assert N["3DLabsStory"].VALIDATE_INPUTS(topic="  ") != True  # noqa: E712
-    assert "max_minutes" in N["3DLabsStory"].VALIDATE_INPUTS(max_minutes=9)
-    assert N["3DLabsStory"].VALIDATE_INPUTS(topic="ok", max_minutes=3, provider="claude") is True
-    assert "aspect_ratio" in N["3DLabsImageGenerate"].VALIDATE_INPUTS(aspect_ratio=["5:4"])
-    assert N["3DLabsImageGenerate"].VALIDATE_INPUTS(provider=["gemini"], model=["flux-dev"]) is True
+    assert N["3DLabsStory"].VALIDATE_INPUTS(topic="ok") is True
+    assert "prompt" in N["3DLabsImageGenerate"].VALIDATE_INPUTS(prompt=[" "])
+    assert N["3DLabsImageGenerate"].VALIDATE_INPUTS(prompt=["a kite"]) is True
     assert N["3DLabsLoadProject"].VALIDATE_INPUTS(project_id=" ") != True  # noqa: E712
 
 
@@ -391,3 +390,38 @@ def test_job_wait_reports_a_long_gone_journaled_job_at_once(sandbox):
         run("3DLabsJobWait", job_id=["job_00000000deadbeef"], timeout_seconds=[60])
     assert "does not know" in str(info.value) and "job_00000000deadbeef" in str(info.value)
     assert sandbox.stats()["requests"]["GET /api/jobs"] == 1
+
+
+def test_validate_inputs_take_one_input_each_and_comfyui_checks_the_rest():
+    """ComfyUI pins a VALIDATE_INPUTS message on every input the method takes, so each takes one; the
+    inputs it leaves out must be ones ComfyUI checks itself (a number's range or a list of choices)."""
+    import inspect
+
+    for node_id, cls in N.items():
+        if not hasattr(cls, "VALIDATE_INPUTS"):
+            continue
+        taken = [p for p in inspect.signature(cls.VALIDATE_INPUTS).parameters if p not in ("cls", "self")]
+        assert len(taken) == 1, (node_id, taken)
+        spec = cls.INPUT_TYPES()
+        for name, (kind, *opts) in {**spec["required"], **spec.get("optional", {})}.items():
+            if name in taken or kind not in ("INT", "FLOAT"):
+                continue
+            assert {"min", "max"} <= set(opts[0]), (node_id, name)
+
+
+def test_text_only_nodes_are_output_nodes():
+    for node_id in ("3DLabsProjects", "3DLabsRecentJobs"):
+        assert N[node_id].OUTPUT_NODE is True
+
+
+def test_the_cap_message_says_which_nodes_already_spent_and_that_this_one_sent_nothing(sandbox, monkeypatch):
+    monkeypatch.setenv("THREEDLABS_MAX_JOBS", "3")
+    run("3DLabsStory", topic="A fox who repairs clocks", max_minutes=1, provider="gemini", seed=0)
+    before = sandbox.stats()["requests_total"]
+    with pytest.raises(errors.JobCapError) as info:
+        run("3DLabsImageGenerate", **image_args(["a", "b", "c"]))
+    message = str(info.value)
+    assert "3DLabs Image Generate would submit 3 jobs" in message and "submitted none of them" in message
+    assert "already took 1 of the cap" in message and "3DLabs Story 1" in message
+    assert "nothing was submitted" not in message  # the Story was submitted: no contradiction
+    assert sandbox.stats()["requests_total"] == before

@@ -113,7 +113,7 @@ class ValidationError(ThreeDLabsError):
 
 
 class JobCapError(ValidationError):
-    summary = "This prompt would submit more 3DLabs jobs than the cap allows; nothing was submitted."
+    summary = "This node would pass the 3DLabs job cap for this prompt, so it submitted nothing."
 
 
 # --- answers from the API --------------------------------------------------------------------
