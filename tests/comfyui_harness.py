@@ -18,8 +18,10 @@ import urllib.request
 from pathlib import Path
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "").strip()
-SKIP_REASON = ("COMFYUI_PATH is not set: the real-ComfyUI suite is skipped. Point it at a ComfyUI checkout "
-               "(0.3.64 or newer) with its requirements installed to run it.")
+SKIP_REASON = (
+    "COMFYUI_PATH is not set: the real-ComfyUI suite is skipped. Point it at a ComfyUI checkout "
+    "(0.3.64 or newer) with its requirements installed to run it."
+)
 
 
 def comfy_python() -> str:
@@ -37,8 +39,13 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, pack_dir: Path, base: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, pack_dir: Path, base: Path, env: dict[str, str], front_end_root: str | Path | None = None
+    ) -> None:
+        """``front_end_root``: a folder of frontend files served instead of the checkout's pinned
+        comfyui-frontend-package (ComfyUI's --front-end-root)."""
         self.base = base
+        self.front_end_root = str(front_end_root) if front_end_root else None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
@@ -50,10 +57,26 @@ class ComfyServer:
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [comfy_python(), str(Path(COMFYUI_PATH) / "main.py"), "--cpu", "--listen", "127.0.0.1",
-             "--port", str(self.port), "--base-directory", str(base),
-             "--database-url", f"sqlite:///{base / 'user' / 'comfyui.db'}"],
-            cwd=COMFYUI_PATH, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+            [
+                comfy_python(),
+                str(Path(COMFYUI_PATH) / "main.py"),
+                "--cpu",
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--base-directory",
+                str(base),
+                "--database-url",
+                f"sqlite:///{base / 'user' / 'comfyui.db'}",
+            ]
+            + (["--front-end-root", self.front_end_root] if self.front_end_root else []),
+            cwd=COMFYUI_PATH,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 240.0) -> None:
         deadline = time.monotonic() + timeout
@@ -105,8 +128,11 @@ class ComfyServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             entry = self.get(f"/history/{prompt_id}").get(prompt_id)
-            if entry and entry.get("status", {}).get("completed") is not None and (
-                    entry["status"].get("status_str") in ("success", "error")):
+            if (
+                entry
+                and entry.get("status", {}).get("completed") is not None
+                and (entry["status"].get("status_str") in ("success", "error"))
+            ):
                 return entry
             time.sleep(poll)
         raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s; log tail:\n{self.log()[-3000:]}")
@@ -119,6 +145,59 @@ class ComfyServer:
                     raise AssertionError(f"the pack failed to import:\n{self.log()[-4000:]}")
                 return float(m.group(1))
         return None
+
+
+def newest_frontend_root(cache_dir: Path) -> tuple[Path | None, str]:
+    """The static folder of the newest comfyui-frontend-package, and how it was found (or why not).
+
+    THREEDLABS_NEW_FRONTEND_ROOT names one; otherwise the newest wheel is fetched with
+    ``pip download --no-deps`` into ``cache_dir`` (kept between runs) and unpacked there.
+    """
+    explicit = os.environ.get("THREEDLABS_NEW_FRONTEND_ROOT", "").strip()
+    if explicit:
+        root = Path(explicit)
+        if (root / "index.html").exists():
+            return root, f"THREEDLABS_NEW_FRONTEND_ROOT={root}"
+        return None, f"THREEDLABS_NEW_FRONTEND_ROOT={root} has no index.html"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(cache_dir),
+                "comfyui-frontend-package",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        return None, f"pip download comfyui-frontend-package failed: {detail.strip()[-500:]}"
+    wheels = sorted(
+        cache_dir.glob("comfyui_frontend_package-*.whl"),
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in re.split(r"[.-]", p.name.split("-")[1])],
+    )
+    if not wheels:
+        return None, f"pip download left no comfyui_frontend_package wheel in {cache_dir}"
+    wheel = wheels[-1]
+    target = cache_dir / wheel.stem
+    root = target / "comfyui_frontend_package" / "static"
+    if not (root / "index.html").exists():
+        import zipfile
+
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(target)
+    if not (root / "index.html").exists():
+        return None, f"{wheel.name} has no comfyui_frontend_package/static/index.html"
+    return root, f"downloaded {wheel.name}"
 
 
 def messages(entry: dict, kind: str) -> list[dict]:

@@ -7,6 +7,12 @@ sets through the 3DLabs settings panel: the workflows only run if the token took
 token is looked for everywhere it must not be. tests/browser/e2e.js does the browser half; screenshots
 go to THREEDLABS_SCREENSHOT_DIR, or a temporary folder printed in the test output.
 THREEDLABS_E2E_WORKFLOWS may name a folder of workflows to open instead of example_workflows/.
+
+Each check runs under three frontends: the one ComfyUI pins (its installed comfyui-frontend-package), the
+newest comfyui-frontend-package (served with --front-end-root: THREEDLABS_NEW_FRONTEND_ROOT, else the
+newest wheel fetched with pip into THREEDLABS_FRONTEND_CACHE or ~/.cache/threedlabs-e2e/frontend), and the
+newest with its Vue node renderer ("Modern Node Design", Comfy.VueNodes.Enabled). One ComfyUI server
+serves each frontend; the Vue run reuses the newest one with a fresh config and an emptied cache.
 """
 
 from __future__ import annotations
@@ -18,23 +24,32 @@ import secrets
 import shutil
 import stat
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer
+from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, comfy_python, newest_frontend_root
 from conftest import PACK_DIR, pack_module
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PLAYWRIGHT_CORE_DIR = Path(os.environ.get("PLAYWRIGHT_CORE_DIR", "/work/browser"))
 SCRIPT = Path(__file__).parent / "browser" / "e2e.js"
 MODULE = "comfyui-3dlabs"  # the folder name ComfyServer links the pack under: the template browser's category
+FRONTEND_CACHE = Path(
+    os.environ.get("THREEDLABS_FRONTEND_CACHE") or Path.home() / ".cache" / "threedlabs-e2e" / "frontend"
+)
+HELP_DOC = PACK_DIR / "web" / "docs" / "3DLabsImageGenerate.md"
+FAST_JOB_SECONDS = 0.5
 
 
 def _playwright_found() -> bool:
-    return any((PLAYWRIGHT_CORE_DIR / sub / "package.json").exists()
-               for sub in ("node_modules/playwright-core", "playwright-core"))
+    return any(
+        (PLAYWRIGHT_CORE_DIR / sub / "package.json").exists()
+        for sub in ("node_modules/playwright-core", "playwright-core")
+    )
 
 
 def _skip_reason() -> str | None:
@@ -45,13 +60,18 @@ def _skip_reason() -> str | None:
     if shutil.which("node") is None:
         return "node is not on PATH: the browser test is skipped."
     if not _playwright_found():
-        return (f"playwright-core not found under {PLAYWRIGHT_CORE_DIR} (set PLAYWRIGHT_CORE_DIR to the parent of "
-                "its node_modules): the browser test is skipped.")
+        return (
+            f"playwright-core not found under {PLAYWRIGHT_CORE_DIR} (set PLAYWRIGHT_CORE_DIR to the parent of "
+            "its node_modules): the browser test is skipped."
+        )
     return None
 
 
-pytestmark = [pytest.mark.browser, pytest.mark.comfyui,
-              pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.comfyui,
+    pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or ""),
+]
 
 
 def pack_for_run(tmp: Path) -> tuple[Path, Path | None]:
@@ -90,58 +110,275 @@ def files_under(root: Path):
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-def test_settings_panel_templates_and_no_token_leak(tmp_path_factory):
-    token = "zqE2E" + secrets.token_hex(16)  # not token-shaped: only real secrecy can keep it out of view
-    base = tmp_path_factory.mktemp("browser-e2e")
-    shots = Path(os.environ.get("THREEDLABS_SCREENSHOT_DIR") or base / "screenshots")
+class Stack:
+    """One sandbox and one ComfyUI serving one frontend ("pinned" or "newest")."""
+
+    def __init__(self, frontend: str, base: Path, front_end_root: Path | None) -> None:
+        self.frontend = frontend
+        self.base = base
+        self.token = "zqE2E" + secrets.token_hex(16)  # not token-shaped: only real secrecy keeps it out of view
+        self.pack_dir, self.fallback_dir = pack_for_run(base)
+        # Debug routes: the browser script reads job counters and switches faults on (/__sandbox/*).
+        self.sandbox = (
+            pack_module("sandbox.server")
+            .SandboxServer(job_seconds=FAST_JOB_SECONDS, static_tokens=[self.token], debug_routes=True)
+            .start()
+        )
+        self.tdl_user = base / "threedlabs-user"
+        env = {"THREEDLABS_BASE_URL": self.sandbox.api_url, "THREEDLABS_USER_DIR": str(self.tdl_user)}
+        # Nothing from the developer's environment may stand in for the token set in the browser.
+        env.update(
+            {
+                name: ""
+                for name in (
+                    "THREEDLABS_TOKEN",
+                    "THREEDLABS_TOKEN_COMMAND",
+                    "THREEDLABS_WORKSPACE_ID",
+                    "THREEDLABS_PROFILE",
+                    "THREEDLABS_MAX_JOBS",
+                    "THREEDLABS_DRY_RUN",
+                )
+            }
+        )
+        self.comfy = ComfyServer(self.pack_dir, base / "comfy", env, front_end_root=front_end_root)
+        self.runs = 0
+        try:
+            self.comfy.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        seconds = self.comfy.import_seconds()
+        assert seconds is not None and seconds < 0.2, f"the pack took {seconds} s to import"
+
+    def fresh_user(self) -> None:
+        """Before a second browser run on this server: no token, no config, nothing cached."""
+        config_file = self.tdl_user / "3dlabs" / "config.json"
+        if config_file.exists():
+            config_file.unlink()
+        self.comfy.post("/free", {"free_memory": True})
+        time.sleep(2.5)  # the prompt worker empties its caches on its next turn (about a second)
+        self.sandbox.job_seconds = FAST_JOB_SECONDS
+
+    def stop(self) -> None:
+        self.comfy.stop()
+        self.sandbox.stop()
+
+
+@pytest.fixture(scope="module")
+def stacks(tmp_path_factory):
+    """stacks(frontend) -> the Stack serving it. One at a time: the machine may have few cores."""
+    current: dict[str, Stack] = {}
+
+    def get(frontend: str) -> Stack:
+        if frontend in current:
+            return current[frontend]
+        for other in list(current):
+            current.pop(other).stop()
+        root = None
+        if frontend == "newest":
+            root, how = newest_frontend_root(FRONTEND_CACHE)
+            if root is None:
+                pytest.skip(
+                    f"the newest comfyui-frontend-package is not available ({how}): set "
+                    "THREEDLABS_NEW_FRONTEND_ROOT to its unpacked comfyui_frontend_package/static folder"
+                )
+            print(f"\nnewest frontend: {how} ({root})")
+        current[frontend] = Stack(frontend, tmp_path_factory.mktemp(f"browser-e2e-{frontend}"), root)
+        return current[frontend]
+
+    yield get
+    for stack in current.values():
+        stack.stop()
+
+
+def apply_sandbox_controls(stack: Stack, control: Path, proc: subprocess.Popen, stop: threading.Event) -> None:
+    """Let the browser script slow the sandbox's jobs down (it writes {"job_seconds": n} to ``control``)."""
+    seen = None
+    while not stop.is_set() and proc.poll() is None:
+        try:
+            text = control.read_text() if control.exists() else None
+        except OSError:
+            text = None
+        if text and text != seen:
+            seen = text
+            try:
+                stack.sandbox.job_seconds = float(json.loads(text)["job_seconds"])
+                control.with_suffix(".ack").write_text(text)
+            except (ValueError, KeyError, TypeError):
+                pass
+        time.sleep(0.1)
+
+
+FRONTENDS = [
+    pytest.param(("pinned", False), id="pinned"),
+    pytest.param(("newest", False), id="newest"),
+    pytest.param(("newest", True), id="newest-vue-nodes"),
+]
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_settings_panel_templates_and_no_token_leak(stacks, frontend):
+    kind, vue = frontend
+    stack = stacks(kind)
+    if stack.runs:
+        stack.fresh_user()
+    stack.runs += 1
+    comfy, token = stack.comfy, stack.token
+    shots = Path(os.environ.get("THREEDLABS_SCREENSHOT_DIR") or stack.base / "screenshots") / (
+        kind + ("-vue-nodes" if vue else "")
+    )
     shots.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots and results.json: {shots}")
-    pack_dir, fallback_dir = pack_for_run(base)
-    if fallback_dir is not None:
-        print(f"no example_workflows/*.json in the pack yet: the browser writes one of its own to {fallback_dir}")
-    elif pack_dir != PACK_DIR:
+    if stack.fallback_dir is not None:
+        print(f"no example_workflows/*.json in the pack yet: the browser writes one of its own to {stack.fallback_dir}")
+    elif stack.pack_dir != PACK_DIR:
         print(f"workflows from THREEDLABS_E2E_WORKFLOWS={os.environ['THREEDLABS_E2E_WORKFLOWS']}")
+    assert comfy.get("/3dlabs/status")["token"]["configured"] is False
 
-    sandbox = pack_module("sandbox.server").SandboxServer(job_seconds=0.5, static_tokens=[token]).start()
-    tdl_user = base / "threedlabs-user"
-    env = {"THREEDLABS_BASE_URL": sandbox.api_url, "THREEDLABS_USER_DIR": str(tdl_user)}
-    # Nothing from the developer's environment may stand in for the token set in the browser.
-    env.update({name: "" for name in ("THREEDLABS_TOKEN", "THREEDLABS_TOKEN_COMMAND", "THREEDLABS_WORKSPACE_ID",
-                                      "THREEDLABS_PROFILE", "THREEDLABS_MAX_JOBS", "THREEDLABS_DRY_RUN")})
-    comfy = ComfyServer(pack_dir, base / "comfy", env)
+    control = shots / "sandbox-control.json"
+    help_line = (
+        next(line for line in HELP_DOC.read_text().splitlines()[1:] if line.strip()) if HELP_DOC.exists() else ""
+    )
+    proc = subprocess.Popen(
+        ["node", str(SCRIPT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=SCRIPT.parent,
+        env={
+            **os.environ,
+            "COMFY_URL": comfy.url,
+            "TDL_TOKEN": token,
+            "TDL_OUT": str(shots),
+            "TDL_MODULE": MODULE,
+            "TDL_FALLBACK_DIR": str(stack.fallback_dir or ""),
+            "TDL_SANDBOX_URL": stack.sandbox.origin,
+            "TDL_VUE_NODES": "1" if vue else "",
+            "TDL_SANDBOX_CONTROL": str(control),
+            "TDL_HELP_TEXT": help_line[:60],
+            "PLAYWRIGHT_CORE_DIR": str(PLAYWRIGHT_CORE_DIR),
+            "CHROMIUM": CHROMIUM,
+        },
+    )
+    stop = threading.Event()
+    watcher = threading.Thread(target=apply_sandbox_controls, args=(stack, control, proc, stop), daemon=True)
+    watcher.start()
     try:
-        comfy.wait_ready()
-        seconds = comfy.import_seconds()
-        assert seconds is not None and seconds < 0.2, f"the pack took {seconds} s to import"
-        assert comfy.get("/3dlabs/status")["token"]["configured"] is False
-
-        proc = subprocess.run(
-            ["node", str(SCRIPT)], capture_output=True, text=True, timeout=900, cwd=SCRIPT.parent,
-            env={**os.environ, "COMFY_URL": comfy.url, "TDL_TOKEN": token, "TDL_OUT": str(shots),
-                 "TDL_MODULE": MODULE, "TDL_FALLBACK_DIR": str(fallback_dir or ""), "TDL_SANDBOX_URL": sandbox.origin,
-                 "PLAYWRIGHT_CORE_DIR": str(PLAYWRIGHT_CORE_DIR), "CHROMIUM": CHROMIUM})
-        print(proc.stdout[-6000:])
-        results_file = shots / "results.json"
-        results = json.loads(results_file.read_text()) if results_file.exists() else {}
-        assert proc.returncode == 0, (f"the browser script failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n"
-                                      f"{results.get('errors')}\nlog tail:\n{comfy.log()[-3000:]}")
-        print(f"templates opened via: {results['templatePath']} ('ui' = the template browser, 'api' = "
-              "/api/workflow_templates + app.loadGraphData)")
-
-        check_our_requests(results)
-        check_settings_panel(results, token)
-        check_workflows(comfy, results, shots)
-        check_load_project(comfy, results, shots)
-        check_fresh_node_pays_once(results)
-        check_token_stays_secret(comfy, results_file, tdl_user, token)
-        assert (shots / "settings-3dlabs.png").exists() and (shots / "load-project-dropdown.png").exists()
+        stdout, stderr = proc.communicate(timeout=1500)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
     finally:
-        comfy.stop()
-        sandbox.stop()
+        stop.set()
+        stack.sandbox.job_seconds = FAST_JOB_SECONDS
+    print(stdout[-6000:])
+    results_file = shots / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    assert proc.returncode == 0, (
+        f"the browser script failed:\n{stdout[-4000:]}\n{stderr[-4000:]}\n"
+        f"{results.get('errors')}\nlog tail:\n{comfy.log()[-3000:]}"
+    )
+    print(
+        f"frontend {results.get('frontendVersion')} (vue nodes: {results.get('vueNodes')}); templates opened via: "
+        f"{results['templatePath']} ('ui' = the template browser, 'api' = /api/workflow_templates + app.loadGraphData)"
+    )
+    print(f"deprecation warnings in the console: {results.get('deprecations')}")
+    assert bool(results.get("vueNodes")) == vue, "the Vue node renderer setting did not take"
+    check_frontend(results, kind)
+    check_our_requests(results)
+    check_new_user(results)
+    check_settings_panel(results, token)
+    check_workflows(comfy, results, shots)
+    check_node_feedback(results)
+    check_load_project(comfy, results, shots)
+    check_fresh_node_pays_once(results)
+    check_previews(results)
+    check_help(results, kind)
+    check_deprecations(results)
+    check_token_stays_secret(comfy, results_file, stack.tdl_user, token)
+    assert (shots / "settings-3dlabs.png").exists() and (shots / "load-project-dropdown.png").exists()
+
+
+def check_frontend(results: dict, kind: str) -> None:
+    version = results.get("frontendVersion") or ""
+    pinned = subprocess.run(
+        [comfy_python(), "-c", "import importlib.metadata as m; print(m.version('comfyui-frontend-package'))"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if kind == "newest":  # the newest package must really be the one served, not the checkout's pinned one
+        assert version and version != pinned, (version, pinned)
+    elif pinned:
+        assert version == pinned, (version, pinned)
+
+
+def check_new_user(results: dict) -> None:
+    """Before any token: the sandbox is the obvious first step, and Test connection says what is missing."""
+    fresh = results["newUser"]
+    assert "sandbox" in fresh["tokenStatus"].lower(), fresh["tokenStatus"]
+    assert "No account?" in fresh["getStarted"] and fresh["useSandboxButton"], fresh
+    assert fresh["searchFindsSandbox"], f"the settings search finds nothing for 'sandbox': {fresh}"
+    assert fresh["testConnection"].startswith("No token is set"), fresh["testConnection"]
+    assert "not accepted" not in fresh["testConnection"] and "sandbox" in fresh["testConnection"], fresh[
+        "testConnection"
+    ]
+    style = fresh["buttonStyle"]
+    assert style["borderRadius"] not in ("0px", "") and style["background"] not in (
+        "rgb(239, 239, 239)",
+        "buttonface",
+    ), style
+
+
+def check_node_feedback(results: dict) -> None:
+    """Errors, cache hits and fresh runs read on the node itself, in both renderers."""
+    feedback = results["nodeFeedback"]
+    failed = feedback["failed"]
+    assert failed["end"]["type"] == "execution_error", failed
+    assert failed["message"] and failed["message"][:40] in failed["output"], failed
+    assert failed["output"].startswith("Failed:") and failed["markedError"], failed
+    cached = feedback["cached"]
+    assert cached["end"]["type"] == "execution_success" and cached["cachedNodes"], cached
+    for node in cached["nodes"]:
+        assert node["output"].startswith("unchanged: reused the last result, no new job"), node
+    assert feedback["clearedAtStart"], "the output boxes kept the last run's text when the next prompt started"
+    assert all(not text for text in feedback["clearedAtStart"]), feedback["clearedAtStart"]
+    heights = [h for run in results["workflows"] for n in run["nodes"] for h in [n["outputHeight"]] if h]
+    assert heights and min(heights) >= 90, f"output boxes are too short: {heights}"
+
+
+def check_previews(results: dict) -> None:
+    previews = results.get("previews")
+    assert previews, "the preview check did not run"
+    assert previews["end"]["type"] == "execution_success", previews
+    before = [p for p in previews["events"] if p["at"] < previews["endAt"]]
+    assert len(before) >= 2, (
+        f"no live previews before the prompt finished ({len(previews['events'])} in all; the pack's "
+        f"previews need ComfyUI progress-bar previews from the Python side): {previews}"
+    )
+    assert previews["shownOnNode"], f"no preview image was shown on the node while it ran: {previews}"
+
+
+def check_help(results: dict, kind: str) -> None:
+    help_panel = results.get("help") or {}
+    if not help_panel.get("available"):
+        assert kind == "pinned", f"the newest frontend must have a node help panel: {help_panel}"
+        return
+    assert help_panel["shown"], f"the node help panel did not show the pack's page: {help_panel}"
+
+
+def check_deprecations(results: dict) -> None:
+    ours = [line for line in results.get("deprecations", []) if "3dlabs" in line.lower() or "3DLabs" in line]
+    assert not ours, f"the frontend warns about the pack's web extension: {ours}"
 
 
 def check_our_requests(results: dict) -> None:
-    ours = [line for line in results["httpErrors"] if "/3dlabs/" in line or f"/extensions/{MODULE}/" in line]
+    # The help panel asks for docs/<node>/<locale>.md before docs/<node>.md: a missing locale is no failure.
+    ours = [
+        line
+        for line in results["httpErrors"]
+        if ("/3dlabs/" in line or f"/extensions/{MODULE}/" in line)
+        and not (f"/extensions/{MODULE}/docs/" in line and line.startswith("404 GET"))
+    ]
     assert not ours, f"requests of the pack's web extension failed: {ours}"
 
 
@@ -176,26 +413,41 @@ def check_history(comfy: ComfyServer, prompt_id: str, name: str) -> None:
 def check_workflows(comfy: ComfyServer, results: dict, shots: Path) -> None:
     assert results["templates"], "the template browser lists no workflow of the pack"
     assert results["templatePath"] in ("ui", "api", "mixed")
-    failed = [(run["name"], run["end"], run["nodeErrors"], run["executionErrors"]) for run in results["workflows"]
-              if run["end"]["type"] != "execution_success" or run["nodeErrors"]]
+    failed = [
+        (run["name"], run["end"], run["nodeErrors"], run["executionErrors"])
+        for run in results["workflows"]
+        if run["end"]["type"] != "execution_success" or run["nodeErrors"]
+    ]
     assert not failed, f"{len(failed)} of {len(results['workflows'])} workflows did not run: {failed}"
     for run in results["workflows"]:
         name = run["name"]
         check_history(comfy, run["end"]["prompt_id"], name)
         assert not run["executionErrors"], (name, run["executionErrors"])
-        assert not run["dialogsAfterLoad"] and not run["dialogsAfterRun"], (name, run["dialogsAfterLoad"],
-                                                                            run["dialogsAfterRun"])
+        assert not run["dialogsAfterLoad"] and not run["dialogsAfterRun"], (
+            name,
+            run["dialogsAfterLoad"],
+            run["dialogsAfterRun"],
+        )
         assert run["nodes"], f"{name} has no 3DLabs node"
         check_our_nodes(run["nodes"], run["executed"])
         assert (shots / f"workflow-{name}.png").exists()
     # The pack's status text reaches the nodes while they run (ComfyUI's progress_text display).
     assert any(run["progressTexts"] for run in results["workflows"])
-    assert any(n["progressText"] for run in results["workflows"] for n in run["nodes"])
+    # Shown on the node: still there after the run (1.2x), or seen while it ran (newer frontends drop it at the end).
+    assert any(n["progressText"] for run in results["workflows"] for n in run["nodes"]) or any(
+        run.get("progressShown") for run in results["workflows"]
+    )
 
 
 def check_load_project(comfy: ComfyServer, results: dict, shots: Path) -> None:
     menu = results["projectMenu"]
     assert any(" — " in entry for entry in menu), menu
+    # Listed when the node is made, before any click (the Vue renderer sends no click to the widget).
+    assert any(" — " in entry for entry in results["projectValuesBeforeClick"]), results["projectValuesBeforeClick"]
+    reloaded = results["afterReload"]
+    assert reloaded["found"] and any(" — " in entry for entry in reloaded["values"]), reloaded
+    if reloaded["menu"] is not None:
+        assert any(" — " in entry for entry in reloaded["menu"]), reloaded
     picked = results["projectPicked"]
     assert picked["project_id"] and picked["label"].endswith(f" — {picked['project_id']}"), picked
     run = results["loadProject"]

@@ -207,6 +207,11 @@ const element = () => ({ setAttribute() {}, append() {}, classList: { toggle() {
 globalThis.document = { getElementById: () => null, createElement: element, createTextNode: () => ({}),
                         head: { append() {} } };
 globalThis.Node = function () {};
+// ComfyUI's frontend publishes its app and api objects here; the extension reads them from it.
+globalThis.comfyAPI = {
+  app: { app: { canvas: null, graph: null } },
+  api: { api: { fetchApi: async () => ({ ok: false, status: 0, json: async () => null }), addEventListener() {} } },
+};
 """
 
 
@@ -214,10 +219,7 @@ globalThis.Node = function () {};
 def test_the_web_extension_pins_a_fresh_nodes_seed_and_keeps_a_loaded_nodes_choice(tmp_path):
     """The extension's own code, with ComfyUI's app/api modules stubbed: a node made fresh (the node
     search, LiteGraph.createNode) gets "fixed"; a node loaded from a workflow keeps what was saved."""
-    lib = tmp_path / "ext" / "web" / "lib"
-    lib.mkdir(parents=True)
-    for name in ("nodes.js", "client.js"):
-        shutil.copy(PACK_DIR / "web" / "lib" / name, lib / name)
+    shutil.copytree(PACK_DIR / "web" / "lib", tmp_path / "ext" / "web" / "lib")
     # nodes.js imports "../../../scripts/app.js": from ext/web/lib that is tmp/scripts/app.js.
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "app.js").write_text(STUB_APP)

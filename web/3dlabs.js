@@ -4,8 +4,7 @@
 // modules): settings.js (settings rows; the token goes only to the pack's server route),
 // nodes.js (output display, Load Project's project dropdown), client.js (the /3dlabs routes).
 
-import { api } from "../../scripts/api.js";
-import { app } from "../../scripts/app.js";
+import { api, app } from "./lib/client.js";
 import { decorateNodeType, watchRuns } from "./lib/nodes.js";
 import { settingDefinitions, syncMirrors } from "./lib/settings.js";
 

@@ -188,9 +188,11 @@ class TokenProvider:
                 return source, None
         if not sources:
             return None, AuthError(
-                "No 3DLabs token is configured",
-                hint="Set THREEDLABS_TOKEN or THREEDLABS_TOKEN_COMMAND, or set a token in "
-                "ComfyUI's settings (3DLabs section).",
+                "No 3DLabs token is configured, so nothing was sent",
+                summary="No 3DLabs token is set.",
+                hint="Paste a token or API key in ComfyUI's settings (3DLabs > Token), or set THREEDLABS_TOKEN "
+                "or THREEDLABS_TOKEN_COMMAND. No account? Choose 'sandbox' as the base URL in the 3DLabs "
+                "settings to try the nodes with made-up content.",
             )
         return None, AuthError(mismatch_problem(sources[0], target), hint="Nothing was sent.",
                                summary=f"No 3DLabs token is configured for {target}.")

@@ -6,10 +6,20 @@
 // twice unchanged (counting the sandbox's jobs), take screenshots, and write everything the Python
 // side checks for token leaks into results.json. It never writes the token itself anywhere.
 //
+// Also the new-user path (no token: the sandbox offered first, Test connection saying no token is set,
+// the settings search finding "sandbox"), what the nodes say about a run (a failure's message on the
+// node, "unchanged" for nodes ComfyUI reused, boxes emptied when a prompt starts, a readable box
+// height), Load Project's list without a click (also after a page reload), live previews while Image
+// Generate runs slow sandbox jobs, and the node help panel showing the pack's page. Works with the
+// classic canvas and with the Vue node renderer (TDL_VUE_NODES=1) of newer frontends.
+//
 // Environment: COMFY_URL, TDL_TOKEN (the secret to set), TDL_OUT (screenshots and results.json),
 // TDL_SANDBOX_URL (the sandbox's origin, for its /__sandbox/stats job counters),
 // TDL_MODULE (the pack's folder name), TDL_FALLBACK_DIR (optional: write a small workflow built in
-// the page there when the pack ships no example workflows), PLAYWRIGHT_CORE_DIR, CHROMIUM.
+// the page there when the pack ships no example workflows), TDL_VUE_NODES ("1": Vue nodes on),
+// TDL_SANDBOX_CONTROL (a file the Python side watches: {"job_seconds": n} slows the sandbox's jobs,
+// acknowledged in the same name with .ack), TDL_HELP_TEXT (a line of the Image Generate help page),
+// PLAYWRIGHT_CORE_DIR, CHROMIUM.
 "use strict";
 
 const fs = require("fs");
@@ -25,8 +35,15 @@ const MODULE = process.env.TDL_MODULE || "comfyui-3dlabs";
 const FALLBACK_DIR = process.env.TDL_FALLBACK_DIR || "";
 const RUN_TIMEOUT_MS = Number(process.env.TDL_RUN_TIMEOUT_MS || 180000);
 const SANDBOX = process.env.TDL_SANDBOX_URL || "";
+const VUE = process.env.TDL_VUE_NODES === "1";
+const CONTROL = process.env.TDL_SANDBOX_CONTROL || "";
+const HELP_TEXT = process.env.TDL_HELP_TEXT || "";
+const CACHED_NOTE = "unchanged: reused the last result, no new job";
+const SETTINGS_DIALOG = ".settings-container, [data-testid='settings-dialog']";
+const DIALOGS = ".p-dialog, [role='dialog'], [role='alertdialog']";
 
-const results = { steps: [], workflows: [], errors: [], pageErrors: [], consoleErrors: [], httpErrors: [], templatePath: null };
+const results = { steps: [], workflows: [], errors: [], pageErrors: [], consoleErrors: [], httpErrors: [], deprecations: [],
+  templatePath: null };
 
 function step(message) {
   const line = `[e2e ${new Date().toISOString().slice(11, 19)}] ${message}`;
@@ -59,9 +76,9 @@ async function postSetting(id, value) {
 
 /** Visible PrimeVue dialogs (error dialogs, missing-node dialogs...), with their text. */
 async function openDialogs(page) {
-  return page.evaluate(() => [...document.querySelectorAll(".p-dialog")]
+  return page.evaluate((sel) => [...document.querySelectorAll(sel)]
     .filter((d) => d.offsetParent !== null || d.getClientRects().length)
-    .map((d) => d.innerText.slice(0, 500)));
+    .map((d) => d.innerText.slice(0, 500)), DIALOGS);
 }
 
 async function closeDialogs(page) {
@@ -75,9 +92,16 @@ async function closeDialogs(page) {
 
 async function openSettings(page) {
   try {
+    await page.evaluate(() => window.comfyAPI.app.app.extensionManager.command.execute("Comfy.ShowSettingsDialog"));
+    await page.waitForSelector(SETTINGS_DIALOG, { timeout: 10000 });
+    return "command";
+  } catch (err) {
+    step(`settings via the command failed (${err.message.split("\n")[0]}); trying the menu`);
+  }
+  try {
     await page.click(".comfyui-logo-wrapper", { timeout: 5000 });
     await page.locator(".comfy-command-menu .p-menubar-item-label", { hasText: /^Settings$/ }).first().click({ timeout: 5000 });
-    await page.waitForSelector(".settings-container", { timeout: 10000 });
+    await page.waitForSelector(SETTINGS_DIALOG, { timeout: 10000 });
     return "menu";
   } catch (err) {
     step(`settings via the menu failed (${err.message.split("\n")[0]}); trying Ctrl+,`);
@@ -85,14 +109,71 @@ async function openSettings(page) {
   await page.keyboard.press("Escape");
   await page.click("#graph-canvas", { position: { x: 640, y: 400 } }).catch(() => {});
   await page.keyboard.press("Control+Comma");
-  await page.waitForSelector(".settings-container", { timeout: 10000 });
+  await page.waitForSelector(SETTINGS_DIALOG, { timeout: 10000 });
   return "keyboard";
 }
 
-async function setTokenThroughSettings(page) {
+async function openOurSettings(page) {
   const how = await openSettings(page);
   step(`settings dialog opened (${how})`);
-  await page.locator(".settings-sidebar [role='option']", { hasText: /^3DLabs$/ }).first().click();
+  // 1.2x: a PrimeVue listbox; newer: a nav of buttons.
+  await page.locator(`.settings-sidebar [role='option'], [data-testid='settings-dialog'] nav [role='button']`,
+    { hasText: /^\s*3DLabs\s*$/ }).first().click();
+  await page.locator("[data-tdl='token']").waitFor({ timeout: 10000 });
+}
+
+async function closeSettings(page) {
+  await page.keyboard.press("Escape");
+  await page.waitForSelector(SETTINGS_DIALOG, { state: "detached", timeout: 10000 }).catch(() => {});
+}
+
+async function clickTest(page) {
+  await page.click("[data-tdl='test-button']");
+  await page.waitForFunction(() => {
+    const m = document.querySelector("[data-tdl='test'] .tdl-msg");
+    return m && m.innerText && !m.innerText.startsWith("Testing");
+  }, null, { timeout: 30000 });
+  return page.locator("[data-tdl='test'] .tdl-msg").innerText();
+}
+
+/** Before any token: what someone without an account sees. */
+async function newUserSettings(page) {
+  await openOurSettings(page);
+  const fresh = {};
+  fresh.tokenStatus = await page.locator(".tdl-token-status").innerText();
+  fresh.getStarted = await page.locator("[data-tdl='get-started']").innerText().catch(() => "");
+  fresh.useSandboxButton = await page.locator("[data-tdl='use-sandbox']").isVisible().catch(() => false);
+  fresh.buttonStyle = await page.$eval("[data-tdl='test-button']", (b) => {
+    const cs = getComputedStyle(b);
+    return { background: cs.backgroundColor, borderRadius: cs.borderRadius, padding: cs.padding, color: cs.color };
+  });
+  fresh.testConnection = await clickTest(page);
+  step(`no token: status "${fresh.tokenStatus}"; test connection: ${fresh.testConnection}`);
+  await shot(page, "settings-new-user");
+  // The settings search: "sandbox" must find one of the pack's settings.
+  const search = page.locator(`${SETTINGS_DIALOG.split(", ").map((d) => `${d} input[placeholder*='Search' i]`).join(", ")}`).first();
+  try {
+    await search.fill("sandbox", { timeout: 5000 });
+    await page.waitForTimeout(1200);
+    fresh.searchResult = await page.evaluate(() => {
+      const rows = [...document.querySelectorAll("[data-tdl]")].filter((e) => e.getClientRects().length);
+      return rows.map((e) => e.dataset.tdl);
+    });
+    fresh.searchFindsSandbox = fresh.searchResult.some((name) => ["get-started", "base-url"].includes(name));
+    await shot(page, "settings-search-sandbox");
+    await search.fill("");
+    await page.waitForTimeout(500);
+  } catch (err) {
+    fresh.searchError = err.message.split("\n")[0];
+    fresh.searchFindsSandbox = false;
+  }
+  step(`settings search "sandbox" shows: ${JSON.stringify(fresh.searchResult ?? fresh.searchError)}`);
+  results.newUser = fresh;
+  await closeSettings(page);
+}
+
+async function setTokenThroughSettings(page) {
+  await openOurSettings(page);
   const row = page.locator("[data-tdl='token']");
   await row.waitFor({ timeout: 10000 });
   const before = await page.locator(".tdl-token-status").innerText();
@@ -108,12 +189,7 @@ async function setTokenThroughSettings(page) {
   results.tokenMessage = await row.locator(".tdl-msg").innerText();
   step(`token status after: ${results.tokenStatus}`);
 
-  await page.click("[data-tdl='test-button']");
-  await page.waitForFunction(() => {
-    const m = document.querySelector("[data-tdl='test'] .tdl-msg");
-    return m && m.innerText && !m.innerText.startsWith("Testing");
-  }, null, { timeout: 30000 });
-  results.testConnection = await page.locator("[data-tdl='test'] .tdl-msg").innerText();
+  results.testConnection = await clickTest(page);
   step(`test connection: ${results.testConnection}`);
   await page.waitForFunction(() => {
     const s = document.querySelector("select.tdl-workspace");
@@ -122,8 +198,7 @@ async function setTokenThroughSettings(page) {
   results.workspaceOptions = await page.$$eval("select.tdl-workspace option", (os) => os.map((o) => o.textContent));
   await page.waitForTimeout(300);
   await shot(page, "settings-3dlabs");
-  await page.keyboard.press("Escape");
-  await page.waitForSelector(".settings-container", { state: "detached", timeout: 10000 }).catch(() => {});
+  await closeSettings(page);
 }
 
 // --- a workflow of our own, when the pack ships none yet -------------------------------------
@@ -167,6 +242,7 @@ async function writeFallbackWorkflow(page) {
 
 async function openTemplateThroughUi(page, name) {
   await closeDialogs(page);
+  if (!(await page.locator(".templates-tab-button").count())) throw new Error("no .templates-tab-button in this frontend");
   await page.click(".templates-tab-button", { timeout: 10000 });
   await page.waitForSelector("[data-testid='template-workflows-content']", { timeout: 15000 });
   // The side nav lists custom-node templates under the pack's folder name.
@@ -179,11 +255,16 @@ async function openTemplateThroughUi(page, name) {
   await page.waitForSelector("[data-testid='template-workflows-content']", { state: "detached", timeout: 15000 });
 }
 
+let templateUiFailed = false;
+
 async function openTemplate(page, name) {
   try {
+    // One failure is enough: the next templates go through the API at once (saves a timeout each).
+    if (templateUiFailed) throw new Error("the template browser failed before");
     await openTemplateThroughUi(page, name);
     return "ui";
   } catch (err) {
+    templateUiFailed = true;
     step(`template browser failed for ${name} (${err.message.split("\n")[0]}); loading through /api/workflow_templates`);
     await closeDialogs(page);
     await page.evaluate(async ({ module, name }) => {
@@ -199,11 +280,29 @@ async function installRecorders(page) {
   await page.evaluate(() => {
     const { api } = window.comfyAPI.api;
     window.__tdl = { events: [] };
+    const outputs = () => (window.comfyAPI.app.app.graph?.nodes ?? []).filter((n) => String(n.type).startsWith("3DLabs"))
+      .map((n) => (n.widgets || []).find((w) => w.name === "3dlabs_output")?.value ?? null);
     for (const type of ["execution_start", "execution_success", "execution_error", "execution_interrupted",
-      "executed", "progress_text"]) {
+      "executed", "progress_text", "execution_cached", "b_preview", "b_preview_with_metadata"]) {
       api.addEventListener(type, (e) => {
         const d = e.detail || {};
+        if (type === "progress_text") {
+          // Newer frontends drop the status widget when the job ends: look while it is there.
+          const id = String(d.nodeId ?? "");
+          setTimeout(() => {
+            const node = window.comfyAPI.app.app.graph?.getNodeById?.(id.split(":").pop());
+            const widget = (node?.widgets || []).find((w) => w.name === "$$node-text-preview");
+            if (widget?.value) window.__tdl.events.push({ type: "progress_text_shown", at: Date.now(), node: id });
+          }, 0);
+        }
+        if (type.startsWith("b_preview")) {
+          window.__tdl.events.push({ type, at: Date.now(), node: d.nodeId ?? d.displayNodeId ?? null });
+          return;
+        }
         window.__tdl.events.push({
+          // Our own listener ran before this one (the extension registered first): the boxes as it left them.
+          outputsAtStart: type === "execution_start" ? outputs() : undefined,
+          nodes: type === "execution_cached" ? (d.nodes ?? []).map(String) : undefined,
           type, at: Date.now(), prompt_id: d.prompt_id ?? null, node: d.node ?? d.nodeId ?? d.node_id ?? null,
           text: type === "progress_text" ? String(d.text ?? "").slice(0, 300) : undefined,
           message: type === "execution_error" ? String(d.exception_message ?? "").slice(0, 500) : undefined,
@@ -229,7 +328,8 @@ async function queueAndWait(page) {
       const done = window.__tdl.events.find((e) => e.at >= t &&
         ["execution_success", "execution_error", "execution_interrupted"].includes(e.type));
       if (done) return done;
-      const dialog = [...document.querySelectorAll(".p-dialog")].find((d) => d.getClientRects().length);
+      const dialog = [...document.querySelectorAll(".p-dialog, [role='dialog'], [role='alertdialog']")]
+        .find((d) => d.getClientRects().length);
       return dialog ? { type: "refused", dialogs: [dialog.innerText.slice(0, 800)] } : null;
     }, since, { timeout: RUN_TIMEOUT_MS, polling: 250 });
     end = await handle.jsonValue();
@@ -248,7 +348,8 @@ async function inspectOurNodes(page) {
     const serialized = app.graph.serialize();
     const prompt = await app.graphToPrompt();
     return app.graph.nodes.filter((n) => String(n.type).startsWith("3DLabs")).map((n) => {
-      const saved = serialized.nodes.find((s) => s.id === n.id) || {};
+      // Newer frontends give a node made in the page a string id and save it as a number.
+      const saved = serialized.nodes.find((s) => String(s.id) === String(n.id)) || {};
       const find = (name) => (n.widgets || []).find((w) => w.name === name);
       return {
         id: n.id, type: n.type,
@@ -257,6 +358,9 @@ async function inspectOurNodes(page) {
         widgets_values: saved.widgets_values ?? null,
         promptInputs: Object.keys(prompt.output[n.id]?.inputs ?? {}),
         output: find("3dlabs_output")?.value ?? null,
+        // Layout height (not scaled by the zoom); 0 when the renderer culls the node off screen.
+        outputHeight: find("3dlabs_output")?.element?.offsetHeight ?? null,
+        outputMarkedError: Boolean(find("3dlabs_output")?.element?.classList.contains("tdl-error")),
         outputMarkedSandbox: Boolean(find("3dlabs_output")?.element?.classList.contains("tdl-sandbox")),
         progressText: find("$$node-text-preview")?.value ?? null,
         projectPicker: find("project")?.value ?? null,
@@ -284,6 +388,7 @@ async function runTemplates(page) {
     const graph = await page.evaluate(() => JSON.stringify(window.comfyAPI.app.app.graph.serialize()));
     results.workflows.push({ name, openedVia: how, end, nodeErrors, dialogsAfterLoad: afterLoad, dialogsAfterRun: dialogs,
       executionErrors: events.filter((e) => e.type === "execution_error"), progressTexts: events.filter((e) => e.type === "progress_text").length,
+      progressShown: events.filter((e) => e.type === "progress_text_shown").length,
       executed: events.filter((e) => e.type === "executed").map((e) => e.node), nodes, screenshot: file, graph });
     step(`ran ${name}: ${end.type} (${end.prompt_id ?? JSON.stringify(end.dialogs ?? end.message ?? "")})`);
     await closeDialogs(page);
@@ -294,9 +399,11 @@ async function runTemplates(page) {
 
 async function saveWorkflowThroughUi(page, name) {
   await closeDialogs(page);
-  await page.click("#graph-canvas", { position: { x: 700, y: 720 } });
+  // Focus the canvas (not a node's text box, where Ctrl+S is the browser's) on an empty spot.
+  await page.evaluate(() => document.activeElement?.blur?.());
+  await page.mouse.click(1500, 140);
   await page.keyboard.press("Control+s");
-  const input = page.locator(".prompt-dialog-content input");
+  const input = page.locator(".prompt-dialog-content input, [role='dialog'] input[type='text'], [role='dialog'] input:not([type])").first();
   await input.waitFor({ timeout: 10000 });
   await input.fill(name);
   await input.press("Enter");
@@ -311,6 +418,60 @@ async function saveWorkflowThroughUi(page, name) {
 }
 
 // --- Load Project's dropdown ---------------------------------------------------------------
+
+/** The picker's list once it holds projects (or whatever it holds after 20 s). */
+async function waitForProjectList(page, id) {
+  const read = () => page.evaluate((nodeId) => {
+    const node = window.comfyAPI.app.app.graph.getNodeById(nodeId);
+    return [...(node?.widgets?.find((w) => w.name === "project")?.options?.values ?? [])];
+  }, id);
+  await page.waitForFunction((nodeId) => {
+    const node = window.comfyAPI.app.app.graph.getNodeById(nodeId);
+    return (node?.widgets?.find((w) => w.name === "project")?.options?.values ?? []).some((v) => String(v).includes(" — "));
+  }, id, { timeout: 20000, polling: 250 }).catch(() => {});
+  return read();
+}
+
+/** Open the project dropdown the way a user does and pick the first project; returns the menu label. */
+async function pickProjectThroughUi(page, id) {
+  if (VUE) {
+    // The Vue node's own select: the widget row named "project" on the node's DOM.
+    const nodeEl = page.locator(`[data-node-id='${id}']`);
+    await nodeEl.waitFor({ timeout: 10000 });
+    const current = await page.evaluate((nodeId) => window.comfyAPI.app.app.graph.getNodeById(nodeId)
+      .widgets.find((w) => w.name === "project").value, id);
+    await nodeEl.locator("button, [role='combobox']", { hasText: current }).first().click({ timeout: 10000 });
+    await page.waitForSelector("[role='option']", { timeout: 20000 });
+    results.projectMenu = await page.$$eval("[role='option']", (es) => es.map((e) => e.textContent.trim()));
+    step(`project dropdown (Vue node): ${results.projectMenu.join(" | ")}`);
+    await shot(page, "load-project-dropdown");
+    const entry = page.locator("[role='option']", { hasText: " — " }).first();
+    const label = (await entry.textContent()).trim();
+    await entry.click();
+    await page.waitForTimeout(500);
+    return label;
+  }
+  const point = await page.evaluate((nodeId) => {
+    const { app } = window.comfyAPI.app;
+    const node = app.graph.getNodeById(nodeId);
+    const widget = node.widgets.find((w) => w.name === "project");
+    const rect = app.canvas.canvas.getBoundingClientRect();
+    const y = node.pos[1] + (widget.y ?? widget.last_y) + 10;
+    const x = node.pos[0] + node.size[0] / 2;
+    const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([x, y]);
+    return { x: rect.left + cx, y: rect.top + cy };
+  }, id);
+  await page.mouse.click(point.x, point.y);
+  await page.waitForSelector(".litecontextmenu .litemenu-entry", { timeout: 20000 });
+  results.projectMenu = await page.$$eval(".litecontextmenu .litemenu-entry", (es) => es.map((e) => e.textContent));
+  step(`project dropdown: ${results.projectMenu.join(" | ")}`);
+  await shot(page, "load-project-dropdown");
+  const entry = page.locator(".litecontextmenu .litemenu-entry", { hasText: " — " }).first();
+  const label = await entry.textContent();
+  await entry.click();
+  await page.waitForTimeout(300);
+  return label;
+}
 
 async function loadProjectDropdown(page) {
   await closeDialogs(page);
@@ -333,31 +494,16 @@ async function loadProjectDropdown(page) {
     app.canvas.draw(true, true);
     return { id: node.id };
   });
-  await page.waitForTimeout(500);
-  const point = await page.evaluate((id) => {
-    const { app } = window.comfyAPI.app;
-    const node = app.graph.getNodeById(id);
-    const widget = node.widgets.find((w) => w.name === "project");
-    const rect = app.canvas.canvas.getBoundingClientRect();
-    const y = node.pos[1] + (widget.y ?? widget.last_y) + 10;
-    const x = node.pos[0] + node.size[0] / 2;
-    const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([x, y]);
-    return { x: rect.left + cx, y: rect.top + cy };
-  }, info.id);
-  await page.mouse.click(point.x, point.y);
-  await page.waitForSelector(".litecontextmenu .litemenu-entry", { timeout: 20000 });
-  results.projectMenu = await page.$$eval(".litecontextmenu .litemenu-entry", (es) => es.map((e) => e.textContent));
-  step(`project dropdown: ${results.projectMenu.join(" | ")}`);
-  await shot(page, "load-project-dropdown");
-  const entry = page.locator(".litecontextmenu .litemenu-entry", { hasText: " — " }).first();
-  const label = await entry.textContent();
-  await entry.click();
-  await page.waitForTimeout(300);
+  // The list is loaded when the node is made, not on a click (the Vue renderer sends none).
+  results.projectValuesBeforeClick = await waitForProjectList(page, info.id);
+  step(`project list before any click: ${results.projectValuesBeforeClick.join(" | ")}`);
+  const label = await pickProjectThroughUi(page, info.id);
   results.projectPicked = await page.evaluate((id) => {
     const node = window.comfyAPI.app.app.graph.getNodeById(id);
     return { label: node.widgets.find((w) => w.name === "project").value, project_id: node.widgets.find((w) => w.name === "project_id").value };
   }, info.id);
   step(`picked ${label} -> project_id ${results.projectPicked.project_id}`);
+  results.projectPicked.menuLabel = label;
   const { end, events, nodeErrors } = await queueAndWait(page);
   const nodes = await inspectOurNodes(page);
   const file = await shot(page, "load-project-after-run");
@@ -408,7 +554,7 @@ async function freshNodeRunsOnce(page) {
   const loadedControl = await page.evaluate(async (id) => {
     const { app } = window.comfyAPI.app;
     const graph = app.graph.serialize();
-    const saved = graph.nodes.find((n) => n.id === id);
+    const saved = graph.nodes.find((n) => String(n.id) === String(id));
     const widgets = app.graph.getNodeById(id).widgets.filter((w) => w.serialize !== false);
     saved.widgets_values[widgets.findIndex((w) => w.name === "control_after_generate")] = "randomize";
     await app.loadGraphData(graph, true, true, "tdl-e2e-saved-randomize");
@@ -416,6 +562,243 @@ async function freshNodeRunsOnce(page) {
   }, made.id);
   step(`reloaded with "randomize" saved: the control reads ${loadedControl}`);
   results.freshNode = { created: made, runs, jobsBefore: before, jobsAfter: after, loadedControl };
+}
+
+// --- what the nodes say about a run ---------------------------------------------------------
+
+async function sandboxFaults(flags) {
+  const r = await fetch(`${SANDBOX}/__sandbox/faults`, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(flags) });
+  if (!r.ok) throw new Error(`sandbox faults: ${r.status} ${await r.text()}`);
+}
+
+/** The last workflow run again unchanged: ComfyUI reuses our nodes, and they say so. */
+async function cachedRerun(page) {
+  const { end, events } = await queueAndWait(page);
+  const cachedNodes = events.filter((e) => e.type === "execution_cached").flatMap((e) => e.nodes ?? []);
+  const starts = events.filter((e) => e.type === "execution_start");
+  const nodes = (await inspectOurNodes(page)).filter((n) => cachedNodes.includes(String(n.id)));
+  await shot(page, "cached-rerun");
+  step(`re-ran unchanged: ${end.type}; cached ${cachedNodes.join(",")}; our outputs: ${nodes.map((n) => JSON.stringify(String(n.output).slice(0, 60))).join(" ")}`);
+  return { end, cachedNodes, nodes, outputsAtStart: starts.length ? starts[starts.length - 1].outputsAtStart : null };
+}
+
+/** A job that fails: the pack's message must be on the node, not only in a toast or a log. */
+async function failingRun(page) {
+  await closeDialogs(page);
+  const id = await page.evaluate(async () => {
+    const { app } = window.comfyAPI.app;
+    await app.extensionManager.command.execute("Comfy.NewBlankWorkflow");
+    app.graph.clear();
+    const node = window.LiteGraph.createNode("3DLabsImageGenerate");
+    node.pos = [120, 120];
+    app.graph.add(node);
+    const preview = window.LiteGraph.createNode("PreviewImage");
+    preview.pos = [620, 120];
+    app.graph.add(preview);
+    node.connect(0, preview, preview.findInputSlot("images"));
+    node.widgets.find((w) => w.name === "prompt").value = `a job that fails ${Date.now()}`;
+    return node.id;
+  });
+  await sandboxFaults({ fail_jobs: true });
+  let run;
+  try {
+    run = await queueAndWait(page);
+  } finally {
+    await sandboxFaults({ fail_jobs: false });
+  }
+  const error = run.events.find((e) => e.type === "execution_error");
+  const [node] = (await inspectOurNodes(page)).filter((n) => String(n.id) === String(id));
+  await shot(page, "failed-node");
+  const failed = { end: run.end, message: error?.message ?? "", output: node?.output ?? "", markedError: node?.outputMarkedError,
+    outputHeight: node?.outputHeight };
+  step(`failing job: ${run.end.type}; the node says: ${String(failed.output).slice(0, 160)}`);
+  await page.keyboard.press("Escape");
+  return failed;
+}
+
+// --- live previews ----------------------------------------------------------------------------
+
+async function slowSandbox(seconds) {
+  if (!CONTROL) return false;
+  const text = JSON.stringify({ job_seconds: seconds, at: Date.now() });
+  fs.writeFileSync(CONTROL, text);
+  const ack = CONTROL.replace(/\.json$/, ".ack");
+  for (let i = 0; i < 50; i++) {
+    if (fs.existsSync(ack) && fs.readFileSync(ack, "utf8") === text) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** Image Generate with several prompts on slow sandbox jobs: previews show before the prompt ends. */
+async function previewsWhileRunning(page) {
+  await closeDialogs(page);
+  const name = "3dlabs_topic_to_storyboard";
+  if (!(results.templates || []).includes(name)) {
+    results.previews = { skipped: `no template ${name}` };
+    return;
+  }
+  const imageId = await page.evaluate(async ({ module, name }) => {
+    const { app } = window.comfyAPI.app;
+    const json = await (await fetch(`/api/workflow_templates/${module}/${name}.json`)).json();
+    await app.loadGraphData(json, true, true, "tdl-e2e-previews");
+    const story = app.graph.nodes.find((n) => n.type === "3DLabsStory");
+    const topic = story?.widgets?.find((w) => w.name === "topic");
+    if (topic) topic.value = `A paper boat crossing a rain gutter, take ${Date.now()}`; // new inputs: no cache
+    return app.graph.nodes.find((n) => n.type === "3DLabsImageGenerate")?.id ?? null;
+  }, { module: MODULE, name });
+  const slowed = await slowSandbox(4);
+  step(`previews: sandbox jobs slowed to 4 s (${slowed ? "acknowledged" : "NOT acknowledged"})`);
+  // Watch the node while it runs: an image preview on it (classic: node.imgs / app.nodePreviewImages;
+  // Vue: an <img> in the node's element).
+  await page.evaluate((id) => {
+    window.__tdl.previewSeen = null;
+    const timer = setInterval(() => {
+      const { app } = window.comfyAPI.app;
+      const node = app.graph.getNodeById(id);
+      const seen = (node?.imgs?.length ?? 0) > 0 || Boolean(app.nodePreviewImages?.[String(id)]?.length)
+        || Boolean(document.querySelector(`[data-node-id='${id}'] img`));
+      if (seen && !window.__tdl.previewSeen) window.__tdl.previewSeen = Date.now();
+    }, 100);
+    window.__tdl.stopPreviewWatch = () => clearInterval(timer);
+  }, imageId);
+  let run;
+  try {
+    run = await queueAndWait(page);
+  } finally {
+    await slowSandbox(0.5);
+  }
+  const seenAt = await page.evaluate(() => {
+    window.__tdl.stopPreviewWatch();
+    return window.__tdl.previewSeen;
+  });
+  const endAt = run.events.find((e) => ["execution_success", "execution_error"].includes(e.type))?.at ?? Date.now();
+  const events = run.events.filter((e) => e.type.startsWith("b_preview")).map((e) => ({ type: e.type, at: e.at, node: e.node }));
+  results.previews = { slowed, imageId, end: run.end, endAt, events, seenAt,
+    shownOnNode: Boolean(seenAt && seenAt < endAt), executedAt: run.events.find((e) => e.type === "executed" && String(e.node) === String(imageId))?.at ?? null };
+  await fitView(page);
+  await shot(page, "previews-after-run");
+  step(`previews: ${events.length} preview messages, ${events.filter((e) => e.at < endAt).length} before the end; `
+    + `on the node ${seenAt ? `${endAt - seenAt} ms before the end` : "never"}`);
+}
+
+// --- the node help panel ----------------------------------------------------------------------
+
+async function nodeHelp(page) {
+  await closeDialogs(page);
+  const help = { available: false, via: null, shown: false };
+  help.available = await page.evaluate(() => {
+    const pinia = document.querySelector("#vue-app")?.__vue_app__?.config?.globalProperties?.$pinia;
+    return Boolean(pinia?._s?.get("nodeHelp") || pinia?._s?.has?.("nodeHelp"));
+  });
+  const waitText = async (ms) => page.waitForFunction((t) => document.body.innerText.includes(t), HELP_TEXT.slice(0, 50),
+    { timeout: ms }).then(() => true).catch(() => false);
+  // The selection toolbox's help button (newer frontends), on a selected Image Generate.
+  try {
+    await page.evaluate(async () => {
+      const { app } = window.comfyAPI.app;
+      await app.extensionManager.command.execute("Comfy.NewBlankWorkflow");
+      app.graph.clear();
+      const node = window.LiteGraph.createNode("3DLabsImageGenerate");
+      node.pos = [200, 200];
+      app.graph.add(node);
+      app.canvas.selectNode(node);
+      app.canvas.setDirty(true, true);
+    });
+    await page.waitForTimeout(800);
+    const button = page.locator(".selection-toolbox button[aria-label*='help' i], .selection-toolbox button[aria-label*='info' i],"
+      + " [data-testid='selection-toolbox'] button[aria-label*='help' i], [data-testid='selection-toolbox'] button[aria-label*='info' i]").first();
+    if (await button.count()) {
+      help.available = true;
+      await button.click({ timeout: 5000 });
+      if (await waitText(10000)) {
+        help.via = "selection toolbox";
+        help.shown = true;
+      }
+    }
+  } catch (err) {
+    help.toolboxError = err.message.split("\n")[0];
+  }
+  // Else the node library's help for the node (what its "?" button opens), through the frontend's store.
+  if (!help.shown && help.available) {
+    await page.evaluate(async () => {
+      const { app } = window.comfyAPI.app;
+      const pinia = document.querySelector("#vue-app").__vue_app__.config.globalProperties.$pinia;
+      const defs = pinia._s.get("nodeDef");
+      const def = defs?.nodeDefsByName?.["3DLabsImageGenerate"];
+      const tab = app.extensionManager.sidebarTab;
+      if (tab?.activeSidebarTabId !== "node-library") await app.extensionManager.command.execute("Workspace.ToggleSidebarTab.node-library");
+      pinia._s.get("nodeHelp").openHelp(def);
+    }).catch((err) => {
+      help.storeError = err.message.split("\n")[0];
+    });
+    if (await waitText(15000)) {
+      help.via = "node library help (nodeHelp store)";
+      help.shown = true;
+    }
+  }
+  if (help.available) await shot(page, "node-help");
+  help.text = help.shown ? HELP_TEXT.slice(0, 50) : null;
+  results.help = help;
+  step(`node help: ${JSON.stringify(help)}`);
+  await page.keyboard.press("Escape");
+}
+
+// --- after a page reload ----------------------------------------------------------------------
+
+/** Load Project in the open workflow, the page reloaded: its list fills without a click. */
+async function pickerAfterReload(page) {
+  await closeDialogs(page);
+  const marker = `tdl-reload-${Date.now()}`;
+  const graph = await page.evaluate(async (title) => {
+    const { app } = window.comfyAPI.app;
+    await app.extensionManager.command.execute("Comfy.NewBlankWorkflow");
+    app.graph.clear();
+    const node = window.LiteGraph.createNode("3DLabsLoadProject");
+    node.pos = [120, 120];
+    node.title = title;
+    app.graph.add(node);
+    app.graph.setDirtyCanvas(true, true);
+    app.graph.change?.();
+    return app.graph.serialize();
+  }, marker);
+  // The frontend keeps the open workflow in the browser's storage for a reload: wait until it has.
+  await page.waitForFunction((m) => [localStorage, sessionStorage].some((store) =>
+    Object.keys(store).some((k) => String(store.getItem(k)).includes(m))), marker, { timeout: 15000, polling: 250 })
+    .catch(() => step("the open workflow was not seen in the browser's storage before the reload"));
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await waitForComfy(page);
+  let via = "page reload";
+  let id = await page.evaluate((m) => window.comfyAPI.app.app.graph.nodes.find((n) => n.title === m)?.id ?? null, marker);
+  if (id === null) {
+    // Not restored by this frontend: open the same workflow in the reloaded page instead.
+    via = "page reload, then app.loadGraphData";
+    id = await page.evaluate(async ({ g, m }) => {
+      const { app } = window.comfyAPI.app;
+      await app.loadGraphData(g, true, true, "tdl-e2e-reload");
+      return app.graph.nodes.find((n) => n.title === m)?.id ?? null;
+    }, { g: graph, m: marker });
+  }
+  const values = id === null ? [] : await waitForProjectList(page, id);
+  let menu = null;
+  if (VUE && id !== null) {
+    const current = await page.evaluate((nodeId) => window.comfyAPI.app.app.graph.getNodeById(nodeId)
+      .widgets.find((w) => w.name === "project").value, id);
+    await page.locator(`[data-node-id='${id}'] button, [data-node-id='${id}'] [role='combobox']`, { hasText: current }).first()
+      .click({ timeout: 10000 }).catch(() => {});
+    await page.waitForSelector("[role='option']", { timeout: 10000 }).catch(() => {});
+    menu = await page.$$eval("[role='option']", (es) => es.map((e) => e.textContent.trim()));
+    await page.keyboard.press("Escape");
+  }
+  results.afterReload = { found: id !== null, via, values, menu };
+  step(`after a reload (${via}): Load Project lists ${values.length} entries${menu ? `; its Vue dropdown: ${menu.join(" | ")}` : ""}`);
+}
+
+async function waitForComfy(page) {
+  await page.waitForFunction(() => window.app?.graph && window.comfyAPI?.app?.app?.extensions
+    ?.some((e) => e.name === "3DLabs.Nodes"), null, { timeout: 90000, polling: 250 });
+  await page.waitForTimeout(1500);
 }
 
 // --- main ------------------------------------------------------------------------------------
@@ -427,6 +810,8 @@ async function freshNodeRunsOnce(page) {
   await postSetting("Comfy.Notification.ShowVersionUpdates", false);
   // Full-detail nodes at any zoom, so that fitted screenshots of wide workflows stay readable.
   await postSetting("LiteGraph.Canvas.MinFontSizeForLOD", 0);
+  // Newer frontends: the Vue node renderer ("Modern Node Design") on or off; older ones ignore it.
+  await postSetting("Comfy.VueNodes.Enabled", VUE);
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
@@ -434,21 +819,38 @@ async function freshNodeRunsOnce(page) {
   let failed = null;
   try {
     const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-    page.on("pageerror", (e) => results.pageErrors.push(String(e.message).slice(0, 500)));
-    page.on("console", (m) => { if (m.type() === "error") results.consoleErrors.push(m.text().slice(0, 500)); });
+    page.on("dialog", (d) => d.accept().catch(() => {})); // a reload's "leave the page?" must not stop it
+    page.on("pageerror", (e) => results.pageErrors.push(String(e.stack || e.message).slice(0, 800)));
+    page.on("console", (m) => {
+      if (m.type() === "error") results.consoleErrors.push(m.text().slice(0, 500));
+      if (/deprecat/i.test(m.text())) {
+        const where = m.location()?.url ?? "";
+        const line = `${m.text().slice(0, 300)}${where ? ` @ ${where}` : ""}`;
+        if (!results.deprecations.includes(line)) results.deprecations.push(line);
+      }
+    });
     page.on("response", (r) => { if (r.status() >= 400) results.httpErrors.push(`${r.status()} ${r.request().method()} ${r.url()}`); });
     await page.goto(`${BASE}/`, { waitUntil: "domcontentloaded", timeout: 60000 });
-    await page.waitForFunction(() => window.app?.graph && window.comfyAPI?.app?.app?.extensions
-      ?.some((e) => e.name === "3DLabs.Nodes"), null, { timeout: 60000, polling: 250 });
-    await page.waitForTimeout(1000);
-    step("ComfyUI loaded with the 3DLabs extension");
+    await waitForComfy(page);
+    Object.assign(results, await page.evaluate(() => ({
+      frontendVersion: window.__COMFYUI_FRONTEND_VERSION__ ?? null,
+      vueNodes: Boolean(window.comfyAPI.app.app.extensionManager?.setting?.get("Comfy.VueNodes.Enabled")),
+    })));
+    step(`ComfyUI loaded with the 3DLabs extension (frontend ${results.frontendVersion}, Vue nodes ${results.vueNodes})`);
     await installRecorders(page);
+    await newUserSettings(page);
     await setTokenThroughSettings(page);
     if (FALLBACK_DIR) await writeFallbackWorkflow(page);
     await runTemplates(page);
+    results.nodeFeedback = { cached: await cachedRerun(page) };
+    results.nodeFeedback.clearedAtStart = results.nodeFeedback.cached.outputsAtStart;
+    results.nodeFeedback.failed = await failingRun(page);
     await saveWorkflowThroughUi(page, "tdl-e2e-saved");
     await loadProjectDropdown(page);
     if (SANDBOX) await freshNodeRunsOnce(page);
+    await previewsWhileRunning(page);
+    await nodeHelp(page);
+    await pickerAfterReload(page);
     results.localStorage = await page.evaluate(() => Object.fromEntries(Object.entries(localStorage)));
     results.sessionStorage = await page.evaluate(() => Object.fromEntries(Object.entries(sessionStorage)));
     results.finalGraph = await page.evaluate(() => JSON.stringify(window.comfyAPI.app.app.graph.serialize()));

@@ -1,12 +1,27 @@
 // The browser's side of the pack's /3dlabs routes, and the last known status shared by the UI.
 //
-// Owns: calling the routes (JSON in, JSON out, errors as messages), the cached status and its
+// Owns: ComfyUI's app and api objects for the rest of web/, calling the routes (JSON in, JSON out, errors as messages), the cached status and its
 // listeners, the status in words (token, environment overrides), toasts and small DOM helpers.
 // It has no side effects when imported: ComfyUI loads every .js file under web/ as an extension,
 // so helper modules must only export.
 
-import { api } from "../../../scripts/api.js";
-import { app } from "../../../scripts/app.js";
+// ComfyUI's own objects, read the supported way: current frontends publish them on window.comfyAPI
+// (and app.extensionManager for settings, toasts and commands); the "../../scripts/app.js" and
+// "../../scripts/api.js" files are legacy shims. window.comfyAPI exists in every frontend the pack
+// supports (1.27 and newer) by the time extensions load.
+const comfyAPI = globalThis.comfyAPI ?? {};
+export const app = comfyAPI.app?.app ?? globalThis.app;
+export const api = comfyAPI.api?.api ?? app?.api;
+
+/** The value of a ComfyUI setting, or `fallback` when it cannot be read. */
+export function comfySetting(id, fallback = undefined) {
+  try {
+    const value = app?.extensionManager?.setting?.get(id);
+    return value === undefined ? fallback : value;
+  } catch {
+    return fallback;
+  }
+}
 
 export class RouteError extends Error {
   constructor(message, status) {
@@ -110,8 +125,14 @@ export function toast(severity, detail, life = 6000) {
 
 // --- status in words, and small UI pieces shared by the settings rows -------------------------
 
+export const SANDBOX_HINT = "No account? Choose 'sandbox' as the base URL to try the nodes with made-up content.";
+
+// Styled by the pack's own CSS (ensureStyles), from the palette variables both the 1.2x and the
+// current frontends define: PrimeVue's classes lost their styles when the frontend left PrimeVue.
 export function button(label, onclick, extra = {}) {
-  return el("button", { type: "button", class: "p-button p-component p-button-sm tdl-button", onclick, ...extra }, label);
+  const { secondary, ...attrs } = extra;
+  return el("button", { type: "button", class: `tdl-button${secondary ? " tdl-button-secondary" : ""}`, onclick, ...attrs },
+    label);
 }
 
 export function envNote(status, name, what) {
@@ -134,7 +155,7 @@ export function describeToken(token, sandbox = false) {
   if (!token?.configured) {
     if (sandbox) return "Not configured (not needed now: the sandbox uses its own token).";
     return rebindNote(token) ? `Not configured for this URL: ${rebindNote(token)}`
-      : "Not configured: the nodes cannot reach 3DLabs.";
+      : `Not configured: the nodes cannot reach 3DLabs. ${SANDBOX_HINT}`;
   }
   const ending = token.last4 ? `, ends in …${token.last4}` : "";
   const what = token.kind === "command" ? "token command" : "token";
@@ -158,6 +179,9 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// The output box shows about seven lines of 11 px text in both renderers.
+export const OUTPUT_MIN_HEIGHT = 110;
+
 /** The few styles of the settings rows and node displays, added once. */
 export function ensureStyles() {
   if (document.getElementById("tdl-settings-style")) return;
@@ -167,7 +191,13 @@ export function ensureStyles() {
     .tdl-line > input, .tdl-line > select { flex: 1; min-width: 0; }
     .tdl-row select, .tdl-row input { background: var(--comfy-input-bg, #222); color: var(--input-text, #ddd);
       border: 1px solid var(--border-color, #444); border-radius: 6px; padding: 6px 8px; font-size: 0.875rem; }
-    .tdl-button { white-space: nowrap; }
+    .tdl-button { white-space: nowrap; cursor: pointer; font: inherit; font-size: 0.8rem; font-weight: 600;
+      padding: 5px 12px; border-radius: 6px; border: 1px solid var(--border-color, #555);
+      background: var(--comfy-input-bg, #2a2a2a); color: var(--input-text, var(--fg-color, #ddd)); line-height: 1.3; }
+    .tdl-button:hover:not(:disabled) { filter: brightness(1.25); }
+    .tdl-button:disabled { opacity: 0.55; cursor: default; }
+    .tdl-button.tdl-button-primary { background: #2f7de1; border-color: #2f7de1; color: #fff; }
+    .tdl-button.tdl-button-secondary { background: transparent; }
     .tdl-info, .tdl-msg { font-size: 0.8rem; color: var(--descrip-text, #999); line-height: 1.35; overflow-wrap: anywhere; }
     .tdl-msg:empty { display: none; }
     .tdl-ok { color: #4caf50; }
@@ -175,7 +205,9 @@ export function ensureStyles() {
     .tdl-warn { color: #f0a020; }
     .tdl-badge { display: inline-block; padding: 0 6px; border-radius: 4px; font-weight: 600; font-size: 0.75rem;
       background: #f0a020; color: #111; margin-right: 4px; }
-    textarea.tdl-output { font-family: var(--font-mono, monospace); font-size: 11px; }
+    textarea.tdl-output { font-family: var(--font-mono, monospace); font-size: 11px; line-height: 1.35;
+      min-height: ${OUTPUT_MIN_HEIGHT}px; box-sizing: border-box; resize: vertical; }
+    textarea.tdl-output.tdl-error { border: 2px solid var(--error-text, #ff6b6b) !important; }
     textarea.tdl-output.tdl-sandbox { border: 2px solid #f0a020 !important; }
   `;
   document.head.append(el("style", { id: "tdl-settings-style" }, css));

@@ -13,12 +13,11 @@
 // a node loaded from a workflow (or pasted) keeps the value saved with it, because LiteGraph calls
 // onNodeCreated before configure() restores the saved widgets_values.
 
-import { app } from "../../../scripts/app.js";
-import { el, ensureStyles, onStatus, refreshStatus, routes, sandboxInUse } from "./client.js";
+import { app, el, ensureStyles, lastStatus, OUTPUT_MIN_HEIGHT, onStatus, refreshStatus, routes, sandboxInUse } from "./client.js";
 
 export const DISPLAY_NODES = new Set([
   "3DLabsStory", "3DLabsScenePlan", "3DLabsImageGenerate", "3DLabsJobWait",
-  "3DLabsLoadProject", "3DLabsProjects", "3DLabsRecentJobs", "3DLabsStoryboardTimeline",
+  "3DLabsLoadProject", "3DLabsProjects", "3DLabsRecentJobs", "3DLabsStoryboardTimeline", "3DLabsStoryboardVideo",
 ]);
 export const OUTPUT_WIDGET = "3dlabs_output";
 // Nodes whose seed is part of what makes a paid job (their INPUT_TYPES ask for a seed control).
@@ -34,6 +33,8 @@ const PICK = "Pick a project…";
 const LOADING = "Loading projects…";
 const REFRESH = "↻ Refresh the list";
 const PROJECTS_TTL_MS = 15000;
+export const CACHED_NOTE = "unchanged: reused the last result, no new job";
+const NO_ACCOUNT = "(set a token, or choose the sandbox, in Settings › 3DLabs)";
 
 function displayOnly(widget) {
   widget.serialize = false;
@@ -55,7 +56,7 @@ function addOutputDisplay(node) {
     setValue: (v) => {
       area.value = typeof v === "string" ? v : String(v ?? "");
     },
-    getMinHeight: () => 64,
+    getMinHeight: () => OUTPUT_MIN_HEIGHT,
     serialize: false,
   });
   return displayOnly(widget);
@@ -66,15 +67,47 @@ function quietProgress(node) {
   if (widget) displayOnly(widget);
 }
 
-function showOutput(node, texts) {
-  if (!Array.isArray(texts) || !texts.length) return;
-  const widget = node.widgets?.find((w) => w.name === OUTPUT_WIDGET);
+function outputWidget(node) {
+  return node?.widgets?.find((w) => w.name === OUTPUT_WIDGET) ?? null;
+}
+
+/** Put ``text`` in the node's output box; kind "error" marks it red, "" clears the marks. */
+function setOutput(node, text, kind = "") {
+  const widget = outputWidget(node);
   if (!widget) return;
+  widget.value = text;
+  widget.element?.classList.toggle("tdl-error", kind === "error");
+  if (kind !== "sandbox") widget.element?.classList.remove("tdl-sandbox");
+  node.setDirtyCanvas?.(true, true);
+}
+
+// Nodes ComfyUI reused from its cache in the running prompt (execution_cached): they get an
+// `executed` event with the old output, which must not read like a new result.
+const cachedNow = new Set();
+// The text each box held when the prompt started: a reused node shows it again under the note.
+const lastText = new WeakMap();
+
+function cachedText(node, fresh = "") {
+  const before = fresh || lastText.get(node) || "";
+  const old = before.startsWith(CACHED_NOTE) ? before.slice(CACHED_NOTE.length).trimStart() : before;
+  return old ? `${CACHED_NOTE}\n\n${old}` : CACHED_NOTE;
+}
+
+function showOutput(node, texts) {
+  const widget = outputWidget(node);
+  if (!widget) return;
+  const cached = cachedNow.has(String(node.id));
+  if (!Array.isArray(texts) || !texts.length) {
+    if (cached) setOutput(node, cachedText(node));
+    return;
+  }
   let text = texts.map((t) => String(t)).join("\n\n");
   const sandbox = sandboxInUse();
   // Results from the bundled sandbox are made up: say so where the user reads them.
   if (sandbox && !text.includes("SANDBOX")) text = `[SANDBOX: made-up content]\n${text}`;
+  if (cached) text = cachedText(node, text);
   widget.value = text;
+  widget.element?.classList.remove("tdl-error");
   widget.element?.classList.toggle("tdl-sandbox", sandbox || text.includes("[SANDBOX"));
   node.setDirtyCanvas?.(true, true);
 }
@@ -82,8 +115,21 @@ function showOutput(node, texts) {
 // --- Load Project's picker ---------------------------------------------------------------------
 
 let projectsCache = null; // {at, list, error, promise}
+let projectsFor = null; // what the cached list depends on (see listKey)
+
+/** What a project list depends on: another base URL, token or workspace means other projects. */
+function listKey(status) {
+  return JSON.stringify([status?.base_url, status?.token?.configured, status?.token?.last4, status?.workspace_id,
+    status?.sandbox?.in_use]);
+}
 
 async function loadProjects(force = false) {
+  const key = listKey(lastStatus());
+  if (key !== projectsFor) {
+    // Another base URL, token or workspace means other projects: list them afresh.
+    projectsFor = key;
+    projectsCache = null;
+  }
   if (!force && projectsCache?.promise) return projectsCache.promise;
   if (!force && projectsCache && Date.now() - projectsCache.at < PROJECTS_TTL_MS) return projectsCache;
   const promise = routes
@@ -122,24 +168,45 @@ function addProjectPicker(node) {
     node.setDirtyCanvas?.(true, true);
   }
 
+  function setValues(list) {
+    // Changed in place: the Vue node renderer keeps its own copy of the options object but shares
+    // this array, and reads it afresh whenever its dropdown opens.
+    values.splice(0, values.length, ...list);
+    if (picker.options.values !== values) picker.options.values = values;
+  }
+
   function fill(result) {
     ids.clear();
-    values.length = 0;
-    if (result.error) values.push(`⚠ ${result.error.slice(0, 90)}`);
-    else if (!result.list.length) values.push("(no projects in this workspace)");
+    // "Pick a project…" stays an entry: the Vue renderer outlines a value missing from the list as invalid.
+    const list = [PICK];
+    if (result.error) list.push(`⚠ ${result.error.slice(0, 90)}`);
+    else if (result.unusable) list.push(NO_ACCOUNT);
+    else if (!result.list.length) list.push("(no projects in this workspace)");
     for (const project of result.list) {
       const label = labelFor(project);
       ids.set(label, project.id);
-      values.push(label);
+      list.push(label);
     }
-    values.push(REFRESH);
+    list.push(REFRESH);
+    setValues(list);
     showCurrent();
+  }
+
+  let turn = 0;
+  async function load(force = false) {
+    const mine = ++turn;
+    let status = lastStatus();
+    if (!status) status = await refreshStatus().catch(() => null);
+    // Without a token (and no sandbox) there is nothing to list: say where to set one, ask nobody.
+    const usable = !status || status.sandbox?.in_use || status.token?.configured;
+    const result = usable ? await loadProjects(force) : { list: [], error: null, unusable: true };
+    if (mine === turn && node.graph !== null) fill(result);
   }
 
   function pick(value) {
     if (value === REFRESH) {
       picker.value = LOADING;
-      loadProjects(true).then(fill);
+      load(true);
       return;
     }
     const id = ids.get(value);
@@ -152,22 +219,22 @@ function addProjectPicker(node) {
     node.setDirtyCanvas?.(true, true);
   }
 
-  // The list is fetched when the dropdown is opened (then at most every 15 s), not when a workflow
-  // loads: opening a workflow makes no call to 3DLabs.
-  const open = picker.onClick.bind(picker);
-  picker.onClick = (options) => {
-    const fresh = projectsCache && !projectsCache.promise && Date.now() - projectsCache.at < PROJECTS_TTL_MS;
-    if (fresh && values.length > 1) {
-      open(options);
-      return;
-    }
-    picker.value = LOADING;
-    node.setDirtyCanvas?.(true, true);
-    loadProjects().then((result) => {
-      fill(result);
-      open(options);
-    });
+  // The list is loaded when the node is made or loaded, and again when the settings change (another
+  // token, workspace or base URL), never on a click: the Vue node renderer opens its dropdown
+  // without calling the widget's onClick. Listing projects is a free GET.
+  let loadedFor = listKey(lastStatus());
+  const stop = onStatus((status) => {
+    const key = listKey(status);
+    if (key === loadedFor || !node.graph) return;
+    loadedFor = key;
+    load(false);
+  });
+  const onRemoved = node.onRemoved;
+  node.onRemoved = function (...args) {
+    stop();
+    return onRemoved?.apply(this, args);
   };
+  queueMicrotask(() => load(false));
 
   // Keep the picker's label in step with project_id (typed by hand, or restored from a workflow).
   const onIdChanged = idWidget.callback;
@@ -200,6 +267,16 @@ export function pinSeedControl(node) {
 
 // --- wiring --------------------------------------------------------------------------------------
 
+/** Grow a node loaded with a smaller saved size so that its output box gets its minimum height. */
+function fitMinimum(node) {
+  try {
+    const min = node.computeSize?.();
+    if (min && node.size && node.size[1] < min[1]) node.setSize?.([Math.max(node.size[0], min[0]), min[1]]);
+  } catch {
+    /* a size is cosmetic: never break loading a workflow over it */
+  }
+}
+
 /** Called from beforeRegisterNodeDef for every node type; decorates only the pack's own. */
 export function decorateNodeType(nodeType, nodeData) {
   if (!DISPLAY_NODES.has(nodeData?.name)) return;
@@ -211,6 +288,13 @@ export function decorateNodeType(nodeType, nodeData) {
     // Appended after the node's own widgets, so the positional widgets_values stay as they are.
     if (nodeData.name === "3DLabsLoadProject") addProjectPicker(this);
     addOutputDisplay(this);
+    fitMinimum(this);
+    return r;
+  };
+  const onConfigure = nodeType.prototype.onConfigure;
+  nodeType.prototype.onConfigure = function (...args) {
+    const r = onConfigure?.apply(this, args);
+    fitMinimum(this);
     return r;
   };
   const onExecuted = nodeType.prototype.onExecuted;
@@ -222,15 +306,47 @@ export function decorateNodeType(nodeType, nodeData) {
   };
 }
 
-/** Keep the sandbox marker current (the status may change from another tab), and keep ComfyUI's
- * status text on our nodes out of saved workflows. */
+function ourNode(id) {
+  if (id === undefined || id === null) return null;
+  const graph = app.graph;
+  // A node inside a subgraph is reported as "outer:inner"; its box is on the node of that id.
+  const node = graph?.getNodeById?.(id) ?? graph?.getNodeById?.(String(id).split(":").pop());
+  return node && String(node.type).startsWith("3DLabs") ? node : null;
+}
+
+function ourNodes() {
+  return (app.graph?.nodes ?? []).filter((n) => String(n.type).startsWith("3DLabs"));
+}
+
+/** Keep the sandbox marker current (the status may change from another tab), keep ComfyUI's status
+ * text on our nodes out of saved workflows, and say on each node what became of it in a run:
+ * cleared when a prompt starts, its error when it fails, "unchanged" when ComfyUI reused it. */
 export function watchRuns(api) {
-  // Another base URL, token or workspace means other projects: list them afresh next time.
-  onStatus(() => {
-    projectsCache = null;
-  });
   api.addEventListener("execution_start", () => {
+    cachedNow.clear();
+    // The text of the last run would read as this run's: empty the boxes (the placeholder shows).
+    for (const node of ourNodes()) {
+      const widget = outputWidget(node);
+      if (widget?.value && !widget.element?.classList.contains("tdl-error")) lastText.set(node, String(widget.value));
+      else lastText.delete(node);
+      setOutput(node, "");
+    }
     refreshStatus().catch(() => {});
+  });
+  api.addEventListener("execution_cached", (e) => {
+    for (const id of e.detail?.nodes ?? []) {
+      cachedNow.add(String(id));
+      const node = ourNode(id);
+      if (node) setOutput(node, cachedText(node));
+    }
+  });
+  api.addEventListener("execution_error", (e) => {
+    // Newer frontends show only a generic toast; the pack's message belongs on the node that failed.
+    const d = e.detail ?? {};
+    const node = ourNode(d.node_id);
+    if (!node) return;
+    const message = String(d.exception_message ?? "").trim() || `${d.exception_type ?? "Error"} (no message)`;
+    setOutput(node, `Failed: ${message}`, "error");
   });
   // Registered after the frontend's own listener, so its status widget exists by now.
   api.addEventListener("progress_text", (e) => {

@@ -11,9 +11,9 @@
 // - the token is posted once to /3dlabs/token and the field is emptied at once. It never goes to
 //   ComfyUI's settings (the token row never calls its setter), localStorage or the workflow.
 
-import { app } from "../../../scripts/app.js";
 import {
-  button, describeToken, el, ensureStyles, envNote, lastStatus, onStatus, rebindNote, refreshStatus, routes, setStatus, toast,
+  app, button, describeToken, el, ensureStyles, envNote, lastStatus, onStatus, rebindNote, refreshStatus, routes, SANDBOX_HINT,
+  setStatus, toast,
 } from "./client.js";
 
 export const IDS = {
@@ -21,6 +21,7 @@ export const IDS = {
   token: "3DLabs.Connection.Token",
   workspace: "3DLabs.Connection.Workspace",
   test: "3DLabs.Connection.Test",
+  start: "3DLabs.Connection.GetStarted",
   dryRun: "3DLabs.Spending.DryRun",
   maxJobs: "3DLabs.Spending.MaxJobs",
 };
@@ -67,6 +68,14 @@ function live(node, render) {
 
 // --- base URL ------------------------------------------------------------------------------------
 
+/** Save a base URL choice ("" = the 3DLabs service, "sandbox", or a URL); returns the new status. */
+async function saveBaseUrl(baseUrl) {
+  const status = await routes.saveSettings({ base_url: baseUrl });
+  workspaceCache = null; // the list depends on the base URL
+  setStatus(status);
+  return status;
+}
+
 function baseUrlMirror(status) {
   if (status.base_url_choice === "sandbox") return "sandbox";
   return status.configured_base_url ?? "";
@@ -93,14 +102,12 @@ function renderBaseUrl(_name, setter, value) {
     note("baseUrl", "Saving…");
     msg.show();
     try {
-      const status = await routes.saveSettings({ base_url: baseUrl });
+      const status = await saveBaseUrl(baseUrl);
       const rebind = status.sandbox?.in_use ? "" : rebindNote(status.token);
       if (status.sandbox?.in_use) note("baseUrl", "Sandbox started: results are made up and marked SANDBOX.", "warn");
       else if (rebind) note("baseUrl", `Saved. ${rebind}`, "warn");
       else note("baseUrl", "Saved.", "ok");
       if (status.notice) note("baseUrl", `${notes.baseUrl?.text ?? ""} ${status.notice}`, "warn");
-      workspaceCache = null; // the list depends on the base URL
-      setStatus(status);
       setter(baseUrlMirror(status)); // a harmless mirror; the config file is the source of truth
     } catch (err) {
       note("baseUrl", err.message, "bad");
@@ -144,6 +151,44 @@ function renderBaseUrl(_name, setter, value) {
   return row;
 }
 
+// --- no account yet: the sandbox ----------------------------------------------------------------
+
+// The first step for someone without a 3DLabs account: one click to the bundled sandbox.
+function renderGetStarted() {
+  ensureStyles();
+  const info = el("div", { class: "tdl-info" });
+  const use = button("Use the sandbox", async () => {
+    use.disabled = true;
+    note("start", "Starting the sandbox…");
+    msg.show();
+    try {
+      const status = await saveBaseUrl("sandbox");
+      const env = envNote(status, "THREEDLABS_BASE_URL", "this choice");
+      note("start", env || "Sandbox chosen: the nodes now return made-up content, free, marked SANDBOX.", env ? "warn" : "ok");
+      try {
+        await app.extensionManager?.setting?.set(IDS.baseUrl, baseUrlMirror(status)); // the harmless mirror
+      } catch {
+        /* the pack's config file is what counts */
+      }
+    } catch (err) {
+      note("start", err.message, "bad");
+    }
+    use.disabled = false;
+    msg.show();
+  }, { class: "tdl-button tdl-button-primary", "data-tdl": "use-sandbox" });
+  const msg = noteView("start");
+  const row = el("div", { class: "tdl-row", "data-tdl": "get-started" }, info, el("div", { class: "tdl-line" }, use), msg.view);
+  live(row, (status) => {
+    const sandbox = Boolean(status.sandbox?.in_use);
+    info.className = sandbox ? "tdl-info tdl-ok" : "tdl-info";
+    if (sandbox) info.textContent = "The sandbox is in use: made-up content, free, no account. Choose the 3DLabs service under Base URL when you have a token.";
+    else if (status.token?.configured) info.textContent = "A token is set. The sandbox stays one click away for trying workflows for free.";
+    else info.textContent = `${SANDBOX_HINT} Free, on this machine, no token needed.`;
+    use.style.display = sandbox ? "none" : "";
+  });
+  return row;
+}
+
 // --- token ---------------------------------------------------------------------------------------
 
 // The only row that handles the token. It never calls ``setter``: ComfyUI would store the value in
@@ -156,7 +201,7 @@ function renderToken() {
     placeholder: "Paste a token or API key", class: "tdl-token-input", "aria-label": "3DLabs token",
   });
   const save = button("Save", () => submit(input.value));
-  const clear = button("Clear", () => submit(""), { class: "p-button p-component p-button-sm p-button-secondary tdl-button" });
+  const clear = button("Clear", () => submit(""), { secondary: true });
   const msg = noteView("token");
   const row = el("div", { class: "tdl-row", "data-tdl": "token" }, state, el("div", { class: "tdl-line" }, input, save, clear),
     msg.view);
@@ -298,8 +343,17 @@ function renderTest() {
     note("test", "Testing…");
     msg.show();
     try {
-      const answer = await routes.test();
-      note("test", answer.message, answer.ok ? "ok" : "bad");
+      const status = await refreshStatus().catch(() => lastStatus());
+      const noToken = status && !status.sandbox?.in_use && !status.token?.configured && !status.error;
+      if (noToken) {
+        // Nothing to test: asking 3DLabs without a token only earns a refusal that reads like a bad token.
+        note("test", "No token is set, so nothing was sent. Paste a token or API key under Token and Save, or "
+          + "choose 'sandbox' as the base URL (the 'Use the sandbox' button above) to try the nodes with made-up content.",
+        "warn");
+      } else {
+        const answer = await routes.test();
+        note("test", answer.message, answer.ok ? "ok" : "bad");
+      }
     } catch (err) {
       note("test", err.message, "bad");
     }
@@ -363,7 +417,13 @@ export function settingDefinitions() {
   const category = (group, name) => ["3DLabs", group, name];
   return [
     {
-      id: IDS.baseUrl, name: "Base URL", category: category("Connection", "Base URL"), sortOrder: 40,
+      id: IDS.start, name: "No account? Try the sandbox", category: category("Connection", "Get started"), sortOrder: 50,
+      type: renderGetStarted, defaultValue: "",
+      tooltip: "The bundled sandbox answers like 3DLabs with made-up content, on this machine, free and without an " +
+        "account or token. Choose it here or as the Base URL.",
+    },
+    {
+      id: IDS.baseUrl, name: "Base URL (3DLabs, custom or sandbox)", category: category("Connection", "Base URL"), sortOrder: 40,
       type: renderBaseUrl, defaultValue: "",
       tooltip: "Where the nodes send jobs: the 3DLabs service, a custom URL, or the bundled sandbox (made-up " +
         "content on this machine, for trying workflows without an account). Stored in the pack's config file.",
