@@ -7,7 +7,7 @@ import os
 import time
 
 from . import images, runtime
-from .api.errors import ImageError, ResponseFormatError, ValidationError
+from .api.errors import ImageError, NotFoundError, ResponseFormatError, ValidationError
 from .api.journal import Journal
 from .api.models import Project, ScenePlan, Story
 from .api.readers import describe
@@ -31,6 +31,16 @@ def no_images(project: Project) -> Exception:
     return ImageError(f"It has {' and '.join(parts)} but no image URL or image data anywhere ({seen})",
                       summary=f"3DLabs project {project.id} has no scene images yet.",
                       hint="Generate them with 3DLabs Image Generate (same project_id), then load it again.")
+
+
+def unknown_project(project_id: str, settings, err: NotFoundError) -> NotFoundError:
+    """3DLabs' bare "not found" names neither the id nor where it looked: say both, and how to list."""
+    where = f"workspace {settings.workspace_id}" if settings.workspace_id else "your default workspace"
+    return NotFoundError(
+        f"3DLabs has no project {project_id!r} in {where} at {settings.base_url} ({err.detail})",
+        status=err.status, summary=f"3DLabs project {project_id} was not found.",
+        hint="Pick one from the list on this node (Refresh updates it), or run 3DLabs Projects to list the "
+        "projects of this workspace; a project of another workspace needs that workspace in the settings.")
 
 
 class ThreeDLabsLoadProject:
@@ -64,7 +74,10 @@ class ThreeDLabsLoadProject:
     def _run(project_id, node_id):
         with NodeRun("3DLabs Load Project", node_id) as run:
             client = run.client
-            project = client.get_project(project_id)
+            try:
+                project = client.get_project(project_id)
+            except NotFoundError as err:
+                raise unknown_project(project_id, run.settings, err) from None
             if not project.images:
                 raise no_images(project)
             story = project.story or Story(raw={}, text="(this project has no story yet)")

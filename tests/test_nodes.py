@@ -226,8 +226,10 @@ def test_load_project_projects_and_recent_jobs(sandbox):
     run("3DLabsImageGenerate", **image_args(["x"], wait=False))
     text, ids = run("3DLabsRecentJobs", limit=5)
     assert "image" in text and "submitted" in text and len(ids.split("\n")) == 1
-    with pytest.raises(errors.NotFoundError):
+    with pytest.raises(errors.NotFoundError) as info:
         run("3DLabsLoadProject", project_id="proj_missing")
+    message = str(info.value)  # the id, where it looked, and how to list the projects
+    assert "proj_missing" in message and "workspace" in message and "3DLabs Projects" in message
 
 
 def test_job_cap_refuses_sixty_prompts_and_names_the_count(sandbox):
