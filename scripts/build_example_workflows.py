@@ -157,14 +157,14 @@ def graphs(specs, outputs, names):
     scaled = s.add("ImageScaleBy", (1280, 80), (300, 110), image=images[0], upscale_method="bicubic", scale_by=2.0)
     s.add("SaveImage", (1620, 80), (420, 420), images=scaled[0], filename_prefix="3dlabs/storyboard")
     s.add("PreviewAny", (40, 560), (780, 360), title="Story text", source=story[1])
-    g["3dlabs_topic_to_storyboard"] = (s, "Topic to storyboard: a story, its scene plan and one image per scene, "
+    g["Topic to storyboard"] = (s, "Topic to storyboard: a story, its scene plan and one image per scene, "
                                           "upscaled 2x locally and saved.")
 
     # 2. Topic to video.
     v = new()
     _, plan, images = storyboard_chain(v)
     storyboard_video(v, 1280, images[0], plan[0], "slow zoom in", "3dlabs/video")
-    g["3dlabs_topic_to_video"] = (v, "Topic to video: the storyboard's scene images become a 1344x768, 24 fps "
+    g["Topic to video"] = (v, "Topic to video: the storyboard's scene images become a 1344x768, 24 fps "
                                      "MP4 as long as the plan says (slow zoom, crossfades), rendered while it "
                                      "is saved, so a five-minute video fits in memory.")
 
@@ -175,7 +175,7 @@ def graphs(specs, outputs, names):
                   aspect_ratio="1:1", seed=1, wait=True)
     scaled = o.add("ImageScaleBy", (480, 80), (300, 110), image=image[0], upscale_method="lanczos", scale_by=2.0)
     o.add("SaveImage", (820, 80), (420, 420), images=scaled[0], filename_prefix="3dlabs/image")
-    g["3dlabs_one_prompt_one_image"] = (o, "One prompt to one image, upscaled 2x and saved.")
+    g["One prompt to one image"] = (o, "One prompt to one image, upscaled 2x and saved.")
 
     # 4. Submit now, collect later.
     c = new()
@@ -184,14 +184,14 @@ def graphs(specs, outputs, names):
     collect = c.add("3DLabsJobWait", (480, 80), (360, 200), job_id=submit[2], timeout_seconds=600)
     c.add("SaveImage", (880, 80), (420, 420), images=collect[1], filename_prefix="3dlabs/collected")
     c.add("PreviewAny", (40, 620), (400, 200), title="Job ids", source=submit[2])
-    g["3dlabs_submit_now_collect_later"] = (c, "Submit now, collect later: Image Generate with wait off returns "
+    g["Submit now and collect later"] = (c, "Submit now, collect later: Image Generate with wait off returns "
                                                "job ids at once; Job Wait collects them (also after a restart).")
 
     # 5. An existing project to video.
     p = new()
     project = p.add("3DLabsLoadProject", (40, 80), (380, 200), project_id="proj_demo")
     storyboard_video(p, 460, project[2], project[1], "pan right", "3dlabs/project")
-    g["3dlabs_project_to_video"] = (p, "An existing 3DLabs project: its scene images become a full-length 1344x768, "
+    g["Project to video"] = (p, "An existing 3DLabs project: its scene images become a full-length 1344x768, "
                                        "24 fps MP4 timed by its scene plan. Pick the project on Load Project.")
     return g
 

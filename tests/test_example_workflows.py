@@ -28,8 +28,8 @@ CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 
 def test_there_are_five_example_workflows_with_thumbnails():
     names = {p.stem for p in WORKFLOWS}
-    assert names == {"3dlabs_topic_to_storyboard", "3dlabs_topic_to_video", "3dlabs_one_prompt_one_image",
-                     "3dlabs_submit_now_collect_later", "3dlabs_project_to_video"}
+    assert names == {"Topic to storyboard", "Topic to video", "One prompt to one image",
+                     "Submit now and collect later", "Project to video"}
     for path in WORKFLOWS:
         thumb = path.with_suffix(".jpg")
         assert thumb.exists(), f"{thumb.name} is missing"
@@ -98,7 +98,7 @@ def test_workflow_matches_the_nodes(path):
 
 
 def test_ui_to_api_conversion_names_every_input():
-    workflow = json.loads((WORKFLOW_DIR / "3dlabs_topic_to_video.json").read_text())
+    workflow = json.loads((WORKFLOW_DIR / "Topic to video.json").read_text())
     prompt = ui_to_api(workflow, SPECS)
     story = next(v for v in prompt.values() if v["class_type"] == "3DLabsStory")
     assert set(story["inputs"]) == {"topic", "max_minutes", "provider", "seed", "project_id"}

@@ -634,7 +634,7 @@ async function slowSandbox(seconds) {
 /** Image Generate with several prompts on slow sandbox jobs: previews show before the prompt ends. */
 async function previewsWhileRunning(page) {
   await closeDialogs(page);
-  const name = "3dlabs_topic_to_storyboard";
+  const name = "Topic to storyboard";
   if (!(results.templates || []).includes(name)) {
     results.previews = { skipped: `no template ${name}` };
     return;
