@@ -63,6 +63,9 @@ class PeakRss:
         import threading
 
         self.page = resource.getpagesize()
+        # Reset the kernel's high-water mark, so that a peak before this point does not count.
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
         self.before = self.rss()
         self.peak = self.before
         self._stop = threading.Event()
@@ -78,11 +81,10 @@ class PeakRss:
             self.peak = max(self.peak, self.rss())
 
     def extra(self) -> int:
-        import resource
-
         self._stop.set()
         self._thread.join()
-        high_water = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        with open("/proc/self/status") as f:
+            high_water = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmHWM:"))
         return max(self.peak, high_water) - self.before
 
 
