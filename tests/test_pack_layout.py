@@ -88,3 +88,20 @@ def test_requirements_never_pin_torch_or_numpy():
     assert not [d for d in deps if d.startswith(("torch", "numpy"))]
     comfy = project["tool"]["comfy"]
     assert {"PublisherId", "DisplayName", "Icon", "requires-comfyui"} <= set(comfy)
+
+
+PRIVATE_PILLOW = ("Image._", "ImageFile._", "Image.core", ".im =", "map_buffer", "_getencoder", "_getdecoder")
+
+
+def test_no_private_pillow_attribute_anywhere_in_the_pack():
+    """Decoding uses Pillow's public API only: a Pillow release must not be able to break it silently."""
+    sources = [p for folder in ("nodes", "sandbox") for p in (PACK_DIR / folder).rglob("*.py")]
+    sources.append(PACK_DIR / "__init__.py")
+    found = [(p.name, probe) for p in sources for probe in PRIVATE_PILLOW if probe in p.read_text()]
+    assert not found, found
+
+
+def test_no_module_of_the_pack_is_over_400_lines():
+    sources = [p for folder in ("nodes", "sandbox") for p in (PACK_DIR / folder).rglob("*.py")]
+    long = {p.name: n for p in sources if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
