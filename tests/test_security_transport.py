@@ -25,7 +25,6 @@ auth = pack_module("nodes.api.auth")
 client_mod = pack_module("nodes.api.client")
 comfy = pack_module("nodes.comfy")
 config = pack_module("nodes.api.config")
-downloads_mod = pack_module("nodes.downloads")
 errors = pack_module("nodes.api.errors")
 http = pack_module("nodes.api.http")
 models = pack_module("nodes.api.models")
@@ -182,8 +181,10 @@ def make_client(tmp_path):
 def collect(client, job_id: str):
     """Fetch a finished job's images the way Image Generate and Job Wait do."""
     job = client.get_job(job_id)
-    with downloads_mod.Downloads(client) as downloads:
-        return downloads.collect([job])
+    # As a node run's worker does (nodes/run.py): each image with its job named, ComfyUI's interrupt as Cancel.
+    data = [client.fetch_image(ref, job_id=job.id, cancel_check=comfy.check_interrupt)
+            for ref in client.image_refs_of(job)]
+    return data, [f"job {job.id}"] * len(data)
 
 
 def outcome_of(fn):
