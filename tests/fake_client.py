@@ -4,6 +4,8 @@ A job's behaviour follows words in its prompt: ``FAIL`` fails, ``HANG`` never en
 ``BLOCK`` its status request itself hangs), ``POLLS=n`` ends after n polls (default 2), ``BROKEN``
 gives bytes that are no image, ``NOSUBMIT`` makes the POST fail. Each image is a solid colour picked
 by the job's place in the order of submission, so a test can tell which image landed in which slot.
+Workers submit concurrently, so that order is not the prompt order: tests name a job by its prompt
+(``id_of``), never by its number.
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ class FakeClient:
         self.journal.record_submitted(job_id, kind, endpoint=endpoint, body=body, base_url=self.settings.base_url,
                                       workspace=self.settings.workspace_id, label=label, request_key=request_key)
         return job_id
+
+    def id_of(self, text: str) -> str:
+        """The id of the one job submitted with this prompt (or topic)."""
+        found = [job_id for job_id, spec in self.jobs.items() if spec["text"] == text]
+        assert len(found) == 1, f"{len(found)} jobs were submitted for {text!r}"
+        return found[0]
+
+    def colour_of(self, text: str) -> tuple[int, int, int]:
+        return colour(self.jobs[self.id_of(text)]["n"])
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from fake_client import colour, install
+from fake_client import install
 
 from conftest import pack_module
 from node_runner import image_args, run
@@ -45,18 +45,26 @@ def u8(rgb):
     return torch.tensor([v / 255 for v in rgb], dtype=torch.float32)
 
 
-def test_images_come_back_in_prompt_order_with_one_preview_each_in_finishing_order(fake, previews):
-    prompts = ["POLLS=8 a", "POLLS=2 b", "POLLS=5 c", "POLLS=1 d"]
-    images, masks, ids = run("3DLabsImageGenerate", **image_args(prompts))
-    assert ids.split("\n") == ["job_0000", "job_0001", "job_0002", "job_0003"]
+def test_images_come_back_in_prompt_order_with_one_preview_each_as_its_job_finishes(fake, previews, monkeypatch):
+    # The first prompt's status request hangs until the other three images were previewed: previews
+    # must not wait for prompt order, and the batch must still come back in prompt order.
+    prompts = ["BLOCK a", "POLLS=2 b", "POLLS=5 c", "POLLS=1 d"]
+    show = comfy.preview
+    monkeypatch.setattr(comfy, "preview", lambda *a: (show(*a), len(previews) == 3 and fake.release.set()))
+    deadline = threading.Timer(20, fake.release.set)  # a pack that previews in prompt order fails, not hangs
+    deadline.start()
+    try:
+        images, masks, ids = run("3DLabsImageGenerate", **image_args(prompts))
+    finally:
+        deadline.cancel()
+    assert ids.split("\n") == [fake.id_of(p) for p in prompts]
     assert images.shape == (4, 36, 64, 3) and masks.shape == (4, 36, 64) and not masks.any()
-    for i in range(4):
-        assert torch.allclose(images[i, 0, 0], u8(colour(i)), atol=1e-6)
-    # One preview per image, in the order the jobs finished, small, counting up to the batch.
+    for i, prompt in enumerate(prompts):
+        assert torch.allclose(images[i, 0, 0], u8(fake.colour_of(prompt)), atol=1e-6)
     assert [done for _, done, _ in previews] == [1, 2, 3, 4] and {t for *_, t in previews} == {4}
     shown = [img.getpixel((0, 0)) for img, *_ in previews]
-    finished = [int(job_id.split("_")[1]) for job_id in fake.finished]
-    assert shown == [colour(n) for n in finished]
+    assert sorted(shown[:3]) == sorted(fake.colour_of(p) for p in prompts[1:])
+    assert shown[3] == fake.colour_of("BLOCK a")
     assert all(max(img.size) <= comfy.preview_size() and img.mode == "RGB" for img, *_ in previews)
 
 
@@ -67,7 +75,7 @@ def test_the_same_inputs_again_reuse_every_job_and_pay_nothing(fake):
     assert torch.equal(first, again) and len(fake.posts) == 3
     t = runtime.tally()
     assert (t.reused, t.submitted) == (3, {})
-    assert fake.fetches.count("job_0000") == 2  # a reused job's image is fetched again, never paid again
+    assert fake.fetches.count(fake.id_of("a")) == 2  # a reused job's image is fetched again, never paid again
 
 
 def test_a_list_over_the_cap_is_refused_before_any_thread_or_post(fake, monkeypatch):
@@ -94,10 +102,11 @@ def test_one_failed_job_of_several_is_a_batch_error_naming_it_after_every_job_en
     with pytest.raises(errors.BatchError) as info:
         run("3DLabsImageGenerate", **image_args(["POLLS=1 a", "FAIL b", "POLLS=6 c"]))
     message = str(info.value)
-    assert "job_0001" in message and "item 2" in message and "reused without paying again" in message
-    assert set(fake.finished) == {"job_0000", "job_0001", "job_0002"}  # the slow one was waited for too
+    assert fake.id_of("FAIL b") in message and "item 2" in message and "reused without paying again" in message
+    assert set(fake.finished) == set(fake.jobs)  # the slow one was waited for too
     states = {rec["id"]: rec["state"] for rec in Journal().recent(5)}
-    assert states == {"job_0000": "succeeded", "job_0001": "failed", "job_0002": "succeeded"}
+    assert states == {fake.id_of("POLLS=1 a"): "succeeded", fake.id_of("FAIL b"): "failed",
+                      fake.id_of("POLLS=6 c"): "succeeded"}
     t = runtime.tally()
     assert (t.succeeded, t.failed) == (2, 1)
 
@@ -111,15 +120,15 @@ def test_a_single_failed_job_is_its_own_error(fake):
 def test_a_damaged_image_names_its_job_and_the_others_are_still_collected(fake):
     with pytest.raises(errors.ImageDecodeError) as info:
         run("3DLabsImageGenerate", **image_args(["a", "BROKEN b", "POLLS=5 c"]))
-    assert "job_0001" in str(info.value) and "HTML" in str(info.value)
-    assert set(fake.finished) == {"job_0000", "job_0001", "job_0002"}
+    assert fake.id_of("BROKEN b") in str(info.value) and "HTML" in str(info.value)
+    assert len(fake.jobs) == 3 and set(fake.finished) == set(fake.jobs)
 
 
 def test_a_failed_post_is_reported_after_the_submitted_jobs_are_collected(fake):
     with pytest.raises(errors.ServerError) as info:
         run("3DLabsImageGenerate", **image_args(["a", "NOSUBMIT b", "c"]))
     assert "item 2 of 3" in str(info.value) and "2 job(s) that were submitted" in str(info.value)
-    assert set(fake.finished) == {"job_0000", "job_0001"}
+    assert set(fake.finished) == {fake.id_of("a"), fake.id_of("c")}
     runtime.reset_tallies()  # queueing again pays only for what is missing
     with pytest.raises(errors.ServerError):
         run("3DLabsImageGenerate", **image_args(["a", "NOSUBMIT b", "c"]))
@@ -145,8 +154,8 @@ def test_wait_off_then_job_wait_collects_images_and_text_in_order(fake, previews
     story = run("3DLabsStory", topic="a story", max_minutes=1, provider="gemini", seed=0)[2]
     result_json, images, text = run("3DLabsJobWait", job_id=[f"{ids}\n{story}"], timeout_seconds=[60],
                                     unique_id=["9"])
-    assert images.shape == (2, 36, 64, 3) and torch.allclose(images[1, 0, 0], u8(colour(1)), atol=1e-6)
-    assert "job job_0000: image" in text and "a story" in text
+    assert images.shape == (2, 36, 64, 3) and torch.allclose(images[1, 0, 0], u8(fake.colour_of("b")), atol=1e-6)
+    assert f"job {fake.id_of('POLLS=4 a')}: image" in text and "a story" in text
     assert len(previews) == 2 and len(fake.posts) == 3
 
 
