@@ -2,22 +2,19 @@
 
 The pack's VIDEO value must be a ``VideoInput`` for ComfyUI's own nodes (SaveVideo, GetVideoComponents)
 to accept it, yet the pack and its tests must import where ComfyUI is absent. So this adapter looks
-ComfyUI's types up once, by name, and falls back to plain stand-ins with the same members. It is the
-only module besides ``comfy.py`` that reaches into ComfyUI, and it never imports ComfyUI's core
-(``comfy``): ``comfy_api`` is loaded by ComfyUI before any custom node, so the look-up costs nothing there.
+ComfyUI's types up once, by name, and falls back to plain stand-ins. It is the only module besides
+``comfy.py`` that reaches into ComfyUI, and it never imports ComfyUI's core (``comfy``): ``comfy_api`` is
+loaded by ComfyUI before any custom node, so the look-up costs nothing there.
 """
 
 from __future__ import annotations
 
 import importlib
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 AUTO = "auto"  # ComfyUI's VideoContainer.AUTO and VideoCodec.AUTO are str enums equal to this
-MP4 = "mp4"
-H264 = "h264"
 
 
 def _comfy_api(name: str, attribute: str):
@@ -25,18 +22,6 @@ def _comfy_api(name: str, attribute: str):
         return getattr(importlib.import_module(name), attribute)
     except Exception:  # noqa: BLE001  absent, or an older/broken ComfyUI: the stand-in does the job
         return None
-
-
-class _StandInVideoInput(ABC):
-    """Used outside ComfyUI: the two members every VideoInput must implement."""
-
-    @abstractmethod
-    def get_components(self):
-        """All frames, the audio and the frame rate."""
-
-    @abstractmethod
-    def save_to(self, path, format=AUTO, codec=AUTO, metadata=None):
-        """Write the video to ``path`` (a file name or a writable binary file object)."""
 
 
 @dataclass
@@ -48,11 +33,5 @@ class _StandInVideoComponents:
 
 
 # Resolved at import: a base class cannot be chosen later. Outside ComfyUI the import fails fast.
-VideoInputBase: type = _comfy_api("comfy_api.input", "VideoInput") or _StandInVideoInput
-_Components = _comfy_api("comfy_api.util", "VideoComponents") or _StandInVideoComponents
-IN_COMFYUI = VideoInputBase is not _StandInVideoInput
-
-
-def video_components(images, frame_rate: Fraction, audio=None):
-    """ComfyUI's VideoComponents (or the stand-in): what GetVideoComponents unpacks."""
-    return _Components(images=images, frame_rate=frame_rate, audio=audio)
+VideoInputBase: type = _comfy_api("comfy_api.input", "VideoInput") or object
+VideoComponents = _comfy_api("comfy_api.util", "VideoComponents") or _StandInVideoComponents

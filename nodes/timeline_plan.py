@@ -1,32 +1,22 @@
 """The Storyboard Timeline's frame plan: which scene(s) each frame shows, how mixed, how framed.
 
-Pure Python (no torch): from scene durations, fps, motion and transition this module owns the total
-frame count and a description of every frame, the output size and the memory guard, the scene plan's
-durations and the timeline text. ``timeline_render`` turns any range of planned frames into pixels.
+Pure Python (no torch): the frame count and a description of every frame, the output size, the memory
+guard, the scene plan's durations and the timeline text. ``timeline`` turns planned frames into pixels.
 
-Rules, in one place:
-
-- Frame counts: boundary_k = round_half_up(cumsum(durations)[k] * fps) and scene k gets
-  boundary_k - boundary_(k-1) frames, so the total is round_half_up(total duration * fps) exactly and
-  the rounding error never piles up. Durations and fps are rounded as the decimals they print as
-  (0.15 s means 0.15, not the binary float just below it), so results do not hinge on float noise.
-  A scene that would get 0 frames is an error (raise fps or the scene's duration), never dropped.
-- Plan and images: image k is scene k of the plan. Scenes without a usable duration (missing, zero,
-  not a number) and images beyond the plan's scenes last seconds_per_scene; fewer images than scenes
-  is an error (the wrong batch is probably wired in), and so is a plan that is not a scene plan.
-- Crossfade: the frame count is unchanged. Between scene k and k+1 a window of
-  L = min(round_half_up(crossfade_seconds * fps), frames of scene k, frames of scene k+1) frames starts
-  L // 2 frames before the cut; its i-th frame (i = 0..L-1) is (1 - w) * A + w * B with
-  w = (i + 1) / (L + 1), A and B the two scenes' pictures at that frame. Windows never overlap (each is
-  at most as long as either neighbour), so a frame shows one scene or two. Each scene's move runs over
-  every frame where it is visible, crossfade overlaps included, so it never stalls under a fade.
-- Motion (Ken Burns), per frame, from the scene's image: "slow zoom in" goes from scale 1.0 to 1.15
-  (centred crop window shrinking) at a constant rate, "slow zoom out" the reverse; "pan left" / "pan
-  right" move a window of 1/1.15 of the picture, as a camera does: "pan left" travels from the
-  picture's right edge to its left edge, so the content slides right in the frame.
-- Output size: width and height 0 keep the batch's size; one of them 0 keeps the batch's aspect
-  (the derived side rounded to an even number, which video encoders need). A different size is
-  reached by resizing, aspect ignored, as ComfyUI's own image scaling does; crop upstream to keep it.
+- Frame counts: scene k ends at frame round_half_up(cumsum(durations)[k] * fps), so rounding errors never
+  pile up. Durations and fps count as the decimals they print as (0.15 s is 0.15, not the binary float
+  just below it). A scene that would get 0 frames is an error, never dropped.
+- Plan and images: image k is scene k. Scenes without a usable duration and images beyond the plan's
+  scenes last seconds_per_scene; fewer images than scenes is an error (probably the wrong batch).
+- Crossfade: the frame count is unchanged. Between scene k and k+1 a window of L = min(round_half_up(
+  crossfade_seconds * fps), frames of scene k, of scene k+1) frames starts L // 2 frames before the cut;
+  its i-th frame is (1 - w) * A + w * B, w = (i + 1) / (L + 1). Windows never overlap. Each scene's move
+  runs over every frame where it is visible, crossfades included, so it never stalls under a fade.
+- Motion (Ken Burns): zooms go between scale 1.0 and 1.15 (centred) at a constant rate; pans move a
+  window of 1/1.15 of the picture as a camera does: "pan left" travels from the picture's right edge to
+  its left, so the content slides right.
+- Output size: 0 keeps the batch's size, or its aspect when the other side is set (rounded to an even
+  number, which video encoders need); otherwise pictures are resized, aspect ignored, as ComfyUI does.
 - Memory: frames * height * width * 3 * 4 bytes is checked against ``THREEDLABS_TIMELINE_MAX_BYTES``
   (default 4 GiB) before anything is allocated.
 """
@@ -40,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
+from itertools import accumulate
 
 from .api.errors import ConfigError, ValidationError
 
@@ -54,9 +45,6 @@ def invalid(detail: str, hint: str = "") -> ValidationError:
     # The generic summary says nothing was submitted, which is true but beside the point for local work.
     return ValidationError(detail[:1].upper() + detail[1:], hint=hint,
                            summary="The Storyboard Timeline cannot work with these inputs.")
-
-
-# --- timing ---------------------------------------------------------------------------------------
 
 
 def _exact(value: float, what: str) -> Fraction:
@@ -81,10 +69,8 @@ def frame_counts(durations: Sequence[float], fps: float) -> list[int]:
         elapsed += _exact(duration, f"the duration of scene {index + 1}")
         boundary = _round_half_up(elapsed * rate)
         if boundary == previous:
-            raise invalid(
-                f"scene {index + 1} lasts {float(duration):g} s, which rounds to no frame at all at "
-                f"{float(fps):g} fps; raise the fps or that scene's duration"
-            )
+            raise invalid(f"scene {index + 1} lasts {float(duration):g} s, which rounds to no frame at all at "
+                          f"{float(fps):g} fps; raise the fps or that scene's duration")
         counts.append(boundary - previous)
         previous = boundary
     return counts
@@ -105,14 +91,9 @@ def motion_window(motion: str, t: float) -> tuple[float, float]:
     if motion == "slow zoom out":
         return KEN_BURNS_ZOOM ** (1.0 - t), 0.0
     travel = 1.0 - 1.0 / KEN_BURNS_ZOOM  # how far the window's centre can go from the middle
-    if motion == "pan left":
-        return KEN_BURNS_ZOOM, travel * (1.0 - 2.0 * t)
-    if motion == "pan right":
-        return KEN_BURNS_ZOOM, -travel * (1.0 - 2.0 * t)
+    if motion in ("pan left", "pan right"):
+        return KEN_BURNS_ZOOM, (travel if motion == "pan left" else -travel) * (1.0 - 2.0 * t)
     return 1.0, 0.0
-
-
-# --- the plan -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -136,12 +117,12 @@ class Frame:
 
 @dataclass(frozen=True)
 class TimelinePlan:
-    """Frames per scene and crossfade windows, and from them the description of any frame."""
+    """Frames per scene and crossfade windows (one per cut), and from them the description of any frame."""
 
     fps: float
     motion: str
     counts: tuple[int, ...]
-    fades: tuple[int, ...]  # window length at each cut, len(counts) - 1 of them
+    fades: tuple[int, ...]
     labels: tuple = ()
 
     @property
@@ -151,10 +132,7 @@ class TimelinePlan:
     @cached_property
     def boundaries(self) -> list[int]:
         """First frame of each scene's own frames, then the total."""
-        edges = [0]
-        for count in self.counts:
-            edges.append(edges[-1] + count)
-        return edges
+        return [0, *accumulate(self.counts)]
 
     def span(self, scene: int) -> tuple[int, int]:
         """Frames [first, last) where ``scene`` is visible, crossfades included."""
@@ -166,8 +144,7 @@ class TimelinePlan:
     def _view(self, scene: int, index: int) -> View:
         first, last = self.span(scene)
         t = (index - first) / (last - first - 1) if last - first > 1 else 0.0
-        scale, centre = motion_window(self.motion, t)
-        return View(scene, scale, centre)
+        return View(scene, *motion_window(self.motion, t))
 
     def frame(self, index: int) -> Frame:
         if not 0 <= index < self.total:
@@ -189,23 +166,18 @@ class TimelinePlan:
 
     def text(self, height: int, width: int) -> str:
         """Each scene's start, end, duration and frame count, and the total."""
-        lines = []
-        start = 0
-        for label, count in zip(self.labels, self.counts):
-            end = start + count
-            lines.append(f"Scene {label}: {_seconds(start, self.fps)} - {_seconds(end, self.fps)} "
-                         f"({_seconds(count, self.fps)}, {count} frames)")
-            start = end
+        def seconds(frames: int) -> str:
+            return f"{frames / self.fps:.2f} s"
+
+        edges = self.boundaries
+        lines = [f"Scene {label}: {seconds(start)} - {seconds(end)} ({seconds(end - start)}, {end - start} frames)"
+                 for label, start, end in zip(self.labels, edges, edges[1:])]
         extras = [f"motion {self.motion}"]
         if any(self.fades):
             extras.append(f"crossfades of up to {max(self.fades)} frames")
-        lines.append(f"Total: {_seconds(start, self.fps)}, {start} frames at {float(self.fps):g} fps, "
+        lines.append(f"Total: {seconds(self.total)}, {self.total} frames at {float(self.fps):g} fps, "
                      f"{width}x{height} ({', '.join(extras)})")
         return "\n".join(lines)
-
-
-def _seconds(frames: int, fps: float) -> str:
-    return f"{frames / fps:.2f} s"
 
 
 def plan_timeline(durations: Sequence[float], fps: float, motion: str = "none", transition: str = "cut",
@@ -228,21 +200,16 @@ def check_choices(motion: str, transition: str) -> None:
         raise invalid(f"transition must be one of {', '.join(TRANSITIONS)}, not {transition!r}")
 
 
-# --- size and memory ------------------------------------------------------------------------------
-
-
 def output_size(source_height: int, source_width: int, width: int = 0, height: int = 0) -> tuple[int, int]:
     """(height, width) of the frames: 0 keeps the source's size, or its aspect when the other is set."""
     width, height = int(width), int(height)
     if width < 0 or height < 0:
         raise invalid(f"width and height must be 0 (keep) or positive, not {width}x{height}")
-    if width and height:
-        return height, width
-    if width:
+    if width and not height:
         return max(2, 2 * round(width * source_height / source_width / 2)), width
-    if height:
+    if height and not width:
         return height, max(2, 2 * round(height * source_width / source_height / 2))
-    return source_height, source_width
+    return height or source_height, width or source_width
 
 
 def estimate_bytes(frames: int, height: int, width: int) -> int:
@@ -263,22 +230,15 @@ def max_bytes_setting() -> int:
     return value
 
 
-def _gib(size: int) -> str:
-    return f"{size / 1024**3:.2f} GiB"
-
-
 def check_memory(frames: int, height: int, width: int, fps: float, max_bytes: int) -> None:
     size = estimate_bytes(frames, height, width)
     if size > max_bytes:
         raise invalid(
-            f"the timeline would need {_gib(size)} for {frames} frames of {width}x{height}, above the "
-            f"limit of {_gib(max_bytes)}",
+            f"the timeline would need {size / 1024**3:.2f} GiB for {frames} frames of {width}x{height}, above "
+            f"the limit of {max_bytes / 1024**3:.2f} GiB",
             hint=f"Lower the fps (now {float(fps):g}) or the output width/height, or raise "
                  f"{MAX_BYTES_ENV} (bytes) if this machine has the memory.",
         )
-
-
-# --- the scene plan's durations -------------------------------------------------------------------
 
 
 def _seconds_or_none(value) -> float | None:
@@ -293,8 +253,7 @@ def _seconds_or_none(value) -> float | None:
 def plan_durations(scene_plan, image_count: int, seconds_per_scene: float) -> tuple[list[float], list, list]:
     """(durations, labels, labels of scenes that fell back to seconds_per_scene) for the images."""
     if scene_plan is None:
-        labels = list(range(1, image_count + 1))
-        return [float(seconds_per_scene)] * image_count, labels, []
+        return [float(seconds_per_scene)] * image_count, list(range(1, image_count + 1)), []
     if isinstance(scene_plan, (list, tuple)) and len(scene_plan) == 1:  # from a list-mode upstream
         scene_plan = scene_plan[0]
     scenes = getattr(scene_plan, "scenes", None)  # duck-typed: a pack loaded twice has two ScenePlan classes
@@ -305,18 +264,9 @@ def plan_durations(scene_plan, image_count: int, seconds_per_scene: float) -> tu
         # Probably the wrong batch is wired in: guessing which scenes the images are would be worse.
         raise invalid(f"the scene plan has {len(scenes)} scenes but only {image_count} images "
                       "arrived; connect one image per scene, in scene order")
-    durations, labels, defaulted = [], [], []
-    for scene in scenes:
-        planned = _seconds_or_none(scene.duration)
-        usable = planned is not None
-        durations.append(planned if usable else float(seconds_per_scene))
-        labels.append(scene.number)
-        if not usable:
-            defaulted.append(scene.number)
     # Extra images (say, an added ending) continue the numbering at seconds_per_scene each.
-    next_number = max([int(s.number) for s in scenes], default=0) + 1
-    for offset in range(image_count - len(scenes)):
-        durations.append(float(seconds_per_scene))
-        labels.append(next_number + offset)
-        defaulted.append(next_number + offset)
-    return durations, labels, defaulted
+    first_extra = max([int(s.number) for s in scenes], default=0) + 1
+    labels = [s.number for s in scenes] + list(range(first_extra, first_extra + image_count - len(scenes)))
+    planned = [_seconds_or_none(s.duration) for s in scenes] + [None] * (image_count - len(scenes))
+    durations = [float(seconds_per_scene) if p is None else p for p in planned]
+    return durations, labels, [label for label, p in zip(labels, planned) if p is None]

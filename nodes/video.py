@@ -1,28 +1,275 @@
-"""3DLabs Storyboard Video, the node: the Storyboard Timeline as a VIDEO that is rendered while saved.
+"""3DLabs Storyboard Video: the Storyboard Timeline as a VIDEO whose frames are rendered while it is saved.
 
-Storyboard Timeline hands every frame over at once, which caps a video at what fits in memory (a
-5-minute 1080p storyboard would be 180 GB). This node takes the same inputs, plus optional sound, and
-returns a ComfyUI VIDEO for core SaveVideo: the frames are rendered a few at a time while they are
-encoded (``video_stream``), so any length saves in constant memory. This module owns the node's public
-contract and its glue: the plan and output size come from ``timeline_plan``, the sound from
-``video_audio``; it renders nothing itself.
+Storyboard Timeline hands every frame over at once, which caps a video at what fits in memory (a 5-minute
+1080p storyboard would be 180 GB). This node returns a ``StoryboardVideo`` instead: a ComfyUI VIDEO that
+keeps the scene images, the ``TimelinePlan`` and the fitted sound (``AudioTrack``). Its ``save_to``
+(SaveVideo) renders a chunk of frames on a background thread while the previous one is encoded (torch and
+PyAV release the GIL), so memory stays at two chunks whatever the length; the encoder (libx264, ~400 MiB
+at 1080p) is most of it. Frames become uint8 exactly as ComfyUI's VideoFromComponents makes them, and the
+file is what SaveVideo writes for a CreateVideo: H.264 yuv420p in MP4, metadata as JSON strings under
+``movflags=use_metadata_tags``, AAC sound. Only ``get_components`` holds every frame, under the memory guard.
 """
 
 from __future__ import annotations
 
 import copy
+import io
+import json
+import math
+import threading
+from collections.abc import Iterator
+from concurrent.futures import CancelledError, ThreadPoolExecutor
+from contextlib import closing, suppress
 from fractions import Fraction
 
+import numpy as np
 import torch
 
-from .timeline import ThreeDLabsStoryboardTimeline
-from .timeline_plan import invalid, output_size, plan_durations, plan_timeline
+from . import comfy
+from .api.errors import ValidationError
+from .comfy_video import AUTO, VideoComponents, VideoInputBase
+from .timeline import ThreeDLabsStoryboardTimeline, TimelineRenderer, scene_durations
+from .timeline_plan import TimelinePlan, check_memory, invalid, max_bytes_setting, output_size, plan_timeline
 from .types import CATEGORY
-from .video_audio import audio_track
-from .video_stream import StoryboardVideo
+
+CHUNK_FRAMES = 8  # frames handed to the encoder at a time
+CHUNK_BYTES = 32 * 1024**2  # ...fewer when 8 uint8 frames would pass this (5 at 1080p)
+SCRATCH_BYTES = 32 * 1024**2  # float32 frames rendered at once before their conversion to uint8 (1 at 1080p)
+MP4_DEMUXER = "mov,mp4,m4a,3gp,3g2,mj2"  # the container's name as PyAV reports it when reading the file
+# Sample rates the AAC encoder accepts; any other is resampled to 48 kHz by PyAV on the way in.
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+LAYOUTS = {1: "mono", 2: "stereo"}
+
+
+class AudioTrack:
+    """A waveform [C,T] at ``sample_rate``, read as exactly ``samples`` samples: trimmed, or padded with silence."""
+
+    def __init__(self, waveform: torch.Tensor, sample_rate: int, duration: Fraction) -> None:
+        self.waveform, self.sample_rate = waveform, sample_rate
+        self.layout = LAYOUTS[int(waveform.shape[0])]
+        self.source_samples = int(waveform.shape[1])
+        # Half up, as the frame counts are rounded: the track ends where the last frame ends.
+        self.samples = math.floor(duration * sample_rate + Fraction(1, 2))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) as contiguous float32 [C, stop - start]; silence past the source's end."""
+        stop = min(stop, self.samples)
+        out = np.zeros((self.waveform.shape[0], max(0, stop - start)), dtype=np.float32)
+        have = min(stop, self.source_samples) - start
+        if have > 0:
+            part = self.waveform[:, start:start + have].to("cpu", torch.float32)
+            out[:, :have] = torch.nan_to_num(part, nan=0.0).numpy()
+        return out
+
+    def frames(self, av, start: int, stop: int) -> Iterator:
+        """Samples [start, stop) as PyAV frames of about a second (PyAV cuts them for AAC and resamples)."""
+        for lo in range(start, stop, self.sample_rate):
+            frame = av.AudioFrame.from_ndarray(self.read(lo, min(stop, lo + self.sample_rate)), format="fltp",
+                                               layout=self.layout)
+            frame.sample_rate, frame.pts, frame.time_base = self.sample_rate, lo, Fraction(1, self.sample_rate)
+            yield frame
+
+    def as_comfy_audio(self) -> dict:
+        """The whole fitted track as ComfyUI AUDIO [1,C,samples]: for get_components."""
+        return {"waveform": torch.from_numpy(self.read(0, self.samples)).unsqueeze(0),
+                "sample_rate": self.sample_rate}
+
+    def describe(self) -> str:
+        source, fitted = self.source_samples / self.sample_rate, self.samples / self.sample_rate
+        if self.source_samples > self.samples:
+            change = f"trimmed from {source:.2f} s"
+        elif self.source_samples < self.samples:
+            change = f"padded with {fitted - source:.2f} s of silence"
+        else:
+            change = "as long as the video"
+        return f"Audio: {self.layout}, {self.sample_rate} Hz, {fitted:.2f} s ({change})"
+
+
+class StoryboardVideo(VideoInputBase):
+    """The frames of ``plan`` from ``images`` at ``width`` x ``height``, with an optional sound track."""
+
+    def __init__(self, images: torch.Tensor, plan: TimelinePlan, height: int, width: int,
+                 audio: AudioTrack | None = None) -> None:
+        # Checks the batch against the plan now rather than at save time; keeps the batch as [B,H,W,C].
+        self.images = TimelineRenderer(images, plan, height, width).images
+        self.plan, self.height, self.width, self.audio = plan, int(height), int(width), audio
+        self.chunk_frames = max(1, min(CHUNK_FRAMES, CHUNK_BYTES // (self.height * self.width * 3)))
+        self.overlap = True  # False renders and encodes in turn: the baseline that overlap is measured against
+
+    def get_frame_count(self) -> int:
+        return self.plan.total
+
+    def get_frame_rate(self) -> Fraction:
+        # The decimal the fps prints as (12.5, 23.976), as the planner counts frames with it.
+        return Fraction(repr(float(self.plan.fps)))
+
+    def get_duration(self) -> float:
+        return float(self.plan.total / self.get_frame_rate())
+
+    def get_dimensions(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def get_container_format(self) -> str:
+        return MP4_DEMUXER
+
+    def get_stream_source(self) -> io.BytesIO:
+        """The encoded MP4 in memory (compressed: megabytes, not the frames' gigabytes)."""
+        buffer = io.BytesIO()
+        self.save_to(buffer)
+        buffer.seek(0)
+        return buffer
+
+    def get_components(self):
+        """Every frame as one IMAGE batch, the fitted sound and the frame rate: guarded like the timeline."""
+        try:
+            check_memory(self.plan.total, self.height, self.width, self.plan.fps, max_bytes_setting())
+        except ValidationError as err:
+            raise ValidationError(
+                err.detail, summary="3DLabs Storyboard Video cannot hand over all its frames at once.",
+                hint=f"{err.hint} Saving the video (SaveVideo) needs no such memory: it renders a few frames "
+                     "at a time.",
+            ) from None
+        with torch.inference_mode():
+            frames = TimelineRenderer(self.images, self.plan, self.height, self.width).render(
+                on_progress=lambda done, total: comfy.check_interrupt())
+        audio = self.audio.as_comfy_audio() if self.audio is not None else None
+        return VideoComponents(images=frames, frame_rate=self.get_frame_rate(), audio=audio)
+
+    def encoder_frames(self, start: int = 0, stop: int | None = None, overlap: bool | None = None
+                       ) -> Iterator[np.ndarray]:
+        """Frames [start, stop) as the encoder gets them: uint8 RGB chunks [n,H,W,3], valid until the next.
+
+        With overlap, the next chunk renders on a background thread, into the other of two buffers, while
+        the consumer encodes this one. An error there is raised here; when the consumer stops early (error,
+        Cancel, generator closed) the render under way stops at its next step and the thread is joined.
+        """
+        stop = self.plan.total if stop is None else stop
+        spans = [(lo, min(stop, lo + self.chunk_frames)) for lo in range(start, stop, self.chunk_frames)]
+        overlap = self.overlap if overlap is None else overlap
+        h, w = self.height, self.width
+        stopped = threading.Event()
+        with torch.inference_mode():  # as ComfyUI's own node execution: no autograd bookkeeping
+            renderer = TimelineRenderer(self.images, self.plan, h, w)  # one of its own for this pass
+            step = max(1, min(self.chunk_frames, renderer.step, SCRATCH_BYTES // (h * w * 3 * 4)))
+            scratch = torch.empty((step, h, w, 3), dtype=torch.float32)
+        buffers: dict[int, torch.Tensor] = {}  # made on first use, so a short video makes fewer
+
+        def check(done: int, count: int) -> None:
+            if stopped.is_set():
+                raise CancelledError()
+
+        def render(index: int) -> np.ndarray:
+            lo, hi = spans[index]
+            slot = index % 2 if overlap else 0
+            with torch.inference_mode():
+                if slot not in buffers:
+                    buffers[slot] = torch.empty((self.chunk_frames, h, w, 3), dtype=torch.uint8)
+                chunk = buffers[slot]
+                for a in range(lo, hi, step):
+                    b = min(hi, a + step)
+                    frames = renderer.render(a, b, out=scratch[:b - a], on_progress=check)
+                    # ComfyUI's conversion, (x * 255).clamp(0, 255).byte(): the file matches CreateVideo's of
+                    # the same frames. copy_ into uint8 truncates exactly as .byte() does.
+                    chunk[a - lo:b - lo].copy_(frames.mul_(255.0).clamp_(0.0, 255.0))
+            return chunk[:hi - lo].numpy()
+
+        if not overlap:
+            yield from map(render, range(len(spans)))
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="3dlabs-video-render") as pool:
+            pending = pool.submit(render, 0) if spans else None
+            try:
+                for index in range(1, len(spans) + 1):
+                    chunk = pending.result()
+                    if index < len(spans):
+                        pending = pool.submit(render, index)
+                    yield chunk
+            finally:
+                stopped.set()  # leaving the pool then joins its thread
+
+    def save_to(self, path, format=AUTO, codec=AUTO, metadata: dict | None = None) -> None:
+        """Write the MP4 (H.264 yuv420p, AAC) to a file name or writable binary file, a chunk at a time."""
+        # Only what SaveVideo offers for this video (its options are str enums, or str).
+        if str(getattr(format, "value", format)).lower() not in (AUTO, "mp4"):
+            raise invalid(f"the Storyboard Video is saved as MP4 only, not as {format!r}; choose auto or mp4")
+        if str(getattr(codec, "value", codec)).lower() not in (AUTO, "h264"):
+            raise invalid(f"the Storyboard Video is encoded as H.264 only, not {codec!r}; choose auto or h264")
+        import av  # lazy: 50 ms at import, and only a save needs it (ComfyUI has it loaded already)
+
+        rate, audio, total = self.get_frame_rate(), self.audio, self.plan.total
+        progress = comfy.NodeProgress(comfy.executing_context()[1])  # the saving node's bar (e.g. SaveVideo)
+        done = audio_done = 0
+        shown = -1
+        # The format is named, not guessed from the file name: a BytesIO has none, and SaveVideo's 'auto'
+        # means MP4 for a video made from frames.
+        container = av.open(path, mode="w", format="mp4", options={"movflags": "use_metadata_tags"})
+        try:
+            for key, value in (metadata or {}).items():
+                # As ComfyUI's core writes them (JSON even for strings), so its loaders read them back.
+                container.metadata[key] = json.dumps(value)
+            stream = container.add_stream("h264", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+            if audio is not None:
+                sound = container.add_stream("aac", layout=audio.layout,
+                                             rate=audio.sample_rate if audio.sample_rate in AAC_RATES else 48000)
+            # closing(): on an error or Cancel the render thread is stopped and joined here, not whenever the
+            # generator happens to be collected.
+            with closing(self.encoder_frames()) as chunks:
+                for chunk in chunks:
+                    comfy.check_interrupt()
+                    for picture in chunk:
+                        frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+                        frame.pts, frame.time_base = done, 1 / rate
+                        container.mux(stream.encode(frame))
+                        done += 1
+                    if audio is not None:  # the sound up to where the frames end: the two stay interleaved
+                        until = int(Fraction(done) / rate * audio.sample_rate)
+                        for piece in audio.frames(av, audio_done, until):
+                            container.mux(sound.encode(piece))
+                        audio_done = until
+                    if done * 100 // total != shown:  # one websocket message per percent, not per chunk
+                        shown = done * 100 // total
+                        progress.update(done / total)
+            container.mux(stream.encode(None))
+            if audio is not None:
+                for piece in audio.frames(av, audio_done, audio.samples):
+                    container.mux(sound.encode(piece))
+                container.mux(sound.encode(None))
+        except BaseException:
+            with suppress(Exception):  # the first error is the one to report
+                container.close()
+            raise
+        container.close()
+
 
 AUDIO_TOOLTIP = ("Narration or music for the video. It starts with the first frame and is cut at the last one, "
                  "or continued with silence if it is shorter.")
+
+
+def audio_track(audio, duration: Fraction) -> AudioTrack | None:
+    """ComfyUI AUDIO ({"waveform": [B,C,T], "sample_rate"}), its first clip fitted to ``duration`` seconds."""
+    if audio is None:
+        return None
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise invalid(f"the audio input must be ComfyUI AUDIO (waveform and sample_rate), not {type(audio).__name__}")
+    waveform = audio["waveform"]
+    if not isinstance(waveform, torch.Tensor):
+        waveform = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
+    shape = list(waveform.shape)
+    if waveform.ndim == 3:
+        waveform = waveform[0]  # a batch of clips: the first is the track, as one video has one
+    elif waveform.ndim == 1:
+        waveform = waveform.unsqueeze(0)
+    if waveform.ndim != 2 or waveform.shape[0] not in LAYOUTS:
+        raise invalid(f"the audio must be mono or stereo, a waveform [batch, channels, samples] with 1 or 2 "
+                      f"channels, not shape {shape}")
+    try:
+        sample_rate = int(audio["sample_rate"])
+    except (TypeError, ValueError):
+        sample_rate = 0
+    if sample_rate <= 0:
+        raise invalid(f"the audio's sample_rate must be a positive number, not {audio['sample_rate']!r}")
+    return AudioTrack(waveform.detach(), sample_rate, duration)
 
 
 class ThreeDLabsStoryboardVideo:
@@ -47,8 +294,7 @@ class ThreeDLabsStoryboardVideo:
 
     def run(self, images, fps, motion, transition, crossfade_seconds, width, height, seconds_per_scene,
             scene_plan=None, audio=None, unique_id=None):
-        count = int(images.shape[0]) if isinstance(images, torch.Tensor) and images.ndim == 4 else 1
-        durations, labels, defaulted = plan_durations(scene_plan, count, seconds_per_scene)
+        durations, labels, note = scene_durations(images, scene_plan, seconds_per_scene)
         plan = plan_timeline(durations, fps, motion, transition, crossfade_seconds, labels)
         if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
             raise invalid(f"images must be an IMAGE batch [B,H,W,3], not {type(images).__name__}")
@@ -57,14 +303,8 @@ class ThreeDLabsStoryboardVideo:
             # H.264 in yuv420p halves the colour resolution: odd sizes cannot be encoded.
             raise invalid(f"the video would be {out_w}x{out_h}, but H.264 video needs an even width and height",
                           hint="Set width or height (a multiple of 8 works everywhere).")
-        duration = Fraction(plan.total) / Fraction(repr(float(plan.fps)))
-        track = audio_track(audio, duration)
+        track = audio_track(audio, Fraction(plan.total) / Fraction(repr(float(plan.fps))))
         # The batch is kept by reference: ComfyUI never changes a node's output in place.
         video = StoryboardVideo(images, plan, out_h, out_w, track)
-        text = plan.text(out_h, out_w)
-        if track is not None:
-            text += "\n" + track.describe()
-        if defaulted and scene_plan is not None:
-            text += (f"\nNo planned duration for scene(s) {', '.join(map(str, defaulted))}: "
-                     f"{float(seconds_per_scene):g} s each (seconds_per_scene).")
+        text = plan.text(out_h, out_w) + ("\n" + track.describe() if track is not None else "") + note
         return {"ui": {"text": [text]}, "result": (video, text)}

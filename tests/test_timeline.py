@@ -362,7 +362,6 @@ def test_renders_under_inference_mode_like_comfyui_runs_nodes():
 # --- the planner alone ----------------------------------------------------------------------------
 
 plan_mod = pack_module("nodes.timeline_plan")
-render_mod = pack_module("nodes.timeline_render")
 
 
 def test_the_planner_knows_no_torch():
@@ -436,7 +435,7 @@ def test_chunks_of_seven_are_the_whole_render_frame_for_frame(motion, transition
     images = torch.rand(3, 30, 44, 3) * 1.2 - 0.1
     full, _ = timeline.render_timeline(images, [0.5, 0.25, 0.75], 24, motion, transition, 0.3, 40, 0, None)
     plan = plan_mod.plan_timeline([0.5, 0.25, 0.75], 24, motion, transition, 0.3)
-    renderer = render_mod.TimelineRenderer(images, plan, *full.shape[1:3])
+    renderer = timeline.TimelineRenderer(images, plan, *full.shape[1:3])
     seen = []
     chunks = [renderer.render(start, min(plan.total, start + 7), on_progress=lambda d, n: seen.append((d, n)))
               for start in range(0, plan.total, 7)]
@@ -450,10 +449,10 @@ def test_chunks_of_seven_are_the_whole_render_frame_for_frame(motion, transition
 def test_a_chunk_of_a_long_video_renders_alone():
     # Five minutes at 24 fps would be 7200 frames; a chunk from the middle needs only its own.
     plan = plan_mod.plan_timeline([30.0] * 10, 24, "slow zoom out", "crossfade", 1.0)
-    renderer = render_mod.TimelineRenderer(torch.rand(10, 12, 16, 3), plan, 12, 16)
+    renderer = timeline.TimelineRenderer(torch.rand(10, 12, 16, 3), plan, 12, 16)
     chunk = renderer.render(3590, 3610)
     assert plan.total == 7200 and chunk.shape == (20, 12, 16, 3)
     assert torch.equal(chunk[7], renderer.render(3597, 3598)[0])
     assert len(renderer._pictures) <= 2
     with pytest.raises(errors.ValidationError, match="2 images but 10 scenes"):
-        render_mod.TimelineRenderer(torch.rand(2, 12, 16, 3), plan, 12, 16)
+        timeline.TimelineRenderer(torch.rand(2, 12, 16, 3), plan, 12, 16)
