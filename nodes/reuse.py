@@ -3,12 +3,8 @@
 Every job-creating request gets a key: the API, the workspace, the endpoint, the exact body and the
 node's seed (a new seed asks for a new take). A succeeded job under the key is reused; one whose end
 nobody saw (a crash, Cancel, a timeout, failing polls), or that cannot be checked now, is waited for
-again. Only a job 3DLabs says failed or does not know is submitted anew. 3DLabs may answer 404 for a
-job in its first moments, so a journaled job younger than ``jobs.NOT_FOUND_GRACE_SECONDS`` (from its
-journal submit time) is waited for on a 404, never replaced.
-
-The cap is checked on the jobs that must be paid for whatever the journal holds before any request,
-and reserved on the exact count before any POST: a list over the cap costs no thread, request or memory.
+again. Only a job 3DLabs says failed or does not know is submitted anew; a 404 inside the grace for
+new jobs (``jobs.NOT_FOUND_GRACE_SECONDS``, counted from the journal's submit time) is waited for.
 """
 
 from __future__ import annotations
@@ -38,65 +34,8 @@ def request_key(client: ThreeDLabsClient, endpoint: str, body: dict, seed) -> st
                                    "workspace": client.settings.workspace_id})
 
 
-def _reuse_enabled() -> bool:
-    return os.environ.get("THREEDLABS_REUSE", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def find_reusable(client: ThreeDLabsClient, keys: list[str]) -> list[Job | None]:
-    """Jobs already paid for under these keys: succeeded ones, and unfinished ones to wait for again.
-
-    A slot holds a succeeded Job (reuse its result), an unfinished Job (wait for it by id), or None
-    (submit): None only when the journal has no such job, or 3DLabs says it failed or no longer
-    knows it (a job it does not know is journaled as gone, and the next paid one is tried).
-    """
-    found: list[Job | None] = [None] * len(keys)
-    if not _reuse_enabled():
-        return found
-    for i, key in enumerate(keys):
-        for _ in range(3):  # a job 3DLabs no longer knows is marked gone, and the next one is tried
-            rec = client.journal.find_paid(key, base_url=client.settings.base_url,
-                                           workspace=client.settings.workspace_id)
-            if rec is None:
-                break
-            try:
-                job = client.get_job(rec["id"])
-            except NotFoundError as err:
-                if _may_be_new(rec):
-                    # Too young for a 404 to mean anything: wait for it (the wait loop applies the grace).
-                    log.info("3DLabs: job %s is not visible yet (%s); waiting for it instead of paying again",
-                             rec["id"], err.summary)
-                    job = Job(rec["id"], "queued")
-                    break
-                log.info("3DLabs: cannot reuse job %s (%s)", rec["id"], err.summary)
-                client.journal.record_state(rec["id"], "gone", error=err.detail)
-                continue
-            except ThreeDLabsError as err:
-                # Paid for, but not checkable now: wait for it like a submitted job rather than pay again.
-                log.info("3DLabs: cannot check job %s now (%s); waiting for it instead of paying again",
-                         rec["id"], err.summary)
-                job = Job(rec["id"], "queued")
-            break
-        else:
-            rec = None
-        if rec is None:
-            continue
-        if job.status in ("failed", "canceled"):
-            client.journal.record_state(rec["id"], "failed", error=job.error)
-            continue
-        if job.status == "succeeded" and rec.get("state") != "succeeded":
-            client.journal.record_state(rec["id"], "succeeded")
-        job.id = job.id or rec["id"]
-        found[i] = job
-    return found
-
-
-def _journaled_keys(client: ThreeDLabsClient) -> set[str]:
-    """Request keys the journal holds a job for that find_paid could return: one pass over the file,
-    so that the cap's first check stays quick for a long list and a long journal."""
-    base_url, workspace = client.settings.base_url, client.settings.workspace_id
-    return {rec.get("request") for rec in client.journal.jobs().values()
-            if rec.get("base_url") == base_url and rec.get("workspace") == workspace
-            and not rec["id"].startswith("unknown-") and rec.get("state") in ("succeeded", *UNFINISHED_STATES)}
+def _paid(client: ThreeDLabsClient, key: str) -> dict | None:
+    return client.journal.find_paid(key, base_url=client.settings.base_url, workspace=client.settings.workspace_id)
 
 
 def _journal_age(rec: dict) -> float | None:
@@ -108,17 +47,41 @@ def _journal_age(rec: dict) -> float | None:
     return age if age >= 0 else None  # a submit time in the future: the wall clock moved back
 
 
-def _may_be_new(rec: dict) -> bool:
-    """Whether a 404 for this journaled job may only mean 3DLabs does not show it yet.
-
-    Only a job nobody saw finish qualifies (a job seen succeeded was known to 3DLabs, so its 404 means
-    it was forgotten), and only inside the grace, or when its age cannot be told: then the wait loop,
-    starting the grace now, decides.
-    """
-    if rec.get("state") not in UNFINISHED_STATES:
-        return False
-    age = _journal_age(rec)
-    return age is None or age < engine.NOT_FOUND_GRACE_SECONDS
+def _reusable(client: ThreeDLabsClient, key: str) -> Job | None:
+    """The job already paid for under ``key``: a succeeded Job (reuse its result) or an unfinished one
+    (wait for it by id). None (submit) only when the journal has no such job, or 3DLabs says it failed
+    or no longer knows it."""
+    for _ in range(3):  # a job 3DLabs no longer knows is journaled as gone, and the next one is tried
+        rec = _paid(client, key)
+        if rec is None:
+            return None
+        try:
+            job = client.get_job(rec["id"])
+        except NotFoundError as err:
+            # A 404 may only mean 3DLabs does not show the job yet: for a job nobody saw finish (one seen
+            # succeeded was known to 3DLabs, so its 404 means it was forgotten), inside the grace or when
+            # its age cannot be told. Then it is waited for, and the wait loop applies the grace.
+            age = _journal_age(rec)
+            if rec.get("state") in UNFINISHED_STATES and (age is None or age < engine.NOT_FOUND_GRACE_SECONDS):
+                log.info("3DLabs: job %s is not visible yet (%s); waiting for it instead of paying again",
+                         rec["id"], err.summary)
+                return Job(rec["id"], "queued")
+            log.info("3DLabs: cannot reuse job %s (%s)", rec["id"], err.summary)
+            client.journal.record_state(rec["id"], "gone", error=err.detail)
+            continue
+        except ThreeDLabsError as err:
+            # Paid for, but not checkable now: wait for it like a submitted job rather than pay again.
+            log.info("3DLabs: cannot check job %s now (%s); waiting for it instead of paying again",
+                     rec["id"], err.summary)
+            return Job(rec["id"], "queued")
+        if job.status in ("failed", "canceled"):
+            client.journal.record_state(rec["id"], "failed", error=job.error)
+            return None
+        if job.status == "succeeded" and rec.get("state") != "succeeded":
+            client.journal.record_state(rec["id"], "succeeded")
+        job.id = job.id or rec["id"]
+        return job
+    return None
 
 
 def created_at(client: ThreeDLabsClient, job: Job | None) -> float:
@@ -150,10 +113,10 @@ def plan_jobs(client: ThreeDLabsClient, t: PromptTally, current: Settings, node_
     exact count to submit is reserved. Nothing here starts a thread or allocates a batch.
     """
     keys = [request_key(client, endpoint, b, seed) for b in bodies]
-    journaled = _journaled_keys(client) if _reuse_enabled() else set()
-    known = sum(key in journaled for key in keys)
+    reuse = os.environ.get("THREEDLABS_REUSE", "1").strip().lower() not in ("0", "false", "no", "off")
+    known = sum(_paid(client, key) is not None for key in keys) if reuse else 0
     spend.reserve(t, len(bodies) - known, node_label, current, keep=False)
-    reused = find_reusable(client, keys)
+    reused = [_reusable(client, key) if reuse else None for key in keys]
     todo = [i for i, job in enumerate(reused) if job is None]
     spend.reserve(t, len(todo), node_label, current)
     return JobPlan(kind, endpoint, bodies, keys, labels, reused, todo)

@@ -49,7 +49,7 @@ def test_unwritable_journal_never_raises(tmp_path, caplog):
     j = journal_mod.Journal(blocker / "sub" / "jobs.jsonl")  # parent is a file: cannot be created
     j.record_submitted("job_x", "image")
     j.record_state("job_x", "failed", error="boom")
-    assert j.entries() == [] and j.jobs() == {} and j.find("job_x") is None and j.recent() == []
+    assert j.jobs() == {} and j.find("job_x") is None and j.recent() == []
     assert "could not write the job journal" in caplog.text
     assert "job_x was NOT recorded" in caplog.text  # the id the user may need is in the log
 
@@ -88,11 +88,14 @@ def test_callers_get_copies_and_see_other_writers(tmp_path):
     assert j.find("job_1")["state"] == "succeeded"
 
 
-def test_entries_answer_as_the_old_lines_did(tmp_path):
+def test_each_record_holds_its_submission_then_its_latest_state(tmp_path):
     j = journal_mod.Journal(tmp_path / "jobs.jsonl")
     j.record_submitted("job_1", "image", label="x")
     j.record_state("job_1", "failed", error="boom")
     j.record_submitted("job_2", "story")
-    events = [(e["event"], e["id"]) for e in j.entries()]
-    assert events == [("submitted", "job_1"), ("state", "job_1"), ("submitted", "job_2")]
-    assert j.entries()[1]["state"] == "failed" and j.entries()[1]["error"] == "boom"
+    jobs = j.jobs()
+    assert list(jobs) == ["job_1", "job_2"]  # in order of submission
+    one, two = jobs["job_1"], jobs["job_2"]
+    assert one["label"] == "x" and one["kind"] == "image" and one["submitted_at"] <= one["updated_at"]
+    assert one["state"] == "failed" and one["error"] == "boom"
+    assert two["kind"] == "story" and two["state"] == "submitted" and "updated_at" not in two

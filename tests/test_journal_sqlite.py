@@ -17,7 +17,6 @@ import pytest
 from conftest import PACK_DIR, pack_module
 
 journal_mod = pack_module("nodes.api.journal")
-store_mod = pack_module("nodes.api.journal_store")
 
 DAY = 86400.0
 FIELDS = {"base_url": "http://x/api", "workspace": "ws_a"}
@@ -27,9 +26,9 @@ T = time.time() - 1000  # recent: old enough to order, too young to prune
 @pytest.fixture(autouse=True)
 def _prune_again():
     """Pruning runs once a day per process and database: every test starts that clock afresh."""
-    store_mod._pruned_at.clear()
+    journal_mod._pruned_at.clear()
     yield
-    store_mod._pruned_at.clear()
+    journal_mod._pruned_at.clear()
 
 
 def old_journal(path, events):
@@ -123,7 +122,7 @@ def test_old_settled_jobs_are_pruned_and_unfinished_ones_kept(tmp_path, monkeypa
                submitted("old_but_settled_lately", old), state("old_but_settled_lately", "failed", now - DAY)]
     old_journal(tmp_path / "jobs.jsonl", events)
     assert len(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == 9  # imported after pruning ran
-    store_mod._pruned_at.clear()  # the next process, or a day later
+    journal_mod._pruned_at.clear()  # the next process, or a day later
     kept = journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()
     assert sorted(kept) == ["new_ok", "old_but_settled_lately", "old_submitted", "old_timed_out", "old_unknown"]
 
@@ -133,15 +132,15 @@ def test_pruning_runs_at_most_once_a_day_and_follows_the_setting(tmp_path, monke
     old_journal(tmp_path / "jobs.jsonl", [submitted("job_1", old), state("job_1", "succeeded", old)])
     monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "0")  # keep everything
     assert list(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == ["job_1"]
-    store_mod._pruned_at.clear()
+    journal_mod._pruned_at.clear()
     assert list(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == ["job_1"]
     monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "5")
-    store_mod._pruned_at.clear()
+    journal_mod._pruned_at.clear()
     assert list(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == []
     old_journal(tmp_path / "jobs.jsonl", [submitted("job_2", old), state("job_2", "failed", old)])
     assert list(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == ["job_2"]  # not again today
     monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "a month")
-    assert store_mod.retention_seconds() == 30 * DAY
+    assert journal_mod.retention_seconds() == 30 * DAY
 
 
 # --- migration from the JSON-lines journal ---------------------------------------------------------
@@ -180,7 +179,7 @@ def test_an_old_journal_in_a_read_only_folder_is_imported_only_once(tmp_path, mo
     def refuse(src, dst):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(store_mod.os, "replace", refuse)
+    monkeypatch.setattr(journal_mod.os, "replace", refuse)
     j = journal_mod.Journal(legacy)
     assert j.find("job_a")["state"] == "succeeded"
     j.record_state("job_a", "gone")  # had the old lines come in again, it would read "succeeded"

@@ -1,48 +1,67 @@
 """The local record of every job id, so that nothing paid for is ever lost or paid for twice.
 
-A job's id is recorded the moment it is known (id, kind, time, a hash of the request, profile,
-workspace, API; never the token, never the request body), and its final state once known. After a
-crash, a timeout or a closed ComfyUI, the result can be collected by id (Job Wait), and queueing the
-same request again reuses it (``find_paid``).
+A job's id is recorded the moment it is known (id, kind, time, a hash of the request, profile, workspace,
+API; never the token, never the request body), and its final state once known. After a crash, a timeout
+or a closed ComfyUI, the result can be collected by id (Job Wait), and queueing the same request again
+reuses it (``find_paid``). Writing can never break a generation: a failure is logged (with the job id
+that was not recorded) and swallowed; a failed read answers "nothing recorded".
 
-The records live in a SQLite database in the pack's user directory (``jobs.sqlite3``, mode 0600;
-``journal_store.py`` owns the file): lookups by job id and by request key are indexed, settled jobs
-older than THREEDLABS_JOURNAL_DAYS (default 30; 0 keeps everything) are pruned, and the old
-JSON-lines journal (``jobs.jsonl``) is imported once and renamed ``jobs.jsonl.migrated``. Writing
-the journal can never break a generation: every failure is logged (with the job id that was not
-recorded) and swallowed; a failed read answers "nothing recorded".
+The records live in SQLite (``jobs.sqlite3`` in the pack's user directory, mode 0600), safe across
+processes, one merged record per job id. Settled jobs older than THREEDLABS_JOURNAL_DAYS (default 30;
+0 keeps everything) are pruned; the old JSON-lines journal (``jobs.jsonl``) is imported, then renamed;
+a damaged database is moved aside and replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import sqlite3
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from . import config
 from .errors import redact
-from .journal_store import SETTLED_STATES, Store
 
 log = logging.getLogger("3dlabs")
 
-JOURNAL_FILENAME = "jobs.sqlite3"
-LEGACY_FILENAME = "jobs.jsonl"  # the JSON-lines journal of earlier versions: imported, then renamed
-# States of a job that was paid for but whose end was never seen: it may still be running.
-UNFINISHED_STATES = ("submitted", "timed-out", "unknown")
-__all__ = ["Journal", "request_hash", "UNFINISHED_STATES", "SETTLED_STATES", "JOURNAL_FILENAME"]
+UNFINISHED_STATES = ("submitted", "timed-out", "unknown")  # paid, its end never seen: it may still run
+# Nothing more can come of these, so they may be pruned once old. Every other state (including anything
+# unexpected) may hold a paid result and is kept.
+SETTLED_STATES = ("succeeded", "failed", "gone", "canceled")
+SCHEMA_VERSION = 1
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY,        -- order of first appearance (the old file's line order)
+    id TEXT NOT NULL UNIQUE,
+    request TEXT,
+    state TEXT,
+    sort_time REAL NOT NULL DEFAULT 0,  -- submitted_at, else updated_at: what recent() orders by
+    touched REAL NOT NULL DEFAULT 0,    -- the latest event: what pruning ages by
+    record TEXT NOT NULL                -- the merged record, as JSON
+);
+CREATE INDEX IF NOT EXISTS jobs_by_request ON jobs(request);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(sort_time DESC);  -- then seq ascending, as recent() wants
+CREATE INDEX IF NOT EXISTS jobs_by_state_age ON jobs(state, touched);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
 # The lookups, named so that a test can ask SQLite whether they use an index.
 FIND_SQL = "SELECT record FROM jobs WHERE id = ?"
 BY_REQUEST_SQL = "SELECT record FROM jobs WHERE request = ? ORDER BY seq DESC"
 RECENT_SQL = "SELECT record FROM jobs ORDER BY sort_time DESC, seq ASC LIMIT ?"
-ALL_SQL = "SELECT record FROM jobs ORDER BY seq"
-# Never redacted: a job id must stay collectable even when it looks like a key, and the request key
-# is a hash that lookups compare exactly.
-_KEPT_AS_IS = ("id", "request")
+
+# When each database was last pruned by this process (path -> time.time()).
+_pruned_at: dict[str, float] = {}
+_pruned_lock = threading.Lock()
+# Connections inherited through fork() must be neither used nor closed by the child: parked here.
+_inherited: list[sqlite3.Connection] = []
 
 
 def request_hash(endpoint: str, body: dict) -> str:
@@ -50,9 +69,40 @@ def request_hash(endpoint: str, body: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def merge(rec: dict | None, event: dict) -> dict:
-    """A job's record after one more event (the old file's reader, one line at a time)."""
-    rec = dict(rec) if rec else {"id": event["id"], "state": "submitted"}
+def retention_seconds() -> float | None:
+    """The retention from THREEDLABS_JOURNAL_DAYS (default 30 days); None (never prune) for 0 or less."""
+    raw = os.environ.get("THREEDLABS_JOURNAL_DAYS", "").strip() or "30"
+    try:
+        days = float(raw)
+    except ValueError:
+        log.warning("3DLabs: THREEDLABS_JOURNAL_DAYS=%r is not a number of days; keeping settled jobs 30 days", raw)
+        days = 30.0
+    return days * 86400.0 if days > 0 else None
+
+
+def _scrub(event: dict) -> dict:
+    """The event with anything token-shaped masked in its free text (labels, errors, URLs)."""
+    out = {}
+    for key, value in event.items():
+        # Never redacted: a job id must stay collectable even when it looks like a key, and the request
+        # key is a hash that lookups compare exactly.
+        if key in ("id", "request") or value is None or isinstance(value, (bool, int, float)):
+            out[key] = value
+        elif isinstance(value, str):
+            out[key] = redact(value)
+        else:  # nested values only come from hand-edited old files: kept as redacted text
+            out[key] = redact(json.dumps(value, sort_keys=True, default=str))
+    return out
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _apply(conn: sqlite3.Connection, event: dict) -> None:
+    """Merge one event (a new write, or an old file's line) into its job's record, in a write transaction."""
+    row = conn.execute("SELECT seq, record FROM jobs WHERE id = ?", (event["id"],)).fetchone()
+    rec = json.loads(row[1]) if row else {"id": event["id"], "state": "submitted"}
     if event.get("event") == "submitted":
         rec.update({k: v for k, v in event.items() if k != "event"})
         rec.setdefault("state", "submitted")
@@ -62,60 +112,229 @@ def merge(rec: dict | None, event: dict) -> dict:
         rec["updated_at"] = event.get("time")
         if event.get("error"):
             rec["error"] = event["error"]
-    return rec
+    submitted, updated = _number(rec.get("submitted_at")), _number(rec.get("updated_at"))
+    request, state = (v if isinstance(v, str) else None for v in (rec.get("request"), rec.get("state")))
+    # An existing row keeps its seq (a new one takes the next): the job's place in the history.
+    values = (row[0] if row else None, rec["id"], request, state, submitted or updated, max(submitted, updated),
+              json.dumps(rec, sort_keys=True, default=str))
+    conn.execute("INSERT OR REPLACE INTO jobs (seq, id, request, state, sort_time, touched, record) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
 
 
-def _scrub(event: dict) -> dict:
-    """The event with anything token-shaped masked in its free text (labels, errors, URLs)."""
-    out = {}
-    for key, value in event.items():
-        if key in _KEPT_AS_IS or value is None or isinstance(value, (bool, int, float)):
-            out[key] = value
-        elif isinstance(value, str):
-            out[key] = redact(value)
-        else:  # nested values only come from hand-edited old files: kept as redacted text
-            out[key] = redact(json.dumps(value, sort_keys=True, default=str))
-    return out
+def _import_lines(conn: sqlite3.Connection, path: Path, start: int = 0, level: int = logging.INFO) -> int:
+    """Merge an old-format journal's readable events from byte ``start``; return where reading stopped.
+    Broken lines (a crash mid-write, garbage) are skipped; a last line without its newline counts if it parses."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read()
+    count = 0
+    for line in data.splitlines():
+        try:
+            event = json.loads(line.decode("utf-8"))
+        except ValueError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("id"), str):
+            _apply(conn, event)
+            count += 1
+    if count:
+        log.log(level, "3DLabs: imported %d job journal lines from %s", count, path.name)
+    return start + len(data)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection):
+    """BEGIN IMMEDIATE ... COMMIT: the write lock is taken first, so read-merge-write cannot interleave
+    with another process's (a deferred transaction would fail to upgrade instead of waiting)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:  # an error, or a COMMIT that failed: leave nothing half-done
+            conn.execute("ROLLBACK")
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    """A damaged file or one that is not a database, as opposed to a lock, a full disk or a permission."""
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+    return "not a database" in str(exc).lower() or "malformed" in str(exc).lower()
+
+
+def _aside(path: Path, label: str) -> Path:
+    """A free name beside ``path`` for a file being moved out of the way (never overwrite one)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{label}")
+    n = 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{label}-{stamp}-{n}")
+    return target
 
 
 class Journal:
+    """The journal: one connection per process, shared by threads under a lock."""
+
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self._path = Path(path) if path else None
-        self._store: Store | None = None
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._db = self._legacy = Path()  # the files the open connection belongs to
+        self._pid = os.getpid()
 
     @property
     def path(self) -> Path:
         """The database file. A ``.jsonl`` path (the old format's name) puts it beside, as ``.sqlite3``."""
-        path = self._path or (config.user_dir() / JOURNAL_FILENAME)
+        path = self._path or (config.user_dir() / "jobs.sqlite3")
         return path.with_suffix(".sqlite3") if path.suffix == ".jsonl" else path
 
     @property
     def legacy_path(self) -> Path:
         """Where an old JSON-lines journal would be: imported whenever one is found there."""
         path = self.path
-        return path.with_name(LEGACY_FILENAME) if self._path is None else path.with_suffix(".jsonl")
-
-    def _current(self) -> Store:
-        # The default path follows the user directory, which ComfyUI may set after this was made.
-        path = self.path
-        store = self._store
-        if store is None or store.path != path:
-            if store is not None:
-                store.close()
-            store = self._store = Store(path, self.legacy_path, merge)
-        return store
+        return path.with_name("jobs.jsonl") if self._path is None else path.with_suffix(".jsonl")
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        with self._lock:
+            if self._conn is not None and self._pid != os.getpid():
+                _inherited.append(self._conn)
+            elif self._conn is not None:
+                self._conn.close()
+            self._conn = None
 
-    # --- writing -------------------------------------------------------------------------------
+    def _connect(self, *, check: bool = False) -> sqlite3.Connection:
+        self._db.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 before SQLite sees it: SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(self._db, os.O_RDWR | os.O_CREAT, 0o600))
+        # A write waits this long for another process's transaction before giving up (and logging).
+        conn = sqlite3.connect(str(self._db), timeout=10.0, isolation_level=None, check_same_thread=False)
+        try:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:  # some network filesystems have no shared memory
+                log.debug("3DLabs: journal stays in rollback mode (%s)", exc)
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                with _transaction(conn):  # only a new file is written to just by opening it
+                    for statement in _SCHEMA.split(";"):  # not executescript(): it would COMMIT first
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if check:  # a whole-file scan: only when damage was seen, never on every open
+                result = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if result != "ok":
+                    raise sqlite3.DatabaseError(f"database disk image is malformed ({result})")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        """The connection, opened on first use, after a fork, and when the default path moved (ComfyUI
+        may set the user directory after this journal was made)."""
+        path, pid = self.path, os.getpid()
+        if self._conn is None or (self._db, self._pid) != (path, pid):
+            self.close()
+            self._db, self._legacy, self._pid = path, self.legacy_path, pid
+            self._conn = self._connect()
+            self._prune_if_due(self._conn)
+        return self._conn
+
+    def _replace_corrupt(self, exc: BaseException) -> None:
+        """Move a damaged database (and its -wal) aside as ``<name>.corrupt`` and start a new one."""
+        try:  # another process may have replaced it already: never move a good file aside
+            self._connect(check=True).close()
+            return
+        except sqlite3.DatabaseError as again:
+            if not _is_corruption(again):
+                raise
+        bad = _aside(self._db, "corrupt")
+        os.replace(self._db, bad)
+        # Its -wal belongs to the damaged file (kept beside it); -shm is only a shared-memory index.
+        if os.path.exists(f"{self._db}-wal"):
+            os.replace(f"{self._db}-wal", f"{bad}-wal")
+        Path(f"{self._db}-shm").unlink(missing_ok=True)
+        log.warning("3DLabs: the job journal %s was damaged (%s); moved it to %s and started a new one",
+                    self._db, exc, bad.name)
+        # A file of the old JSON-lines format written where the database belongs: keep its jobs. A damaged
+        # database is not read as lines: a record's JSON inside a page could pass for one, at random.
+        with contextlib.closing(self._connect()) as conn, contextlib.suppress(OSError), _transaction(conn):
+            if Path(bad).read_bytes()[:16] != b"SQLite format 3\x00":
+                _import_lines(conn, bad, level=logging.WARNING)
+
+    def _run(self, fn: Callable[[sqlite3.Connection], object], *, write: bool = False):
+        """``fn(conn)`` under the lock (in a write transaction if ``write``), after importing any old-format
+        lines; a database found damaged (on opening, or mid-way) is replaced once and ``fn`` retried."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    conn = self._open()
+                    self._import_legacy(conn)
+                    if not write:
+                        return fn(conn)
+                    with _transaction(conn):
+                        out = fn(conn)
+                    self._touch()
+                    return out
+                except sqlite3.DatabaseError as exc:
+                    if attempt == 2 or not _is_corruption(exc):
+                        raise
+                    self.close()
+                    self._replace_corrupt(exc)
+
+    def _touch(self) -> None:
+        # In WAL mode a commit lands in the -wal file; whoever watches the database file's mtime
+        # (Recent Jobs re-runs when it changes) must still see every write.
+        with contextlib.suppress(OSError):
+            os.utime(self._db)
+
+    def _import_legacy(self, conn: sqlite3.Connection) -> None:
+        """Import the old JSON-lines journal if one is there (a first start after the upgrade, or an older
+        version of the pack still writing it), from where an earlier import stopped; then rename it aside.
+        One stat when it is not there."""
+        try:
+            st = os.stat(self._legacy)
+        except OSError:
+            return
+        key = f"legacy:{st.st_dev}:{st.st_ino}"
+        with _transaction(conn):
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            start = int(row[0]) if row else 0
+            if start > st.st_size:  # a different file under the same inode: read it all
+                start = 0
+            end = _import_lines(conn, self._legacy, start)
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(end)))
+        try:  # where renaming fails, the offset kept in meta stops these lines being imported again
+            os.replace(self._legacy, _aside(self._legacy, "migrated"))
+        except OSError as exc:  # a read-only folder, or another process renamed it first
+            log.debug("3DLabs: could not rename the old job journal (%s)", exc)
+
+    def _prune_if_due(self, conn: sqlite3.Connection) -> None:
+        """Delete settled records older than the retention: on opening, at most once a day per process."""
+        keep = retention_seconds()
+        now = time.time()
+        with _pruned_lock:
+            if keep is None or now - _pruned_at.get(str(self._db), 0.0) < 86400.0:
+                return
+            _pruned_at[str(self._db)] = now
+        try:
+            marks = ",".join("?" * len(SETTLED_STATES))
+            with _transaction(conn):
+                cur = conn.execute(f"DELETE FROM jobs WHERE state IN ({marks}) AND touched < ?",
+                                   (*SETTLED_STATES, now - keep))
+            if cur.rowcount:
+                log.info("3DLabs: pruned %d settled jobs older than the journal's retention", cur.rowcount)
+                self._touch()
+        except sqlite3.Error as exc:  # pruning is housekeeping: try again next time
+            _pruned_at.pop(str(self._db), None)
+            log.warning("3DLabs: could not prune the job journal (%s)", exc)
 
     def _append(self, event: dict) -> None:
         try:
             event = _scrub(event)
-            store = self._current()
-            store.run(lambda conn: store.apply(conn, event), write=True)
+            self._run(lambda conn: _apply(conn, event), write=True)
         except Exception as exc:  # noqa: BLE001  bookkeeping must never break a generation
             log.warning("3DLabs: could not write the job journal (%s: %s); job %s was NOT recorded "
                         "(%s): keep its id to collect it with 3DLabs Job Wait", type(exc).__name__, exc,
@@ -136,46 +355,30 @@ class Journal:
             entry["error"] = error[:500]
         self._append(entry)
 
-    # --- reading -------------------------------------------------------------------------------
-
     def _read(self, sql: str, params: tuple) -> list[dict]:
         """The records ``sql`` selects; none when there is no journal yet or it cannot be read."""
         try:
-            store = self._current()
-            if not store.exists():  # reading never creates the file
+            if not (self.path.exists() or self.legacy_path.exists()):  # reading never creates the file
                 return []
-            return store.run(lambda conn: store.records(conn.execute(sql, params)))
+            rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
         except Exception as exc:  # noqa: BLE001  a journal that cannot be read holds nothing usable
             log.warning("3DLabs: could not read the job journal (%s: %s)", type(exc).__name__, exc)
             return []
+        out = []
+        for (text,) in rows:
+            try:
+                out.append(json.loads(text))
+            except ValueError:  # a row damaged by hand: skipped, as a broken line was
+                continue
+        return out
 
     def jobs(self) -> OrderedDict[str, dict]:
-        """One merged record per job id, oldest first: submission fields plus the latest state.
-
-        Each call gets its own copies of the records.
-        """
-        return OrderedDict((rec["id"], rec) for rec in self._read(ALL_SQL, ()))
-
-    def entries(self) -> list[dict]:
-        """The journal as events (what the old file's lines were): per job, its submission, then its
-        latest state when one was seen. Kept for callers of the old format; prefer ``jobs()``."""
-        out = []
-        for rec in self.jobs().values():
-            fields = {k: v for k, v in rec.items() if k not in ("state", "submitted_at", "updated_at", "error")}
-            if "submitted_at" in rec:
-                out.append({"event": "submitted", **fields, "time": rec["submitted_at"]})
-            if "updated_at" in rec:
-                state = {"event": "state", "id": rec["id"], "state": rec.get("state"), "time": rec["updated_at"]}
-                if rec.get("error"):
-                    state["error"] = rec["error"]
-                out.append(state)
-        return out
+        """One merged record per job id, oldest first: submission fields plus the latest state (copies)."""
+        return OrderedDict((rec["id"], rec) for rec in self._read("SELECT record FROM jobs ORDER BY seq", ()))
 
     def recent(self, limit: int = 20) -> list[dict]:
         """The newest ``limit`` jobs, newest first (by submission time, else by last update)."""
-        if limit <= 0:
-            return []
-        return self._read(RECENT_SQL, (int(limit),))
+        return self._read(RECENT_SQL, (int(limit),)) if limit > 0 else []
 
     def find(self, job_id: str) -> dict | None:
         found = self._read(FIND_SQL, (job_id,))
@@ -187,8 +390,7 @@ class Journal:
         that kept failing), so that queueing again waits for it instead of paying for it twice."""
         pending = None
         for rec in self._read(BY_REQUEST_SQL, (request,)):
-            if (rec.get("request") != request or rec.get("base_url") != base_url
-                    or rec.get("workspace") != workspace or rec["id"].startswith("unknown-")):
+            if rec.get("base_url") != base_url or rec.get("workspace") != workspace or rec["id"].startswith("unknown-"):
                 continue
             if rec.get("state") == "succeeded":
                 return rec
