@@ -402,6 +402,14 @@ def _(api):
                    E.InvalidRequestError, "prompt too long", "HTTP 400")
 
 
+@case("post-400-huge-html", "API answer", "POST answered 400 with a 200 KiB HTML page titled with the reason",
+      "InvalidRequestError quoting the page's title (read from the first 64 KiB only)")
+def _(api):
+    page = b"<html><head><title>Prompt refused: banned word</title></head><body>" + b"x" * 200_000 + b"</body>"
+    submit_refused(api, raw(page, 400, content_type="text/html"), E.InvalidRequestError,
+                   "Prompt refused: banned word", "HTTP 400")
+
+
 @case("post-404-clerk", "API answer", "POST answered 404 with x-clerk-auth-reason: session-token-expired",
       "AuthError quoting Clerk's reason, with the token-command hint")
 def _(api):

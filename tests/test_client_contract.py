@@ -399,10 +399,10 @@ def test_image_download_fetches_a_fresh_command_token_once_after_a_refusal(sandb
     monkeypatch.setenv("THREEDLABS_TOKEN_COMMAND", token_command(sandbox, 3600))
     c = make_client()
     ref = _one_finished_image(c)
-    used = c.transport.tokens.get()
+    used = c.tokens.get()
     sandbox.revoke(used)
     assert png_size(c.fetch_image(ref)) == (1344, 768)
-    assert c.transport.tokens.get() != used
+    assert c.tokens.get() != used
     stats = sandbox.stats()
     assert stats["auth_failures"] == 1 and stats["file_requests"] == 1
 

@@ -29,7 +29,6 @@ from conftest import pack_module
 
 errors = pack_module("nodes.api.errors")
 http = pack_module("nodes.api.http")
-retry = pack_module("nodes.api.retry")
 jobs = pack_module("nodes.api.jobs")
 auth = pack_module("nodes.api.auth")
 config = pack_module("nodes.api.config")
@@ -78,16 +77,15 @@ class FuzzResponse(requests.Response):
         self._content = body
         self._content_consumed = True
         self.headers = CaseInsensitiveDict(hdrs)
+        self.encoding = requests.utils.get_encoding_from_headers(self.headers)  # as requests' adapter sets it
         self.url = URL
         self._broken = broken
 
-    @property
-    def text(self):
-        # The body broke off while being read. requests reads bodies inside Session.request (no
-        # streaming), where such a break is a ConnectionError; _read guards the 2xx path anyway.
+    def iter_content(self, chunk_size=1, decode_unicode=False):
+        # The body broke off while being read (a 2xx only: an error's status says enough).
         if self._broken and 200 <= self.status_code < 300:
             raise rexc.ChunkedEncodingError("Connection broken: IncompleteRead")
-        return super().text
+        return super().iter_content(chunk_size, decode_unicode)
 
 
 def transport(attempts: int = 3):
@@ -105,7 +103,7 @@ def test_one_answer_maps_to_a_value_or_a_typed_error(status, body, hdrs, creates
     method = "POST" if creates_job else "GET"
     try:
         t._read(FuzzResponse(status, body, hdrs, broken), method, URL, None, creates_job)
-    except retry.Retryable as r:
+    except http.Retryable as r:
         assert isinstance(r.error, errors.ThreeDLabsError)
         assert not creates_job or status in http.POST_SAFE_STATUSES, "a job-creating POST marked retryable"
     except errors.ThreeDLabsError as err:
@@ -114,7 +112,7 @@ def test_one_answer_maps_to_a_value_or_a_typed_error(status, body, hdrs, creates
                                                                        errors.ResponseFormatError)):
             assert isinstance(err, errors.MaybeSubmittedError), type(err)
     if status >= 300:
-        err = errors.error_for_response(FuzzResponse(status, body, hdrs))
+        err = errors.error_for_response(FuzzResponse(status, body, hdrs), body.decode("utf-8", "replace"))
         assert isinstance(err, errors.APIError) and err.status == status
 
 
@@ -223,7 +221,7 @@ def test_wait_for_jobs_on_random_histories(history, grace):
     timeout = 0.4
     started = time.monotonic()  # for a liveness bound only: histories repeat their last event forever
     try:
-        outcomes = jobs.wait_for_jobs(ids, get_job, timeout=timeout, not_found_grace=grace, max_in_flight=3,
+        outcomes = jobs.wait_for_jobs(ids, get_job, timeout=timeout, not_found_grace=grace,
                                       raise_on_failure=False)
     except (E.AuthError, E.ForbiddenError, E.OutOfCreditsError):
         assert any(ev[0] == "fatal" for h in history for ev in h), "a fatal error out of nowhere"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from . import endpoints, readers, validation
 from .auth import TokenProvider
@@ -23,15 +23,12 @@ from .errors import (
     ValidationError,
     server_words,
 )
-from .http import HttpTransport
+from .http import CancelCheck, HttpTransport, RetryPolicy
 from .jobs import raise_for_failures, wait_for_jobs
 from .journal import Journal
 from .models import FAILED, ImageRef, Job, Project, ScenePlan, Story, Workspace
-from .retry import CancelCheck, RetryPolicy
 
 log = logging.getLogger("3dlabs")
-
-STORIES, SCENE_PLANNING, IMAGES = endpoints.STORIES, endpoints.SCENE_PLANNING, endpoints.IMAGES
 
 
 class ThreeDLabsClient:
@@ -41,25 +38,16 @@ class ThreeDLabsClient:
 
     def __init__(self, settings: Settings | None = None, *, tokens: TokenProvider | None = None,
                  journal: Journal | None = None, retry: RetryPolicy | None = None,
-                 cancel_check: CancelCheck | None = None,
-                 download_deadline: float = DEADLINE_SECONDS_DEFAULT) -> None:
+                 cancel_check: CancelCheck | None = None) -> None:
         self.settings = settings or load_settings()
         self.tokens = tokens or TokenProvider(profile=self.settings.profile, base_url=self.settings.base_url)
         self.transport = HttpTransport(self.settings, self.tokens, retry=retry)
         self.journal = journal or Journal()
         self.cancel_check = cancel_check
-        self.download_deadline = download_deadline
+        self.download_deadline = DEADLINE_SECONDS_DEFAULT
 
     def close(self) -> None:
         self.transport.close()
-
-    def __enter__(self) -> ThreeDLabsClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- submitting ------------------------------------------------------------------------
 
     def submit(self, endpoint: str, kind: str, body: dict, *, workspace_id: str | None = None,
                request_key: str | None = None, label: str = "", cancel_check: CancelCheck | None = None) -> str:
@@ -85,49 +73,41 @@ class ThreeDLabsClient:
         log.info("3DLabs: submitted %s job %s", kind, job_id)
         return job_id
 
-    def submit_story(self, topic, max_minutes, *, project_id=None, provider="gemini",
-                     workspace_id=None) -> str:
+    def submit_story(self, topic, max_minutes, *, project_id=None, provider="gemini", workspace_id=None) -> str:
         body = endpoints.story_body(topic, max_minutes, project_id=project_id, provider=provider)
-        return self.submit(STORIES, "story", body, workspace_id=workspace_id, label=body["topic"][:80])
+        return self.submit(endpoints.STORIES, "story", body, workspace_id=workspace_id, label=body["topic"][:80])
 
     def submit_scene_plan(self, story, max_minutes, *, video_model=None, workspace_id=None) -> str:
         body = endpoints.scene_plan_body(story, max_minutes, video_model=video_model)
-        return self.submit(SCENE_PLANNING, "scene-plan", body, workspace_id=workspace_id, label="scene plan")
+        return self.submit(endpoints.SCENE_PLANNING, "scene-plan", body, workspace_id=workspace_id,
+                           label="scene plan")
 
     def submit_image(self, prompt, *, workspace_id=None, cancel_check: CancelCheck | None = None, **fields) -> str:
         body = endpoints.image_body(prompt, **fields)
-        return self.submit(IMAGES, "image", body, workspace_id=workspace_id, label=body["prompt"][:80],
+        return self.submit(endpoints.IMAGES, "image", body, workspace_id=workspace_id, label=body["prompt"][:80],
                            cancel_check=cancel_check)
-
-    # -- reading ---------------------------------------------------------------------------
 
     def get_job(self, job_id: str, *, workspace_id=None, cancel_check: CancelCheck | None = None) -> Job:
         answer = self.transport.get_json(f"jobs/{validation.optional_id('job_id', job_id)}",
                                          workspace_id=workspace_id, cancel_check=cancel_check or self.cancel_check)
         return readers.read_job(answer, job_id)
 
-    def wait(self, job_ids: Sequence[str], *, timeout: float = 600.0, cancel_check: Callable[[], None] | None = None,
-             on_progress=None, created_at: Sequence[float] | None = None, raise_on_failure: bool = True,
-             workspace_id=None) -> list:
+    def wait(self, job_ids: Sequence[str], *, timeout: float = 600.0, cancel_check: CancelCheck | None = None,
+             workspace_id=None) -> list[Job]:
         """Wait for jobs; final states go to the journal whatever happens to the caller."""
-        def record(outcomes):
-            for jid, outcome in zip(job_ids, outcomes):
-                if isinstance(outcome, Job):
-                    self.journal.record_state(jid, outcome.status)
-                elif isinstance(outcome, JobError):
-                    # Only a job the server reported failed is FAILED: a re-run resumes the others.
-                    state = ("timed-out" if isinstance(outcome, JobTimeoutError)
-                             else "unknown" if isinstance(outcome, JobStatusUnknownError) else FAILED)
-                    self.journal.record_state(jid, state, error=outcome.detail)
-
         cancel_check = cancel_check or self.cancel_check
         outcomes = wait_for_jobs(
-            list(job_ids), lambda jid: self.get_job(jid, workspace_id=workspace_id, cancel_check=cancel_check),
-            timeout=timeout, cancel_check=cancel_check, on_progress=on_progress,
-            max_in_flight=self.settings.max_in_flight, created_at=created_at, raise_on_failure=False)
-        record(outcomes)
-        if raise_on_failure:
-            raise_for_failures(outcomes)
+            job_ids, lambda jid: self.get_job(jid, workspace_id=workspace_id, cancel_check=cancel_check),
+            timeout=timeout, cancel_check=cancel_check, raise_on_failure=False)
+        for jid, outcome in zip(job_ids, outcomes):
+            if isinstance(outcome, Job):
+                self.journal.record_state(jid, outcome.status)
+            elif isinstance(outcome, JobError):
+                # Only a job the server reported failed is FAILED: a re-run resumes the others.
+                state = ("timed-out" if isinstance(outcome, JobTimeoutError)
+                         else "unknown" if isinstance(outcome, JobStatusUnknownError) else FAILED)
+                self.journal.record_state(jid, state, error=outcome.detail)
+        raise_for_failures(outcomes)
         return outcomes
 
     def list_workspaces(self) -> list[Workspace]:
@@ -141,8 +121,6 @@ class ThreeDLabsClient:
         if not pid:
             raise ValidationError("project_id is empty: pick a project.")
         return readers.read_session(self.transport.get_json(f"session/{pid}", workspace_id=workspace_id), pid)
-
-    # -- results ---------------------------------------------------------------------------
 
     @staticmethod
     def story_of(job: Job) -> Story:
@@ -159,10 +137,8 @@ class ThreeDLabsClient:
     def fetch_image(self, ref: ImageRef, *, max_bytes: int = MAX_BYTES_DEFAULT, job_id: str | None = None,
                     cancel_check: CancelCheck | None = None) -> bytes:
         """One result image's bytes; errors name ``job_id`` (the paid job) when given."""
-        return fetch_image_bytes(ref, self.transport, max_bytes=max_bytes,
-                                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                                 deadline=self.download_deadline, cancel_check=cancel_check or self.cancel_check,
-                                 job_id=job_id)
+        return fetch_image_bytes(ref, self.transport, max_bytes=max_bytes, deadline=self.download_deadline,
+                                 cancel_check=cancel_check or self.cancel_check, job_id=job_id)
 
 
 def _read_result(reader, job: Job):
@@ -172,4 +148,3 @@ def _read_result(reader, job: Job):
     except ResponseFormatError as err:
         raise ResponseFormatError(f"the result of job {job.id}: {err.detail}", status=err.status,
                                   job_id=job.id or None) from None
-

@@ -1,11 +1,8 @@
-"""Every typed error of the pack, in one place.
+"""Every typed error of the pack, the redaction of secrets, and the mapping of HTTP answers to errors.
 
-Each error renders as one plain sentence (what went wrong, for a ComfyUI user) followed by the
-detail (the server's own words, a job id, a hint). Messages pass through :func:`redact` so that a
-token can never reach the UI, a log or ComfyUI's history through an exception. An HTTP answer that is
-not a success maps to one of them here too, with the server's own words: one extraction of them for
-API calls, job-creating answers without a job id and image downloads alike. Each class also names the
-HTTP status the pack's routes answer with (``http_status``).
+An error renders as one plain sentence for a ComfyUI user (``summary``) followed by the detail (the
+server's own words, a job id) and a hint. Everything passes through :func:`redact`, so that a token never
+reaches the UI, a log or ComfyUI's history. ``http_status`` is what the pack's routes answer with.
 """
 
 from __future__ import annotations
@@ -20,13 +17,11 @@ from typing import Any
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-# No pattern for key-shaped words (sk-..., key_..., tdl-...): job ids take such shapes too, and a
-# masked job id in the journal or an error is a paid job nobody can collect. Keys in use are
-# registered (register_secret) and masked exactly.
+# No pattern for key-shaped words (sk-..., key_..., tdl-...): job ids take such shapes too, and a masked
+# job id is a paid job nobody can collect. Keys in use are registered (register_secret) and masked exactly.
 
-# Secrets registered at run time (the tokens in use), oldest first. A 60 s token command mints
-# about 1,700 tokens a day, so only the newest MAX_SECRETS are kept; a token in use is registered
-# again on every use and so stays. The masking pattern is rebuilt only when the set changes.
+# A 60 s token command mints about 1,700 tokens a day, so only the newest MAX_SECRETS are kept; a token
+# in use is registered again on every use and so stays.
 MAX_SECRETS = 64
 _secrets: OrderedDict[str, None] = OrderedDict()
 _secrets_lock = threading.Lock()
@@ -46,18 +41,15 @@ def register_secret(secret: str | None) -> None:
         while len(_secrets) > MAX_SECRETS:
             _secrets.popitem(last=False)
         # Longest first, so that a secret containing another is masked whole.
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _secrets_pattern = re.compile("|".join(map(re.escape, ordered)))
+        _secrets_pattern = re.compile("|".join(map(re.escape, sorted(_secrets, key=len, reverse=True))))
 
 
 def redact(text: object) -> str:
     """Return ``text`` as a string with every known or token-shaped secret masked."""
     out = str(text)
-    pattern = _secrets_pattern
-    if pattern is not None:
-        out = pattern.sub("***", out)
-    out = _BEARER.sub(r"\1***", out)
-    return _JWT.sub("***", out)
+    if _secrets_pattern is not None:
+        out = _secrets_pattern.sub("***", out)
+    return _JWT.sub("***", _BEARER.sub(r"\1***", out))
 
 
 class ThreeDLabsError(Exception):
@@ -65,19 +57,10 @@ class ThreeDLabsError(Exception):
 
     summary = "The 3DLabs request failed."
     default_hint = ""  # what to do about it, unless the raiser knows better
-    # What the pack's routes answer with for this error: 3DLabs' own class of answer, seen through
-    # the routes as a proxy (a bad gateway unless a subclass knows better).
-    http_status = 502
+    http_status = 502  # the routes act as a proxy of 3DLabs: a bad gateway unless a subclass knows better
 
-    def __init__(
-        self,
-        detail: str = "",
-        *,
-        status: int | None = None,
-        job_id: str | None = None,
-        hint: str | None = None,
-        summary: str | None = None,
-    ) -> None:
+    def __init__(self, detail: str = "", *, status: int | None = None, job_id: str | None = None,
+                 hint: str | None = None, summary: str | None = None) -> None:
         self.detail = redact(detail).strip()
         self.status = status
         self.job_id = job_id
@@ -87,21 +70,19 @@ class ThreeDLabsError(Exception):
         super().__init__(self.message)
 
     @property
-    def message(self) -> str:
-        parts = [self.summary]
-        if self.detail:
-            parts.append(self.detail if self.detail.endswith(".") else self.detail + ".")
-        if self.hint:
-            parts.append(self.hint)
-        return " ".join(parts)
+    def headline(self) -> str:
+        return self.summary
 
-    def __str__(self) -> str:
+    @property
+    def message(self) -> str:
+        parts = (self.headline, self.detail, self.hint)
+        return " ".join(p if p.endswith(".") else p + "." for p in parts if p)
+
+    def __str__(self) -> str:  # built when shown: a job id or item number set after raising still appears
         return self.message
 
 
-# --- configuration and user input (raised before anything is spent) -------------------------
-
-
+# --- configuration and user input (raised before anything is spent)
 class ConfigError(ThreeDLabsError):
     summary = "The 3DLabs configuration is not usable."
     http_status = 400
@@ -116,9 +97,7 @@ class JobCapError(ValidationError):
     summary = "This node would pass the 3DLabs job cap for this prompt, so it submitted nothing."
 
 
-# --- answers from the API --------------------------------------------------------------------
-
-
+# --- answers from the API that are not a success
 class APIError(ThreeDLabsError):
     """An HTTP answer from the 3DLabs API that is not a success."""
 
@@ -164,26 +143,20 @@ class ResponseFormatError(APIError):
     summary = "3DLabs answered with something the client cannot read."
 
 
-# --- the network -----------------------------------------------------------------------------
-
-
+# --- the network
 class NetworkError(ThreeDLabsError):
     summary = "Could not reach 3DLabs."
     http_status = 504
-    default_hint = (
-        "Check THREEDLABS_BASE_URL, and HTTPS_PROXY / REQUESTS_CA_BUNDLE if you are behind a "
-        "proxy or a TLS-inspecting firewall."
-    )
+    default_hint = ("Check THREEDLABS_BASE_URL, and HTTPS_PROXY / REQUESTS_CA_BUNDLE if you are behind a "
+                    "proxy or a TLS-inspecting firewall.")
 
 
 class MaybeSubmittedError(NetworkError):
     """A job-creating POST was sent but its answer was lost: the job may exist and cost credits."""
 
     summary = "The connection to 3DLabs broke after the request was sent, so the job may exist."
-    default_hint = (
-        "It was not re-sent, to avoid paying twice. Look for it with the 3DLabs Recent Jobs node "
-        "or in your 3DLabs project, and collect it with Job Wait."
-    )
+    default_hint = ("It was not re-sent, to avoid paying twice. Look for it with the 3DLabs Recent Jobs node "
+                    "or in your 3DLabs project, and collect it with Job Wait.")
 
 
 class MaybeSubmittedServerError(MaybeSubmittedError, ServerError):
@@ -191,15 +164,11 @@ class MaybeSubmittedServerError(MaybeSubmittedError, ServerError):
     the job and failed afterwards; nothing proves which, so it is never re-sent."""
 
     summary = "3DLabs answered the job request with a server error, so the job may exist (or may not)."
-    default_hint = (
-        "It was not re-sent, to avoid paying twice. In a minute, look for it with the 3DLabs Recent Jobs "
-        "node or in your 3DLabs project and collect it with Job Wait; if it is not there, queue again."
-    )
+    default_hint = ("It was not re-sent, to avoid paying twice. In a minute, look for it with the 3DLabs Recent Jobs "
+                    "node or in your 3DLabs project and collect it with Job Wait; if it is not there, queue again.")
 
 
-# --- jobs ------------------------------------------------------------------------------------
-
-
+# --- jobs
 class JobError(ThreeDLabsError):
     """A job-level failure; carries the job id and, for batches, the job's index."""
 
@@ -208,13 +177,11 @@ class JobError(ThreeDLabsError):
         super().__init__(detail, **kw)
 
     @property
-    def message(self) -> str:
-        where = ""
-        if self.job_id:
-            where = f" (job {self.job_id}" + (f", item {self.index + 1}" if self.index is not None else "") + ")"
-        base = self.summary.rstrip(".") + where + "."
-        rest = [p for p in (self.detail, self.hint) if p]
-        return " ".join([base, *(p if p.endswith(".") else p + "." for p in rest)])
+    def headline(self) -> str:
+        if not self.job_id:
+            return self.summary
+        item = f", item {self.index + 1}" if self.index is not None else ""
+        return f"{self.summary.rstrip('.')} (job {self.job_id}{item})"
 
 
 class JobFailedError(JobError):
@@ -243,8 +210,6 @@ class JobStatusUnknownError(JobError):
 class BatchError(ThreeDLabsError):
     """Some jobs of a batch failed; the results of the others are kept in ``results``."""
 
-    summary = "Some 3DLabs jobs of this batch failed."
-
     def __init__(self, failures: list[JobError], results: list, **kw) -> None:
         self.failures = failures
         self.results = results
@@ -255,9 +220,7 @@ class BatchError(ThreeDLabsError):
         super().__init__(detail, **kw)
 
 
-# --- images ----------------------------------------------------------------------------------
-
-
+# --- images
 class ImageError(ThreeDLabsError):
     summary = "A 3DLabs result image could not be used."
 
@@ -274,37 +237,24 @@ class ImageDecodeError(ImageError):
     summary = "A 3DLabs result image could not be decoded."
 
 
-# --- mapping an HTTP answer to one of them ---------------------------------------------------
-
-CLERK_HEADERS = ("x-clerk-auth-status", "x-clerk-auth-reason", "x-clerk-auth-message")
-Response = Any  # a requests.Response (duck-typed: this module does not import requests)
-
-
+# --- mapping an HTTP answer (a requests.Response, duck-typed: no requests here) to one of them
 def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
+    """Seconds to wait from a Retry-After value (seconds or an HTTP date); None if absent or unreadable."""
     try:
         return max(0.0, float(value))
-    except ValueError:
+    except (TypeError, ValueError):
         pass
     try:
-        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-MESSAGE_KEYS = ("error", "message", "detail", "details", "reason")
 
 
 def server_words(body: object) -> str:
     """The server's own message in a JSON answer (``{"error": ...}`` and kin), or ""."""
     if not isinstance(body, dict):
         return ""
-    for key in MESSAGE_KEYS:
+    for key in ("error", "message", "detail", "details", "reason"):
         value = body.get(key)
         if isinstance(value, dict):
             value = value.get("message") or value.get("detail") or json.dumps(value)[:300]
@@ -313,14 +263,14 @@ def server_words(body: object) -> str:
     return ""
 
 
-def _server_message(resp: Response) -> str:
+def _server_message(body: str) -> str:
     """The server's own words about an error, short and with markup stripped."""
     try:
-        text = server_words(resp.json())
-    except ValueError:
+        text = server_words(json.loads(body))
+    except (ValueError, RecursionError):
         text = ""
     if not text:
-        raw = resp.text or ""
+        raw = body
         if "<" in raw[:200]:
             title = re.search(r"<title[^>]*>(.*?)</title>", raw, re.I | re.S)
             raw = title.group(1) if title else re.sub(r"<[^>]+>", " ", raw)
@@ -333,28 +283,26 @@ def looks_like_sign_in(text: str, url: str = "") -> bool:
     return any(w in probe for w in ("sign-in", "signin", "sign in", "clerk", "/login", "log in"))
 
 
-def _clerk_headers(resp: Response) -> dict[str, str]:
-    return {h: resp.headers[h] for h in CLERK_HEADERS if resp.headers.get(h)}
-
-
-def refused_token(resp: Response) -> bool:
+def refused_token(resp: Any) -> bool:
     """Whether the API host turned the token away: a 401, or Clerk's bare 404 for an expired session."""
     return resp.status_code == 401 or (resp.status_code == 404 and bool(_clerk_headers(resp)))
 
 
-def error_for_response(resp: Response, *, workspace_id: str | None = None) -> APIError:
-    """Map a non-success answer to one typed error, with the server's reason."""
+def _clerk_headers(resp: Any) -> dict[str, str]:
+    names = ("x-clerk-auth-status", "x-clerk-auth-reason", "x-clerk-auth-message")
+    return {h: resp.headers[h] for h in names if resp.headers.get(h)}
+
+
+def error_for_response(resp: Any, body: str = "", *, workspace_id: str | None = None) -> APIError:
+    """Map a non-success answer (its status and headers, and the ``body`` text read so far) to one
+    typed error, with the server's reason."""
     status = resp.status_code
-    clerk = _clerk_headers(resp)
-    message = _server_message(resp)
+    message = _server_message(body)
     if refused_token(resp):
-        reason = clerk.get("x-clerk-auth-reason") or message or "unauthorized"
-        return AuthError(
-            f"Clerk says: {reason} (HTTP {status})",
-            status=status,
-            hint="Clerk session tokens live 60 s: use THREEDLABS_TOKEN_COMMAND to mint fresh ones, "
-            "or a long-lived API key.",
-        )
+        reason = _clerk_headers(resp).get("x-clerk-auth-reason") or message or "unauthorized"
+        return AuthError(f"Clerk says: {reason} (HTTP {status})", status=status,
+                         hint="Clerk session tokens live 60 s: use THREEDLABS_TOKEN_COMMAND to mint fresh ones, "
+                              "or a long-lived API key.")
     if status == 403:
         ws = f" Workspace sent: {workspace_id}." if workspace_id else ""
         return ForbiddenError(f"{message or 'forbidden'} (HTTP 403).{ws}", status=status,
@@ -364,8 +312,7 @@ def error_for_response(resp: Response, *, workspace_id: str | None = None) -> AP
     if status == 404:
         return NotFoundError(f"{message or 'not found'} (HTTP 404)", status=status)
     if status == 429:
-        return RateLimitedError(message, status=status,
-                                retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+        return RateLimitedError(message, status=status, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
     if 400 <= status < 500:
         return InvalidRequestError(f"{message or 'bad request'} (HTTP {status})", status=status)
     if 300 <= status < 400:

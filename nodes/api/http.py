@@ -1,19 +1,24 @@
-"""One requests Session per client: the token, timeouts, capped reads and HTTP error mapping.
+"""One requests Session per client: the token, the one retry policy, capped reads, HTTP error mapping.
 
-Which failures are tried again is :mod:`.retry`'s policy (shared with the image downloads); this
-module decides, per answer, whether an attempt may be repeated: for a job-creating POST only a
-refusal before sending or a 429, since a 5xx or anything after the request left (read timeout,
-reset, an answer too large to read) may hide a job and raises a MaybeSubmittedError instead.
-The token: :class:`ApiAuth` decides on the prepared request, from the URL exactly as the sending
-library will connect, and is also the one place that refreshes a command-made token after a 401.
-Redirects are never followed. JSON answers are read streamed under a size cap.
+Retries (of API calls and image downloads) are not urllib3's ``Retry``, which sleeps past Cancel and
+cannot tell a POST that never reached the application from one whose answer was lost. A GET is
+repeated after connection errors, 429, 502, 503, 504 and unreadable bodies; a job-creating POST only
+after a refusal before sending or a 429: a 5xx or anything after sending may hide a job, so it is a
+MaybeSubmittedError. :class:`ApiAuth` gives the token only to the API's origin as the sending library
+connects, and refreshes a command-made one after a 401. Redirects are never followed.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
+import random
+import time
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -35,7 +40,7 @@ from .errors import (
     redact,
     refused_token,
 )
-from .retry import POST_SAFE_STATUSES, RETRY_STATUSES, CancelCheck, Retryable, RetryPolicy
+from .jobs import sleep_unless_canceled
 from .version import USER_AGENT
 
 log = logging.getLogger("3dlabs")
@@ -43,16 +48,59 @@ log = logging.getLogger("3dlabs")
 MAX_JSON_BYTES = 32 * 1024 * 1024  # the largest JSON answer read; a 400 MB one must not take the machine
 MAX_ERROR_BODY_BYTES = 64 * 1024  # of an error answer only the server's message is read
 DEFAULT_PORTS = {"http": 80, "https": 443}
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Only a 429 says no job was made: a 503 may come from the app after it made one, and a proxy's 502,
+# 503 or 504 proves nothing about what happened behind it.
+POST_SAFE_STATUSES = frozenset({429})
+CancelCheck = Callable[[], None]
+# A web page where the API should answer is most often a base URL that names the website (or a path
+# the API does not have), or a proxy answering in the API's place; no job id came back either way.
+_HTML_HINT = ("Check the base URL (THREEDLABS_BASE_URL or the 3DLabs settings): it must name the API, as in "
+              f"{DEFAULT_BASE_URL}, not the website. A proxy or captive portal can also answer with a page.")
 
-# --- where a URL really goes -------------------------------------------------------------------
+
+class Retryable(Exception):
+    """Raised by one attempt whose ``error`` may be tried again (after ``retry_after`` s if the server said)."""
+
+    def __init__(self, error: Exception, retry_after: float | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.retry_after = retry_after
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 5
+    max_total_seconds: float = 30.0
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay * 4)
+        # Full jitter: spreads retries of many concurrent pollers instead of synchronising them.
+        return random.uniform(0, min(self.max_delay, self.base_delay * (2 ** attempt)))
+
+    def run(self, attempt: Callable[[], object], *, cancel_check: CancelCheck | None = None,
+            time_left: Callable[[], float] = lambda: math.inf, what: str = "request"):
+        """``attempt()`` until it does not raise :class:`Retryable`; its last error after ``max_attempts``,
+        or when the next sleep would pass ``max_total_seconds`` or ``time_left()`` (the caller's deadline)."""
+        started = time.monotonic()
+        for tries in itertools.count(1):
+            try:
+                return attempt()
+            except Retryable as r:
+                delay = self.delay(tries - 1, r.retry_after)
+                budget = min(self.max_total_seconds - (time.monotonic() - started), time_left())
+                if tries >= self.max_attempts or delay >= budget:
+                    raise r.error from None
+                log.debug("3DLabs: %s failed (%s); retry %d in %.2fs", what, type(r.error).__name__, tries, delay)
+                sleep_unless_canceled(delay, cancel_check)
 
 
 def connect_origin(url: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) the sending library connects to for ``url``; None if they cannot agree.
-
-    requests prepares URLs with urllib3's parser, and its adapter keys connections by urllib.parse on
-    the prepared URL: both must name the same place, or the URL is nobody's to trust.
-    """
+    """(scheme, host, port) the sending library connects to for ``url``; None if its two parsers (urllib3
+    prepares the URL, the adapter keys connections by urllib.parse) do not agree: nobody's to trust."""
     try:
         ours = parse_url(url)
         theirs = urlsplit(url)
@@ -96,23 +144,18 @@ def unsafe_url_reason(url: str) -> str | None:
 
 
 class ApiAuth(requests.auth.AuthBase):
-    """The Bearer token, on exactly the requests whose prepared URL connects to the API's origin.
-
-    Used for every request of the session (API calls and image downloads), so the decision is made
-    once, on the URL as it will be sent. A command-made token the API host refuses (401, or Clerk's
-    bare 404) is replaced once and the request repeated: a refusal proves nothing was done.
-    """
+    """The Bearer token, on exactly the requests (API calls and downloads) whose prepared URL connects
+    to the API's origin. A command-made token the API host refuses (401, or Clerk's bare 404) is
+    replaced once and the request repeated: a refusal proves nothing was done."""
 
     def __init__(self, base_url: str, tokens: TokenProvider) -> None:
         self.origin = connect_origin(base_url)
         self.tokens = tokens
 
-    def applies_to(self, url: str) -> bool:
-        return self.origin is not None and unsafe_url_reason(url) is None and connect_origin(url) == self.origin
-
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers.pop("Authorization", None)
-        if self.applies_to(request.url or ""):
+        url = request.url or ""
+        if self.origin is not None and unsafe_url_reason(url) is None and connect_origin(url) == self.origin:
             token = self.tokens.get()
             request.headers["Authorization"] = f"Bearer {token}"
             request.register_hook("response", lambda resp, **kw: self._refresh_once(resp, token, **kw))
@@ -137,11 +180,17 @@ def _sent_before_failure(exc: Exception) -> bool:
                         rexc.MissingSchema)):
         return False
     if isinstance(exc, rexc.ConnectionError):
-        text = repr(exc)
         pre_send = ("NewConnectionError", "NameResolutionError", "Failed to resolve", "Connection refused",
                     "ConnectionRefusedError", "getaddrinfo", "Name or service not known")
-        return not any(marker in text for marker in pre_send)
+        return not any(marker in repr(exc) for marker in pre_send)
     return True
+
+
+def _lost(detail: str, creates_job: bool, status: int | None = None, error_type=NetworkError) -> Exception:
+    """An answer that did not arrive whole: a job-creating POST may have made a job, a GET is tried again."""
+    if creates_job:
+        return MaybeSubmittedError(detail, status=status)
+    return Retryable(error_type(detail, status=status))
 
 
 class HttpTransport:
@@ -149,171 +198,109 @@ class HttpTransport:
 
     def __init__(self, settings: Settings, tokens: TokenProvider, *, retry: RetryPolicy | None = None) -> None:
         self.settings = settings
-        self.tokens = tokens
         self.retry = retry or RetryPolicy()
         self.max_json_bytes = MAX_JSON_BYTES
-        self.session = requests.Session()
         # requests reads HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE from the environment itself.
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.session.headers["Accept"] = "application/json"
-        self.auth = ApiAuth(settings.base_url, tokens)
-        self.session.auth = self.auth  # also keeps requests from sending ~/.netrc or URL credentials
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.session.auth = ApiAuth(settings.base_url, tokens)  # also keeps ~/.netrc and URL credentials out
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    # -- public ----------------------------------------------------------------------------
-
-    def url(self, path: str) -> str:
+    def get_json(self, path: str, *, workspace_id: str | None = None, cancel_check: CancelCheck | None = None):
         """``path`` is relative to the API root (``"jobs/123"``) or a published ``/api/...`` path."""
-        path = path.lstrip("/")
-        if path.startswith("api/"):
-            path = path[len("api/"):]
-        return self.settings.base_url.rstrip("/") + "/" + path
-
-    def get_json(self, path: str, *, workspace_id: str | None = None, retry: bool = True,
-                 cancel_check: CancelCheck | None = None):
-        return self._request("GET", path, workspace_id=workspace_id, retry=retry, cancel_check=cancel_check)
+        return self._request("GET", path, None, workspace_id, cancel_check)
 
     def post_job(self, path: str, body: dict, *, workspace_id: str | None = None,
                  cancel_check: CancelCheck | None = None):
-        return self._request("POST", path, json_body=body, workspace_id=workspace_id, creates_job=True,
-                             cancel_check=cancel_check)
+        return self._request("POST", path, body, workspace_id, cancel_check)
 
     def close(self) -> None:
         self.session.close()
 
-    # -- internals -------------------------------------------------------------------------
-
-    def _request(self, method: str, path: str, *, json_body=None, workspace_id=None, creates_job=False,
-                 retry: bool = True, cancel_check: CancelCheck | None = None):
-        url = self.url(path)
+    def _request(self, method: str, path: str, body: dict | None, workspace_id: str | None,
+                 cancel_check: CancelCheck | None):
+        path = path.lstrip("/")
+        url = self.settings.base_url.rstrip("/") + "/" + (path[len("api/"):] if path.startswith("api/") else path)
         ws = workspace_id or self.settings.workspace_id
         headers = {"x-workspace-id": ws} if ws else {}
-        return self.retry.run(lambda: self._once(method, url, headers, json_body, ws, creates_job),
-                              cancel_check=cancel_check, enabled=retry, what=f"{method} {path}")
-
-    def _once(self, method, url, headers, json_body, workspace_id, creates_job):
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
-        try:
-            # Streamed, so that the body is read under a cap instead of whole.
-            resp = self.session.request(method, url, headers=headers, json=json_body, timeout=timeout,
-                                        allow_redirects=False, stream=True)
-        except rexc.RequestException as exc:
-            detail = f"{method} {url}: {type(exc).__name__}: {_short(exc)}"
-            if creates_job and _sent_before_failure(exc):
-                raise MaybeSubmittedError(detail) from None
-            raise Retryable(NetworkError(detail)) from None
-        try:
-            return self._read(resp, method, url, workspace_id, creates_job)
-        finally:
-            resp.close()
 
-    def _read(self, resp, method, url, workspace_id, creates_job):
+        def once():
+            try:
+                # Streamed, so that the body is read under a cap instead of whole.
+                resp = self.session.request(method, url, headers=headers, json=body, timeout=timeout,
+                                            allow_redirects=False, stream=True)
+            except rexc.RequestException as exc:
+                said = redact(str(exc))
+                detail = f"{method} {url}: {type(exc).__name__}: {said if len(said) <= 200 else said[:197] + '...'}"
+                raise _lost(detail, method == "POST" and _sent_before_failure(exc)) from None
+            with resp:
+                return self._read(resp, method, url, ws, method == "POST")
+
+        return self.retry.run(once, cancel_check=cancel_check, what=f"{method} {path}")
+
+    def _read(self, resp: requests.Response, method: str, url: str, workspace_id: str | None, creates_job: bool):
         status = resp.status_code
         failed = status >= 300
         try:
-            fits = _preload(resp, MAX_ERROR_BODY_BYTES if failed else self.max_json_bytes, truncate=failed)
+            body, fits = read_capped(resp, MAX_ERROR_BODY_BYTES if failed else self.max_json_bytes, truncate=failed)
         except rexc.RequestException as exc:
             if not failed:
-                detail = f"{method} {url}: the answer broke off ({type(exc).__name__})"
-                if creates_job:
-                    raise MaybeSubmittedError(detail) from None
-                raise Retryable(NetworkError(detail)) from None
-            resp._content, resp._content_consumed, fits = b"", True, True  # the status says enough
-        if 300 <= status < 400:
-            # Never follow: the next hop would need the token, and it may not be the API host.
-            location = urljoin(url, resp.headers.get("Location", ""))
-            if looks_like_sign_in("", location):
-                raise AuthError(f"redirected to a sign-in page: {redact(location)[:200]}", status=status)
-            raise error_for_response(resp, workspace_id=workspace_id)
-        if status >= 400:
-            err = error_for_response(resp, workspace_id=workspace_id)
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            if creates_job:
-                if status in POST_SAFE_STATUSES:
-                    raise Retryable(err, retry_after)
-                if status >= 500:
-                    raise MaybeSubmittedServerError(err.detail, status=status) from None
-                raise err
-            if status in RETRY_STATUSES:
-                raise Retryable(err, retry_after)
+                raise _lost(f"{method} {url}: the answer broke off ({type(exc).__name__})", creates_job) from None
+            body, fits = b"", True  # the status says enough
+        text = body_text(resp, body) if fits or failed else ""  # of an error, what fit holds its reason
+        if failed:
+            if status < 400:  # never followed: the next hop would need the token, and may not be the API host
+                location = urljoin(url, resp.headers.get("Location", ""))
+                if looks_like_sign_in("", location):
+                    raise AuthError(f"redirected to a sign-in page: {redact(location)[:200]}", status=status)
+            err = error_for_response(resp, text, workspace_id=workspace_id)
+            if status in (POST_SAFE_STATUSES if creates_job else RETRY_STATUSES):
+                raise Retryable(err, parse_retry_after(resp.headers.get("Retry-After")))
+            if creates_job and status >= 500:
+                raise MaybeSubmittedServerError(err.detail, status=status)
             raise err
         if not fits:
-            detail = (f"{method} {url} answered with more than {_mib(self.max_json_bytes)} (the limit for an "
-                      "answer); it was not read further")
+            detail = (f"{method} {url} answered with more than {self.max_json_bytes / 2**20:g} MiB (the limit for "
+                      "an answer); it was not read further")
             if creates_job:
                 raise MaybeSubmittedError(detail + ", so the job id in it is unknown", status=status)
             raise ResponseFormatError(detail, status=status)
-        content_type = resp.headers.get("Content-Type", "")
-        try:
-            text = resp.text
-        except rexc.RequestException as exc:
-            detail = f"{method} {url}: the answer broke off ({type(exc).__name__})"
-            if creates_job:
-                raise MaybeSubmittedError(detail) from None
-            raise Retryable(NetworkError(detail)) from None
-        if "html" in content_type.lower() or text.lstrip()[:1] == "<":
+        if "html" in resp.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<":
             if looks_like_sign_in(text, resp.url):
                 raise AuthError(f"{method} {url} answered with a sign-in page instead of JSON", status=status)
             err = ResponseFormatError(f"{method} {url} answered with an HTML page instead of JSON", status=status,
                                       hint=_HTML_HINT)
-            if creates_job:
-                raise err
-            raise Retryable(err)
+            raise err if creates_job else Retryable(err)
+        if not text.strip():
+            raise _lost(f"{method} {url} answered {status} with an empty body", creates_job, status,
+                        ResponseFormatError)
         try:
-            return json.loads(text) if text.strip() else _empty(method, url, status, creates_job)
+            return json.loads(text)
         except ValueError:
-            err = ResponseFormatError(f"{method} {url} answered with invalid JSON: {text[:80]!r}", status=status)
-            if creates_job:
-                # The job was probably created; its id is unreadable, so do not send it again.
+            if creates_job:  # the job was probably created; its id is unreadable, so do not send it again
                 raise MaybeSubmittedError(f"{method} {url}: the answer was not valid JSON", status=status) from None
-            raise Retryable(err) from None
+            raise Retryable(ResponseFormatError(f"{method} {url} answered with invalid JSON: {text[:80]!r}",
+                                                status=status)) from None
 
 
-def _preload(resp: requests.Response, limit: int, *, truncate: bool) -> bool:
-    """Read the body into ``resp`` (so .text and .json work) up to ``limit`` bytes, decoded.
-
-    False if the body is larger: with ``truncate`` what fits is kept, else nothing past the limit
-    is read and the caller refuses the answer. Counting decoded bytes also stops compression bombs.
-    """
-    if getattr(resp, "_content_consumed", False):
-        fits = len(resp.content or b"") <= limit
-        if not fits and truncate:
-            resp._content = resp.content[:limit]
-        return fits
+def read_capped(resp: requests.Response, limit: int, *, truncate: bool) -> tuple[bytes, bool]:
+    """The body, up to ``limit`` decoded bytes (which also stops compression bombs), and whether it fit.
+    With ``truncate`` what fits is kept; without, a body declared larger is not read at all, and none
+    past the limit."""
     declared = (resp.headers.get("Content-Length") or "").strip()
-    if declared.isdigit() and int(declared) > limit and not truncate:
-        resp._content, resp._content_consumed = b"", True
-        return False
+    if not truncate and declared.isdigit() and int(declared) > limit:
+        return b"", False
     body = bytearray()
-    fits = True
     for chunk in resp.iter_content(chunk_size=64 * 1024):
         body += chunk
         if len(body) > limit:
-            fits = False
             break
-    resp._content, resp._content_consumed = bytes(body[:limit]) if truncate else bytes(body), True
-    return fits
+    return bytes(body[:limit] if truncate else body), len(body) <= limit
 
 
-def _mib(n: int) -> str:
-    mib = n / (1024 * 1024)
-    return f"{mib:.0f} MiB" if mib == int(mib) else f"{mib:.1f} MiB"
-
-
-# A web page where the API should answer is most often a base URL that names the website (or a path
-# the API does not have), or a proxy answering in the API's place; no job id came back either way.
-_HTML_HINT = ("Check the base URL (THREEDLABS_BASE_URL or the 3DLabs settings): it must name the API, as in "
-              f"{DEFAULT_BASE_URL}, not the website. A proxy or captive portal can also answer with a page.")
-
-
-def _empty(method, url, status, creates_job):
-    if creates_job:
-        raise MaybeSubmittedError(f"{method} {url} answered {status} with an empty body", status=status)
-    raise Retryable(ResponseFormatError(f"{method} {url} answered {status} with an empty body", status=status))
-
-
-def _short(exc: Exception) -> str:
-    text = redact(str(exc))
-    return text if len(text) <= 200 else text[:197] + "..."
+def body_text(resp: requests.Response, body: bytes) -> str:
+    # JSON is UTF-8 unless the answer names another charset; never guessed from the bytes.
+    return body.decode(resp.encoding or "utf-8", errors="replace")

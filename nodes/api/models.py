@@ -1,7 +1,7 @@
 """Plain values the client hands back: jobs, stories, scene plans, image references, projects.
 
-Framework-free dataclasses. Each keeps the raw payload it was read from, because the API's shapes
-are undocumented and a later reader (or a user looking at result_json) may need fields we ignore.
+Each keeps the raw payload it was read from: the API's shapes are undocumented, and a later reader
+(or a user looking at result_json) may need fields we ignore.
 """
 
 from __future__ import annotations
