@@ -1,16 +1,14 @@
 """Where the bearer token comes from, which API origin it belongs to, and keeping it fresh.
 
-Clerk session tokens live 60 seconds, so a pasted token dies in a minute. Sources, in order:
-``THREEDLABS_TOKEN`` (a token or long-lived key), ``THREEDLABS_TOKEN_COMMAND`` (prints a fresh
-token; re-run when a JWT's ``exp`` is near and once after a 401), then the same two fields in the
-active profile of the config file. Every token seen is registered with ``errors.redact`` so that
-it can never surface in a message or a log line.
+Clerk session tokens live 60 s, so a pasted token dies in a minute. Sources, in order:
+``THREEDLABS_TOKEN`` (a token or long-lived key), ``THREEDLABS_TOKEN_COMMAND`` (prints a fresh token;
+re-run when a JWT's ``exp`` is near and once after a 401), then the same two fields in the active
+profile of the config file. Every token seen is registered with ``errors.redact``.
 
-A token belongs to one API origin (scheme://host[:port]) and is handed out for that origin only:
-the env pair goes to ``THREEDLABS_BASE_URL`` (else the official origin); a config token to the
-origin recorded when it was saved. Anything that changes the base URL (a route, a page that
-reached ComfyUI by DNS rebinding, an edited file) therefore cannot redirect the token: for the new
-origin it reads as "not configured; save it again".
+A token is handed out only for the API origin (scheme://host[:port]) it belongs to: the env pair's
+is ``THREEDLABS_BASE_URL`` (else the official one), a config token's the one recorded when it was
+saved. So nothing that changes the base URL (a route, a page that reached ComfyUI by DNS rebinding,
+an edited file) can redirect the token: for the new origin it reads as "not configured; save it again".
 """
 
 from __future__ import annotations
@@ -19,10 +17,12 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 
 from . import config
 from .errors import AuthError, ConfigError, redact, register_secret
@@ -39,54 +39,33 @@ def jwt_expiry(token: str) -> float | None:
     if len(parts) != 3:
         return None
     try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
         exp = claims.get("exp") if isinstance(claims, dict) else None
         return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
     except (ValueError, UnicodeError, TypeError):
         return None
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True)
 class TokenSource:
     kind: str  # "token" or "command"
-    value: str  # the token, or the command line (which may hold a secret too): never shown
+    value: str = field(repr=False)  # the token, or the command line (which may hold a secret too): never shown
     origin: str  # where it was configured, for status displays: "env THREEDLABS_TOKEN", ...
     bound_to: str | None = None  # the API origin it may be sent to; None: any (an explicit source)
-
-    def __repr__(self) -> str:
-        return f"TokenSource(kind={self.kind!r}, origin={self.origin!r}, bound_to={self.bound_to!r}, value=<hidden>)"
-
-    __str__ = __repr__
-
-
-def _origin_or_none(url: str) -> str | None:
-    try:
-        return config.api_origin(url)
-    except ConfigError:
-        return None
 
 
 def configured_sources(profile: str | None = None) -> list[TokenSource]:
     """Every configured token source, in order of precedence, each with the origin it belongs to."""
-    sources = []
-    env_url = os.environ.get("THREEDLABS_BASE_URL", "").strip()
-    env_bound = _origin_or_none(env_url) if env_url else config.OFFICIAL_ORIGIN
-    env_token = os.environ.get("THREEDLABS_TOKEN", "").strip()
-    if env_token:
-        sources.append(TokenSource("token", env_token, "env THREEDLABS_TOKEN", env_bound))
-    env_cmd = os.environ.get("THREEDLABS_TOKEN_COMMAND", "").strip()
-    if env_cmd:
-        sources.append(TokenSource("command", env_cmd, "env THREEDLABS_TOKEN_COMMAND", env_bound))
+    env_bound = config.origin_or_none(os.environ.get("THREEDLABS_BASE_URL", "").strip())
     data = config.read_config_file()
     name = profile or config.active_profile_name(data)
     prof = config.read_profile(name, data)
     bound = config.profile_token_origin(prof)
-    if prof.get("token"):
-        sources.append(TokenSource("token", prof["token"], f"config file, profile {name}", bound))
-    if prof.get("token_command"):
-        sources.append(TokenSource("command", prof["token_command"], f"config file, profile {name} (command)", bound))
-    return sources
+    sources = [TokenSource(kind, os.environ.get(var, "").strip(), f"env {var}", env_bound)
+               for kind, var in (("token", "THREEDLABS_TOKEN"), ("command", "THREEDLABS_TOKEN_COMMAND"))]
+    sources += [TokenSource("token", prof.get("token", ""), f"config file, profile {name}", bound),
+                TokenSource("command", prof.get("token_command", ""), f"config file, profile {name} (command)", bound)]
+    return [source for source in sources if source.value]
 
 
 def _target_origin(profile: str | None, base_url: str | None) -> str | None:
@@ -115,8 +94,8 @@ def mismatch_problem(source: TokenSource, target: str | None) -> str:
 def describe_token(profile: str | None = None, base_url: str | None = None) -> dict:
     """Token status for UIs: never the token, only where it is from and its last 4 characters.
 
-    A token configured for another origin than ``base_url`` reads as not configured, with
-    ``saved_for``, ``needed_for`` and ``problem`` saying what to do.
+    A token for another origin than ``base_url`` reads as not configured, with ``saved_for``,
+    ``needed_for`` and ``problem`` saying what to do.
     """
     target = _target_origin(profile, base_url)
     sources = configured_sources(profile)
@@ -134,10 +113,8 @@ def describe_token(profile: str | None = None, base_url: str | None = None) -> d
 def _sendable(token: str, source: TokenSource) -> str:
     """The token if it can travel in an HTTP header; else a ConfigError that never quotes it.
 
-    A stray line break, space or curly quote (pasted from a chat or a PDF) would otherwise fail
-    inside the HTTP library: with the header, token included, in its message, or as a bare
-    UnicodeEncodeError; and a job-creating POST would be reported as "may have been submitted"
-    although nothing was sent.
+    A stray line break, space or curly quote (pasted from a chat or a PDF) would otherwise fail in
+    the HTTP library, token in its message, and a POST would read as "may have been submitted".
     """
     if all(33 <= ord(ch) <= 126 for ch in token):
         return token
@@ -156,58 +133,52 @@ class TokenProvider:
     """
 
     def __init__(self, source: TokenSource | None = None, *, profile: str | None = None,
-                 base_url: str | None = None, clock=time.time) -> None:
+                 base_url: str | None = None) -> None:
         self._explicit = source
         self._profile = profile
         self._base_url = base_url
         # An explicit source without an origin (a script's own token) goes wherever its caller sends it.
         self._bound = source is None or source.bound_to is not None or bool(base_url)
         self._target = _target_origin(profile, base_url) if self._bound else None
-        self._clock = clock
+        self._clock = time.time
         self._lock = threading.Lock()
         self._cached: str | None = None
         self._cached_from: TokenSource | None = None
 
-    def __repr__(self) -> str:
-        return f"TokenProvider(profile={self._profile!r}, target={self._target!r})"
-
-    def _pick(self) -> tuple[TokenSource | None, AuthError | None]:
-        target = self._target
-        if target is None and self._bound:
-            target = self._target = _target_origin(self._profile, self._base_url)
-            if target is None:  # the settings are unusable: say why, with their own error
+    def _source(self) -> TokenSource:
+        """The source for the target origin; else an AuthError saying why (or the settings' ConfigError)."""
+        if self._target is None and self._bound:
+            self._target = _target_origin(self._profile, self._base_url)
+            if self._target is None:  # the settings are unusable: say why, with their own error
                 config.load_settings(base_url=self._base_url, profile=self._profile)
-        if self._explicit is not None:
-            sources = [self._explicit]
-        else:
-            sources = configured_sources(self._profile)
+        sources = [self._explicit] if self._explicit is not None else configured_sources(self._profile)
         for source in sources:
             if source.bound_to is None and self._explicit is not None:
-                return source, None
-            if source.bound_to is not None and source.bound_to == target:
-                return source, None
+                return source
+            if source.bound_to is not None and source.bound_to == self._target:
+                return source
         if not sources:
-            return None, AuthError(
+            raise AuthError(
                 "No 3DLabs token is configured, so nothing was sent",
                 summary="No 3DLabs token is set.",
                 hint="Paste a token or API key in ComfyUI's settings (3DLabs > Token), or set THREEDLABS_TOKEN "
                 "or THREEDLABS_TOKEN_COMMAND. No account? Choose 'sandbox' as the base URL in the 3DLabs "
                 "settings to try the nodes with made-up content.",
             )
-        return None, AuthError(mismatch_problem(sources[0], target), hint="Nothing was sent.",
-                               summary=f"No 3DLabs token is configured for {target}.")
+        raise AuthError(mismatch_problem(sources[0], self._target), hint="Nothing was sent.",
+                        summary=f"No 3DLabs token is configured for {self._target}.")
 
     def get(self) -> str:
         with self._lock:
-            source, problem = self._pick()
-            if source is None:
-                raise problem
+            source = self._source()
             if source.kind == "token":
                 register_secret(source.value)
                 return _sendable(source.value, source)
-            if self._cached and self._cached_from == source and not self._expiring(self._cached):
-                register_secret(self._cached)  # in use, so among the newest that redaction keeps masking
-                return self._cached
+            if self._cached and self._cached_from == source:
+                exp = jwt_expiry(self._cached)
+                if exp is None or exp - self._clock() > REFRESH_MARGIN_SECONDS:
+                    register_secret(self._cached)  # in use, so among the newest that redaction keeps masking
+                    return self._cached
             self._cached = _sendable(run_token_command(source), source)
             self._cached_from = source
             return self._cached
@@ -216,18 +187,14 @@ class TokenProvider:
         """Drop a cached command token after a 401; True if a retry with a fresh token makes sense."""
         with self._lock:
             try:
-                source, _ = self._pick()
-            except ConfigError:
+                source = self._source()
+            except (AuthError, ConfigError):
                 return False
-            if source is None or source.kind != "command":
+            if source.kind != "command":
                 return False
             if token is None or token == self._cached:
                 self._cached = None
             return True
-
-    def _expiring(self, token: str) -> bool:
-        exp = jwt_expiry(token)
-        return exp is not None and exp - self._clock() <= REFRESH_MARGIN_SECONDS
 
 
 # --- the token command ------------------------------------------------------------------------
@@ -238,110 +205,90 @@ def _shell_argv(command: str) -> list[str] | None:
     return ["/bin/sh", "-c", command] if os.name == "posix" else None
 
 
-def _mask_command(text: str, command: str) -> str:
-    """Text a command printed, without any long word of its own command line (it may hold a key)."""
-    for word in sorted(set(re.split(r"[\s=\"':]+", command)), key=len, reverse=True):
-        if len(word) >= 8:
-            text = text.replace(word, "***")
-    return re.sub(r"\S{20,}", "***", redact(text))
-
-
-def _run_capped(command: str, timeout: float) -> tuple[str, int | None, bytes, bytes]:
-    """Run ``command``; ("ok" | "timeout" | "too-big" | "no-start: why", status, stdout, stderr).
-
-    Reads at most MAX_COMMAND_OUTPUT bytes, kills the whole process group at the deadline, and
-    raises nothing: the caller raises its own error outside any ``except`` block, so that neither
-    the command line nor its output can ride along as ``__context__``.
-    """
-    argv = _shell_argv(command)
-    posix = argv is not None
-    try:
-        proc = subprocess.Popen(argv if posix else command, shell=not posix, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=posix)
-    except OSError as exc:
-        return f"no-start: {exc.strerror or type(exc).__name__}", None, b"", b""
-    out, err = bytearray(), bytearray()
-    too_big = threading.Event()
-
-    def pump(stream, buf: bytearray, limit: int, strict: bool) -> None:
-        try:
-            while True:
-                chunk = stream.read1(8192) if hasattr(stream, "read1") else stream.read(8192)
-                if not chunk:
-                    return
-                room = limit - len(buf)
-                buf += chunk[:max(room, 0)]
-                if strict and len(chunk) > room:
-                    too_big.set()
-                    return
-        except (OSError, ValueError):
-            return
-
-    threads = [threading.Thread(target=pump, args=(proc.stdout, out, MAX_COMMAND_OUTPUT, True),
-                                name="3dlabs-token-out", daemon=True),
-               threading.Thread(target=pump, args=(proc.stderr, err, _STDERR_KEPT, False),
-                                name="3dlabs-token-err", daemon=True)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None or threads[0].is_alive():
-        if too_big.is_set() or time.monotonic() >= deadline:
-            break
-        threads[0].join(0.02)
-    outcome = "too-big" if too_big.is_set() else ("ok" if proc.poll() is not None and not threads[0].is_alive()
-                                                  else "timeout")
-    if outcome != "ok":
-        _kill(proc, posix)
-    for t, stream in zip(threads, (proc.stdout, proc.stderr)):
-        t.join(1.0)
-        if not t.is_alive():  # a reader still blocked (an escaped grandchild) keeps its pipe: closing would wait
-            try:
-                stream.close()
-            except OSError:
-                pass
-    try:
-        status = proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        status = None
-    if outcome != "ok":
-        out[:] = b"\0" * len(out)  # what a killed command printed is never used, nor kept
-        return outcome, status, b"", b""
-    return outcome, status, bytes(out), bytes(err)
-
-
-def _kill(proc: subprocess.Popen, posix: bool) -> None:
-    try:
-        if posix:
-            import signal
-
-            os.killpg(proc.pid, signal.SIGKILL)  # the shell and whatever it started
-        else:
-            proc.kill()
-    except (OSError, ProcessLookupError):
-        pass
-
-
 def run_token_command(source: TokenSource) -> str:
-    """Run a token command and return the last line it printed; ConfigErrors never quote either."""
-    outcome, status, stdout, stderr = _run_capped(source.value, COMMAND_TIMEOUT_SECONDS)
+    """Run a token command and return the last line it printed; ConfigErrors never quote either.
+
+    Every error is raised outside any ``except`` block, so that neither the command line nor its
+    output can ride along as ``__context__``.
+    """
+    what = f"The token command ({source.origin})"
+    argv = _shell_argv(source.value)
+    try:
+        proc = subprocess.Popen(argv or source.value, shell=argv is None, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=argv is not None)
+    except OSError as exc:
+        proc, why = None, exc.strerror or type(exc).__name__
+    if proc is None:
+        raise ConfigError(f"{what} could not start ({why})")
+    outcome, stdout, stderr = _collect(proc, posix=argv is not None)
     if outcome == "timeout":
-        raise ConfigError(f"The token command ({source.origin}) did not finish within {COMMAND_TIMEOUT_SECONDS:g} s; "
+        raise ConfigError(f"{what} did not finish within {COMMAND_TIMEOUT_SECONDS:g} s; "
                           "it was stopped and its output discarded")
     if outcome == "too-big":
-        raise ConfigError(f"The token command ({source.origin}) printed more than {MAX_COMMAND_OUTPUT // 1024} KiB; "
+        raise ConfigError(f"{what} printed more than {MAX_COMMAND_OUTPUT // 1024} KiB; "
                           "it was stopped and its output discarded",
                           hint="The command must print the token (a few KiB at most) as its last line.")
-    if outcome.startswith("no-start"):
-        raise ConfigError(f"The token command ({source.origin}) could not start ({outcome[10:]})")
     text = stdout.decode("utf-8", errors="replace").strip()
     token = text.splitlines()[-1].strip() if text else ""
     if token:
         register_secret(token)
-    if status != 0 or not token:
-        # Long unbroken words in stderr may be tokens printed by a confused command: mask them.
-        said = _mask_command(stderr.decode("utf-8", errors="replace").strip(), source.value)[:300]
-        raise ConfigError(
-            f"The token command ({source.origin}) exited with status {status} "
-            f"and printed {'a token' if token else 'no token'}" + (f": {said}" if said else "")
-        )
+    if proc.returncode != 0 or not token:
+        # Mask what may be a secret: long words of the command line, long unbroken words of stderr.
+        said = stderr.decode("utf-8", errors="replace").strip()
+        for word in sorted(set(re.split(r"[\s=\"':]+", source.value)), key=len, reverse=True):
+            if len(word) >= 8:
+                said = said.replace(word, "***")
+        said = re.sub(r"\S{20,}", "***", redact(said))[:300]
+        raise ConfigError(f"{what} exited with status {proc.returncode} "
+                          f"and printed {'a token' if token else 'no token'}" + (f": {said}" if said else ""))
     return token
+
+
+def _collect(proc: subprocess.Popen, posix: bool) -> tuple[str, bytes, bytes]:
+    """Wait for a token command: ("ok" | "timeout" | "too-big", stdout, stderr).
+
+    Reads at most MAX_COMMAND_OUTPUT bytes and kills the whole process group at the deadline or
+    past the cap; what a killed command printed is never used, nor kept.
+    """
+    out, err = bytearray(), bytearray()
+    too_big = threading.Event()
+
+    def pump(stream, buf: bytearray, limit: int) -> None:
+        with suppress(OSError, ValueError):
+            while chunk := stream.read1(8192):
+                room = limit - len(buf)
+                buf += chunk[:max(room, 0)]
+                if buf is out and len(chunk) > room:
+                    too_big.set()
+                    return
+
+    readers = [threading.Thread(target=pump, args=(proc.stdout, out, MAX_COMMAND_OUTPUT),
+                                name="3dlabs-token-out", daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, err, _STDERR_KEPT),
+                                name="3dlabs-token-err", daemon=True)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + COMMAND_TIMEOUT_SECONDS
+    readers[0].join(COMMAND_TIMEOUT_SECONDS)  # it ends with the output, or past the cap
+    if not too_big.is_set():
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    done = proc.poll() is not None and not readers[0].is_alive()
+    outcome = "too-big" if too_big.is_set() else "ok" if done else "timeout"
+    if outcome != "ok":
+        with suppress(OSError):
+            if posix:
+                os.killpg(proc.pid, signal.SIGKILL)  # the shell and whatever it started
+            else:
+                proc.kill()
+    for reader, stream in zip(readers, (proc.stdout, proc.stderr)):
+        reader.join(1.0)
+        if not reader.is_alive():  # a reader still blocked (an escaped grandchild) keeps its pipe: closing would wait
+            with suppress(OSError):
+                stream.close()
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    if outcome != "ok":
+        out[:] = b"\0" * len(out)
+        return outcome, b"", b""
+    return outcome, bytes(out), bytes(err)

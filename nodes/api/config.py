@@ -1,20 +1,16 @@
 """Where the client's settings come from: base URL, workspace, profiles, limits and the user dir.
 
-Order of precedence: explicit arguments, then environment variables (``THREEDLABS_*``), then the
-active profile of the config file in the user directory, then defaults. Nothing here raises at
-import time and nothing here performs network I/O. The config file may hold a token, so it is
-written with mode 0600 inside a 0700 directory and never echoed back whole.
-
-Owns, besides: the checks on values that end up in HTTP (a base URL is https unless it names this
-machine; a workspace id is one safe word), the origin a saved token is bound to (``token_origin``
-beside it in its profile). Reading, locking and writing the file itself is ``config_store``'s job.
+Precedence: explicit arguments, then environment variables (``THREEDLABS_*``), then the active
+profile of the config file, then defaults. Nothing here raises at import time or does network I/O.
+Owns, besides, the checks on values that end up in HTTP (a base URL is https unless it names this
+machine; a workspace id is one safe word) and the origin a saved token is bound to (``token_origin``
+in its profile). Reading, locking and writing the file itself is ``config_store``'s job.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -31,8 +27,6 @@ DEFAULT_BASE_URL = "https://www.3dlabs.it.com/api"
 DEFAULT_PROFILE = "default"
 DEFAULT_MAX_JOBS = 50
 DEFAULT_MAX_IN_FLIGHT = 8
-CONFIG_DIRNAME = "3dlabs"
-CONFIG_FILENAME = "config.json"
 # token_origin: the API origin (scheme://host[:port]) the profile's token and token command belong to.
 PROFILE_FIELDS = ("base_url", "workspace_id", "token", "token_command", "token_origin")
 TOKEN_FIELDS = ("token", "token_command")
@@ -52,15 +46,15 @@ def user_dir() -> Path:
     """The pack's own folder for its config file and job journal."""
     env = os.environ.get("THREEDLABS_USER_DIR")
     if env:
-        return Path(env).expanduser() / CONFIG_DIRNAME
+        return Path(env).expanduser() / "3dlabs"
     if _default_user_dir is not None:
-        return _default_user_dir / CONFIG_DIRNAME
+        return _default_user_dir / "3dlabs"
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "comfyui-3dlabs"
 
 
 def config_path() -> Path:
-    return user_dir() / CONFIG_FILENAME
+    return user_dir() / "config.json"
 
 
 # --- values that end up in HTTP ---------------------------------------------------------------
@@ -80,12 +74,10 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 def normalize_base_url(url: str) -> str:
-    """Return the API root in its published form, ending in ``/api``.
+    """The API root in its published form, ending in ``/api`` (added to a bare origin; a doubled one collapsed).
 
-    The published base URL ends in ``/api`` and the published paths begin with ``/api``; both
-    mean the same prefix, so a bare origin gets ``/api`` appended and a doubled one is collapsed.
     Plain http is for this machine only (the sandbox, a local proxy): elsewhere the token would
-    cross the network in clear, so it is refused.
+    cross the network in clear.
     """
     raw = (url or "").strip()
     if not raw:
@@ -111,15 +103,18 @@ def normalize_base_url(url: str) -> str:
 def api_origin(url: str) -> str:
     """``scheme://host[:port]`` of a base URL, normalised (lower case, default port left out)."""
     parts = urlsplit(normalize_base_url(url))
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    default = 443 if parts.scheme == "https" else 80
-    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+    host = parts.hostname or ""  # lower case already
+    host = f"[{host}]" if ":" in host else host
+    port = "" if parts.port in (None, 443 if parts.scheme == "https" else 80) else f":{parts.port}"
+    return f"{parts.scheme}://{host}{port}"
 
 
-OFFICIAL_ORIGIN = "https://www.3dlabs.it.com"
+def origin_or_none(url: str | None) -> str | None:
+    """The origin of ``url`` (of the official API if it is empty); None if the URL is unusable."""
+    try:
+        return api_origin(url or DEFAULT_BASE_URL)
+    except ConfigError:
+        return None
 
 
 def check_workspace_id(value: str | None, where: str) -> str | None:
@@ -133,8 +128,12 @@ def check_workspace_id(value: str | None, where: str) -> str | None:
     return ws
 
 
+def _env(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
 def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
+    value = _env(name)
     if not value:
         return default
     try:
@@ -144,30 +143,24 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _file_whole_number(section: dict, key: str, default: int, path: Path) -> int:
     """A whole number >= 1 from the config file's "settings" section, or a ConfigError naming both."""
     value = section.get(key)
     if value is None:
         return default
-    number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+    number = value
+    if isinstance(value, str) and value.strip().isdigit():
         number = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    if number is None or number < 1:
+    elif isinstance(value, float) and value.is_integer():  # not inf nor nan
+        number = int(value)
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise ConfigError(f"{path}: settings.{key} is {shown}, not a whole number of at least 1",
                           hint=f"Fix or remove {key} in that file, or set it in ComfyUI's settings (3DLabs section).")
     return number
 
 
-# --- the config file (stored by config_store) ------------------------------------------------
+# --- the config file and its profiles (stored by config_store) ----------------------------------
 
 
 def read_config_file(path: Path | None = None) -> dict:
@@ -175,24 +168,8 @@ def read_config_file(path: Path | None = None) -> dict:
     return config_store.read_config_file(path or config_path())
 
 
-def write_config_file(data: dict, path: Path | None = None) -> Path:
-    """Write atomically with mode 0600 (the file can hold a token); callers hold :func:`config_lock`."""
-    return config_store.write_config_file(data, path or config_path())
-
-
-def config_lock(path: Path | None = None):
-    """Exclusive use of the config file across threads and processes, for a read-modify-write."""
-    return config_store.config_lock(path or config_path())
-
-
-def modify_config(mutate, path: Path | None = None) -> ConfigWrite:
-    """Read, change with ``mutate(data)`` and write the file, under the cross-process lock."""
-    return config_store.modify_config(mutate, path or config_path())
-
-
 def active_profile_name(data: dict | None = None) -> str:
-    env = os.environ.get("THREEDLABS_PROFILE", "").strip()
-    if env:
+    if env := _env("THREEDLABS_PROFILE"):
         return env
     data = read_config_file() if data is None else data
     name = data.get("active_profile")
@@ -202,57 +179,45 @@ def active_profile_name(data: dict | None = None) -> str:
 def read_profile(name: str | None = None, data: dict | None = None) -> dict:
     data = read_config_file() if data is None else data
     name = name or active_profile_name(data)
-    profiles = data.get("profiles")
-    profile = profiles.get(name) if isinstance(profiles, dict) else None
-    if not isinstance(profile, dict):
-        return {}
+    profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+    profile = profiles.get(name) if isinstance(profiles.get(name), dict) else {}
     return {k: v for k, v in profile.items() if k in PROFILE_FIELDS and isinstance(v, str) and v}
 
 
 def profile_token_origin(profile: dict) -> str | None:
     """The origin a profile's token belongs to: recorded when saved; for a token saved before origins
     were recorded, the profile's own base URL (or the official one). None if that URL is unusable."""
-    recorded = profile.get("token_origin")
-    try:
-        if recorded:
-            return api_origin(recorded)
-        return api_origin(profile.get("base_url") or DEFAULT_BASE_URL)
-    except ConfigError:
-        return None
+    return origin_or_none(profile.get("token_origin") or profile.get("base_url"))
 
 
-def _effective_base_url(profile: dict) -> str:
-    env = os.environ.get("THREEDLABS_BASE_URL", "").strip()
-    return env or profile.get("base_url") or DEFAULT_BASE_URL
+def _dict_at(data: dict, key: str) -> dict:
+    """``data[key]``, first replaced by an empty dict if it is not a dict."""
+    if not isinstance(data.get(key), dict):
+        data[key] = {}
+    return data[key]
 
 
 def _apply_profile_changes(data: dict, changes: dict, name: str | None) -> None:
+    unknown = [key for key in changes if key not in PROFILE_FIELDS]
+    if unknown:
+        raise ConfigError(f"Unknown profile field {unknown[0]!r}; known fields: {', '.join(PROFILE_FIELDS)}.")
     name = name or active_profile_name(data)
-    profiles = data.get("profiles")
-    if not isinstance(profiles, dict):
-        profiles = data["profiles"] = {}
-    profile = profiles.get(name)
-    if not isinstance(profile, dict):
-        profile = profiles[name] = {}
-    for key in changes:
-        if key not in PROFILE_FIELDS:
-            raise ConfigError(f"Unknown profile field {key!r}; known fields: {', '.join(PROFILE_FIELDS)}.")
+    profile = _dict_at(_dict_at(data, "profiles"), name)
     had_token = any(isinstance(profile.get(k), str) and profile.get(k) for k in TOKEN_FIELDS)
     if had_token and not profile.get("token_origin") and "base_url" in changes:
         # A token from before origins were recorded stays with the URL it was used with.
-        origin = profile_token_origin(profile)
-        if origin:
+        if origin := profile_token_origin(profile):
             profile["token_origin"] = origin
     for key, value in changes.items():
         if value in (None, ""):
             profile.pop(key, None)
         else:
             profile[key] = str(value)
-    if any(changes.get(k) not in (None, "") for k in TOKEN_FIELDS) and not changes.get("token_origin"):
-        # Saved now, for the URL the client uses now (the environment's, else this profile's).
-        profile["token_origin"] = api_origin(_effective_base_url(profile))
-    elif changes.get("token_origin"):
+    if changes.get("token_origin"):
         profile["token_origin"] = api_origin(changes["token_origin"])
+    elif any(changes.get(k) not in (None, "") for k in TOKEN_FIELDS):
+        # Saved now, for the URL the client uses now (the environment's, else this profile's).
+        profile["token_origin"] = api_origin(_env("THREEDLABS_BASE_URL") or profile.get("base_url") or DEFAULT_BASE_URL)
     if not any(isinstance(profile.get(k), str) and profile.get(k) for k in TOKEN_FIELDS):
         profile.pop("token_origin", None)
     data.setdefault("active_profile", name)
@@ -266,11 +231,9 @@ def update_config(*, profile_changes: dict | None = None, settings_changes: dict
         if profile_changes:
             _apply_profile_changes(data, profile_changes, name)
         if settings_changes:
-            section = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-            section.update(settings_changes)
-            data["settings"] = section
+            _dict_at(data, "settings").update(settings_changes)
 
-    return modify_config(mutate)
+    return config_store.modify_config(mutate, config_path())
 
 
 def update_profile(changes: dict, name: str | None = None) -> Path:
@@ -294,6 +257,11 @@ class Settings:
     base_url_source: str = "default"
 
 
+def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
+    """The first (value, where it comes from) that has a value."""
+    return next(((value, where) for value, where in candidates if value), (None, ""))
+
+
 def load_settings(*, base_url: str | None = None, workspace_id: str | None = None,
                   profile: str | None = None) -> Settings:
     """Resolve settings now (env and file are re-read on every call: users edit them live).
@@ -305,31 +273,15 @@ def load_settings(*, base_url: str | None = None, workspace_id: str | None = Non
     data = read_config_file(path)
     profile_name = profile or active_profile_name(data)
     prof = read_profile(profile_name, data)
-    if base_url:
-        url, source = base_url, "argument"
-    elif os.environ.get("THREEDLABS_BASE_URL", "").strip():
-        url, source = os.environ["THREEDLABS_BASE_URL"], "env THREEDLABS_BASE_URL"
-    elif prof.get("base_url"):
-        url, source = prof["base_url"], f"profile {profile_name}"
-    else:
-        url, source = DEFAULT_BASE_URL, "default"
-    env_ws = os.environ.get("THREEDLABS_WORKSPACE_ID", "").strip()
-    if workspace_id and workspace_id.strip():
-        ws = check_workspace_id(workspace_id, "the argument workspace_id")
-    elif env_ws:
-        ws = check_workspace_id(env_ws, "env THREEDLABS_WORKSPACE_ID")
-    else:
-        ws = check_workspace_id(prof.get("workspace_id"), f"{path} (profile {profile_name})")
-    settings_file = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-    max_jobs = _env_int("THREEDLABS_MAX_JOBS", _file_whole_number(settings_file, "max_jobs", DEFAULT_MAX_JOBS, path))
-    dry_run = _env_flag("THREEDLABS_DRY_RUN") or bool(settings_file.get("dry_run"))
+    url, source = _first((base_url, "argument"), (_env("THREEDLABS_BASE_URL"), "env THREEDLABS_BASE_URL"),
+                         (prof.get("base_url"), f"profile {profile_name}"), (DEFAULT_BASE_URL, "default"))
+    ws = check_workspace_id(*_first(((workspace_id or "").strip(), "the argument workspace_id"),
+                                    (_env("THREEDLABS_WORKSPACE_ID"), "env THREEDLABS_WORKSPACE_ID"),
+                                    (prof.get("workspace_id"), f"{path} (profile {profile_name})")))
+    section = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+    max_jobs = _env_int("THREEDLABS_MAX_JOBS", _file_whole_number(section, "max_jobs", DEFAULT_MAX_JOBS, path))
+    env_dry_run = _env("THREEDLABS_DRY_RUN").lower() in ("1", "true", "yes", "on")
     in_flight = _env_int("THREEDLABS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)
-    return Settings(
-        base_url=normalize_base_url(url),
-        workspace_id=ws,
-        profile=profile_name,
-        max_jobs=max(1, max_jobs),
-        dry_run=dry_run,
-        max_in_flight=max(1, min(64, in_flight)),
-        base_url_source=source,
-    )
+    return Settings(base_url=normalize_base_url(url), workspace_id=ws, profile=profile_name, max_jobs=max(1, max_jobs),
+                    dry_run=env_dry_run or bool(section.get("dry_run")), max_in_flight=max(1, min(64, in_flight)),
+                    base_url_source=source)

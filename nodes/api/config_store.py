@@ -13,14 +13,21 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
 
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt, best effort
+    fcntl = None
+    import msvcrt
+
 log = logging.getLogger("3dlabs")
+_thread_lock = threading.RLock()
 
 
 def read_config_file(path: Path) -> dict:
@@ -35,102 +42,47 @@ def read_config_file(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def write_config_file(data: dict, path: Path) -> Path:
-    """Write atomically with mode 0600 (the file can hold a token)."""
+def write_config_file(data: dict, path: Path) -> None:
+    """Write atomically, in a 0700 folder, with mode 0600 (mkstemp's): the file can hold a token."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with suppress(OSError):
         os.chmod(path.parent, 0o700)
-    except OSError:
-        pass
     fd, tmp = tempfile.mkstemp(prefix=".config-", dir=path.parent)
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
-    os.chmod(path, 0o600)
-    return path
 
 
-_thread_lock = threading.RLock()
-
-
-@contextmanager
-def config_lock(path: Path) -> Iterator[None]:
-    """Exclusive use of the config file across threads and processes, for a read-modify-write.
-
-    The lock is taken on the config's folder (no extra file to leave behind), or on a ``.lock``
-    file beside the config where the folder cannot be locked; on Windows, best effort with msvcrt.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _thread_lock:
-        fd = _lock_fd(path)
-        try:
-            yield
-        finally:
-            if fd is not None:
-                _unlock(fd)
-
-
-def _lock_fd(path: Path) -> int | None:
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        return _lock_windows(path)
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
+def _lock_posix(folder: Path, lock_file: Path) -> int:
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             return fd
         except OSError:
             os.close(fd)
-    except OSError:
-        pass
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 
 
-def _lock_windows(path: Path) -> int | None:
+def _lock_windows(lock_file: Path) -> int | None:
     try:
-        import msvcrt
-
-        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    except (ImportError, OSError):
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
         return None
     for _ in range(200):  # LK_LOCK itself gives up after 10 s; keep trying a little longer
-        try:
+        with suppress(OSError):
             msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
             return fd
-        except OSError:
-            time.sleep(0.05)
-    log.warning("3DLabs: could not lock %s; writing the config without the lock", path)
+        time.sleep(0.05)
+    log.warning("3DLabs: could not lock %s; writing the config without the lock", lock_file)
     return fd
-
-
-def _unlock(fd: int) -> None:
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    except ImportError:
-        try:
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        except (ImportError, OSError):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read_for_update(path: Path) -> tuple[dict, Path | None]:
@@ -154,10 +106,8 @@ def _read_for_update(path: Path) -> tuple[dict, Path | None]:
         n += 1
         aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
     os.replace(path, aside)
-    try:
+    with suppress(OSError):
         os.chmod(aside, 0o600)
-    except OSError:
-        pass
     log.warning("3DLabs: the config file %s could not be read (not a JSON object); it was kept as %s and a new "
                 "one written. Profiles in it are not in the new file: copy them back from %s if needed.",
                 path, aside.name, aside.name)
@@ -177,9 +127,25 @@ class ConfigWrite:
 
 
 def modify_config(mutate: Callable[[dict], None], path: Path) -> ConfigWrite:
-    """Read, change with ``mutate(data)`` and write the file, under the cross-process lock."""
-    with config_lock(path):
-        data, aside = _read_for_update(path)
-        mutate(data)
-        write_config_file(data, path)
+    """Read, change with ``mutate(data)`` and write the file, under a lock across threads and processes.
+
+    The lock is taken on the config's folder (no extra file to leave behind), or on a ``.lock``
+    file beside the config where the folder cannot be locked; on Windows, best effort with msvcrt.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = path.with_name(path.name + ".lock")
+    with _thread_lock:
+        fd = _lock_posix(path.parent, lock_file) if fcntl else _lock_windows(lock_file)
+        try:
+            data, aside = _read_for_update(path)
+            mutate(data)
+            write_config_file(data, path)
+        finally:
+            if fd is not None:
+                with suppress(OSError):
+                    if fcntl:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                    else:
+                        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+                os.close(fd)
     return ConfigWrite(path, aside)
