@@ -1,16 +1,8 @@
 """Tolerant readers: decoded 3DLabs JSON in, the pack's plain values (``models``) out.
 
-The one place for what the pack assumes about the API's undocumented answers; docs/openapi.yaml
-describes the same shapes. One module per resource, the synonym tables in ``vocabulary``:
-
-* ``jobs``: job envelopes, ids, status words, progress, errors;
-* ``story``: the story object and its readable text;
-* ``scenes``: scene plans;
-* ``images``: image references, found by structure at any depth, in scene order;
-* ``projects``: workspaces, the project list, one whole project.
-
-A reader returns its value or raises ResponseFormatError naming the keys it saw; nothing else.
-Framework-free: no torch, no requests, no ComfyUI.
+What the pack assumes about the API's answers (docs/openapi.yaml describes the same shapes): one module
+per resource, the synonym tables in ``vocabulary``. A reader returns its value or raises
+ResponseFormatError naming the keys it saw. Framework-free: no torch, no requests, no ComfyUI.
 """
 
 from .basics import describe

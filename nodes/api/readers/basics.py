@@ -1,10 +1,8 @@
 """What every reader shares: bounds, plain values (text, ids, numbers, JSON text), and describing a
-payload in an error message by its keys.
+payload in an error message by its keys, never its values.
 
-Readers take whatever ``json.loads`` produced, or anything a caller passes by mistake, and raise
-nothing but ResponseFormatError. Every walk is bounded in depth, list length and total work, and
-nothing here renders an arbitrary nested value, so a hostile payload costs little and cannot blow
-the stack. ``None``, empty strings and empty containers count as absent.
+Every walk is bounded in depth, list length and total work, so a hostile payload costs little and
+cannot blow the stack. ``None``, empty strings and empty containers count as absent.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ MAX_ITEMS = 10_000  # elements of one list examined
 MAX_VISITS = 100_000  # values one walk looks at
 MAX_MESSAGE = 2_000  # characters kept of a server's error message
 MAX_JSON_TEXT = 20_000_000  # JSON inside a string is decoded only below this size
-
 # Ids go into URL paths (/api/jobs/:id): nothing that could change the path or the query.
 _ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._:~+=@-]{0,199}")
 
@@ -30,6 +27,10 @@ _ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._:~+=@-]{0,199}")
 def is_number(value: Any) -> bool:
     """True for JSON numbers; booleans are not numbers here."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def numeric(value: Any) -> int | float | None:
+    return value if is_number(value) else None
 
 
 def text(value: Any) -> str | None:
@@ -81,6 +82,21 @@ def maybe_json(value: Any) -> dict | list | None:
     return decoded if isinstance(decoded, (dict, list)) else None
 
 
+def find_list(value: Any, list_keys: tuple[str, ...], wrappers: tuple[str, ...], levels: int,
+              decode: bool = False) -> list | None:
+    """A bare list, or the first list under ``list_keys``, looked for through ``levels - 1`` wrapping
+    objects (with ``decode``, JSON text too)."""
+    for _ in range(levels):
+        if decode and (decoded := maybe_json(value)) is not None:
+            value = decoded
+        if not isinstance(value, dict):
+            return value if isinstance(value, list) else None
+        if (found := first(value, list_keys, lambda v: v if isinstance(v, list) else None)) is not None:
+            return found
+        value = first(value, wrappers, lambda v: v if isinstance(v, dict) else maybe_json(v) if decode else None)
+    return None
+
+
 def scene_number(value: Any) -> int | None:
     """A scene number from 3, 3.0, "3" or "Scene 3"; negative, fractional or absurd values give None."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -91,23 +107,22 @@ def scene_number(value: Any) -> int | None:
     return int(match.group()) if match else None
 
 
-def _names(mapping: dict, limit: int) -> str:
-    names = [key[:40] if isinstance(key, str) else type(key).__name__ for key in itertools.islice(mapping, limit)]
-    return ", ".join(names + ["..."] * (len(mapping) > limit))
+def _keys(mapping: dict, limit: int, nested: bool) -> str:
+    shown = []
+    for key, inner in itertools.islice(mapping.items(), limit):
+        name = key[:40] if isinstance(key, str) else type(key).__name__
+        if nested and isinstance(inner, list) and inner and isinstance(inner[0], dict):
+            name += f" [{len(inner)} x {{{_keys(inner[0], 8, False)}}}]"
+        elif nested and isinstance(inner, dict) and inner:
+            name += f" {{{_keys(inner, 8, False)}}}"
+        shown.append(name)
+    return ", ".join(shown + ["..."] * (len(mapping) > limit))
 
 
 def describe(value: Any) -> str:
     """A payload as an error message shows it: its keys, and the keys one level down, never its values."""
     if isinstance(value, dict):
-        shown = []
-        for key, inner in itertools.islice(value.items(), 30):
-            name = key[:40] if isinstance(key, str) else type(key).__name__
-            if isinstance(inner, list) and inner and isinstance(inner[0], dict):
-                name += f" [{len(inner)} x {{{_names(inner[0], 8)}}}]"
-            elif isinstance(inner, dict) and inner:
-                name += f" {{{_names(inner, 8)}}}"
-            shown.append(name)
-        return "keys seen: " + ", ".join(shown + ["..."] * (len(value) > 30)) if shown else "an empty object"
+        return "keys seen: " + _keys(value, 30, True) if value else "an empty object"
     if isinstance(value, (list, tuple)):
         return f"a list of {len(value)} item(s)"
     if isinstance(value, str):

@@ -1,14 +1,12 @@
 """Images, found by structure: every http(s) URL, ``data:`` URL or base64 image in a job result or a
-project, at any depth, in scene order where a scene number sits beside it, without duplicates.
+project, at any depth, without duplicates, ordered by the scene number of the nearest object around
+them that has one (images without one follow, in document order).
 
-A string counts when it is the whole answer or sits under an image-like key (vocabulary.IMAGE_KEY:
-image, url, output, thumbnail, base64, ... and plain result / data wrappers), and when it reads as an
-image reference: see :func:`classify`. Subtrees under keys naming something else (audio, video, a
-user's avatar, an input or reference image, an error, a prompt), or typed as something else
-(``{"type": "audio", ...}``), are not looked into. An object gives
-at most one image of its own strings (the same picture may come as a URL and as base64); thumbnails,
-previews and covers count only when nothing else is found. Images are ordered by the scene number of
-the nearest object around them that has one; images without one follow, in document order.
+A string counts when it is the whole answer or sits under an image-like key (vocabulary.IMAGE_KEY)
+and reads as an image reference (:func:`classify`). Subtrees under keys naming something else (audio,
+an avatar, an input image, an error, a prompt) or typed as something else are not looked into. An
+object gives at most one image of its own strings (the same picture may come as a URL and as base64);
+thumbnails, previews and covers count only when nothing else is found.
 """
 
 from __future__ import annotations
@@ -40,12 +38,9 @@ def _base64(value: str, need_magic: bool) -> bool:
 
 
 def classify(value: str, *, base64_key: bool = False) -> ImageRef | None:
-    """One string as an image reference, or None.
-
-    http(s) URLs with a host; base64 ``data:`` URLs of an image, octet-stream or unnamed type; raw
-    base64 under a base64 key, or anywhere when it starts like an image file. Other schemes (file:,
-    ftp:, javascript:, ...), relative paths and text are refused: the pack fetches what it finds here.
-    """
+    """One string as an image reference, or None: http(s) URLs with a host; base64 ``data:`` URLs of an
+    image, octet-stream or unnamed type; raw base64 under a base64 key, or anywhere when it starts like
+    an image file. Other schemes, relative paths and text are refused: the pack fetches what it finds."""
     found = value.strip()
     head = found[:16].lower()
     if head.startswith("data:"):

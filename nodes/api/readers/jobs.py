@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import ResponseFormatError
 from ..models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from . import vocabulary as V
-from .basics import MAX_WRAPPERS, absent, clip, describe, first, has_any, ident, is_number, text
+from .basics import MAX_WRAPPERS, absent, clip, describe, first, has_any, ident, is_number, numeric, text
 
 _STATUS = {word.replace("_", ""): state for state, words in V.STATUS_SYNONYMS.items() for word in words}
 _JOBLIKE = V.STATUS_KEYS + V.PROGRESS_KEYS + V.RESULT_KEYS + V.ERROR_KEYS + V.JOB_ID_KEYS
@@ -20,12 +20,8 @@ _RATIO = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)")
 
 def normalize_status(raw: Any, *, has_error: bool = False, has_result: bool = False,
                      has_progress: bool = False) -> str:
-    """One of the five states for the API's status word (or ``{"state": word}``).
-
-    Known words win over everything. For an unknown word or none: an error means failed, a result
-    without an error succeeded; otherwise the job is still going ("running" once it reports progress
-    above zero, else "queued"), and the caller keeps polling.
-    """
+    """One of the five states for a status word (or ``{"state": word}``). A known word wins; otherwise an
+    error means failed, a result succeeded, else the job is still going: running once it reports progress."""
     if isinstance(raw, dict):
         raw = first(raw, V.STATUS_OBJECT_KEYS, text)
     if isinstance(raw, str) and (state := _STATUS.get(re.sub(r"[\s._-]+", "", raw[:64].lower()))):
@@ -41,8 +37,7 @@ def _fraction(number: int | float, percent: bool = False) -> float | None:
     """A number as a 0..1 fraction, clamped: above 1 (or with ``percent``) it is a percentage."""
     if isinstance(number, int):  # clamped before any float(): 10**400 would overflow it
         number = max(0, min(number, 100))
-        return number / 100 if percent or number > 1 else float(number)
-    if not math.isfinite(number):
+    elif not math.isfinite(number):
         return None
     return min(1.0, max(0.0, float(number / 100 if percent or number > 1 else number)))
 
@@ -55,21 +50,12 @@ def _ratio(done: Any, total: Any) -> float | None:
     return _fraction(min(ratio, 1.0)) if total > 0 and math.isfinite(ratio) else None
 
 
-def _numeric(value: Any) -> int | float | None:
-    return value if is_number(value) else None
-
-
-def _flat_progress(value: Any) -> float | None:
-    return None if isinstance(value, dict) else read_progress(value)  # one level only
-
-
 def read_progress(value: Any) -> float | None:
-    """Progress as a fraction in 0..1, or None when there is none (or nothing readable).
+    """Progress as a fraction in 0..1, or None when there is none readable.
 
-    A 0-1 fraction, a 0-100 percentage, "42%", "42", "0.42", "3/10", or an object with percent /
-    percentage / progress / value, or current and total. Exactly 1 is read as the fraction 1.0
-    (APIs counting in fractions end on it, while 1% lasts a moment); "1%" is 0.01. Booleans, NaN and
-    infinities give None.
+    A 0-1 fraction, a 0-100 percentage, "42%", "0.42", "3/10", or an object with percent / percentage /
+    progress / value, or current and total. Exactly 1 is the fraction 1.0 (APIs counting in fractions
+    end on it, while 1% lasts a moment); "1%" is 0.01. Booleans, NaN and infinities give None.
     """
     if is_number(value):
         return _fraction(value)
@@ -79,22 +65,21 @@ def read_progress(value: Any) -> float | None:
         number = _PERCENT.fullmatch(stripped)
         return _fraction(float(number[1]), percent=bool(number[2])) if number else None
     if isinstance(value, dict):
-        if (percent := first(value, V.PERCENT_KEYS, _numeric)) is not None:
+        if (percent := first(value, V.PERCENT_KEYS, numeric)) is not None:
             return _fraction(percent, percent=True)
-        if (found := first(value, V.FRACTION_KEYS, _flat_progress)) is not None:
+        found = first(value, V.FRACTION_KEYS, lambda v: None if isinstance(v, dict) else read_progress(v))  # one level
+        if found is not None:
             return found
-        return _ratio(first(value, V.DONE_KEYS, _numeric),
-                      first(value, V.TOTAL_KEYS, _numeric))
+        return _ratio(first(value, V.DONE_KEYS, numeric), first(value, V.TOTAL_KEYS, numeric))
     return None
 
 
 def unwrap(payload: Any) -> Any:
-    """Strip job envelopes: ``{job: {...}}``, ``{data: {...}}``, ``{data: {job: {...}}}``.
+    """Strip job envelopes (``{job: {...}}``, ``{data: {job: {...}}}``), keeping the envelope's other keys.
 
-    An object with a status of its own is the job, so its ``data`` or ``result`` is never taken for
-    it. ``job`` / ``data`` are descended when the inner object looks like a job or the outer one has
-    nothing job-like besides it; ``result`` only when it has a status of its own and the outer object
-    nothing else job-like. The envelope's other keys are carried into the (new) unwrapped dict.
+    An object with a status is the job itself. ``job`` / ``data`` are descended when the inner object looks
+    like a job or the outer one has nothing else job-like; ``result`` only when it has a status of its own
+    and the outer object nothing else job-like.
     """
     current = payload
     for _ in range(MAX_WRAPPERS):
@@ -113,10 +98,7 @@ def unwrap(payload: Any) -> Any:
 
 
 def read_job_id(payload: Any) -> str:
-    """The job id in a job-creating POST's answer: jobId / job_id / id, bare or wrapped, or the bare answer.
-
-    Ints become strings; an id is at most 200 letters, digits and ``._:~+=@-`` (it goes into URL paths).
-    """
+    """The job id in a job-creating POST's answer (jobId / job_id / id, bare or wrapped), or the bare answer."""
     if isinstance(payload, (str, int)) and not isinstance(payload, bool):
         if (found := ident(payload)) is not None:
             return found
@@ -130,12 +112,12 @@ def read_job_id(payload: Any) -> str:
     return found
 
 
-def _code(value: Any) -> str | None:
-    return _number(value) if is_number(value) else clip(found, 80) if (found := text(value)) else None
-
-
 def _number(value: int | float) -> str:
     return "a very large number" if isinstance(value, int) and abs(value) >= 10**18 else str(value)
+
+
+def _code(value: Any) -> str | None:
+    return _number(value) if is_number(value) else clip(found, 80) if (found := text(value)) else None
 
 
 def render_error(value: Any, depth: int = 0) -> str | None:
@@ -157,10 +139,7 @@ def render_error(value: Any, depth: int = 0) -> str | None:
                  if isinstance(key, str) and (text(item) or is_number(item))]
         return message or code or clip("; ".join(parts)) or None
     if isinstance(value, list) and depth < 3:
-        parts = []
-        for item in value[:10]:
-            if (rendered := render_error(item, depth + 1)) and rendered not in parts:
-                parts.append(rendered)
+        parts = dict.fromkeys(filter(None, (render_error(item, depth + 1) for item in value[:10])))
         return clip("; ".join(parts)) or None
     return None
 
@@ -169,9 +148,8 @@ def read_job(payload: Any, job_id: str | None = None) -> Job:
     """A job from ``GET /api/jobs/:id``, bare or in an envelope; ``raw`` is the unwrapped dict.
 
     ``job_id`` (the id asked for) wins over one in the payload, so the journal's id is kept. An error
-    without a status (``{"error": "Job not found"}``) is failed; a failed job without an error field
-    takes its message / detail. An object with nothing job-like in it is unreadable rather than "still
-    queued", so a wrong answer is reported at once instead of being polled until the timeout.
+    without a status is failed; a failed job without an error field takes its message / detail. An object
+    with nothing job-like is unreadable, not "still queued", so it is reported at once, not polled.
     """
     if not isinstance(payload, dict):
         raise ResponseFormatError(f"expected a job object, got {describe(payload)}")

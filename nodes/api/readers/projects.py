@@ -11,29 +11,18 @@ from typing import Any
 from ..errors import ResponseFormatError
 from ..models import Project, Workspace
 from . import vocabulary as V
-from .basics import MAX_ITEMS, MAX_WRAPPERS, clip, describe, first, ident, is_number, text
+from .basics import MAX_ITEMS, MAX_WRAPPERS, clip, describe, find_list, first, ident, is_number, numeric, text
 from .images import find_images
 from .jobs import render_error
 from .scenes import read_scene_plan
 from .story import read_story
 
 
-def _list(payload: Any) -> list | None:
-    """A bare list, a list under sessions / projects / workspaces / items / data, or the same one wrapper down."""
-    for _ in range(2):
-        if isinstance(payload, list) or not isinstance(payload, dict):
-            return payload if isinstance(payload, list) else None
-        if (found := first(payload, V.LIST_KEYS, lambda v: v if isinstance(v, list) else None)) is not None:
-            return found
-        payload = first(payload, V.WRAPPER_KEYS, lambda v: v if isinstance(v, dict) else None)
-    return None
-
-
 def read_workspaces(payload: Any) -> list[Workspace]:
     """Workspaces from ``GET /api/workspaces``: a list (or one workspace) of objects with an id, membership
     records holding such an object under workspace / organization, or bare ids. An empty list is fine;
     a non-empty one with nothing readable is an error."""
-    items = _list(payload)
+    items = find_list(payload, V.LIST_KEYS, V.WRAPPER_KEYS, 2)
     if items is None and isinstance(payload, dict) and first(payload, V.WORKSPACE_ID_KEYS, ident):
         items = [payload]
     if items is None:
@@ -54,7 +43,7 @@ def read_workspaces(payload: Any) -> list[Workspace]:
 def _timestamp(value: Any) -> str | None:
     """An ISO string as given, or epoch seconds (milliseconds above 1e11) as UTC ISO."""
     if isinstance(value, dict):  # Firestore-style {"_seconds": ..., "_nanoseconds": ...}
-        value = first(value, ("_seconds", "seconds"), lambda v: v if is_number(v) else None)
+        value = first(value, ("_seconds", "seconds"), numeric)
     if (found := text(value)) is not None:
         if not re.fullmatch(r"\d{9,13}(?:\.\d+)?", found):
             return clip(found, 64)
@@ -76,11 +65,10 @@ def _project(item: dict, **parts: Any) -> Project:
 
 def read_sessions(payload: Any) -> list[Project]:
     """Project headers (id, name, created) from ``GET /api/session/list``; items without an id are skipped."""
-    items = _list(payload)
+    items = find_list(payload, V.LIST_KEYS, V.WRAPPER_KEYS, 2)
     if items is None:
         raise ResponseFormatError(f"no list of sessions in the answer ({describe(payload)})")
-    projects = [_project(item) for item in items[:MAX_ITEMS] if isinstance(item, dict)]
-    projects = [project for project in projects if project.id]
+    projects = [project for item in items[:MAX_ITEMS] if isinstance(item, dict) and (project := _project(item)).id]
     if items and not projects:
         raise ResponseFormatError(f"no session in the answer has an id ({describe(items[0])})")
     return projects
@@ -100,11 +88,10 @@ def _readable(body: dict, keys: tuple[str, ...], reader) -> Any:
 def read_session(payload: Any, session_id: str | None = None) -> Project:
     """A whole project from ``GET /api/session/:id``, bare or under session / project / data.
 
-    The story and the scene plan are None when missing or unreadable. Images are found by structure
-    anywhere in the project (on the plan's scenes, in a list of scenes or assets beside the plan, in
-    an images list...), in scene order. ``session_id`` (the id asked for) stands in when the answer
-    carries none; the name falls back to the story's title. An answer with none of id, story, plan or
-    image raises, quoting the server's error if it carries one, else naming the keys it saw.
+    The story and the scene plan are None when missing or unreadable; images are found anywhere in the
+    project, in scene order. ``session_id`` (the id asked for) stands in when the answer carries none;
+    the name falls back to the story's title. An answer with none of id, story, plan or image raises,
+    quoting the server's error if it carries one, else naming the keys it saw.
     """
     if not isinstance(payload, dict):
         raise ResponseFormatError(f"expected a session object, got {describe(payload)}")

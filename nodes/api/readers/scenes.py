@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ResponseFormatError
 from ..models import Scene, ScenePlan
 from . import vocabulary as V
-from .basics import MAX_ITEMS, MAX_WRAPPERS, describe, first, is_number, maybe_json, scene_number, text
+from .basics import MAX_ITEMS, MAX_WRAPPERS, describe, find_list, first, is_number, scene_number, text
 from .story import _block
 
 _CLOCK = re.compile(r"(?:(\d{1,3}):)?(\d{1,3}):(\d{1,2}(?:\.\d+)?)")
@@ -17,22 +17,6 @@ _AMOUNT = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)")
 _UNITS = {"ms": 0.001, "msec": 0.001, "millisecond": 0.001, "milliseconds": 0.001, "s": 1.0, "sec": 1.0,
           "secs": 1.0, "second": 1.0, "seconds": 1.0, "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0,
           "minutes": 60.0}
-
-
-def _scene_list(result: Any) -> list | None:
-    """A bare list, or the list under scenes / plan / shots / ..., inside at most three wrappers."""
-    current = result
-    for _ in range(MAX_WRAPPERS + 1):
-        decoded = maybe_json(current)
-        current = current if decoded is None else decoded
-        if isinstance(current, list):
-            return current
-        if not isinstance(current, dict):
-            return None
-        if (found := first(current, V.SCENE_LIST_KEYS, lambda v: v if isinstance(v, list) else None)) is not None:
-            return found
-        current = first(current, V.PLAN_KEYS + V.WRAPPER_KEYS, lambda v: v if isinstance(v, dict) else maybe_json(v))
-    return None
 
 
 def _duration(value: Any, unit: float = 1.0) -> float | None:
@@ -83,13 +67,14 @@ def _scene(item: Any, position: int) -> tuple[int | None, Scene] | None:
 
 
 def read_scene_plan(result: Any) -> ScenePlan:
-    """A scene plan from a scene-planning result (``raw`` is the result as given).
+    """A scene plan from a scene-planning result (``raw`` is the result as given): a bare list, or the list
+    under scenes / plan / shots / ... inside at most three wrappers.
 
     Scenes are numbered by their own number, else by 1-based position; a plan counting from 0 is
     shifted by one (scenes are 1-based everywhere, like the API's sceneNumber). Sorted by number,
     stably. Items that are neither objects nor strings are skipped.
     """
-    items = _scene_list(result)
+    items = find_list(result, V.SCENE_LIST_KEYS, V.PLAN_KEYS + V.WRAPPER_KEYS, MAX_WRAPPERS + 1, decode=True)
     if items is None:
         raise ResponseFormatError(f"no list of scenes in the scene plan ({describe(result)})")
     read = [found for position, item in enumerate(items[:MAX_ITEMS], 1) if (found := _scene(item, position))]

@@ -1,7 +1,5 @@
 """Stories: the story object inside a job result, and readable text derived from whatever it holds.
-
-The story stays opaque: ``Story.raw`` is exactly what goes back to scene-planning.
-"""
+The story stays opaque: ``Story.raw`` is exactly what goes back to scene-planning."""
 
 from __future__ import annotations
 

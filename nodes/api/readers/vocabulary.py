@@ -1,8 +1,5 @@
-"""The words the readers know: every synonym table of the pack, in this one module.
-
-Everything not listed here is found by structure (images anywhere in a document, lists of items with
-ids). When the API turns out to use a word nobody foresaw, add it here; docs/openapi.yaml describes
-the shapes these words are looked for in.
+"""The words the readers know: every synonym table of the pack. Everything else is found by structure.
+When the API uses a word nobody foresaw, add it here; docs/openapi.yaml describes where each is looked for.
 """
 
 from __future__ import annotations
@@ -20,12 +17,10 @@ STATUS_SYNONYMS: dict[str, tuple[str, ...]] = {
     CANCELED: ("canceled", "cancelled", "aborted", "expired"),
 }
 
-# Ids, most specific key first.
+# Ids, most specific key first; then a job and its parts.
 JOB_ID_KEYS = ("jobId", "job_id", "jobID", "id")
 WORKSPACE_ID_KEYS = ("id", "workspaceId", "workspace_id", "_id")
 SESSION_ID_KEYS = ("id", "sessionId", "session_id", "_id", "projectId", "project_id")
-
-# A job and its parts.
 STATUS_KEYS = ("status", "state", "jobStatus", "job_status")
 PROGRESS_KEYS = ("progress", "percent", "percentage", "progressPercent", "progress_percent")
 RESULT_KEYS = ("result", "results", "output", "outputs")
@@ -37,7 +32,6 @@ STATUS_OBJECT_KEYS = ("state", "status", "name", "value")  # a status given as a
 # Progress given as an object: a 0-100 number, a value read like progress itself, or done / total.
 PERCENT_KEYS, FRACTION_KEYS = ("percent", "percentage"), ("progress", "value", "fraction")
 DONE_KEYS, TOTAL_KEYS = ("current", "completed", "done", "step"), ("total", "steps")
-
 # Wrappers a value may sit in, and the lists a list answer may be under.
 WRAPPER_KEYS = ("result", "data", "output")
 STORY_KEYS = ("story", "storyData", "story_data")
@@ -46,8 +40,6 @@ SCENE_LIST_KEYS = ("scenes", "plan", "shots", "scenePlan", "scene_plan", "storyb
 LIST_KEYS = ("sessions", "projects", "workspaces", "items", "results", "data")
 SESSION_WRAPPER_KEYS = ("session", "project", "data")
 MEMBERSHIP_KEYS = ("workspace", "organization")  # a membership record names its workspace inside
-
-# Scenes.
 SCENE_NUMBER_KEYS = ("sceneNumber", "scene_number", "number", "index", "scene", "sceneIndex", "scene_index")
 PROMPT_KEYS = ("imagePrompt", "image_prompt", "visualPrompt", "visual_prompt", "prompt", "description", "visual",
                "imageDescription", "image_description")
@@ -55,7 +47,6 @@ PROMPT_KEYS = ("imagePrompt", "image_prompt", "visualPrompt", "visual_prompt", "
 DURATION_KEYS = {"duration": 1.0, "durationSeconds": 1.0, "duration_seconds": 1.0, "seconds": 1.0,
                  "length": 1.0, "durationSec": 1.0, "duration_sec": 1.0,
                  "durationMs": 0.001, "duration_ms": 0.001, "durationMS": 0.001}
-
 # Text: names of projects and workspaces; titles, story text in the order it is shown, beats, narration.
 NAME_KEYS = ("name", "title", "projectName", "project_name", "topic", "slug")
 TITLE_KEYS = ("title", "headline", "heading", "name")
@@ -68,7 +59,6 @@ NARRATION_KEYS = ("narration", "voiceover", "voiceOver", "voice_over", "text", "
                   "content", "body", "summary")
 LINE_KEYS, SPEAKER_KEYS = ("line", "text", "content", "dialogue"), ("speaker", "character", "name")  # dialogue
 CREATED_KEYS = ("createdAt", "created_at", "created", "updatedAt", "updated_at")
-
 # Image keys, by the words in them (case-insensitive). A string counts as an image only under an
 # image-like key; a subtree under a key that names something else is never looked into; thumbnails
 # and the like count only when there is nothing else.
