@@ -23,25 +23,18 @@ def first(value, default=None):
     return value if value is not None else default
 
 
-def as_list(value) -> list:
-    return [] if value is None else value if isinstance(value, list) else [value]
-
-
 def flatten_prompts(value) -> list:
     out: list = []
     for item in value if isinstance(value, list) else [value]:
-        if isinstance(item, (list, tuple)):
-            out.extend(flatten_prompts(list(item)))
-        else:
-            out.append(item)
+        out.extend(flatten_prompts(list(item)) if isinstance(item, (list, tuple)) else [item])
     return out
 
 
 def scene_numbers(count: int, scene_number: int) -> list[int | None]:
     """0 numbers list items 1..N (a single prompt gets none); N>0 numbers them N, N+1, ..."""
-    if scene_number and scene_number > 0:
-        return [scene_number + i for i in range(count)]
-    return [i + 1 for i in range(count)] if count > 1 else [None]
+    if scene_number > 0:
+        return list(range(scene_number, scene_number + count))
+    return list(range(1, count + 1)) if count > 1 else [None]
 
 
 def build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_number) -> list[dict]:
@@ -49,9 +42,8 @@ def build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_numbe
     if not prompts:
         raise ValidationError("The prompt list is empty: connect Scene Plan's prompts or type a prompt.")
     numbers = scene_numbers(len(prompts), int(scene_number or 0))
-    many = len(prompts) > 1
-    return [image_body(p, provider=provider, model=model, aspect_ratio=aspect_ratio,
-                                        project_id=project_id, scene_number=n, index=i if many else None)
+    return [image_body(p, provider=provider, model=model, aspect_ratio=aspect_ratio, project_id=project_id,
+                       scene_number=n, index=i if len(prompts) > 1 else None)
             for i, (p, n) in enumerate(zip(prompts, numbers))]
 
 
@@ -100,43 +92,41 @@ class ThreeDLabsImageGenerate:
         # the others, so it takes the prompt alone; the model slug is checked at run time, before any
         # request. Only widget values arrive here: a linked prompt list is checked at run time too.
         try:
-            prompts = [p for p in flatten_prompts(prompt) if p is not None] if prompt is not None else []
+            prompts = [p for p in flatten_prompts(prompt) if p is not None]
             for i, value in enumerate(prompts):
                 validation.prompt(value, index=i if len(prompts) > 1 else None)
         except ValidationError as err:
             return err.detail
         return True
 
-    async def run(self, prompt, provider, model, aspect_ratio, scene_number, seed, wait, project_id=None,
-                  unique_id=None):
-        args = dict(prompts=prompt, provider=first(provider), model=first(model), aspect_ratio=first(aspect_ratio),
-                    project_id=first(project_id, ""), scene_number=first(scene_number, 0), seed=first(seed, 0),
-                    wait=bool(first(wait, True)), node_id=first(unique_id))
-        image, mask, ids, text = await runtime.in_thread(self._run, **args)
-        return {"ui": {"text": [text]}, "result": (image, mask, "\n".join(ids))}
-
-    @staticmethod
-    def _run(prompts, provider, model, aspect_ratio, project_id, scene_number, seed, wait, node_id):
-        bodies = build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_number)
-        width, height = ASPECT_SIZES.get(bodies[0]["aspectRatio"], (1024, 1024))
-        with NodeRun("3DLabs Image Generate", node_id) as run:
+    @runtime.in_thread
+    def run(self, prompt, provider, model, aspect_ratio, scene_number, seed, wait, project_id=None, unique_id=None):
+        bodies = build_bodies(prompt, first(provider), first(model), first(aspect_ratio), first(project_id, ""),
+                              first(scene_number, 0))
+        wait = bool(first(wait, True))
+        with NodeRun("3DLabs Image Generate", first(unique_id)) as run:
             text = run.dry_run(IMAGES, bodies)
             if text is not None:
-                return (images.placeholder_images(len(bodies), width, height),
-                        images.empty_mask(len(bodies), width, height), ["dry-run"] * len(bodies), text)
+                width, height = ASPECT_SIZES.get(bodies[0]["aspectRatio"], (1024, 1024))
+                image = images.placeholder_images(len(bodies), width, height)
+                mask = images.empty_mask(len(bodies), width, height)
+                ids = ["dry-run"] * len(bodies)
+                return {"ui": {"text": [text]}, "result": (image, mask, "\n".join(ids))}
             try:
-                result = run.jobs("image", IMAGES, bodies, seed, labels=[b["prompt"][:80] for b in bodies],
+                result = run.jobs("image", IMAGES, bodies, first(seed, 0), labels=[b["prompt"][:80] for b in bodies],
                                   timeout=IMAGE_TIMEOUT, wait=wait, with_images=True)
             except BatchError as err:
                 done = sum(r is not None for r in err.results)
                 raise BatchError(err.failures, err.results, hint=(
                     f"Queue again to retry: the {done} finished image(s) are reused without paying again."
                 )) from None
-            if not wait:
+            if wait:
+                image, mask = run.images
+                ids = [job.id for job in result]
+                text = f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]} from {len(ids)} job(s)."
+            else:
                 image, mask = images.empty_image(64, 64, 1)
-                text = f"Submitted {len(result)} job(s); collect them with 3DLabs Job Wait:\n" + "\n".join(result)
-                return image, mask, list(result), run.finish(text)
-            image, mask = run.images
-            ids = [job.id for job in result]
-            text = f"{image.shape[0]} image(s) of {image.shape[2]}x{image.shape[1]} from {len(ids)} job(s)."
-            return image, mask, ids, run.finish(text)
+                ids = result
+                text = f"Submitted {len(ids)} job(s); collect them with 3DLabs Job Wait:\n" + "\n".join(ids)
+            text = run.finish(text)
+        return {"ui": {"text": [text]}, "result": (image, mask, "\n".join(ids))}

@@ -1,45 +1,40 @@
-"""Image bytes -> ComfyUI IMAGE / MASK tensors, and the batch each decoded image is written into.
+"""Image bytes -> ComfyUI IMAGE / MASK tensors (Pillow's public API), and the batch they are written into.
 
-The only module of the pack that turns bytes into tensors, with Pillow's public API, numpy and torch.
-IMAGE is ``[B,H,W,3]`` float32 in 0..1, MASK ``[B,H,W]`` with ``mask = 1 - alpha`` (as core LoadImage).
-
-Policies, in one place:
-
-- Size limit: width*height is checked against ``max_pixels`` from the header, before any pixel is
-  decoded. Pillow's own decompression-bomb limit is process-global, so it is neither relied on nor
-  changed; when Pillow refuses an image on its own, that also becomes :class:`ImageTooLargeError`.
-- EXIF orientation is applied, as core LoadImage does. Multi-frame files: the first frame only.
-- Modes: everything becomes RGB in 0..1. 8-bit modes divide by 255; ``I;16*`` by 65535; ``I`` by 65535
-  when every value fits in 16 bits and by 2**31 - 1 otherwise; negatives clip to 0; ``F`` clips to
-  0..1 (NaN -> 0). Palette, L and RGB images with transparency go through RGBA so their alpha
-  becomes the mask. CMYK, YCbCr, LAB, HSV: Pillow's conversions.
-- A batch takes the first image's size (in prompt order); other sizes are resized to it (LANCZOS).
-  Images without alpha get a zero mask.
-- Damaged input is an :class:`ImageDecodeError` naming its source and what the bytes look like.
-
-Decoding (:func:`decode`) gives 8-bit pixels, a quarter of the float size; :class:`Batch` writes each
-into its slot as it comes and drops it, so a batch costs little more than its own memory.
+As core LoadImage: IMAGE ``[B,H,W,3]`` float32 in 0..1, MASK ``[B,H,W]`` = 1 - alpha, EXIF orientation
+applied, the first frame of multi-frame files. Pillow's decompression-bomb limit and
+``LOAD_TRUNCATED_IMAGES`` are process-global, so neither is relied on nor changed: ``max_pixels`` is
+checked from the header before any pixel is decoded. Damaged input is an ImageDecodeError naming its
+source and what the bytes look like, so that the paid job behind them can be found. A batch takes the
+first image's size in prompt order; :class:`Batch` writes each 8-bit picture into its slot as it comes
+and drops it, so a batch costs little more than its own memory.
 """
 
 from __future__ import annotations
 
 import io
+import re
+import string
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .api.errors import ValidationError
-from .image_open import load_canonical
+from .api.errors import ImageDecodeError, ImageTooLargeError, ValidationError
 
 MAX_PIXELS_DEFAULT = 64 * 1024 * 1024
 
-_RESAMPLE = Image.Resampling.LANCZOS
 _U8_MAX = np.float32(255.0)
+_U16_MAX = np.float32(65535.0)
+_I32_MAX = np.float32(2**31 - 1)
 _RESIZE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-
+_BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+# Signatures of formats a result may come in, so that a damaged file is reported as a damaged PNG
+# rather than as "not an image".
+_SIGNATURES = {"PNG": rb"\x89PNG\r\n\x1a\n", "JPEG": rb"\xff\xd8\xff", "GIF": rb"GIF8[79]a", "BMP": rb"BM",
+               "TIFF": rb"II\*\x00|MM\x00\*", "WEBP": rb"RIFF....WEBP", "AVIF/HEIF": rb"....ftyp"}
+_PRINTABLE = frozenset(string.printable.encode())
 
 
 @dataclass
@@ -64,21 +59,25 @@ class Pixels:
     format: str
     preview: Image.Image | None = None
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.array.shape[1], self.array.shape[0]
-
-    @property
-    def has_alpha(self) -> bool:
-        return self.array.shape[-1] in (2, 4)
-
-
-# --- public API -------------------------------------------------------------------------------
-
 
 def decode(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "", preview: int = 0) -> Pixels:
     """Decode one image's bytes; with ``preview`` also keep a copy at most that many pixels wide and high."""
-    im, mode, fmt = load_canonical(data, max_pixels, source or "image")
+    label = source or "image"
+    im = _open(data, max_pixels, label)
+    try:
+        im.load()
+    except _BOMB as exc:
+        raise ImageTooLargeError(f"{label}: {exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoders report truncation as OSError, SyntaxError, zlib...
+        raise ImageDecodeError(_damaged(data, label, im.format, exc)) from exc
+    try:
+        ImageOps.exif_transpose(im, in_place=True)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the user the picture
+        pass
+    mode, fmt = im.mode, im.format or ""
+    im = _canonical(im, label)
     array = np.asarray(im)  # one copy out of Pillow's memory; read-only, and only ever read
     thumb = _thumbnail(im, preview) if preview else None
     return Pixels(array if array.ndim == 3 else array[..., None], mode, fmt, thumb)
@@ -87,11 +86,11 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "") -> DecodedImage:
     """Decode one image's bytes into an RGB float tensor and, when it has alpha, a mask."""
     px = decode(data, max_pixels=max_pixels, source=source)
-    width, height = px.size
-    image = torch.from_numpy(np.empty((height, width, 3), dtype=np.float32))
-    mask = torch.from_numpy(np.empty((height, width), dtype=np.float32)) if px.has_alpha else None
+    height, width, channels = px.array.shape
+    image = torch.empty((height, width, 3), dtype=torch.float32)
+    mask = torch.empty((height, width), dtype=torch.float32) if channels in (2, 4) else None
     write(px, image, mask)
-    return DecodedImage(image=image, mask=mask, width=width, height=height, mode=px.mode, format=px.format)
+    return DecodedImage(image, mask, width, height, px.mode, px.format)
 
 
 def write(px: Pixels, out: torch.Tensor, mask_out: torch.Tensor | None) -> None:
@@ -99,7 +98,7 @@ def write(px: Pixels, out: torch.Tensor, mask_out: torch.Tensor | None) -> None:
     its alpha into ``mask_out`` as 1 - alpha (left alone when the picture has none)."""
     arr = px.array
     height, width = out.shape[0], out.shape[1]
-    if (arr.shape[1], arr.shape[0]) != (width, height):
+    if arr.shape[:2] != (height, width):
         arr = _resize(arr, width, height)
     colour = arr[..., :3] if arr.shape[-1] >= 3 else np.broadcast_to(arr[..., :1], (height, width, 3))
     dst = out.numpy()
@@ -125,7 +124,6 @@ class Batch:
     def __init__(self, jobs: int) -> None:
         self._counts: list[int | None] = [None] * jobs
         self._waiting: dict[int, list[Pixels]] = {}
-        self._written: set[int] = set()
         self.images: torch.Tensor | None = None
         self.masks: torch.Tensor | None = None
         self._lock = threading.Lock()
@@ -138,25 +136,24 @@ class Batch:
                 first = next((j for j, n in enumerate(self._counts) if n != 0), None)
                 if first is None or self._counts[first] is None:
                     return
-                width, height = self._waiting[first][0].size
+                height, width = self._waiting[first][0].array.shape[:2]
                 self.images, self.masks = _empty_batch(len(self._counts), width, height)
             ready = [(j, self._waiting.pop(j)[0]) for j in list(self._waiting) if self._counts[j] == 1]
-            self._written.update(j for j, _ in ready)
         for j, px in ready:  # each slot is written by one thread only, outside the lock
             write(px, self.images[j], self.masks[j])
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The batch in job order once every job has given its pictures; None when there are none."""
         counts = self._counts
-        if self.images is None or any(n is None for n in counts):
+        if self.images is None or None in counts:
             return None
         if all(n == 1 for n in counts):
             return self.images, self.masks
-        total, (_, height, width, _) = sum(counts), self.images.shape  # type: ignore[arg-type]
-        images, masks = _empty_batch(total, width, height)
+        _, height, width, _ = self.images.shape
+        images, masks = _empty_batch(sum(counts), width, height)
         slot = 0
-        for j in range(len(counts)):
-            if j in self._written:
+        for j, n in enumerate(counts):
+            if n == 1:  # written into the first layout's slot already
                 images[slot].copy_(self.images[j])
                 masks[slot].copy_(self.masks[j])  # type: ignore[index]
                 slot += 1
@@ -168,7 +165,7 @@ class Batch:
 
 
 def images_to_batch(items: list[bytes], *, max_pixels: int = MAX_PIXELS_DEFAULT,
-                    sources: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    source: str = "") -> tuple[torch.Tensor, torch.Tensor]:
     """Decode ``items`` into one IMAGE [B,H,W,3] and MASK [B,H,W] at the first image's size, in order.
 
     One image at a time, each written into its slot and dropped: memory peaks at the batch plus one
@@ -176,11 +173,9 @@ def images_to_batch(items: list[bytes], *, max_pixels: int = MAX_PIXELS_DEFAULT,
     """
     if not items:
         raise ValidationError("There are no images to put in a batch (the list is empty)")
-    if sources is not None and len(sources) != len(items):
-        raise ValueError(f"sources has {len(sources)} entries for {len(items)} images")
     batch = Batch(len(items))
     for i, data in enumerate(items):
-        batch.put(i, [decode(data, max_pixels=max_pixels, source=batch_label(i, sources[i] if sources else ""))])
+        batch.put(i, [decode(data, max_pixels=max_pixels, source=batch_label(i, source))])
     return batch.result()  # type: ignore[return-value]
 
 
@@ -191,11 +186,8 @@ def batch_label(index: int, source: str) -> str:
 
 def empty_image(width: int = 64, height: int = 64, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Black IMAGE [B,H,W,3] and zero MASK [B,H,W]: a placeholder where no result exists."""
-    _check_dims(width, height, batch)
-    return (
-        torch.zeros((batch, height, width, 3), dtype=torch.float32),
-        torch.zeros((batch, height, width), dtype=torch.float32),
-    )
+    mask = empty_mask(batch, width, height)
+    return torch.zeros((batch, height, width, 3), dtype=torch.float32), mask
 
 
 def empty_mask(count: int, width: int, height: int) -> torch.Tensor:
@@ -204,21 +196,10 @@ def empty_mask(count: int, width: int, height: int) -> torch.Tensor:
     return torch.zeros((count, height, width), dtype=torch.float32)
 
 
-def placeholder_images(count: int, width: int, height: int, text: str | None = None) -> torch.Tensor:
-    """Mid-grey IMAGE [count,H,W,3] standing in for images not generated (dry run, wait off).
-
-    ``text`` (e.g. "dry run") is drawn once in darker grey, so a placeholder is never mistaken for a
-    result; the frames are otherwise flat, so this stays cheap at any size.
-    """
+def placeholder_images(count: int, width: int, height: int) -> torch.Tensor:
+    """Mid-grey IMAGE [count,H,W,3] standing in for images not generated (dry run, wait off)."""
     _check_dims(width, height, count)
-    images = torch.full((count, height, width, 3), 0.5, dtype=torch.float32)
-    if text:
-        shade = _text_shade(text, width, height)
-        if shade is not None:
-            # Where the text is drawn the grey goes from 0.5 down to 0.2.
-            arr = images.numpy()
-            np.subtract(arr, (shade * np.float32(0.3 / 255.0))[None, :, :, None], out=arr)
-    return images
+    return torch.full((count, height, width, 3), 0.5, dtype=torch.float32)
 
 
 def tensor_to_png_bytes(image: torch.Tensor, *, compress_level: int = 1) -> bytes:
@@ -236,6 +217,115 @@ def tensor_to_png_bytes(image: torch.Tensor, *, compress_level: int = 1) -> byte
     return buf.getvalue()
 
 
+# --- opening the bytes ------------------------------------------------------------------------------
+
+
+def _open(data: bytes, max_pixels: int, label: str) -> Image.Image:
+    """Open ``data`` without decoding pixels, and refuse it by the size its header gives."""
+    if not data:
+        raise ImageDecodeError(f"{label}: empty body (0 bytes)")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except _BOMB as exc:
+        # Pillow's limit is global and may be lower than the caller's: read the size without it.
+        im = _open_without_pillow_limit(data)
+        if im is None:
+            raise ImageTooLargeError(f"{label}: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(_not_an_image(data, label)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow plugins raise many types for damaged headers
+        raise ImageDecodeError(_damaged(data, label, None, exc)) from exc
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"{label}: {width}x{height} ({width * height / 1e6:.1f} Mpx) is over the limit "
+                                 f"of {max_pixels} pixels ({max_pixels / 1e6:.1f} Mpx)")
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"{label}: the header gives an empty size {width}x{height}")
+    return im
+
+
+def _open_without_pillow_limit(data: bytes) -> Image.Image | None:
+    """Open through Pillow's format registry, which skips ``Image.open``'s global pixel limit."""
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        accepted = accept is None or accept(bytes(data[:16]))
+        if accepted and not isinstance(accepted, str):
+            try:
+                return factory(io.BytesIO(data))
+            except Exception:  # noqa: BLE001 - same tolerance as Image.open: try the next plugin
+                pass
+    return None
+
+
+def _canonical(im: Image.Image, label: str) -> Image.Image:
+    """``im`` in RGB, RGBA, L, LA (8-bit) or F (already scaled to 0..1)."""
+    mode = im.mode
+    if mode in ("RGB", "L") and "transparency" in im.info:
+        return im.convert("RGBA" if mode == "RGB" else "LA")
+    if mode in ("RGB", "L", "RGBA", "LA"):
+        return im
+    if mode in ("P", "PA"):
+        palette_alpha = im.palette is not None and im.palette.mode == "RGBA"
+        return im.convert("RGBA" if mode == "PA" or "transparency" in im.info or palette_alpha else "RGB")
+    if mode == "1":
+        return im.convert("L")
+    if mode in ("La", "RGBa"):  # premultiplied alpha (lower-case band name), undone by Pillow's conversion
+        return im.convert(mode.upper())
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _high_bit_to_float(im)
+    try:
+        return im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    except ValueError as exc:
+        raise ImageDecodeError(f"{label}: Pillow mode {mode} cannot be converted to RGB ({exc})") from exc
+
+
+def _high_bit_to_float(im: Image.Image) -> Image.Image:
+    """Scale a 16-bit, 32-bit integer or float single-channel image to an F image in 0..1."""
+    mode = im.mode
+    try:
+        arr = np.asarray(im)
+    except (TypeError, ValueError, KeyError):
+        # Rare variants (I;16S...) have no array view; Pillow's own widening keeps their values.
+        im, mode = im.convert("I"), "I"
+        arr = np.asarray(im)
+    if mode == "F":
+        values = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    else:
+        peak = int(arr.max()) if arr.size else 0
+        divisor = _U16_MAX if mode.startswith("I;16") or peak <= 65535 else _I32_MAX
+        values = np.divide(arr, divisor, dtype=np.float32)
+    np.clip(values, 0.0, 1.0, out=values)
+    return Image.fromarray(values, "F")
+
+
+def _sniff_format(data: bytes) -> str | None:
+    return next((fmt for fmt, sig in _SIGNATURES.items() if re.match(sig, bytes(data[:16]), re.DOTALL)), None)
+
+
+def _not_an_image(data: bytes, label: str) -> str:
+    fmt = _sniff_format(data)
+    if fmt:
+        return f"{label}: truncated or corrupt {fmt} data ({len(data)} bytes); Pillow cannot read its header"
+    preview = bytes(data[:200]).lstrip(b"\xef\xbb\xbf \t\r\n")[:60]
+    if preview[:1] == b"<":
+        kind = "it looks like HTML or XML (an error or sign-in page?)"
+    elif preview[:1] in (b"{", b"["):
+        kind = "it looks like JSON (an API answer rather than the image?)"
+    elif preview and all(byte in _PRINTABLE for byte in preview):
+        kind = "it looks like text"
+    else:
+        return f"{label}: not an image ({len(data)} bytes starting {bytes(data[:16]).hex(' ')})"
+    text = " ".join(preview.decode("utf-8", "replace").split())
+    return f"{label}: not an image ({len(data)} bytes); {kind}: {text!r}"
+
+
+def _damaged(data: bytes, label: str, fmt: str | None, exc: BaseException) -> str:
+    return f"{label}: truncated or corrupt {fmt or _sniff_format(data) or 'image'} data ({len(data)} bytes): {exc}"
+
+
 # --- small helpers ----------------------------------------------------------------------------------
 
 
@@ -243,7 +333,7 @@ def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     channels = arr.shape[-1]
     im = Image.fromarray(arr[..., 0], "F") if arr.dtype != np.uint8 else (
         Image.fromarray(arr[..., 0] if channels == 1 else arr, _RESIZE_MODES[channels]))
-    out = np.asarray(im.resize((width, height), _RESAMPLE))
+    out = np.asarray(im.resize((width, height), Image.Resampling.LANCZOS))
     return out if out.ndim == 3 else out[..., None]
 
 
@@ -251,18 +341,15 @@ def _thumbnail(im: Image.Image, size: int) -> Image.Image | None:
     """A small RGB copy for the node's preview (None if it cannot be made): Pillow's box reduction is
     cheap at any size, and a preview must never cost the picture."""
     try:
-        return _reduced(im, size)
+        if im.mode == "F":
+            small = Image.fromarray((np.asarray(im) * 255).astype(np.uint8), "L")
+            small.thumbnail((size, size))
+        else:
+            factor = max(1, -(-max(im.size) // size))
+            small = im.reduce(factor) if factor > 1 else im.copy()
+        return small if small.mode == "RGB" else small.convert("RGB")
     except Exception:  # noqa: BLE001
         return None
-
-
-def _reduced(im: Image.Image, size: int) -> Image.Image:
-    factor = max(1, -(-max(im.size) // size))
-    small = im.reduce(factor) if factor > 1 and im.mode != "F" else im.copy()
-    if im.mode == "F":
-        small = Image.fromarray((np.asarray(small) * 255).astype(np.uint8), "L")
-        small.thumbnail((size, size))
-    return small if small.mode == "RGB" else small.convert("RGB")
 
 
 def _empty_batch(count: int, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,19 +365,3 @@ def _empty_batch(count: int, width: int, height: int) -> tuple[torch.Tensor, tor
 def _check_dims(width: int, height: int, count: int) -> None:
     if width < 1 or height < 1 or count < 1:
         raise ValidationError(f"images need a positive size and count, not {width}x{height} x{count}")
-
-
-def _text_shade(text: str, width: int, height: int) -> np.ndarray | None:
-    """Draw ``text`` centred on a black L canvas; return it as uint8 [H,W], or None if it cannot."""
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    size = max(8, min(height // 8, width // max(4, len(text))))
-    try:
-        font = ImageFont.load_default(size=size)
-    except (OSError, ValueError, TypeError, ImportError):
-        font = ImageFont.load_default()
-    try:
-        draw.text((width / 2, height / 2), text, fill=255, font=font, anchor="mm")
-    except (OSError, ValueError):
-        return None
-    return np.asarray(canvas)

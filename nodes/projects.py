@@ -15,10 +15,6 @@ from .run import NodeRun
 from .types import CATEGORY, SCENE_PLAN, STORY
 
 
-def project_json(project: Project) -> str:
-    return json.dumps(project.raw, indent=2, default=str)
-
-
 def no_images(project: Project) -> Exception:
     """The error for a project without a single image: it names the project and the keys it holds."""
     parts = ["a story"] if project.story else []
@@ -66,13 +62,9 @@ class ThreeDLabsLoadProject:
             return "project_id is empty: pick a project from the list on the node."
         return True
 
-    async def run(self, project_id, unique_id=None):
-        story, plan, image, raw = await runtime.in_thread(self._run, project_id, unique_id)
-        return {"ui": {"text": [story.text[:2000]]}, "result": (story, plan, image, raw)}
-
-    @staticmethod
-    def _run(project_id, node_id):
-        with NodeRun("3DLabs Load Project", node_id) as run:
+    @runtime.in_thread
+    def run(self, project_id, unique_id=None):
+        with NodeRun("3DLabs Load Project", unique_id) as run:
             client = run.client
             try:
                 project = client.get_project(project_id)
@@ -83,10 +75,11 @@ class ThreeDLabsLoadProject:
             story = project.story or Story(raw={}, text="(this project has no story yet)")
             plan = project.scene_plan or ScenePlan(scenes=[], raw={})
             data = [client.fetch_image(ref) for ref in project.images]
-            image, _mask = images.images_to_batch(data, sources=[f"project {project.id}"] * len(data))
+            image, _mask = images.images_to_batch(data, source=f"project {project.id}")
             run.finish(f"Loaded project {project.name or project.id}: {len(plan.scenes)} scenes, "
                        f"{len(project.images)} images.")
-        return story, plan, image, project_json(project)
+        raw = json.dumps(project.raw, indent=2, default=str)
+        return {"ui": {"text": [story.text[:2000]]}, "result": (story, plan, image, raw)}
 
 
 class ThreeDLabsProjects:
@@ -105,20 +98,17 @@ class ThreeDLabsProjects:
                                                   "control_after_generate": True,
                                                   "tooltip": "Change (or set to randomize) to list again."})}}
 
-    async def run(self, refresh):
-        projects = await runtime.in_thread(lambda: runtime.client_for().list_projects())
-        lines = [f"{p.id}\t{p.name}\t{p.created}" for p in projects] or ["(no projects in this workspace)"]
-        text = "\n".join(lines)
+    @runtime.in_thread
+    def run(self, refresh):
+        lines = [f"{p.id}\t{p.name}\t{p.created}" for p in runtime.client_for().list_projects()]
+        text = "\n".join(lines) or "(no projects in this workspace)"
         return {"ui": {"text": [text]}, "result": (text,)}
 
 
 def format_age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h ago"
+    for limit, unit, per in ((90, "s", 1), (5400, "min", 60), (172800, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / per:.0f} {unit} ago"
     return f"{seconds / 86400:.0f} days ago"
 
 
@@ -152,10 +142,9 @@ class ThreeDLabsRecentJobs:
             raise ValidationError(f"limit must be 1 or more, not {limit}.")
         now = time.time()
         records = Journal().recent(limit)
-        lines = []
-        for rec in records:
-            age = format_age(now - float(rec.get("submitted_at") or rec.get("updated_at") or now))
-            lines.append(f"{rec['id']}\t{rec.get('kind', '?')}\t{rec.get('state', '?')}\t{age}\t{rec.get('label', '')}")
+        lines = [f"{r['id']}\t{r.get('kind', '?')}\t{r.get('state', '?')}\t"
+                 f"{format_age(now - float(r.get('submitted_at') or r.get('updated_at') or now))}\t{r.get('label', '')}"
+                 for r in records]
         text = "\n".join(lines) or "(no 3DLabs jobs recorded yet)"
         ids = "\n".join(r["id"] for r in records if not r["id"].startswith("unknown-"))
         return {"ui": {"text": [text]}, "result": (text, ids)}

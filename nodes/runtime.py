@@ -1,4 +1,4 @@
-"""The clients the nodes use: settings resolved for a run, one client per settings, the sandbox mark.
+"""What every node run starts from: settings resolved for the run, one client per settings, a thread.
 
 One client per settings keeps connections alive across runs; it is rebuilt when the settings change
 (the settings routes reset the cache). The prompt's job tally lives in ``spend`` and is re-exported
@@ -8,9 +8,10 @@ here for callers that reset it between prompts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from . import comfy, sandbox_bridge
 from .api.config import Settings, load_settings
@@ -19,7 +20,6 @@ from .spend import reset_tallies, tally  # noqa: F401  re-exported for routes an
 if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
     from .api.client import ThreeDLabsClient
 
-T = TypeVar("T")
 _clients: dict[tuple, ThreeDLabsClient] = {}
 _clients_lock = threading.Lock()
 
@@ -35,21 +35,15 @@ def client_for(current: Settings | None = None) -> ThreeDLabsClient:
     current = current or settings()
     key = (current.base_url, current.workspace_id, current.profile, current.max_in_flight)
     with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
+        if key not in _clients:
+            from .api.client import ThreeDLabsClient
+
             tokens = None
             if current.base_url_source == "bundled sandbox":
                 _, tokens = sandbox_bridge.sandbox_settings_and_tokens(current)
-            from .api.client import ThreeDLabsClient
-
             # Cancel reaches every wait of the client: 429 sleeps while submitting, project downloads.
-            client = _clients[key] = ThreeDLabsClient(current, tokens=tokens, cancel_check=comfy.check_interrupt)
-        return client
-
-
-def sandbox_mark(current: Settings) -> str:
-    """A visible prefix for node text when results come from the bundled sandbox."""
-    return "[SANDBOX] " if current.base_url_source == "bundled sandbox" else ""
+            _clients[key] = ThreeDLabsClient(current, tokens=tokens, cancel_check=comfy.check_interrupt)
+        return _clients[key]
 
 
 def reset_clients() -> None:
@@ -59,14 +53,17 @@ def reset_clients() -> None:
         _clients.clear()
 
 
-async def in_thread(fn, *args, **kwargs):
-    return await asyncio.to_thread(fn, *args, **kwargs)
+def in_thread(fn: Callable) -> Callable:
+    """A node's FUNCTION, run in a worker thread: its requests and waits never block ComfyUI's event loop."""
+
+    @functools.wraps(fn)
+    async def run(*args, **kwargs):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    return run
 
 
-def wait_jobs(start: Callable[[], T]) -> T:
-    """The moment a run's jobs are all submitted and their waits begin.
-
-    A named step, so that fault tests can change the world (revoke the token, stop the server) after
-    the jobs are paid for and before anyone polls them.
-    """
+def wait_jobs(start: Callable[[], list]) -> list:
+    """The moment a run's jobs are all submitted and their waits begin: a named step, so that fault tests
+    can change the world (revoke the token, stop the server) after the jobs are paid for."""
     return start()

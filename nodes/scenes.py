@@ -24,22 +24,14 @@ def story_payload(story):
 
 
 def plan_text(plan: ScenePlan) -> str:
-    lines = []
     total = plan.total_duration
-    lines.append(f"{len(plan.scenes)} scenes" + (f", {total:g} s in all" if total is not None else ""))
+    lines = [f"{len(plan.scenes)} scenes" + (f", {total:g} s in all" if total is not None else "")]
     for scene in plan.scenes:
         duration = f" ({scene.duration:g} s)" if scene.duration is not None else ""
         lines.append(f"\nScene {scene.number}{duration}: {scene.image_prompt}")
         if scene.narration:
             lines.append(f"  Narration: {scene.narration}")
     return "\n".join(lines)
-
-
-def dry_run_plan(max_minutes) -> ScenePlan:
-    count = int(round(float(max_minutes) * DRY_RUN_SCENES_PER_MINUTE))
-    each = float(max_minutes) * 60 / count
-    scenes = [Scene(i + 1, f"Dry run scene {i + 1}", "", each, {}) for i in range(count)]
-    return ScenePlan(scenes, raw={"dryRun": True, "scenes": []}, job_id="dry-run")
 
 
 class ThreeDLabsScenePlan:
@@ -84,26 +76,27 @@ class ThreeDLabsScenePlan:
             return err.detail
         return True
 
-    async def run(self, story, max_minutes, seed=0, video_model="", unique_id=None):
-        plan = await runtime.in_thread(self._run, story, max_minutes, seed, video_model, unique_id)
+    @runtime.in_thread
+    def run(self, story, max_minutes, seed=0, video_model="", unique_id=None):
+        body = scene_plan_body(story_payload(story), max_minutes, video_model=validation.video_model(video_model))
+        dry_story = isinstance(body["story"], dict) and bool(body["story"].get("dryRun"))
+        with NodeRun("3DLabs Scene Plan", unique_id) as run:
+            if run.dry_run(SCENE_PLANNING, [body], shown={**body, "story": "<story object>"}, force=dry_story):
+                count = round(body["maxMinutes"] * DRY_RUN_SCENES_PER_MINUTE)
+                scenes = [Scene(i + 1, f"Dry run scene {i + 1}", "", body["maxMinutes"] * 60 / count, {})
+                          for i in range(count)]
+                plan = ScenePlan(scenes, raw={"dryRun": True, "scenes": []}, job_id="dry-run")
+            else:
+                [job] = run.jobs("scene-plan", SCENE_PLANNING, [body], seed, labels=["scene plan"],
+                                 timeout=PLAN_TIMEOUT)
+                plan = run.client.scene_plan_of(job)
+                plan.job_id = job.id
+                empty = [s.number for s in plan.scenes if not s.image_prompt.strip()]
+                note = f" Scenes without an image prompt: {empty}." if empty else ""
+                run.finish(f"Scene plan ready: {len(plan.scenes)} scenes (job {job.id}).{note}")
         text = plan_text(plan)
         prompts = [s.image_prompt for s in plan.scenes]
         return {"ui": {"text": [text]}, "result": (plan, prompts, len(plan.scenes), text, plan.job_id)}
-
-    @staticmethod
-    def _run(story, max_minutes, seed, video_model, node_id) -> ScenePlan:
-        body = scene_plan_body(story_payload(story), max_minutes, video_model=validation.video_model(video_model))
-        dry_story = isinstance(body["story"], dict) and bool(body["story"].get("dryRun"))
-        with NodeRun("3DLabs Scene Plan", node_id) as run:
-            if run.dry_run(SCENE_PLANNING, [body], shown={**body, "story": "<story object>"}, force=dry_story):
-                return dry_run_plan(body["maxMinutes"])
-            [job] = run.jobs("scene-plan", SCENE_PLANNING, [body], seed, labels=["scene plan"], timeout=PLAN_TIMEOUT)
-            plan = run.client.scene_plan_of(job)
-            plan.job_id = job.id
-            empty = [s.number for s in plan.scenes if not s.image_prompt.strip()]
-            note = f" Scenes without an image prompt: {empty}." if empty else ""
-            run.finish(f"Scene plan ready: {len(plan.scenes)} scenes (job {job.id}).{note}")
-            return plan
 
 
 class ThreeDLabsSceneSelect:

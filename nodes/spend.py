@@ -7,7 +7,7 @@ prompt's nodes create, and each node's finish line reports the prompt's jobs so 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from . import comfy
@@ -19,21 +19,19 @@ _MAX_TALLIES = 32
 
 @dataclass
 class PromptTally:
-    submitted: dict[str, int] = field(default_factory=dict)
+    submitted: Counter[str] = field(default_factory=Counter)  # jobs submitted, per kind
     succeeded: int = 0
     failed: int = 0
     reused: int = 0
     dry_run: int = 0
     reserved: int = 0
-    by_node: dict[str, int] = field(default_factory=dict)  # jobs submitted, per node label
+    by_node: Counter[str] = field(default_factory=Counter)  # jobs submitted, per node label
 
     def line(self) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.submitted.items())) or "none"
         text = (f"3DLabs jobs this prompt: submitted {kinds}; succeeded {self.succeeded}, failed {self.failed}, "
                 f"reused {self.reused}")
-        if self.dry_run:
-            text += f"; dry run: {self.dry_run} not submitted"
-        return text
+        return text + (f"; dry run: {self.dry_run} not submitted" if self.dry_run else "")
 
 
 _tallies: OrderedDict[str, PromptTally] = OrderedDict()
@@ -43,12 +41,11 @@ _lock = threading.Lock()
 def tally(prompt_key: str | None = None) -> PromptTally:
     key = prompt_key or comfy.executing_context()[0] or "outside-comfyui"
     with _lock:
-        t = _tallies.get(key)
-        if t is None:
-            t = _tallies[key] = PromptTally()
+        if key not in _tallies:
+            _tallies[key] = PromptTally()
             while len(_tallies) > _MAX_TALLIES:
                 _tallies.popitem(last=False)
-        return t
+        return _tallies[key]
 
 
 def reset_tallies() -> None:
@@ -64,10 +61,9 @@ def reserve(t: PromptTally, count: int, node_label: str, current: Settings, *, k
     """
     with _lock:
         if t.reserved + count <= current.max_jobs:
-            if keep:
-                t.reserved += count
+            t.reserved += count if keep else 0
             return
-        spent = ", ".join(f"{label} {n}" for label, n in t.by_node.items() if n)
+        spent = ", ".join(f"{label} {n}" for label, n in t.by_node.items())
         reserved = t.reserved
     already = ""
     if reserved:
@@ -81,14 +77,12 @@ def reserve(t: PromptTally, count: int, node_label: str, current: Settings, *, k
     )
 
 
-def record(t: PromptTally, *, submitted: dict[str, int] | None = None, succeeded: int = 0, failed: int = 0,
-           reused: int = 0, dry_run: int = 0, node: str | None = None) -> None:
+def record(t: PromptTally, *, kind: str = "", submitted: int = 0, node: str = "", succeeded: int = 0,
+           failed: int = 0, reused: int = 0, dry_run: int = 0) -> None:
     with _lock:
-        for kind, n in (submitted or {}).items():
-            if n:
-                t.submitted[kind] = t.submitted.get(kind, 0) + n
-                if node:
-                    t.by_node[node] = t.by_node.get(node, 0) + n
+        if submitted:
+            t.submitted[kind] += submitted
+            t.by_node[node] += submitted
         t.succeeded += succeeded
         t.failed += failed
         t.reused += reused

@@ -13,21 +13,6 @@ from .types import CATEGORY, SEED, STORY, STORY_PROVIDERS, choices, max_minutes_
 STORY_TIMEOUT = 900.0
 
 
-def validate_story_inputs(topic=None):
-    """VALIDATE_INPUTS for Story; a value arrives only when the widget is not linked.
-
-    ComfyUI shows a VALIDATE_INPUTS message against every input the method takes, and checks the
-    range of max_minutes and the provider's choices itself for inputs it does not take: so this
-    takes the topic alone, and an empty topic is reported against the topic alone.
-    """
-    try:
-        if topic is not None:
-            validation.topic(topic)
-    except ValidationError as err:
-        return err.detail
-    return True
-
-
 class ThreeDLabsStory:
     CATEGORY = CATEGORY
     DESCRIPTION = ("Writes a story about a topic with the 3DLabs API (an LLM job). Outputs the story for Scene "
@@ -59,22 +44,26 @@ class ThreeDLabsStory:
 
     @classmethod
     def VALIDATE_INPUTS(cls, topic=None):
-        return validate_story_inputs(topic)
+        # ComfyUI shows the message against every input this takes, and checks max_minutes' range and the
+        # provider's choices itself: so it takes the topic alone (a value only when the widget is not linked).
+        try:
+            if topic is not None:
+                validation.topic(topic)
+        except ValidationError as err:
+            return err.detail
+        return True
 
-    async def run(self, topic, max_minutes, provider, seed=0, project_id="", unique_id=None):
-        story, job_id = await runtime.in_thread(self._run, topic, max_minutes, provider, seed, project_id, unique_id)
-        return {"ui": {"text": [story.text]}, "result": (story, story.text, job_id)}
-
-    @staticmethod
-    def _run(topic, max_minutes, provider, seed, project_id, node_id) -> tuple[Story, str]:
+    @runtime.in_thread
+    def run(self, topic, max_minutes, provider, seed=0, project_id="", unique_id=None):
         body = story_body(topic, max_minutes, project_id=project_id, provider=provider)
-        with NodeRun("3DLabs Story", node_id) as run:
+        with NodeRun("3DLabs Story", unique_id) as run:
             text = run.dry_run(STORIES, [body])
             if text is not None:
-                return Story(raw={"title": f"Dry run: {body['topic'][:60]}", "topic": body["topic"], "dryRun": True},
-                             text=text, title="Dry run", job_id="dry-run"), "dry-run"
-            [job] = run.jobs("story", STORIES, [body], seed, labels=[body["topic"][:80]], timeout=STORY_TIMEOUT)
-            story = run.client.story_of(job)
-            story.job_id = job.id
-            run.finish(f"Story ready (job {job.id}).")
-            return story, job.id
+                story = Story(raw={"title": f"Dry run: {body['topic'][:60]}", "topic": body["topic"], "dryRun": True},
+                              text=text, title="Dry run", job_id="dry-run")
+            else:
+                [job] = run.jobs("story", STORIES, [body], seed, labels=[body["topic"][:80]], timeout=STORY_TIMEOUT)
+                story = run.client.story_of(job)
+                story.job_id = job.id
+                run.finish(f"Story ready (job {job.id}).")
+        return {"ui": {"text": [story.text]}, "result": (story, story.text, story.job_id)}

@@ -22,16 +22,8 @@ UNKNOWN_ID_GRACE_SECONDS = 2.0
 
 def parse_job_ids(value) -> list[str]:
     """One id, several separated by commas or newlines, or a list of either; order kept, repeats dropped."""
-    items = value if isinstance(value, list) else [value]
-    ids: list[str] = []
-    for item in items:
-        if item is None:
-            continue
-        for part in _SPLIT.split(str(item)):
-            part = part.strip()
-            if part and part != "dry-run" and part not in ids:
-                ids.append(part)
-    return ids
+    items = [str(item) for item in (value if isinstance(value, list) else [value]) if item is not None]
+    return list(dict.fromkeys(p for p in _SPLIT.split(",".join(items)) if p and p != "dry-run"))
 
 
 def describe_result(job: Job, kind: str | None, client) -> tuple[str, bool]:
@@ -56,12 +48,9 @@ def describe_result(job: Job, kind: str | None, client) -> tuple[str, bool]:
 
 
 def _created_at(records: dict[str, dict], ids: list[str]) -> list[float]:
-    """Monotonic creation times from the journal: a job submitted long ago that 3DLabs does not know
-    is reported at once, not after the grace that covers jobs created a moment ago.
-
-    An id the journal never saw was not submitted from here a moment ago (it was pasted, or made
-    elsewhere), so a 404 for it is most likely a wrong id: it gets a short grace, not the full one.
-    """
+    """Monotonic creation times from the journal, so that a job submitted long ago that 3DLabs does not
+    know gets no 404 grace. An id the journal never saw was pasted or made elsewhere, so a 404 for it is
+    most likely a wrong id: it gets a short grace, not the full one."""
     now_mono, now_wall = time.monotonic(), time.time()
     unknown_age = max(0.0, engine.NOT_FOUND_GRACE_SECONDS - UNKNOWN_ID_GRACE_SECONDS)
     out = []
@@ -99,23 +88,18 @@ class ThreeDLabsJobWait:
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    async def run(self, job_id, timeout_seconds, unique_id=None):
+    @runtime.in_thread
+    def run(self, job_id, timeout_seconds, unique_id=None):
         ids = parse_job_ids(job_id)
         timeout = float(first(timeout_seconds))
-        node_id = first(unique_id)
-        result_json, image, mask, text = await runtime.in_thread(self._run, ids, timeout, node_id)
-        return {"ui": {"text": [text]}, "result": (result_json, image, text)}
-
-    @staticmethod
-    def _run(ids: list[str], timeout: float, node_id):
         if not ids:
             raise ValidationError("No job id given: paste one, or connect Image Generate's job_ids.")
-        for job_id in ids:
-            validation.optional_id("job_id", job_id)  # refuse before any request, not as a polling failure
-        with NodeRun("3DLabs Job Wait", node_id) as run:
+        for one in ids:
+            validation.optional_id("job_id", one)  # refuse before any request, not as a polling failure
+        with NodeRun("3DLabs Job Wait", first(unique_id)) as run:
             client = run.client
-            records = {job_id: client.journal.find(job_id) or {} for job_id in ids}
-            kinds = {job_id: rec.get("kind") for job_id, rec in records.items()}
+            records = {one: client.journal.find(one) or {} for one in ids}
+            kinds = {one: rec.get("kind") for one, rec in records.items()}
 
             def refs_of(job: Job):
                 # Only results that hold images are fetched (a story's or a plan's are not).
@@ -123,9 +107,9 @@ class ThreeDLabsJobWait:
                 return client.image_refs_of(job) if describe_result(job, kind, client)[1] else []
 
             jobs = run.collect(ids, _created_at(records, ids), timeout, refs_of)
-            texts = [describe_result(job, kinds.get(job.id), client)[0] for job in jobs]
-            image, mask = run.images or images.empty_image(64, 64, 1)
+            text = "\n\n".join(describe_result(job, kinds.get(job.id), client)[0] for job in jobs)
+            image, _mask = run.images or images.empty_image(64, 64, 1)
             payload = [{"id": j.id, "status": j.status, "result": j.result} for j in jobs]
             run.finish(f"Collected {len(jobs)} job(s).")
         result_json = json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str)
-        return result_json, image, mask, "\n\n".join(texts)
+        return {"ui": {"text": [text]}, "result": (result_json, image, text)}

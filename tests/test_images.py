@@ -537,16 +537,12 @@ def test_empty_mask_matches_placeholder_shape():
     assert mask.shape == (3, 16, 32) and mask.dtype == torch.float32 and not mask.any()
 
 
-def test_placeholder_images_are_mid_grey_and_labelled():
+def test_placeholder_images_are_mid_grey():
     plain = images.placeholder_images(3, 32, 16)
     assert plain.shape == (3, 16, 32, 3) and plain.dtype == torch.float32
     assert plain.eq(0.5).all()
-
-    labelled = images.placeholder_images(2, 256, 128, text="DRY RUN")
-    assert labelled.shape == (2, 128, 256, 3)
-    assert labelled[:, 0, 0].eq(0.5).all()
-    assert float(labelled.min()) < 0.45 and float(labelled.max()) == 0.5
-    assert torch.equal(labelled[0], labelled[1])
+    with pytest.raises(errors.ValidationError):
+        images.placeholder_images(1, 0, 16)
 
 
 def test_tensor_to_png_bytes_round_trips_exactly():
