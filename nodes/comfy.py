@@ -1,4 +1,4 @@
-"""The only module that touches ComfyUI: progress, interrupt, status text, server and folders.
+"""The only module that touches ComfyUI: progress, previews, interrupt, server and folders.
 
 Every ComfyUI import is lazy and guarded, so the pack imports and its tests run where ComfyUI is
 absent; there the adapter degrades to no-ops and to a local interrupt flag that tests can set.
@@ -27,20 +27,20 @@ def _module(name: str):
         return None
 
 
+def _cli_arg(name: str):
+    return getattr(getattr(_module("comfy.cli_args"), "args", None), name, None)
+
+
 def interrupt_exception_type() -> type[BaseException]:
-    mm = _module("comfy.model_management")
-    return getattr(mm, "InterruptProcessingException", LocalInterrupted) if mm else LocalInterrupted
+    return getattr(_module("comfy.model_management"), "InterruptProcessingException", LocalInterrupted)
 
 
 def check_interrupt() -> None:
     """Raise ComfyUI's interrupt exception if the user pressed Cancel (cheap; call often)."""
     mm = _module("comfy.model_management")
-    if mm is not None:
-        if mm.processing_interrupted():
-            raise mm.InterruptProcessingException()
-        return
-    if _local_interrupt.is_set():
-        raise LocalInterrupted()
+    interrupted = mm.processing_interrupted() if mm is not None else _local_interrupt.is_set()
+    if interrupted:
+        raise interrupt_exception_type()()
 
 
 def set_local_interrupt(value: bool = True) -> None:
@@ -52,47 +52,39 @@ def set_local_interrupt(value: bool = True) -> None:
 
 
 def prompt_server():
-    server_mod = _module("server")
-    return getattr(getattr(server_mod, "PromptServer", None), "instance", None) if server_mod else None
+    return getattr(getattr(_module("server"), "PromptServer", None), "instance", None)
 
 
 def listen_hosts() -> tuple[str, ...]:
     """The addresses ComfyUI serves on (``--listen``, and the PromptServer's own); () outside ComfyUI.
 
-    The pack's routes accept a Host header naming one of these (besides loopback names), so that a
-    page reaching ComfyUI through DNS rebinding, whose Host names the attacker's domain, is refused.
+    The routes accept a Host naming one of these, besides loopback names (``routes_guard``).
     """
-    hosts: list[str] = []
-    cli = _module("comfy.cli_args")
-    listen = getattr(getattr(cli, "args", None), "listen", None) if cli is not None else None
-    if isinstance(listen, str):
-        hosts += [h.strip() for h in listen.split(",") if h.strip()]
+    listen = _cli_arg("listen")
+    hosts = listen.split(",") if isinstance(listen, str) else []
     address = getattr(prompt_server(), "address", None)
-    if isinstance(address, str) and address.strip():
-        hosts.append(address.strip())
-    return tuple(dict.fromkeys(hosts))
+    if isinstance(address, str):
+        hosts.append(address)
+    return tuple(dict.fromkeys(h.strip() for h in hosts if h.strip()))
 
 
 def executing_context() -> tuple[str | None, str | None]:
     """(prompt_id, node_id) of the node running in this context, when ComfyUI provides it."""
     utils = _module("comfy_execution.utils")
     ctx = utils.get_executing_context() if utils is not None else None
-    if ctx is None:
-        return None, None
-    return ctx.prompt_id, ctx.node_id
-
-
-def current_client_id() -> str | None:
-    server = prompt_server()
-    return getattr(server, "client_id", None) if server is not None else None
+    return (ctx.prompt_id, ctx.node_id) if ctx is not None else (None, None)
 
 
 def user_directory() -> str | None:
-    fp = _module("folder_paths")
     try:
-        return fp.get_user_directory() if fp is not None else None
-    except Exception:  # noqa: BLE001
+        return _module("folder_paths").get_user_directory()
+    except Exception:  # noqa: BLE001  outside ComfyUI (no folder_paths), or broken
         return None
+
+
+def _progress_bar(total: int, node_id: str | None):
+    utils = _module("comfy.utils")
+    return utils.ProgressBar(total, node_id=node_id) if utils is not None and node_id is not None else None
 
 
 class NodeProgress:
@@ -101,29 +93,23 @@ class NodeProgress:
     def __init__(self, node_id: str | None, total: int = 100) -> None:
         self.node_id = node_id
         self.total = total
-        self.client_id = current_client_id()  # captured now: it belongs to the prompt being run
-        self._bar = None
-        utils = _module("comfy.utils")
-        if utils is not None and node_id is not None:
-            try:
-                self._bar = utils.ProgressBar(total, node_id=node_id)
-            except Exception:  # noqa: BLE001
-                self._bar = None
-        self.last_text = ""
+        self.client_id = getattr(prompt_server(), "client_id", None)  # now: it belongs to the prompt being run
+        try:
+            self._bar = _progress_bar(total, node_id)
+        except Exception:  # noqa: BLE001
+            self._bar = None
 
     def update(self, fraction: float) -> None:
         if self._bar is None:
             return
-        value = int(max(0.0, min(1.0, fraction)) * self.total)
         try:
-            self._bar.update_absolute(value, self.total)
+            self._bar.update_absolute(int(max(0.0, min(1.0, fraction)) * self.total), self.total)
         except interrupt_exception_type():
             raise
         except Exception:  # noqa: BLE001  a progress display must never fail a paid job
             log.debug("3DLabs: progress update failed", exc_info=True)
 
     def text(self, message: str) -> None:
-        self.last_text = message
         server = prompt_server()
         if server is None or self.node_id is None:
             return
@@ -133,26 +119,20 @@ class NodeProgress:
             log.debug("3DLabs: progress text failed", exc_info=True)
 
 
-PREVIEW_SIZE_DEFAULT = 512  # ComfyUI's own default for --preview-size
-
-
 def preview_size() -> int:
-    """The largest side of the previews ComfyUI shows on nodes (``--preview-size``)."""
-    cli = _module("comfy.cli_args")
-    size = getattr(getattr(cli, "args", None), "preview_size", None) if cli is not None else None
-    return size if isinstance(size, int) and size > 0 else PREVIEW_SIZE_DEFAULT
+    """The largest side of the previews ComfyUI shows on nodes (``--preview-size``, 512 by default)."""
+    size = _cli_arg("preview_size")
+    return size if isinstance(size, int) and size > 0 else 512
 
 
 def preview(node_id: str | None, image, done: int, total: int) -> None:
     """Show a small PIL ``image`` on the node through ComfyUI's progress bar; a no-op without ComfyUI.
 
-    Best effort: a preview must never fail or hold up a paid result, so nothing here raises (ComfyUI's
-    progress hook raises on Cancel; the run notices Cancel on its own).
+    Never raises, not even ComfyUI's Cancel: a preview must not fail a paid result (the run notices Cancel).
     """
-    utils = _module("comfy.utils")
-    if utils is None or node_id is None:
-        return
     try:
-        utils.ProgressBar(total, node_id=node_id).update_absolute(done, total, ("JPEG", image, preview_size()))
+        bar = _progress_bar(total, node_id)
+        if bar is not None:
+            bar.update_absolute(done, total, ("JPEG", image, preview_size()))
     except Exception:  # noqa: BLE001
         log.debug("3DLabs: preview failed", exc_info=True)

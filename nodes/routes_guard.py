@@ -1,23 +1,23 @@
 """Who may use the pack's routes, and how every answer becomes JSON: the guard around each handler.
 
-- Host: only a loopback name or address, an address ComfyUI itself listens on, the address this
-  connection came in on (when ComfyUI listens on all interfaces) or a name in
-  ``THREEDLABS_ALLOWED_HOSTS``. A page that reached ComfyUI by DNS rebinding names the attacker's
-  domain in Host (and in Origin, so that a same-origin check alone would let it through).
+- Host: a loopback name or address, an address ComfyUI listens on, the address this connection came in
+  on (when ComfyUI listens on all interfaces) or a name in ``THREEDLABS_ALLOWED_HOSTS``. A page that
+  reached ComfyUI by DNS rebinding names the attacker's domain in Host (and in Origin, so that a
+  same-origin check alone would let it through).
 - Origin: same-origin only (an ``Origin`` naming another host:port, ``Origin: null`` or
-  ``Sec-Fetch-Site: cross-site`` is refused); POSTs take ``application/json`` only, which a
-  cross-site form cannot send without a CORS preflight.
-- Every outcome is JSON ``{"error": "<message>"}`` with a fitting status; typed errors carry their
-  own (redacted) message and status (``http_status``), and nothing else ever reaches the answer: no
-  traceback, no token.
+  ``Sec-Fetch-Site: cross-site`` is refused); POSTs take ``application/json`` only, which a cross-site
+  form cannot send without a CORS preflight.
+- Every outcome is JSON ``{"error": "<message>"}`` with a fitting status; typed errors carry their own
+  (redacted) message and ``http_status``, and nothing else reaches the answer: no traceback, no token.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import ipaddress
 import logging
 import os
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -32,46 +32,37 @@ WILDCARDS = ("0.0.0.0", "::", "")
 
 
 class Refused(Exception):
-    """A request the routes answer with ``{"error": message}`` and ``status``, without running it."""
+    """A request the routes answer with ``{"error": str(self)}`` and ``status``, without running it."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
 
 
-# --- errors as JSON ---------------------------------------------------------------------------
+def guarded(method: str, work: Callable[..., object]):
+    """The aiohttp handler of a route: the checks below, then ``work(body)`` for a POST or ``work()`` for
+    a GET, in a thread (it may block); its result, or any failure, answered as JSON."""
 
-
-def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"error": redact(message)}, status=status)
-
-
-def json_errors(handler):
-    """Every outcome of ``handler`` is JSON: refusals, typed errors and surprises alike."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
+    async def handler(request: web.Request) -> web.Response:
         try:
             check_host(request)
             check_same_origin(request)
-            return await handler(request)
+            args = [await json_body(request)] if method == "POST" else []
+            return web.json_response(await asyncio.to_thread(work, *args))
         except Refused as err:
-            return error_response(err.status, err.message)
+            status, message = err.status, str(err)
         except ThreeDLabsError as err:
-            return error_response(err.http_status, err.message)
+            status, message = err.http_status, err.message
         except web.HTTPException as err:  # aiohttp's own refusals (a body over the size limit...)
-            return error_response(err.status, err.reason or "The request was refused.")
+            status, message = err.status, err.reason or "The request was refused."
         except Exception as err:  # noqa: BLE001  an answer, not a traceback, goes to the browser
             # The type and a redacted message only: a traceback could quote a token-bearing value.
             log.warning("3DLabs: %s %s failed: %s", request.method, request.path,
                         redact(f"{type(err).__name__}: {err}"))
-            return error_response(500, f"The 3DLabs route failed ({type(err).__name__}); see the ComfyUI log.")
+            status, message = 500, f"The 3DLabs route failed ({type(err).__name__}); see the ComfyUI log."
+        return web.json_response({"error": redact(message)}, status=status)
 
-    return wrapped
-
-
-# --- Host -------------------------------------------------------------------------------------
+    return handler
 
 
 def _name(host: str) -> str:
@@ -83,46 +74,33 @@ def _name(host: str) -> str:
     return name.rstrip(".").lower()
 
 
-def _same_address(a: str, b: str) -> bool:
-    def parsed(text: str):
-        addr = ipaddress.ip_address(text)
-        # A dual-stack socket reports an IPv4 client's target as ::ffff:a.b.c.d.
-        return getattr(addr, "ipv4_mapped", None) or addr
-
+def _address(text: str) -> object:
+    """``text`` as an IP address when it is one (an IPv4-mapped IPv6 address as IPv4), else as is."""
     try:
-        return parsed(a) == parsed(b)
+        addr = ipaddress.ip_address(text)
     except ValueError:
-        return a == b
-
-
-def _allowed_names() -> tuple[str, ...]:
-    extra = os.environ.get("THREEDLABS_ALLOWED_HOSTS", "")
-    return tuple(_name(h) for h in extra.split(",") if h.strip())
+        return text
+    # A dual-stack socket reports an IPv4 client's target as ::ffff:a.b.c.d.
+    return getattr(addr, "ipv4_mapped", None) or addr
 
 
 def check_host(request: web.Request) -> None:
     """Refuse a Host this ComfyUI does not answer to by its own address (DNS rebinding)."""
     raw = request.headers.get("Host", "")
     name = _name(raw)
-    if name and is_loopback_host(name):
-        return
     listened = [_name(h) if ":" not in h or h.startswith("[") else h.lower() for h in comfy.listen_hosts()]
-    if name and any(h not in WILDCARDS and _same_address(name, h) for h in listened):
-        return
-    if name and any(h in WILDCARDS for h in listened):
+    own = [h for h in listened if h not in WILDCARDS]
+    if len(own) < len(listened):
         # Listening everywhere: the address this connection was made to is ComfyUI's own.
         sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
-        local = sock[0] if isinstance(sock, (tuple, list)) and sock else None
-        if isinstance(local, str) and _same_address(name, local.split("%")[0]):
-            return
-    if name and name in _allowed_names():
+        if isinstance(sock, (tuple, list)) and sock and isinstance(sock[0], str):
+            own.append(sock[0].split("%")[0])
+    allowed = map(_name, os.environ.get("THREEDLABS_ALLOWED_HOSTS", "").split(","))
+    if name and (is_loopback_host(name) or _address(name) in map(_address, own) or name in allowed):
         return
     raise Refused(403, f"Refused: the Host header {raw.strip()[:100]!r} is not an address of this ComfyUI "
                        "(a page reached through DNS rebinding, or a wrong name). Use localhost or the address "
                        "ComfyUI listens on, or add the name to THREEDLABS_ALLOWED_HOSTS.")
-
-
-# --- Origin and JSON --------------------------------------------------------------------------
 
 
 def _host_port(netloc: str, scheme: str) -> tuple[str, int | None]:
@@ -149,8 +127,7 @@ def check_same_origin(request: web.Request) -> None:
     wanted = _host_port(parts.netloc, parts.scheme)
     # Behind a reverse proxy the Host header names the backend; X-Forwarded-Host names what the
     # browser saw. A cross-site page cannot set that header without a CORS preflight, so it is safe.
-    hosts = [h.strip() for h in (request.headers.get("X-Forwarded-Host", "").split(",")[:1]) if h.strip()]
-    hosts.append(request.host or "")
+    hosts = (request.headers.get("X-Forwarded-Host", "").split(",")[0].strip(), request.host or "")
     if not any(_host_port(host, parts.scheme) == wanted for host in hosts if host):
         raise Refused(403, f"Refused: the request comes from {origin}, not from this ComfyUI.")
 

@@ -1,10 +1,9 @@
 """The bundled sandbox started inside ComfyUI, when the user picks "sandbox" in the settings.
 
-For trying workflows without an account: the sandbox runs in-process on loopback, the client talks
-to it with the sandbox's own token, bound to the sandbox's origin (the user's real token is neither
-used nor changed, and the sandbox's token goes nowhere else), and node
-status text says SANDBOX so that results are never mistaken for the real service's. It is used
-only when chosen explicitly; an environment THREEDLABS_BASE_URL always wins over the choice.
+For trying workflows without an account: the sandbox runs in-process on loopback and the client talks
+to it with the sandbox's own token, bound to the sandbox's origin (the user's real token is neither used
+nor changed). Node status text says SANDBOX, so that results are never mistaken for the real service's.
+Used only when chosen explicitly; an environment THREEDLABS_BASE_URL always wins over the choice.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ def running():
     return _server
 
 
-def ensure_started(job_seconds: float = 3.0):
+def ensure_started():
     global _server
     with _lock:
         if _server is None:
@@ -43,7 +42,7 @@ def ensure_started(job_seconds: float = 3.0):
             data_dir = config.user_dir() / "sandbox"
             data_dir.mkdir(parents=True, exist_ok=True)
             # No debug routes: a page in the browser or a LAN client must not set faults or mint tokens.
-            _server = SandboxServer(job_seconds=job_seconds, data_dir=data_dir).start()
+            _server = SandboxServer(job_seconds=3.0, data_dir=data_dir).start()
             log.info("3DLabs: bundled SANDBOX started at %s (made-up content, no account)", _server.api_url)
         return _server
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .api import validation
+# The inputs offer the choices the client validates against.
+from .api.validation import ASPECT_RATIOS, IMAGE_PROVIDERS, STORY_PROVIDERS  # noqa: F401
 
 CATEGORY = "3DLabs"
 STORY = "3DLABS_STORY"
@@ -25,7 +26,3 @@ def max_minutes_input(tooltip: str) -> tuple:
 def choices(values: tuple[str, ...], tooltip: str, default: str | None = None) -> tuple:
     return (list(values), {"default": default or values[0], "tooltip": tooltip})
 
-
-STORY_PROVIDERS = validation.STORY_PROVIDERS
-IMAGE_PROVIDERS = validation.IMAGE_PROVIDERS
-ASPECT_RATIOS = validation.ASPECT_RATIOS
