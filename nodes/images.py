@@ -87,8 +87,8 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: s
     """Decode one image's bytes into an RGB float tensor and, when it has alpha, a mask."""
     px = decode(data, max_pixels=max_pixels, source=source)
     height, width, channels = px.array.shape
-    image = torch.empty((height, width, 3), dtype=torch.float32)
-    mask = torch.empty((height, width), dtype=torch.float32) if channels in (2, 4) else None
+    images, masks = _empty_batch(1, width, height)  # numpy's allocation: see _empty_batch
+    image, mask = images[0], (masks[0] if channels in (2, 4) else None)
     write(px, image, mask)
     return DecodedImage(image, mask, width, height, px.mode, px.format)
 

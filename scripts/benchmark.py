@@ -42,11 +42,8 @@ def row(figure, ours, baseline, ratio, target):
 
 
 def naive_generate(api_url: str, token: str, prompt: str, interval: float = 5.0, phase: float = 0.0):
-    """Submit one job, poll at a fixed interval, download and decode: the common pattern.
-
-    ``phase`` shifts the polling grid: real jobs do not last an exact multiple of 5 s, and a grid
-    that happens to line up with the sandbox's exact durations would flatter the baseline.
-    """
+    """Submit one job, poll at a fixed interval, download and decode: the common pattern. ``phase`` shifts the
+    polling grid, since one lined up with the sandbox's exact durations would flatter the baseline."""
     headers = {"Authorization": f"Bearer {token}"}
     job_id = requests.post(f"{api_url}/images/generate", headers=headers, timeout=30, json={
         "prompt": prompt, "provider": "replicate", "model": "flux-schnell", "aspectRatio": "16:9"}).json()["jobId"]
@@ -66,9 +63,6 @@ def naive_generate(api_url: str, token: str, prompt: str, interval: float = 5.0,
 def image_node(prompts, seed):
     return dict(prompt=prompts, provider=["replicate"], model=["flux-schnell"], aspect_ratio=["16:9"],
                 scene_number=[0], seed=[seed], wait=[True])
-
-
-# --- figures ------------------------------------------------------------------------------------
 
 
 def bench_fanout(nodes, runtime, sandbox, n=12, job_seconds=2.0, runs_of_ours=3):
@@ -164,12 +158,8 @@ def _sample_image(size: int) -> Image.Image:
 
 def _interleaved(fns, repeat, min_seconds=0.0):
     """Times of each function over at least ``repeat`` turns (more until ``min_seconds`` have passed).
-
-    In each turn every function runs once, so a slow spell of a shared machine hits all of them alike
-    and a turn's times can be compared with each other; fast cases get more turns, which evens out
-    the bursts of a shared VM. Each function returns what it made; it is freed after the clock stops,
-    because giving memory back (munmap of a 48 MB tensor takes milliseconds) is not part of making it.
-    """
+    Every function runs once per turn, so a slow spell hits all alike; what a function made is freed
+    after the clock stops, because giving memory back is not part of making it."""
     times = [[] for _ in fns]
     started = time.perf_counter()
     turn = 0
@@ -279,6 +269,15 @@ def bench_import(repeat=5):
         f"<= 150 ms: {'met' if median <= 0.15 else 'MISSED'}")
 
 
+def bench_structure():
+    counts = {p: len(p.read_text().splitlines()) for p in (ROOT / "nodes").rglob("*.py")}
+    total, longest = sum(counts.values()), max(counts, key=counts.get)
+    row("structure: lines of the pack's code under nodes/", f"{total:,} lines", "6,342 lines (before #14-#17)",
+        f"{total / 6342:.2f}x", f"<= 5,000: {'met' if total <= 5000 else 'MISSED'}")
+    row("structure: longest module", f"{longest.relative_to(ROOT)}: {counts[longest]} lines", "-", "-",
+        f"<= 400: {'met' if counts[longest] <= 400 else 'MISSED'}")
+
+
 def bench_timeline(mod):
     timeline = mod("nodes.timeline")
     rng = np.random.default_rng(1)
@@ -364,6 +363,7 @@ def main(argv=None) -> int:
             print("memory and import")
             bench_batch_memory()
             bench_import()
+            bench_structure()
         if "timeline" in wanted:
             print("timeline")
             bench_timeline(mod)
