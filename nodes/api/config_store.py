@@ -85,6 +85,15 @@ def _lock_windows(lock_file: Path) -> int | None:
     return fd
 
 
+def free_name(path: Path, suffix: str) -> Path:
+    """``path`` + ``suffix``, or with ``-2``, ``-3``... after it: a file moved aside never overwrites one."""
+    target, n = path.with_name(path.name + suffix), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}{suffix}-{n}")
+    return target
+
+
 def _read_for_update(path: Path) -> tuple[dict, Path | None]:
     """The file's data for a rewrite; a broken file is kept aside (never overwritten unseen)."""
     try:
@@ -99,12 +108,7 @@ def _read_for_update(path: Path) -> tuple[dict, Path | None]:
         data = None
     if isinstance(data, dict):
         return data, None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    aside = free_name(path, f".corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
     os.replace(path, aside)
     with suppress(OSError):
         os.chmod(aside, 0o600)

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config
+from . import config, config_store
 from .errors import redact
 
 log = logging.getLogger("3dlabs")
@@ -164,17 +164,6 @@ def _is_corruption(exc: BaseException) -> bool:
     return "not a database" in str(exc).lower() or "malformed" in str(exc).lower()
 
 
-def _aside(path: Path, label: str) -> Path:
-    """A free name beside ``path`` for a file being moved out of the way (never overwrite one)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.{label}")
-    n = 0
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.{label}-{stamp}-{n}")
-    return target
-
-
 class Journal:
     """The journal: one connection per process, shared by threads under a lock."""
 
@@ -250,7 +239,7 @@ class Journal:
         except sqlite3.DatabaseError as again:
             if not _is_corruption(again):
                 raise
-        bad = _aside(self._db, "corrupt")
+        bad = config_store.free_name(self._db, ".corrupt")
         os.replace(self._db, bad)
         # Its -wal belongs to the damaged file (kept beside it); -shm is only a shared-memory index.
         if os.path.exists(f"{self._db}-wal"):
@@ -307,7 +296,7 @@ class Journal:
             end = _import_lines(conn, self._legacy, start)
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(end)))
         try:  # where renaming fails, the offset kept in meta stops these lines being imported again
-            os.replace(self._legacy, _aside(self._legacy, "migrated"))
+            os.replace(self._legacy, config_store.free_name(self._legacy, ".migrated"))
         except OSError as exc:  # a read-only folder, or another process renamed it first
             log.debug("3DLabs: could not rename the old job journal (%s)", exc)
 
