@@ -30,17 +30,6 @@ SCENES, FPS, WIDTH, HEIGHT = 12, 24.0, 1920, 1080
 SOURCE = (768, 1344)  # (height, width) of a 16:9 Flux image, as 3DLabs Image Generate returns
 
 
-def load_pack():
-    import importlib.util
-
-    name = str(ROOT).replace(".", "_x_")
-    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return name
-
-
 def scene_images(count: int):
     import torch
 
@@ -98,12 +87,13 @@ def probe(path: str) -> dict:
 
 
 def child(mode: str, seconds: float, out: str) -> dict:
-    import importlib
-
     import torch
 
-    name = load_pack()
-    video = importlib.import_module(f"{name}.nodes.video")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from demo import load_pack
+
+    _, mod = load_pack()
+    video = mod("nodes.video")
     import av  # noqa: F401  loaded before the baseline, as it is in ComfyUI
 
     inputs = node_inputs(seconds)
@@ -112,7 +102,7 @@ def child(mode: str, seconds: float, out: str) -> dict:
     memory = PeakRss()
     start = time.perf_counter()
     if mode == "comfyui":
-        timeline = importlib.import_module(f"{name}.nodes.timeline")
+        timeline = mod("nodes.timeline")
         plan = dict(inputs)
         frames, _ = timeline.render_timeline(plan.pop("images"), [seconds / SCENES] * SCENES, FPS, "slow zoom in",
                                              "crossfade", 0.5, WIDTH, HEIGHT, max_bytes=1 << 62)

@@ -1,14 +1,17 @@
 """Running the pack's node classes outside ComfyUI, as ComfyUI would call them.
 
 One place for what every node-level test needs: call a node's FUNCTION (awaiting it when it is
-async), take its result tuple, and build Image Generate's list-shaped inputs (INPUT_IS_LIST).
+async), take its result tuple, build Image Generate's list-shaped inputs (INPUT_IS_LIST), and press
+ComfyUI's Cancel part-way through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 
-from conftest import load_pack
+from conftest import load_pack, pack_module
 
 
 def call_node(node_id: str, **kwargs):
@@ -30,3 +33,16 @@ def image_args(prompts, **over):
                 scene_number=[0], seed=[0], wait=[True], unique_id=["7"])
     args.update({k: [v] for k, v in over.items()})
     return args
+
+
+@contextlib.contextmanager
+def cancel_after(seconds: float):
+    """Press Cancel ``seconds`` into the block, as a user would; released again when the block ends."""
+    comfy = pack_module("nodes.comfy")
+    timer = threading.Timer(seconds, comfy.set_local_interrupt, args=(True,))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        comfy.set_local_interrupt(False)

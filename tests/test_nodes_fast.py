@@ -12,7 +12,7 @@ import torch
 from fake_client import install
 
 from conftest import pack_module
-from node_runner import image_args, run
+from node_runner import cancel_after, image_args, run
 
 errors = pack_module("nodes.api.errors")
 comfy = pack_module("nodes.comfy")
@@ -136,14 +136,9 @@ def test_a_failed_post_is_reported_after_the_submitted_jobs_are_collected(fake):
 
 
 def test_cancel_ends_the_node_while_a_status_request_hangs(fake):
-    timer = threading.Timer(0.3, comfy.set_local_interrupt)
-    timer.start()
     began = time.monotonic()
-    try:
-        with pytest.raises(comfy.LocalInterrupted):
-            run("3DLabsImageGenerate", **image_args(["BLOCK HANG a", "HANG b"]))
-    finally:
-        timer.cancel()
+    with cancel_after(0.3), pytest.raises(comfy.LocalInterrupted):
+        run("3DLabsImageGenerate", **image_args(["BLOCK HANG a", "HANG b"]))
     assert time.monotonic() - began < 30  # liveness only; the request itself is still hanging
     assert not fake.release.is_set()
     assert {rec["state"] for rec in Journal().recent(5)} == {"submitted"}  # both stay collectable

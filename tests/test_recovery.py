@@ -12,13 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from conftest import PACK_DIR, load_pack, pack_module
-from node_runner import run
+from node_runner import cancel_after, run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -121,14 +120,8 @@ def test_cancel_then_queue_again_resumes_instead_of_paying_twice(sandbox, fresh_
     sandbox.job_seconds = 1.5
     args = dict(prompt=["a kite, cancelled"], provider=["replicate"], model=["flux-schnell"], aspect_ratio=["1:1"],
                 scene_number=[0], seed=[0], wait=[True], unique_id=["3"])
-    timer = threading.Timer(0.4, comfy.set_local_interrupt)
-    timer.start()
-    try:
-        with pytest.raises(comfy.LocalInterrupted):
-            run("3DLabsImageGenerate", **args)
-    finally:
-        timer.cancel()
-    comfy.set_local_interrupt(False)
+    with cancel_after(0.4), pytest.raises(comfy.LocalInterrupted):
+        run("3DLabsImageGenerate", **args)
     [record] = Journal().recent(5)
     assert record["state"] == "submitted"
     runtime.reset_tallies()

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PACK_DIR, load_pack, pack_module
-from node_runner import image_args, run
+from node_runner import cancel_after, image_args, run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -70,14 +70,8 @@ def test_cancel_during_the_early_404_then_queue_again_pays_once(sandbox):
     sandbox.set_faults(job_404_seconds=3.0)
     sandbox.job_seconds = 0.5
     args = image_args(["a kite, cancelled while 3DLabs still says 404"], aspect_ratio="1:1")
-    timer = threading.Timer(0.5, comfy.set_local_interrupt)
-    timer.start()
-    try:
-        with pytest.raises(comfy.LocalInterrupted):
-            run("3DLabsImageGenerate", **args)
-    finally:
-        timer.cancel()
-    comfy.set_local_interrupt(False)
+    with cancel_after(0.5), pytest.raises(comfy.LocalInterrupted):
+        run("3DLabsImageGenerate", **args)
     [record] = Journal().recent(5)
     assert record["state"] == "submitted"
     runtime.reset_tallies()

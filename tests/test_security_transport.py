@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import load_pack, pack_module
+from node_runner import cancel_after
 
 load_pack()
 auth = pack_module("nodes.api.auth")
@@ -296,6 +297,21 @@ def dripping(server_holder: list):
     return handle
 
 
+class Stop(Exception):
+    """What a test's own cancel check raises, told apart from every error of the pack."""
+
+
+def stop_after(seconds: float):
+    """A cancel check, as the client takes one, that stops the call ``seconds`` from now."""
+    started = time.monotonic()
+
+    def cancel_check():
+        if time.monotonic() - started > seconds:
+            raise Stop()
+
+    return cancel_check
+
+
 def in_thread(fn, limit: float):
     """Run ``fn``; return (finished, seconds, outcome) without hanging the suite if it never ends.
 
@@ -338,13 +354,8 @@ def test_cancel_ends_a_dripping_download_promptly(api, servers, make_client):
     api.jobs["job_drip2"] = {"url": f"{holder[0].origin}/slow.png"}
     c = make_client(api.api_url())
     comfy.set_local_interrupt(False)
-    timer = threading.Timer(0.5, comfy.set_local_interrupt, args=(True,))
-    timer.start()
-    try:
+    with cancel_after(0.5):
         finished, seconds, outcome = in_thread(lambda: collect(c, "job_drip2"), limit=60)
-    finally:
-        timer.cancel()
-        comfy.set_local_interrupt(False)
     assert finished, "Cancel did not stop the download"
     assert isinstance(outcome, comfy.interrupt_exception_type()), outcome
     assert seconds < c.download_deadline, "the download ran into its deadline instead of ending on Cancel"
@@ -354,14 +365,7 @@ def test_cancel_check_ends_a_dripping_download_in_the_api_layer(servers, make_cl
     holder: list = []
     holder.append(servers(dripping(holder)))
     c = make_client("http://127.0.0.1:9/api")
-    started = time.monotonic()
-
-    class Stop(Exception):
-        pass
-
-    def cancel_check():
-        if time.monotonic() - started > 0.5:
-            raise Stop()
+    cancel_check = stop_after(0.5)
 
     finished, seconds, outcome = in_thread(
         lambda: c.fetch_image(models.ImageRef("url", f"{holder[0].origin}/slow.png"), cancel_check=cancel_check),
@@ -375,14 +379,7 @@ def test_cancel_interrupts_the_sleep_between_download_retries(servers, make_clie
     c = make_client("http://127.0.0.1:9/api")
     # The client's one retry policy (shared with the API calls), waiting 30 s before the next try.
     monkeypatch.setattr(c.transport.retry, "delay", lambda attempt, retry_after: 30.0)
-    started = time.monotonic()
-
-    class Stop(Exception):
-        pass
-
-    def cancel_check():
-        if time.monotonic() - started > 0.5:
-            raise Stop()
+    cancel_check = stop_after(0.5)
 
     finished, seconds, outcome = in_thread(
         lambda: c.fetch_image(models.ImageRef("url", f"{flaky.origin}/x.png"), cancel_check=cancel_check), limit=60)
@@ -498,14 +495,7 @@ def test_cancel_interrupts_a_429_retry_after_sleep(api, make_client):
     api.post_answers = [(429, {"error": "slow down"}, {"Retry-After": "20"})]
     c = make_client(api.api_url())
     c.transport.retry = http.RetryPolicy()  # the real policy: a 20 s Retry-After is honoured
-    started = time.monotonic()
-
-    class Stop(Exception):
-        pass
-
-    def cancel_check():
-        if time.monotonic() - started > 0.5:
-            raise Stop()
+    cancel_check = stop_after(0.5)
 
     finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", cancel_check=cancel_check, **IMAGE),
                                            limit=60)
@@ -520,13 +510,8 @@ def test_the_clients_own_cancel_check_interrupts_a_429_sleep(api, make_client):
     c = make_client(api.api_url())
     c.transport.retry = http.RetryPolicy()  # the real policy: a 20 s Retry-After is honoured
     c.cancel_check = comfy.check_interrupt
-    timer = threading.Timer(0.5, comfy.set_local_interrupt, args=(True,))
-    timer.start()
-    try:
+    with cancel_after(0.5):
         finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", **IMAGE), limit=60)
-    finally:
-        timer.cancel()
-        comfy.set_local_interrupt(False)
     assert finished and isinstance(outcome, comfy.interrupt_exception_type()), outcome
     assert seconds < 20.0, "returned only after the 20 s Retry-After sleep ended"
     assert len(api.server.requests) == 1

@@ -519,9 +519,10 @@ async function sandboxJobs() {
   return { image: stats.jobs_created.image, posts: stats.requests["POST /api/images/generate"] ?? 0 };
 }
 
-async function freshNodeRunsOnce(page) {
+/** A new blank workflow: a fresh Image Generate (made as the node search makes it) into PreviewImage. */
+async function imageGenerateToPreview(page, prompt) {
   await closeDialogs(page);
-  const made = await page.evaluate(async () => {
+  return page.evaluate(async (text) => {
     const { app } = window.comfyAPI.app;
     await app.extensionManager.command.execute("Comfy.NewBlankWorkflow");
     app.graph.clear();
@@ -533,19 +534,27 @@ async function freshNodeRunsOnce(page) {
     preview.pos = [620, 120];
     app.graph.add(preview);
     node.connect(0, preview, preview.findInputSlot("images"));
-    node.widgets.find((w) => w.name === "prompt").value = `a kite made from the node search ${Date.now()}`;
-    const seed = node.widgets.find((w) => w.name === "seed");
-    return { id: node.id, control: seed.linkedWidgets?.[0]?.value ?? null, seed: seed.value };
-  });
+    node.widgets.find((w) => w.name === "prompt").value = text;
+    return node.id;
+  }, prompt);
+}
+
+async function seedOf(page, id) {
+  return page.evaluate((nodeId) => {
+    const seed = window.comfyAPI.app.app.graph.getNodeById(nodeId).widgets.find((w) => w.name === "seed");
+    return { control: seed.linkedWidgets?.[0]?.value ?? null, seed: seed.value };
+  }, id);
+}
+
+async function freshNodeRunsOnce(page) {
+  const id = await imageGenerateToPreview(page, `a kite made from the node search ${Date.now()}`);
+  const made = { id, ...(await seedOf(page, id)) };
   step(`fresh Image Generate #${made.id}: control_after_generate ${made.control}, seed ${made.seed}`);
   const before = await sandboxJobs();
   const runs = [];
   for (let i = 0; i < 2; i++) {
     const { end, nodeErrors } = await queueAndWait(page);
-    const after = await page.evaluate((id) => {
-      const seed = window.comfyAPI.app.app.graph.getNodeById(id).widgets.find((w) => w.name === "seed");
-      return { control: seed.linkedWidgets?.[0]?.value ?? null, seed: seed.value };
-    }, made.id);
+    const after = await seedOf(page, made.id);
     runs.push({ end, nodeErrors, ...after });
     step(`queued the unchanged graph (${i + 1}): ${end.type}, seed ${after.seed}, control ${after.control}`);
   }
@@ -585,21 +594,7 @@ async function cachedRerun(page) {
 
 /** A job that fails: the pack's message must be on the node, not only in a toast or a log. */
 async function failingRun(page) {
-  await closeDialogs(page);
-  const id = await page.evaluate(async () => {
-    const { app } = window.comfyAPI.app;
-    await app.extensionManager.command.execute("Comfy.NewBlankWorkflow");
-    app.graph.clear();
-    const node = window.LiteGraph.createNode("3DLabsImageGenerate");
-    node.pos = [120, 120];
-    app.graph.add(node);
-    const preview = window.LiteGraph.createNode("PreviewImage");
-    preview.pos = [620, 120];
-    app.graph.add(preview);
-    node.connect(0, preview, preview.findInputSlot("images"));
-    node.widgets.find((w) => w.name === "prompt").value = `a job that fails ${Date.now()}`;
-    return node.id;
-  });
+  const id = await imageGenerateToPreview(page, `a job that fails ${Date.now()}`);
   await sandboxFaults({ fail_jobs: true });
   let run;
   try {
