@@ -31,6 +31,7 @@ from .comfy_video import AUTO, VideoComponents, VideoInputBase
 from .timeline import ThreeDLabsStoryboardTimeline, TimelineRenderer, scene_durations
 from .timeline_plan import TimelinePlan, check_memory, invalid, max_bytes_setting, output_size, plan_timeline
 from .types import CATEGORY
+from .video_encoding import BT709, encoder_options, tag_srgb
 
 CHUNK_FRAMES = 8  # frames handed to the encoder at a time
 CHUNK_BYTES = 32 * 1024**2  # ...fewer when 8 uint8 frames would pass this (5 at 1080p)
@@ -61,12 +62,14 @@ class AudioTrack:
             out[:, :have] = torch.nan_to_num(part, nan=0.0).numpy()
         return out
 
-    def frames(self, av, start: int, stop: int) -> Iterator:
-        """Samples [start, stop) as PyAV frames of about a second (PyAV cuts them for AAC and resamples)."""
+    def frames(self, av, start: int, stop: int, origin: int = 0) -> Iterator:
+        """Samples [start, stop) as PyAV frames of about a second (PyAV cuts them for AAC and resamples),
+        timed from sample ``origin`` (a trimmed video's first)."""
         for lo in range(start, stop, self.sample_rate):
             frame = av.AudioFrame.from_ndarray(self.read(lo, min(stop, lo + self.sample_rate)), format="fltp",
                                                layout=self.layout)
-            frame.sample_rate, frame.pts, frame.time_base = self.sample_rate, lo, Fraction(1, self.sample_rate)
+            frame.sample_rate, frame.time_base = self.sample_rate, Fraction(1, self.sample_rate)
+            frame.pts = lo - origin
             yield frame
 
     def as_comfy_audio(self) -> dict:
@@ -86,31 +89,76 @@ class AudioTrack:
 
 
 class StoryboardVideo(VideoInputBase):
-    """The frames of ``plan`` from ``images`` at ``width`` x ``height``, with an optional sound track."""
+    """The frames of ``plan`` from ``images`` at ``width`` x ``height``, with an optional sound track.
+
+    ``window`` is the part of the plan's frames this video is ([start, stop)): all of them, unless it was
+    made by :meth:`as_trimmed`, which shares the scene images and the sound instead of copying them.
+    """
 
     def __init__(self, images: torch.Tensor, plan: TimelinePlan, height: int, width: int,
-                 audio: AudioTrack | None = None) -> None:
+                 audio: AudioTrack | None = None, window: tuple[int, int] | None = None) -> None:
         # Checks the batch against the plan now rather than at save time; keeps the batch as [B,H,W,C].
         self.images = TimelineRenderer(images, plan, height, width).images
         self.plan, self.height, self.width, self.audio = plan, int(height), int(width), audio
+        self.window = window or (0, plan.total)
         self.chunk_frames = max(1, min(CHUNK_FRAMES, CHUNK_BYTES // (self.height * self.width * 3)))
         self.overlap = True  # False renders and encodes in turn: the baseline that overlap is measured against
 
     def get_frame_count(self) -> int:
-        return self.plan.total
+        return self.window[1] - self.window[0]
 
     def get_frame_rate(self) -> Fraction:
         # The decimal the fps prints as (12.5, 23.976), as the planner counts frames with it.
         return Fraction(repr(float(self.plan.fps)))
 
     def get_duration(self) -> float:
-        return float(self.plan.total / self.get_frame_rate())
+        return float(self.get_frame_count() / self.get_frame_rate())
 
     def get_dimensions(self) -> tuple[int, int]:
         return self.width, self.height
 
     def get_container_format(self) -> str:
         return MP4_DEMUXER
+
+    def get_bit_depth(self) -> int:
+        return 8
+
+    def get_color_space(self) -> str:
+        return "sRGB"  # the frames are the scene images' own 8-bit sRGB pixels
+
+    def get_active_trim_window(self) -> tuple[float, float]:
+        start, stop = self.window
+        if (start, stop) == (0, self.plan.total):
+            return 0.0, 0.0
+        rate = self.get_frame_rate()
+        return float(start / rate), float((stop - start) / rate)
+
+    def as_trimmed(self, start_time: float | None = None, duration: float | None = None,
+                   strict_duration: bool = False, **_future) -> StoryboardVideo | None:
+        """The part from ``start_time`` (seconds; negative counts from the end) lasting ``duration`` (0 or
+        None: to the end), as ComfyUI's trim nodes ask for it. Nothing is rendered or copied: the part shares
+        this video's images, plan and sound. None when nothing is left, or (``strict_duration``) when less
+        than ``duration`` is."""
+        rate, (lo, hi) = self.get_frame_rate(), self.window
+        length = Fraction(hi - lo) / rate
+        try:
+            start = Fraction(start_time or 0.0).limit_denominator(10**6)
+            wanted = Fraction(duration or 0.0).limit_denominator(10**6)
+        except (TypeError, ValueError, OverflowError):
+            raise invalid(f"cannot trim the Storyboard Video at start_time={start_time!r}, duration={duration!r}: "
+                          "both must be numbers of seconds") from None
+        if start < 0:
+            start = max(length + start, Fraction(0))
+        if wanted < 0 or start >= length:
+            return None
+        end = min(length, start + wanted) if wanted else length
+        if strict_duration and wanted and end - start < wanted:
+            return None
+        # Frames whose time lies in [start, end): the first frame at or after each edge.
+        first, last = lo + math.ceil(start * rate), lo + math.ceil(end * rate)
+        if last <= first:
+            return None
+        return StoryboardVideo(self.images, self.plan, self.height, self.width, self.audio, (first, min(hi, last)))
 
     def get_stream_source(self) -> io.BytesIO:
         """The encoded MP4 in memory (compressed: megabytes, not the frames' gigabytes)."""
@@ -119,10 +167,18 @@ class StoryboardVideo(VideoInputBase):
         buffer.seek(0)
         return buffer
 
+    def _audio_span(self) -> tuple[int, int]:
+        """The sound's samples under this video's frames: [first, stop), rounded as the frames are."""
+        rate, sample_rate = self.get_frame_rate(), self.audio.sample_rate
+        lo, hi = self.window
+        return (math.floor(Fraction(lo) / rate * sample_rate + Fraction(1, 2)),
+                min(self.audio.samples, math.floor(Fraction(hi) / rate * sample_rate + Fraction(1, 2))))
+
     def get_components(self):
         """Every frame as one IMAGE batch, the fitted sound and the frame rate: guarded like the timeline."""
+        lo, hi = self.window
         try:
-            check_memory(self.plan.total, self.height, self.width, self.plan.fps, max_bytes_setting())
+            check_memory(hi - lo, self.height, self.width, self.plan.fps, max_bytes_setting())
         except ValidationError as err:
             raise ValidationError(
                 err.detail, summary="3DLabs Storyboard Video cannot hand over all its frames at once.",
@@ -131,8 +187,12 @@ class StoryboardVideo(VideoInputBase):
             ) from None
         with torch.inference_mode():
             frames = TimelineRenderer(self.images, self.plan, self.height, self.width).render(
-                on_progress=lambda done, total: comfy.check_interrupt())
-        audio = self.audio.as_comfy_audio() if self.audio is not None else None
+                lo, hi, on_progress=lambda done, total: comfy.check_interrupt())
+        audio = None
+        if self.audio is not None:
+            a, b = self._audio_span()
+            audio = {"waveform": torch.from_numpy(self.audio.read(a, b)).unsqueeze(0),
+                     "sample_rate": self.audio.sample_rate}
         return VideoComponents(images=frames, frame_rate=self.get_frame_rate(), audio=audio)
 
     def encoder_frames(self, start: int = 0, stop: int | None = None, overlap: bool | None = None
@@ -187,19 +247,22 @@ class StoryboardVideo(VideoInputBase):
             finally:
                 stopped.set()  # leaving the pool then joins its thread
 
-    def save_to(self, path, format=AUTO, codec=AUTO, metadata: dict | None = None) -> None:
-        """Write the MP4 (H.264 yuv420p, AAC) to a file name or writable binary file, a chunk at a time."""
-        # Only what SaveVideo offers for this video (its options are str enums, or str).
-        if str(getattr(format, "value", format)).lower() not in (AUTO, "mp4"):
-            raise invalid(f"the Storyboard Video is saved as MP4 only, not as {format!r}; choose auto or mp4")
-        if str(getattr(codec, "value", codec)).lower() not in (AUTO, "h264"):
-            raise invalid(f"the Storyboard Video is encoded as H.264 only, not {codec!r}; choose auto or h264")
+    def save_to(self, path, format=AUTO, codec=AUTO, metadata: dict | None = None, bit_depth: int | None = None,
+                crf: float | None = None, color_space: str | None = None, preset: str | None = None,
+                **_future) -> None:
+        """Write the MP4 (H.264 yuv420p, AAC) to a file name or writable binary file, a chunk at a time.
+
+        Today's SaveVideo also passes ``crf``, ``color_space`` and (0.38) ``preset``: honoured for 8-bit
+        H.264. 10-bit and HDR are refused (the frames are 8-bit sRGB). Keywords of later cores are ignored.
+        """
+        options = encoder_options(format, codec, bit_depth, crf, color_space, preset)
         import av  # lazy: 50 ms at import, and only a save needs it (ComfyUI has it loaded already)
 
-        rate, audio, total = self.get_frame_rate(), self.audio, self.plan.total
+        rate, audio, total = self.get_frame_rate(), self.audio, self.get_frame_count()
+        lo, hi = self.window
+        a_lo, a_hi = self._audio_span() if audio is not None else (0, 0)
         progress = comfy.NodeProgress(comfy.executing_context()[1])  # the saving node's bar (e.g. SaveVideo)
-        done = audio_done = 0
-        shown = -1
+        done, audio_done, shown = 0, a_lo, -1
         # The format is named, not guessed from the file name: a BytesIO has none, and SaveVideo's 'auto'
         # means MP4 for a video made from frames.
         container = av.open(path, mode="w", format="mp4", options={"movflags": "use_metadata_tags"})
@@ -209,22 +272,30 @@ class StoryboardVideo(VideoInputBase):
                 container.metadata[key] = json.dumps(value)
             stream = container.add_stream("h264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+            stream.options = options["codec"]
+            if options["srgb"]:
+                tag_srgb(stream.codec_context)
             if audio is not None:
                 sound = container.add_stream("aac", layout=audio.layout,
                                              rate=audio.sample_rate if audio.sample_rate in AAC_RATES else 48000)
             # closing(): on an error or Cancel the render thread is stopped and joined here, not whenever the
             # generator happens to be collected.
-            with closing(self.encoder_frames()) as chunks:
+            with closing(self.encoder_frames(lo, hi)) as chunks:
                 for chunk in chunks:
                     comfy.check_interrupt()
                     for picture in chunk:
-                        frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+                        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                        if options["srgb"]:  # as today's core converts sRGB frames: BT.709, tagged
+                            frame = frame.reformat(format="yuv420p", dst_colorspace=BT709)
+                            tag_srgb(frame)
+                        else:
+                            frame = frame.reformat(format="yuv420p")
                         frame.pts, frame.time_base = done, 1 / rate
                         container.mux(stream.encode(frame))
                         done += 1
                     if audio is not None:  # the sound up to where the frames end: the two stay interleaved
-                        until = int(Fraction(done) / rate * audio.sample_rate)
-                        for piece in audio.frames(av, audio_done, until):
+                        until = min(a_hi, a_lo + int(Fraction(done) / rate * audio.sample_rate))
+                        for piece in audio.frames(av, audio_done, until, origin=a_lo):
                             container.mux(sound.encode(piece))
                         audio_done = until
                     if done * 100 // total != shown:  # one websocket message per percent, not per chunk
@@ -232,7 +303,7 @@ class StoryboardVideo(VideoInputBase):
                         progress.update(done / total)
             container.mux(stream.encode(None))
             if audio is not None:
-                for piece in audio.frames(av, audio_done, audio.samples):
+                for piece in audio.frames(av, audio_done, a_hi, origin=a_lo):
                     container.mux(sound.encode(piece))
                 container.mux(sound.encode(None))
         except BaseException:

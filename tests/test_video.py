@@ -309,3 +309,99 @@ def test_memory_does_not_grow_with_the_length(tmp_path):
     assert growth[2000] - growth[200] < 16 * 2**20
     assert growth[2000] < batch / 4
     assert len(probe(tmp_path / "2000.mp4")["frames"]) == 2000
+
+
+# --- today's VideoInput: save_to's keywords, trimming, what GetVideoComponents asks -------------------
+
+
+def encoder_settings(path) -> str:
+    """x264's own record of the options it ran with (an SEI string inside the stream)."""
+    data = path.read_bytes()
+    start = data.index(b"x264 - core")
+    return data[start:data.index(b"\x00", start)].decode("ascii", "replace")
+
+
+def test_save_to_honours_crf_preset_and_srgb(tmp_path):
+    vid, _, frames = make(images=patterned(), seconds_per_scene=0.5)
+    plain, tuned = tmp_path / "plain.mp4", tmp_path / "tuned.mp4"
+    vid.save_to(plain)
+    vid.save_to(tuned, format="mp4", codec="h264", metadata=None, bit_depth=8, crf=30, color_space="sRGB",
+                preset="ultrafast")
+    assert "crf=23.0" in encoder_settings(plain) and "subme=7" in encoder_settings(plain)  # x264's defaults
+    assert "crf=30.0" in encoder_settings(tuned) and "subme=0" in encoder_settings(tuned)  # ultrafast
+    with av.open(str(tuned)) as container:
+        ctx = container.streams.video[0].codec_context
+        assert (int(ctx.color_primaries), int(ctx.color_trc), int(ctx.colorspace)) == (1, 13, 1)
+    decoded = probe(tuned)["frames"]
+    assert len(decoded) == frames.shape[0]
+    error = np.abs(decoded[4].astype(float) - as_fed(frames[4]).astype(float))
+    assert error.mean() < 4.0  # BT.709 conversion, decoded with its tags
+    assert vid.get_bit_depth() == 8 and vid.get_color_space() == "sRGB"
+
+
+@pytest.mark.parametrize("keywords,match", [
+    ({"bit_depth": 10}, "8-bit"),
+    ({"color_space": "HDR"}, "HDR"),
+    ({"color_space": "HDR PQ"}, "HDR"),
+    ({"crf": 80}, "crf"),
+    ({"crf": "fast"}, "crf"),
+    ({"preset": "warp9"}, "preset"),
+])
+def test_save_to_refuses_what_8_bit_h264_cannot_be_before_rendering(monkeypatch, keywords, match):
+    vid, _, _ = make()
+    rendered = []
+    monkeypatch.setattr(video.TimelineRenderer, "render", lambda *a, **k: rendered.append(a))
+    with pytest.raises(errors.ValidationError, match=match):
+        vid.save_to(io.BytesIO(), **keywords)
+    assert rendered == []
+
+
+def test_save_to_accepts_keywords_of_later_cores(tmp_path):
+    vid, _, _ = make(seconds_per_scene=0.5)
+    vid.save_to(tmp_path / "later.mp4", color_space="auto", crf=None, bit_depth=None, hdr_tone_map="none",
+                some_future_flag=True)
+    assert len(probe(tmp_path / "later.mp4")["frames"]) == 9
+
+
+def test_as_trimmed_streams_a_part_without_copying(tmp_path):
+    images = patterned()
+    args = dict(motion="slow zoom in", transition="crossfade", fps=8.0, seconds_per_scene=2.0)
+    vid, _, frames = make(images=images, audio=tone(6.0), **args)  # 48 frames, 6 s
+    part = vid.as_trimmed(1.5, 2.0)
+    assert part.images is vid.images and part.audio is vid.audio  # shared, not copied
+    assert part.window == (12, 28) and part.get_frame_count() == 16 and part.get_duration() == 2.0
+    assert part.get_active_trim_window() == (1.5, 2.0) and vid.get_active_trim_window() == (0.0, 0.0)
+    assert np.array_equal(fed(part, start=12, stop=28), as_fed(frames[12:28]))
+    path = tmp_path / "part.mp4"
+    part.save_to(path)
+    info = probe(path)
+    assert len(info["frames"]) == 16 and info["video_seconds"] == 2
+    assert abs(info["audio_seconds"] - 2) <= Fraction(AAC_FRAME, 44100)
+    parts = part.get_components()
+    assert torch.equal(parts.images, frames[12:28]) and parts.audio["waveform"].shape == (1, 2, 2 * 44100)
+    # A trim of a trim counts from the part's own start.
+    assert part.as_trimmed(0.5, 1.0).window == (16, 24)
+
+
+def test_as_trimmed_edges_follow_comfyuis_trim_nodes():
+    vid, _, _ = make(fps=8.0, seconds_per_scene=2.0)  # 48 frames, 6 s
+    assert vid.as_trimmed(-2.0).window == (32, 48)  # negative: from the end
+    assert vid.as_trimmed(0.0, 0.0).window == (0, 48)  # 0: to the end
+    assert vid.as_trimmed(5.0, 3.0).window == (40, 48)  # cut at the end...
+    assert vid.as_trimmed(5.0, 3.0, strict_duration=True) is None  # ...unless the whole duration is asked for
+    assert vid.as_trimmed(6.0, 1.0) is None and vid.as_trimmed(9.0) is None  # nothing left
+    assert vid.as_trimmed(None, None).window == (0, 48)
+    with pytest.raises(errors.ValidationError, match="numbers of seconds"):
+        vid.as_trimmed("soon", 1.0)
+
+
+def test_storyboard_video_implements_every_abstract_method_of_todays_video_input():
+    """Today's VideoInput (ComfyUI 0.33) declares these abstract; a subclass missing one cannot be created."""
+    import inspect
+
+    for name in ("get_components", "save_to", "as_trimmed", "get_bit_depth", "get_color_space",
+                 "get_active_trim_window", "get_frame_count", "get_frame_rate", "get_duration", "get_dimensions"):
+        assert name in video.StoryboardVideo.__dict__, name
+    accepted = inspect.signature(video.StoryboardVideo.save_to).parameters
+    for keyword in ("format", "codec", "metadata", "bit_depth", "crf", "color_space", "preset"):
+        assert keyword in accepted, keyword
