@@ -1,10 +1,11 @@
 """What a node must pay for: jobs paid for already are collected again instead of paid twice.
 
-Every job-creating request gets a key: the API, the workspace, the endpoint, the exact body and the
-node's seed (a new seed asks for a new take). A succeeded job under the key is reused; one whose end
-nobody saw (a crash, Cancel, a timeout, failing polls), or that cannot be checked now, is waited for
-again. Only a job 3DLabs says failed or does not know is submitted anew; a 404 inside the grace for
-new jobs (``jobs.NOT_FOUND_GRACE_SECONDS``, counted from the journal's submit time) is waited for.
+Every job-creating request gets a key: the API (the bundled sandbox by its name, since its port changes
+at every start), the workspace, the endpoint, the exact body and the node's seed (a new seed asks for a
+new take). A succeeded job under the key is reused; one whose end nobody saw (a crash, Cancel, a
+timeout, failing polls), or that cannot be checked now, is waited for again. Only a job 3DLabs says
+failed or does not know is submitted anew; a 404 inside the grace for new jobs
+(``jobs.NOT_FOUND_GRACE_SECONDS``, counted from the journal's submit time) is waited for.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import spend
 from .api import jobs as engine
-from .api.config import Settings
+from .api.config import Settings, journal_api
 from .api.errors import NotFoundError, ThreeDLabsError
 from .api.journal import UNFINISHED_STATES, request_hash
 from .api.models import Job
@@ -30,12 +31,12 @@ log = logging.getLogger("3dlabs")
 
 
 def request_key(client: ThreeDLabsClient, endpoint: str, body: dict, seed) -> str:
-    return request_hash(endpoint, {"body": body, "seed": seed, "api": client.settings.base_url,
+    return request_hash(endpoint, {"body": body, "seed": seed, "api": journal_api(client.settings),
                                    "workspace": client.settings.workspace_id})
 
 
 def _paid(client: ThreeDLabsClient, key: str) -> dict | None:
-    return client.journal.find_paid(key, base_url=client.settings.base_url, workspace=client.settings.workspace_id)
+    return client.journal.find_paid(key, base_url=journal_api(client.settings), workspace=client.settings.workspace_id)
 
 
 def _journal_age(rec: dict) -> float | None:

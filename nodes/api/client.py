@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from . import endpoints, readers, validation
 from .auth import TokenProvider
-from .config import Settings, load_settings
+from .config import Settings, journal_api, load_settings
 from .download import DEADLINE_SECONDS_DEFAULT, MAX_BYTES_DEFAULT, fetch_image_bytes
 from .errors import (
     JobError,
@@ -54,7 +54,7 @@ class ThreeDLabsClient:
         """POST one job-creating request (body already validated); journal and return its job id."""
         ws = workspace_id or self.settings.workspace_id
         journal_fields = dict(endpoint=endpoint, body=body, profile=self.settings.profile, workspace=ws,
-                              base_url=self.settings.base_url, request_key=request_key)
+                              base_url=journal_api(self.settings), request_key=request_key)
         try:
             answer = self.transport.post_job(endpoint, body, workspace_id=ws,
                                              cancel_check=cancel_check or self.cancel_check)

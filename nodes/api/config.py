@@ -257,6 +257,16 @@ class Settings:
     base_url_source: str = "default"
 
 
+BUNDLED_SANDBOX_ID = "bundled-sandbox"
+
+
+def journal_api(settings: Settings) -> str:
+    """The API a job belongs to in the journal and in reuse keys: the base URL, except for the bundled
+    sandbox, which gets a new port at every start while its jobs stay in the same user directory, so a
+    re-run after a restart collects them instead of paying again."""
+    return BUNDLED_SANDBOX_ID if settings.base_url_source == "bundled sandbox" else settings.base_url
+
+
 def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
     """The first (value, where it comes from) that has a value."""
     return next(((value, where) for value, where in candidates if value), (None, ""))
