@@ -264,7 +264,7 @@ def _raise_submit_errors(errors: list[tuple[int, ThreeDLabsError]], ids: list) -
     made = sum(1 for i in ids if i)
     more = f" ({len(errors)} items failed to submit)" if len(errors) > 1 else ""
     raise type(first)(
-        f"item {first_i + 1} of {len(ids)}: {first.message}{more}. The {made} job(s) that were submitted are in the "
+        f"{first.message.rstrip('.')}{more}. The {made} job(s) that were submitted are in the "
         "journal; queue again to submit only what is missing",
         status=first.status, summary=f"Submitting item {first_i + 1} of {len(ids)} to 3DLabs failed.",
     )

@@ -159,8 +159,7 @@ class TokenProvider:
                 return source
         if not sources:
             raise AuthError(
-                "No 3DLabs token is configured, so nothing was sent",
-                summary="No 3DLabs token is set.",
+                summary="No 3DLabs token is configured, so nothing was sent.",
                 hint="Paste a token or API key in ComfyUI's settings (3DLabs > Token), or set THREEDLABS_TOKEN "
                 "or THREEDLABS_TOKEN_COMMAND. No account? Choose 'sandbox' as the base URL in the 3DLabs "
                 "settings to try the nodes with made-up content.",

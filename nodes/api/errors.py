@@ -52,12 +52,22 @@ def redact(text: object) -> str:
     return _JWT.sub("***", _BEARER.sub(r"\1***", out))
 
 
+# ComfyUI names a node's error type `__module__ + "." + __qualname__` in its error panel, and a custom
+# pack's module is named after its folder path: a short stable name reads better. Nothing imports or
+# pickles these classes by module name (ComfyUI sends the type as text only).
+ERROR_MODULE = "3DLabs"
+
+
 class ThreeDLabsError(Exception):
     """Base of every error the pack raises on purpose."""
 
     summary = "The 3DLabs request failed."
     default_hint = ""  # what to do about it, unless the raiser knows better
     http_status = 502  # the routes act as a proxy of 3DLabs: a bad gateway unless a subclass knows better
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__module__ = ERROR_MODULE
 
     def __init__(self, detail: str = "", *, status: int | None = None, job_id: str | None = None,
                  hint: str | None = None, summary: str | None = None) -> None:
@@ -75,11 +85,18 @@ class ThreeDLabsError(Exception):
 
     @property
     def message(self) -> str:
-        parts = (self.headline, self.detail, self.hint)
-        return " ".join(p if p.endswith(".") else p + "." for p in parts if p)
+        out: list[str] = []
+        for part in (self.headline, self.detail, self.hint):
+            # Each thing once: a part that only restates an earlier one is left out.
+            if part and part.rstrip(".").casefold() not in (p.rstrip(".").casefold() for p in out):
+                out.append(part if part.endswith(".") else part + ".")
+        return " ".join(out)
 
     def __str__(self) -> str:  # built when shown: a job id or item number set after raising still appears
         return self.message
+
+
+ThreeDLabsError.__module__ = ERROR_MODULE
 
 
 # --- configuration and user input (raised before anything is spent)
