@@ -16,7 +16,14 @@ _local_interrupt = threading.Event()  # stands in for ComfyUI's flag when ComfyU
 
 
 class LocalInterrupted(Exception):
-    """Raised by :func:`check_interrupt` outside ComfyUI (ComfyUI has its own exception)."""
+    """Raised by :func:`check_interrupt` outside ComfyUI, as ComfyUI 0.3.64's interrupt: an ``Exception``."""
+
+
+class LocalInterruptedBase(BaseException):
+    """The same as today's cores raise it: a ``BaseException``, which ``except Exception`` does not catch."""
+
+
+_local_kind: list[type[BaseException]] = [LocalInterrupted]
 
 
 @cache
@@ -32,7 +39,22 @@ def _cli_arg(name: str):
 
 
 def interrupt_exception_type() -> type[BaseException]:
-    return getattr(_module("comfy.model_management"), "InterruptProcessingException", LocalInterrupted)
+    return getattr(_module("comfy.model_management"), "InterruptProcessingException", _local_kind[0])
+
+
+def set_local_interrupt_kind(base_exception: bool) -> None:
+    """Outside ComfyUI, which kind of interrupt the stand-in raises: today's (a BaseException) or 0.3.64's."""
+    _local_kind[0] = LocalInterruptedBase if base_exception else LocalInterrupted
+
+
+def rearm_interrupt() -> None:
+    """Set Cancel again after catching ComfyUI's interrupt: its progress hook clears the flag before it
+    raises, so a caught interrupt would otherwise be a Cancel lost for every other wait of the run."""
+    mm = _module("comfy.model_management")
+    if mm is not None:
+        mm.interrupt_current_processing(True)
+    else:
+        _local_interrupt.set()
 
 
 def check_interrupt() -> None:
@@ -105,6 +127,7 @@ class NodeProgress:
         try:
             self._bar.update_absolute(int(max(0.0, min(1.0, fraction)) * self.total), self.total)
         except interrupt_exception_type():
+            rearm_interrupt()
             raise
         except Exception:  # noqa: BLE001  a progress display must never fail a paid job
             log.debug("3DLabs: progress update failed", exc_info=True)
@@ -128,11 +151,14 @@ def preview_size() -> int:
 def preview(node_id: str | None, image, done: int, total: int) -> None:
     """Show a small PIL ``image`` on the node through ComfyUI's progress bar; a no-op without ComfyUI.
 
-    Never raises, not even ComfyUI's Cancel: a preview must not fail a paid result (the run notices Cancel).
+    Never raises: a preview must not fail a paid result. A Cancel met here is set again, so the run's own
+    checks end it at once.
     """
     try:
         bar = _progress_bar(total, node_id)
         if bar is not None:
             bar.update_absolute(done, total, ("JPEG", image, preview_size()))
+    except interrupt_exception_type():
+        rearm_interrupt()
     except Exception:  # noqa: BLE001
         log.debug("3DLabs: preview failed", exc_info=True)

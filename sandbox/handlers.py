@@ -143,7 +143,23 @@ class _Handler(BaseHTTPRequestHandler):
         elif faults.corrupt_images:
             state.stats.fault("corrupt_image")
             data = truncated(data)
+        if faults.image_drip_bps > 0:
+            state.stats.fault("image_drip")
+            self._drip(data, faults.image_drip_bps)
+            return
         self._send(200, data, "image/png", {"Cache-Control": "public, max-age=3600"})
+
+    def _drip(self, data: bytes, per_second: float) -> None:
+        """The image a few bytes at a time: a slow host whose every read arrives within any read timeout."""
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        step = max(1, int(per_second / 10))
+        for lo in range(0, len(data), step):
+            self.wfile.write(data[lo:lo + step])
+            self.wfile.flush()
+            time.sleep(0.1)
 
 
 class ApiHandler(_Handler):

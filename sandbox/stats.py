@@ -23,6 +23,7 @@ FAULT_KEYS = (
     "hung_job",
     "corrupt_image",
     "huge_image",
+    "image_drip",
     "redirect",
     "out_of_credits",
 )

@@ -104,8 +104,9 @@ def wait_job(job_id: str, get_job: Callable[[str], Job], *, deadline: float, ind
             if on_progress is not None:
                 try:
                     on_progress(job, now - start)
-                except Exception:  # noqa: BLE001  a UI callback must never break the wait
-                    pass
+                except Exception:  # noqa: BLE001  a UI callback must never break the wait...
+                    if cancel_check is not None:
+                        cancel_check()  # ...but a Cancel it met (an Exception in older ComfyUI) ends it now
             if job.status == "succeeded":
                 return job
             if job.status == "failed":
