@@ -1,7 +1,8 @@
 """Starting a real ComfyUI with the pack linked in, for the opt-in end-to-end suites.
 
-Used only when COMFYUI_PATH points at a ComfyUI checkout; its Python is COMFYUI_PYTHON, else the
-checkout's .venv, else this interpreter. Nothing here imports ComfyUI into the test process.
+Used only when COMFYUI_PATH points at ComfyUI checkouts (several separated by ':', e.g. the oldest core the
+pack supports and the current one: each suite then runs on each). A checkout's Python is COMFYUI_PYTHON, else
+the checkout's .venv, else this interpreter. Nothing here imports ComfyUI into the test process.
 """
 
 from __future__ import annotations
@@ -18,17 +19,40 @@ import urllib.request
 from pathlib import Path
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "").strip()
+CHECKOUTS = tuple(dict.fromkeys(p.strip() for p in COMFYUI_PATH.split(os.pathsep) if p.strip()))
 SKIP_REASON = (
-    "COMFYUI_PATH is not set: the real-ComfyUI suite is skipped. Point it at a ComfyUI checkout "
-    "(0.3.64 or newer) with its requirements installed to run it."
+    "COMFYUI_PATH is not set: the real-ComfyUI suite is skipped. Point it at ComfyUI checkouts "
+    "(0.3.64 or newer, several separated by ':') with their requirements installed to run it."
 )
 
 
-def comfy_python() -> str:
+def core_version(checkout: str) -> str:
+    """The checkout's ComfyUI version (comfyui_version.py), or its folder name where it has none."""
+    found = re.search(r'__version__\s*=\s*"([^"]+)"', _read(Path(checkout) / "comfyui_version.py"))
+    return found.group(1) if found else Path(checkout).name
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def checkout_id(checkout: str) -> str:
+    """A test id for a checkout: its core version."""
+    return f"core-{core_version(checkout)}" if checkout else "no-comfyui"
+
+
+# Module fixtures that start a ComfyUI take these params: one run of the module per checkout.
+CHECKOUT_PARAMS = CHECKOUTS or ("",)
+
+
+def comfy_python(checkout: str | None = None) -> str:
     explicit = os.environ.get("COMFYUI_PYTHON", "").strip()
-    if explicit:
+    if explicit and len(CHECKOUTS) <= 1:
         return explicit
-    venv = Path(COMFYUI_PATH) / ".venv" / "bin" / "python"
+    venv = Path(checkout or (CHECKOUTS[0] if CHECKOUTS else "")) / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
 
 
@@ -40,10 +64,14 @@ def free_port() -> int:
 
 class ComfyServer:
     def __init__(
-        self, pack_dir: Path, base: Path, env: dict[str, str], front_end_root: str | Path | None = None
+        self, pack_dir: Path, base: Path, env: dict[str, str], front_end_root: str | Path | None = None,
+        checkout: str | None = None, extra_nodes: tuple[Path, ...] = (),
     ) -> None:
         """``front_end_root``: a folder of frontend files served instead of the checkout's pinned
-        comfyui-frontend-package (ComfyUI's --front-end-root)."""
+        comfyui-frontend-package (ComfyUI's --front-end-root). ``checkout``: which of COMFYUI_PATH's
+        checkouts (the first by default). ``extra_nodes``: test-only custom node folders linked in too."""
+        self.checkout = checkout or CHECKOUTS[0]
+        self.version = core_version(self.checkout)
         self.base = base
         self.front_end_root = str(front_end_root) if front_end_root else None
         self.port = free_port()
@@ -53,13 +81,17 @@ class ComfyServer:
         link = base / "custom_nodes" / "comfyui-3dlabs"
         if not link.exists():
             link.symlink_to(pack_dir, target_is_directory=True)
+        for folder in extra_nodes:
+            extra = base / "custom_nodes" / folder.name
+            if not extra.exists():
+                extra.symlink_to(folder, target_is_directory=True)
         self.log_path = base / "comfy.log"
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [
-                comfy_python(),
-                str(Path(COMFYUI_PATH) / "main.py"),
+                comfy_python(self.checkout),
+                str(Path(self.checkout) / "main.py"),
                 "--cpu",
                 "--listen",
                 "127.0.0.1",
@@ -71,7 +103,7 @@ class ComfyServer:
                 f"sqlite:///{base / 'user' / 'comfyui.db'}",
             ]
             + (["--front-end-root", self.front_end_root] if self.front_end_root else []),
-            cwd=COMFYUI_PATH,
+            cwd=self.checkout,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=full_env,

@@ -10,7 +10,7 @@ import urllib.error
 import pytest
 from PIL import Image
 
-from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, messages
+from comfyui_harness import CHECKOUT_PARAMS, COMFYUI_PATH, SKIP_REASON, ComfyServer, checkout_id, messages
 from conftest import PACK_DIR, jobs_created
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
@@ -32,14 +32,14 @@ CONTRACT = {
 }
 
 
-@pytest.fixture(scope="module")
-def comfy(sandbox_server, tmp_path_factory):
+@pytest.fixture(scope="module", params=CHECKOUT_PARAMS, ids=checkout_id)
+def comfy(request, sandbox_server, tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy-base")
     server = ComfyServer(PACK_DIR, base, {
         "THREEDLABS_BASE_URL": sandbox_server.api_url,
         "THREEDLABS_TOKEN": sandbox_server.static_token,
         "THREEDLABS_USER_DIR": str(base / "threedlabs-user"),
-    })
+    }, checkout=request.param)
     try:
         server.wait_ready()
         yield server

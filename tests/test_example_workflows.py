@@ -11,7 +11,15 @@ import subprocess
 import pytest
 from PIL import Image
 
-from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, comfy_python, messages
+from comfyui_harness import (
+    CHECKOUT_PARAMS,
+    COMFYUI_PATH,
+    SKIP_REASON,
+    ComfyServer,
+    checkout_id,
+    comfy_python,
+    messages,
+)
 from conftest import PACK_DIR, load_pack
 from workflow_format import is_widget, load_core_specs, pack_specs, ui_to_api, widget_slots
 
@@ -128,12 +136,13 @@ with av.open(sys.argv[1]) as c:
 """
 
 
-@pytest.fixture(scope="module")
-def comfy(sandbox_server, tmp_path_factory):
+@pytest.fixture(scope="module", params=CHECKOUT_PARAMS, ids=checkout_id)
+def comfy(request, sandbox_server, tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy-examples")
     server = ComfyServer(PACK_DIR, base, {"THREEDLABS_BASE_URL": sandbox_server.api_url,
                                           "THREEDLABS_TOKEN": sandbox_server.static_token,
-                                          "THREEDLABS_USER_DIR": str(base / "threedlabs-user")})
+                                          "THREEDLABS_USER_DIR": str(base / "threedlabs-user")},
+                         checkout=request.param)
     try:
         server.wait_ready()
         yield server
@@ -180,7 +189,7 @@ def test_example_runs_in_real_comfyui(comfy, sandbox, path, tmp_path):
         [video] = _outputs(comfy, entry, "images") or _outputs(comfy, entry, "videos")
         assert video.suffix == ".mp4", entry["outputs"]
         frame_png = tmp_path / "frame.png"
-        probe = subprocess.run([comfy_python(), "-c", VIDEO_PROBE, str(video), str(frame_png)],
+        probe = subprocess.run([comfy_python(comfy.checkout), "-c", VIDEO_PROBE, str(video), str(frame_png)],
                                capture_output=True, text=True, check=True, timeout=300)
         info = json.loads(probe.stdout)
         texts = [o["text"][0] for o in entry["outputs"].values() if o.get("text")]

@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 import wave
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, messages
+from comfyui_harness import CHECKOUT_PARAMS, COMFYUI_PATH, SKIP_REASON, ComfyServer, checkout_id, messages
 from conftest import PACK_DIR
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
 
 FPS, SECONDS, WIDTH, HEIGHT = 6.0, 1.25, 96, 64  # 3 scenes of 7.5 frames: 22.5 -> 23 frames
+TEST_NODES = Path(__file__).parent / "comfy_nodes" / "threedlabs_test_nodes"
 
 
 def write_inputs(folder):
@@ -40,13 +42,19 @@ def write_inputs(folder):
         out.writeframes(samples.tobytes())
 
 
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
+@pytest.fixture(scope="module", params=CHECKOUT_PARAMS, ids=checkout_id)
+def comfy(request, tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy-video")
     write_inputs(base / "input")
-    server = ComfyServer(PACK_DIR, base, {"THREEDLABS_USER_DIR": str(base / "threedlabs-user")})
+    server = ComfyServer(PACK_DIR, base, {"THREEDLABS_USER_DIR": str(base / "threedlabs-user")},
+                         checkout=request.param, extra_nodes=(TEST_NODES,))
     try:
         server.wait_ready()
+        if "LoadAudio" not in server.get("/object_info/LoadAudio"):  # no torchaudio in this checkout
+            wav = str(base / "input" / "narration.wav")
+            PROMPT["6"] = {"class_type": "ThreeDLabsTestLoadWav", "inputs": {"path": wav}}
+        else:
+            PROMPT["6"] = {"class_type": "LoadAudio", "inputs": {"audio": "narration.wav"}}
         yield server
     finally:
         server.stop()
@@ -127,3 +135,32 @@ def test_storyboard_video_through_core_save_video(comfy):
 
     text = entry["outputs"]["16"]["text"][0]
     assert "Total: 3.83 s, 23 frames at 6 fps" in text and "trimmed" in text
+
+
+def trim_node(comfy, video, start_time, duration):
+    """Core "Trim Video" where the core has it (0.33 and later), else the test-only node doing the same."""
+    inputs = {"video": video, "start_time": start_time, "duration": duration, "strict_duration": True}
+    if "Video Slice" in comfy.get("/object_info/Video%20Slice"):
+        return {"class_type": "Video Slice", "inputs": inputs}
+    return {"class_type": "ThreeDLabsTestTrimVideo", "inputs": inputs}
+
+
+def test_get_video_components_and_a_trim_node(comfy):
+    """GetVideoComponents unpacks a short storyboard; a trim of it saves with the trimmed frame count."""
+    prompt = {k: v for k, v in PROMPT.items() if k in ("1", "2", "3", "4", "5", "6", "7")}
+    prompt.update({
+        "20": {"class_type": "GetVideoComponents", "inputs": {"video": ["7", 0]}},
+        "21": {"class_type": "GetImageSize", "inputs": {"image": ["20", 0]}},
+        "22": {"class_type": "PreviewAny", "inputs": {"source": ["21", 2]}},
+        "23": {"class_type": "PreviewAny", "inputs": {"source": ["20", 2]}},
+        "24": trim_node(comfy, ["7", 0], 1.0, 2.0),
+        "25": {"class_type": "SaveVideo", "inputs": {"video": ["24", 0], "filename_prefix": "video/trimmed",
+                                                     "format": "auto", "codec": "auto"}},
+    })
+    entry = comfy.history(comfy.queue_prompt(prompt), timeout=180)
+    assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
+    assert entry["outputs"]["22"]["text"][0] == "23"  # every frame, as one IMAGE batch
+    assert float(entry["outputs"]["23"]["text"][0]) == FPS
+    trimmed = read_video(output_file(comfy, entry, "25"))
+    assert len(trimmed["frames"]) == 12 and trimmed["seconds"] == 2  # frames 6..17 of 23, at 6 fps
+    assert abs(trimmed["audio_seconds"] - 2) <= Fraction(1024, 44100)
