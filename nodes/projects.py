@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 
 from . import images, runtime
 from .api.errors import ImageError, NotFoundError, ResponseFormatError, ValidationError
 from .api.journal import Journal
-from .api.models import Project, ScenePlan, Story
+from .api.models import ImageRef, Project, ScenePlan, Story
 from .api.readers import describe
 from .run import NodeRun
 from .types import CATEGORY, SCENE_PLAN, STORY
@@ -39,15 +40,70 @@ def unknown_project(project_id: str, settings, err: NotFoundError) -> NotFoundEr
         "projects of this workspace; a project of another workspace needs that workspace in the settings.")
 
 
+def place_images(refs: list[ImageRef]) -> tuple[list[ImageRef], list[ImageRef]]:
+    """(the batch's images, one per scene in scene order, each with its scene; the images left out).
+
+    An image with a scene number is that scene's, and of two or more for one scene the first found is
+    used. Images without one are scenes 1, 2, ... in the order found when no image has a number; beside
+    numbered ones there is no telling which scenes they are, so they are left out.
+    """
+    if all(ref.scene is None for ref in refs):
+        return [replace(ref, scene=number) for number, ref in enumerate(refs, 1)], []
+    chosen: dict[int, ImageRef] = {}
+    left_out = []
+    for ref in refs:
+        if ref.scene is None or ref.scene in chosen:
+            left_out.append(ref)
+        else:
+            chosen[ref.scene] = ref
+    return [chosen[number] for number in sorted(chosen)], left_out
+
+
+def _scenes(numbers) -> str:
+    return f"scene{'s' if len(numbers) != 1 else ''} {', '.join(map(str, numbers))}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def load_report(project: Project, plan: ScenePlan, placed: list[ImageRef], left_out: list[ImageRef]
+                ) -> tuple[list[str], dict]:
+    """What the node says about the images (lines), and the keys it adds to project_json."""
+    covered = [ref.scene for ref in placed]
+    missing = [scene.number for scene in plan.scenes if scene.number not in covered]
+    lines = [f"Loaded project {project.name or project.id}: {_plural(len(plan.scenes), 'scene')}, "
+             f"{_plural(len(placed), 'image')} ({_scenes(covered)})."]
+    if missing:
+        lines.append(f"No image yet for {_scenes(missing)}: the storyboard leaves "
+                     f"{'it' if len(missing) == 1 else 'them'} out.")
+    for number in sorted({ref.scene for ref in left_out if ref.scene is not None}):
+        extra = sum(ref.scene == number for ref in left_out)
+        lines.append(f"Scene {number} has {extra + 1} images: the first found is used, {extra} left out.")
+    if unnumbered := sum(ref.scene is None for ref in left_out):
+        lines.append(f"{_plural(unnumbered, 'image')} without a scene number left out (the other images have "
+                     "scene numbers, so there is no telling which scenes these are).")
+    shown = [{"scene": ref.scene, "kind": ref.kind,
+              "value": ref.value if len(ref.value) <= 80 else ref.value[:77] + "..."} for ref in left_out]
+    return lines, {"image_scenes": covered, "scenes_without_image": missing, "images_left_out": shown}
+
+
 class ThreeDLabsLoadProject:
     CATEGORY = CATEGORY
-    DESCRIPTION = ("Loads an existing 3DLabs project: its story, scene plan and scene images (downloaded now, in "
-                   "scene order, wherever the project keeps them), without submitting any job. A project without "
-                   "any image yet is an error that says so.")
+    DESCRIPTION = ("Loads an existing 3DLabs project: its story, scene plan and scene images (downloaded now, "
+                   "wherever the project keeps them), without submitting any job. Each image goes to the scene "
+                   "whose number sits beside it (of two for one scene, the first found); images without a scene "
+                   "number count as scenes 1, 2, ... in the order found when no image has one, and are left out "
+                   "otherwise. The batch holds the scenes that have an image, in scene order; scenes without one "
+                   "are named on the node and in project_json, and Storyboard Timeline / Video leave them out. A "
+                   "project without any image yet is an error that says so.")
     RETURN_TYPES = (STORY, SCENE_PLAN, "IMAGE", "STRING")
     RETURN_NAMES = ("story", "scene_plan", "images", "project_json")
-    OUTPUT_TOOLTIPS = ("The project's story.", "The project's scene plan.",
-                       "The project's scene images as one batch, in scene order.", "The whole project as JSON.")
+    OUTPUT_TOOLTIPS = ("The project's story.",
+                       "The project's scene plan; it tells which scenes the image batch covers.",
+                       "The scene images as one batch, in scene order: one per scene that has an image.",
+                       "The whole project as JSON, with image_scenes (the scene of each image of the batch) "
+                       "and scenes_without_image.")
     FUNCTION = "run"
 
     @classmethod
@@ -73,13 +129,17 @@ class ThreeDLabsLoadProject:
             if not project.images:
                 raise no_images(project)
             story = project.story or Story(raw={}, text="(this project has no story yet)")
-            plan = project.scene_plan or ScenePlan(scenes=[], raw={})
-            data = [client.fetch_image(ref) for ref in project.images]
+            placed, left_out = place_images(project.images)
+            # A copy: the plan read from the answer stays as it was read.
+            plan = replace(project.scene_plan or ScenePlan(scenes=[], raw={}),
+                           image_scenes=[ref.scene for ref in placed])
+            data = [client.fetch_image(ref) for ref in placed]
             image, _mask = images.images_to_batch(data, source=f"project {project.id}")
-            run.finish(f"Loaded project {project.name or project.id}: {len(plan.scenes)} scenes, "
-                       f"{len(project.images)} images.")
-        raw = json.dumps(project.raw, indent=2, default=str)
-        return {"ui": {"text": [story.text[:2000]]}, "result": (story, plan, image, raw)}
+            lines, keys = load_report(project, plan, placed, left_out)
+            run.finish("\n".join(lines))
+        # The pack's keys first, where a reader sees them, and never hidden by a project's own key.
+        raw = json.dumps({**keys, **project.raw, **keys}, indent=2, default=str)
+        return {"ui": {"text": ["\n".join(lines), story.text[:2000]]}, "result": (story, plan, image, raw)}
 
 
 class ThreeDLabsProjects:

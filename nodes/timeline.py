@@ -41,6 +41,7 @@ from .timeline_plan import (
     output_size,
     plan_durations,
     plan_timeline,
+    scenes_left_out,
 )
 from .types import CATEGORY, SCENE_PLAN
 
@@ -210,11 +211,15 @@ def render_timeline(images: torch.Tensor, durations: Sequence[float], fps: float
 
 
 def scene_durations(images, scene_plan, seconds_per_scene: float) -> tuple[list[float], list, str]:
-    """The durations and labels for the images, and a note naming the scenes without a planned duration."""
+    """The durations and labels for the images, and a note naming the scenes without a planned duration
+    and those left out for lack of an image."""
     count = int(images.shape[0]) if isinstance(images, torch.Tensor) and images.ndim == 4 else 1
     durations, labels, defaulted = plan_durations(scene_plan, count, seconds_per_scene)
     note = (f"\nNo planned duration for scene(s) {', '.join(map(str, defaulted))}: "
             f"{float(seconds_per_scene):g} s each (seconds_per_scene)." if defaulted else "")
+    if left_out := scenes_left_out(scene_plan, count):
+        note += (f"\nLeft out for lack of an image: scene(s) {', '.join(map(str, left_out))} (the project has "
+                 "no image for them yet).")
     return durations, labels, note
 
 

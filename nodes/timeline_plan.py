@@ -7,7 +7,10 @@ guard, the scene plan's durations and the timeline text. ``timeline`` turns plan
   pile up. Durations and fps count as the decimals they print as (0.15 s is 0.15, not the binary float
   just below it). A scene that would get 0 frames is an error, never dropped.
 - Plan and images: image k is scene k. Scenes without a usable duration and images beyond the plan's
-  scenes last seconds_per_scene; fewer images than scenes is an error (probably the wrong batch).
+  scenes last seconds_per_scene; fewer images than scenes is an error (probably the wrong batch), unless
+  the plan names the scene of each image of the batch (``image_scenes``, set by Load Project for a
+  project with images for only some scenes, and as long as the batch): then image k is scene
+  image_scenes[k], and the plan's other scenes are left out.
 - Crossfade: the frame count is unchanged. Between scene k and k+1 a window of L = min(round_half_up(
   crossfade_seconds * fps), frames of scene k, of scene k+1) frames starts L // 2 frames before the cut;
   its i-th frame is (1 - w) * A + w * B, w = (i + 1) / (L + 1). Windows never overlap. Each scene's move
@@ -250,23 +253,56 @@ def _seconds_or_none(value) -> float | None:
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
-def plan_durations(scene_plan, image_count: int, seconds_per_scene: float) -> tuple[list[float], list, list]:
-    """(durations, labels, labels of scenes that fell back to seconds_per_scene) for the images."""
-    if scene_plan is None:
-        return [float(seconds_per_scene)] * image_count, list(range(1, image_count + 1)), []
+def _scenes_of(scene_plan) -> tuple[object, list]:
+    """(the plan, its scenes) of a scene_plan input."""
     if isinstance(scene_plan, (list, tuple)) and len(scene_plan) == 1:  # from a list-mode upstream
         scene_plan = scene_plan[0]
     scenes = getattr(scene_plan, "scenes", None)  # duck-typed: a pack loaded twice has two ScenePlan classes
     if not isinstance(scenes, list):
         raise invalid(f"the scene_plan input must come from 3DLabs Scene Plan or Load Project, not "
                       f"{type(scene_plan).__name__}")
-    if image_count < len(scenes):
+    return scene_plan, scenes
+
+
+def _image_scenes(scene_plan, image_count: int) -> list[int] | None:
+    """The scene of each image, when the plan names them for a batch of this size; else None."""
+    covered = getattr(scene_plan, "image_scenes", None)
+    # Another count means the batch was changed on the way, and the numbers no longer say which image is which.
+    if (isinstance(covered, (list, tuple)) and len(covered) == image_count
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in covered)):
+        return list(covered)
+    return None
+
+
+def plan_durations(scene_plan, image_count: int, seconds_per_scene: float) -> tuple[list[float], list, list]:
+    """(durations, labels, labels of scenes that fell back to seconds_per_scene) for the images."""
+    if scene_plan is None:
+        return [float(seconds_per_scene)] * image_count, list(range(1, image_count + 1)), []
+    scene_plan, scenes = _scenes_of(scene_plan)
+    covered = _image_scenes(scene_plan, image_count)
+    if covered is not None:
+        by_number: dict = {}
+        for scene in scenes:
+            by_number.setdefault(scene.number, scene)
+        labels = covered
+        planned = [_seconds_or_none(by_number[n].duration) if n in by_number else None for n in covered]
+    elif image_count < len(scenes):
         # Probably the wrong batch is wired in: guessing which scenes the images are would be worse.
         raise invalid(f"the scene plan has {len(scenes)} scenes but only {image_count} images "
                       "arrived; connect one image per scene, in scene order")
-    # Extra images (say, an added ending) continue the numbering at seconds_per_scene each.
-    first_extra = max([int(s.number) for s in scenes], default=0) + 1
-    labels = [s.number for s in scenes] + list(range(first_extra, first_extra + image_count - len(scenes)))
-    planned = [_seconds_or_none(s.duration) for s in scenes] + [None] * (image_count - len(scenes))
+    else:
+        # Extra images (say, an added ending) continue the numbering at seconds_per_scene each.
+        first_extra = max([int(s.number) for s in scenes], default=0) + 1
+        labels = [s.number for s in scenes] + list(range(first_extra, first_extra + image_count - len(scenes)))
+        planned = [_seconds_or_none(s.duration) for s in scenes] + [None] * (image_count - len(scenes))
     durations = [float(seconds_per_scene) if p is None else p for p in planned]
     return durations, labels, [label for label, p in zip(labels, planned) if p is None]
+
+
+def scenes_left_out(scene_plan, image_count: int) -> list:
+    """The plan's scenes that ``plan_durations`` leaves out for lack of an image (see the module's rules)."""
+    if scene_plan is None:
+        return []
+    scene_plan, scenes = _scenes_of(scene_plan)
+    covered = _image_scenes(scene_plan, image_count)
+    return [] if covered is None else [s.number for s in scenes if s.number not in covered]

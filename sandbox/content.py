@@ -1,4 +1,4 @@
-"""Made-up but plausible text: stories, scene plans and the seeded demo project, deterministic from inputs.
+"""Made-up but plausible text: stories, scene plans and the seeded projects, deterministic from inputs.
 
 Everything here is a pure function of its arguments (hashed into a seed), so the same request always
 yields the same story: clients can test caching and the demo looks the same on every run.
@@ -295,26 +295,47 @@ DEMO_MODEL = "flux-schnell"
 
 def demo_project(workspace_id: str) -> dict:
     """The seeded project of a workspace: a story, a 4-scene plan and one image per scene."""
-    demo_story = story(DEMO_TOPIC, 1, "gemini")
-    demo_story["title"] = DEMO_NAME
-    plan = scene_plan(demo_story, 1, None, scene_count=4)
-    scenes = [
-        {"sceneNumber": s["sceneNumber"], "imagePrompt": s["imagePrompt"],
-         "image": demo_image_name(workspace_id, s["sceneNumber"])}
-        for s in plan["scenes"]
-    ]
-    return {
-        "id": DEMO_PROJECT_ID,
-        "name": DEMO_NAME,
-        "createdAt": DEMO_CREATED,
-        "updatedAt": DEMO_UPDATED,
-        "workspaceId": workspace_id,
-        "topic": DEMO_TOPIC,
-        "story": demo_story,
-        "scenePlan": plan,
-        "scenes": scenes,
-    }
+    return _seeded_project(workspace_id, DEMO_PROJECT_ID, DEMO_NAME, DEMO_TOPIC, (DEMO_CREATED, DEMO_UPDATED),
+                           (1, 2, 3, 4), lambda n: demo_image_name(workspace_id, n))
 
 
 def demo_image_name(workspace_id: str, scene_number: int) -> str:
     return f"demo_{workspace_id}_{scene_number}"
+
+
+# A project still being made: its plan has 4 scenes, but only 2 have an image so far.
+PARTIAL_PROJECT_ID = "proj_partial"
+PARTIAL_NAME = "The Clock That Ran Backwards"
+PARTIAL_TOPIC = "a clockmaker whose last clock runs backwards"
+PARTIAL_IMAGE_SCENES = (1, 3)
+
+
+def partial_project(workspace_id: str) -> dict:
+    """The seeded partial project of a workspace: a story, a 4-scene plan, images for scenes 1 and 3."""
+    # Older than the demo, so the demo stays first in the session list.
+    return _seeded_project(workspace_id, PARTIAL_PROJECT_ID, PARTIAL_NAME, PARTIAL_TOPIC,
+                           ("2025-01-03T15:10:00.000Z", "2025-01-03T15:31:00.000Z"), PARTIAL_IMAGE_SCENES,
+                           lambda n: f"partial_{workspace_id}_{n}")
+
+
+def _seeded_project(workspace_id: str, project_id: str, name: str, topic: str, dates: tuple[str, str],
+                    image_scenes: tuple[int, ...], image_name) -> dict:
+    """A stored project of a 1-minute, 4-scene plan; ``scenes`` lists the scenes with a seeded image."""
+    seeded_story = story(topic, 1, "gemini")
+    seeded_story["title"] = name
+    plan = scene_plan(seeded_story, 1, None, scene_count=4)
+    scenes = [
+        {"sceneNumber": s["sceneNumber"], "imagePrompt": s["imagePrompt"], "image": image_name(s["sceneNumber"])}
+        for s in plan["scenes"] if s["sceneNumber"] in image_scenes
+    ]
+    return {
+        "id": project_id,
+        "name": name,
+        "createdAt": dates[0],
+        "updatedAt": dates[1],
+        "workspaceId": workspace_id,
+        "topic": topic,
+        "story": seeded_story,
+        "scenePlan": plan,
+        "scenes": scenes,
+    }

@@ -61,13 +61,13 @@ class SandboxState:
     def _seed(self) -> None:
         for position, workspace in enumerate(WORKSPACES):
             self.store.put_workspace(workspace, position)
-            demo = content.demo_project(workspace["id"])
-            self.store.put_project(demo)
-            for scene in demo["scenes"]:
-                self.store.put_seed_image(scene["image"], {
-                    "prompt": scene["imagePrompt"], "model": content.DEMO_MODEL,
-                    "sceneNumber": scene["sceneNumber"], "aspectRatio": "16:9",
-                })
+            for seeded in (content.demo_project(workspace["id"]), content.partial_project(workspace["id"])):
+                self.store.put_project(seeded)
+                for scene in seeded["scenes"]:
+                    self.store.put_seed_image(scene["image"], {
+                        "prompt": scene["imagePrompt"], "model": content.DEMO_MODEL,
+                        "sceneNumber": scene["sceneNumber"], "aspectRatio": "16:9",
+                    })
 
     def _jwt_secret(self) -> bytes:
         # Kept in the store, so with a data directory tokens minted before a restart stay valid.

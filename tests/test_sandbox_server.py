@@ -121,6 +121,17 @@ def test_each_workspace_lists_its_demo_project(sandbox, workspace):
     assert set(demo[0]) == {"id", "name", "createdAt", "updatedAt", "workspaceId", "sceneCount"}
 
 
+def test_partial_project_is_listed_and_has_images_for_scenes_1_and_3_only(sandbox):
+    listed = api_get(sandbox, "/api/session/list").json()["sessions"]
+    assert [s["id"] for s in listed][:2] == ["proj_demo", "proj_partial"]  # the demo stays first
+    assert next(s for s in listed if s["id"] == "proj_partial")["name"] == "The Clock That Ran Backwards"
+    project = api_get(sandbox, "/api/session/proj_partial").json()
+    assert [s["sceneNumber"] for s in project["scenePlan"]["scenes"]] == [1, 2, 3, 4]
+    assert [(s["sceneNumber"], bool(s["imageUrl"])) for s in project["scenes"]] == [
+        (1, True), (2, False), (3, True), (4, False)]
+    assert requests.get(project["scenes"][2]["imageUrl"], timeout=TIMEOUT).status_code == 200
+
+
 def test_demo_project_has_story_plan_and_downloadable_images(sandbox):
     project = api_get(sandbox, "/api/session/proj_demo").json()
     assert project["story"]["title"] == "The Lighthouse Keeper's Cat"
@@ -789,7 +800,7 @@ def test_sqlite_data_dir_survives_a_restart(tmp_path):
         assert api_get(second, "/api/session/proj_kept").json()["story"] == story
         assert api_get(second, "/api/workspaces", headers=headers(second, token)).status_code == 200
         listed = {s["id"] for s in api_get(second, "/api/session/list").json()["sessions"]}
-        assert listed == {"proj_demo", "proj_kept"}
+        assert listed == {"proj_demo", "proj_partial", "proj_kept"}
 
 
 def test_stop_closes_both_servers_and_keep_alive_connections():

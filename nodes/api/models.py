@@ -56,6 +56,9 @@ class ScenePlan:
     scenes: list[Scene]
     raw: Any = None
     job_id: str = ""
+    # The scene number of each image of the batch that came with this plan (Load Project sets it), so a
+    # project with images for only some scenes can still be storyboarded; None: one image per scene.
+    image_scenes: list[int] | None = None
 
     @property
     def total_duration(self) -> float | None:
@@ -67,14 +70,17 @@ class ScenePlan:
 
 @dataclass(frozen=True)
 class ImageRef:
-    """Where a result image is: an http(s) URL, a ``data:`` URL, or raw base64."""
+    """Where a result image is: an http(s) URL, a ``data:`` URL, or raw base64; and the scene number found
+    beside it, if any."""
 
     kind: Literal["url", "data", "base64"]
     value: str
+    # Not part of equality or hash: the same picture is one image wherever it is found.
+    scene: int | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:  # base64 payloads are megabytes: keep reprs short
         shown = self.value if len(self.value) <= 80 else self.value[:77] + "..."
-        return f"ImageRef({self.kind!r}, {shown!r})"
+        return f"ImageRef({self.kind!r}, {shown!r}{'' if self.scene is None else f', scene={self.scene}'})"
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Images, found by structure: every http(s) URL, ``data:`` URL or base64 image in a job result or a
 project, at any depth, without duplicates, ordered by the scene number of the nearest object around
-them that has one (images without one follow, in document order).
+them that has one (images without one follow, in document order); that number is the reference's
+``scene``.
 
 A string counts when it is the whole answer or sits under an image-like key (vocabulary.IMAGE_KEY)
 and reads as an image reference (:func:`classify`). Subtrees under keys naming something else (audio,
@@ -12,6 +13,7 @@ thumbnails, previews and covers count only when nothing else is found.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -112,7 +114,7 @@ def find_images(value: Any) -> list[ImageRef]:
     _walk(value, None, None, False, 0, found, [MAX_VISITS])
     chosen = [item for item in found.items() if not item[1][0]] or list(found.items())
     chosen.sort(key=lambda item: (item[1][1] is None, item[1][1] or 0, item[1][2]))
-    return [ref for ref, _ in chosen]
+    return [ref if scene is None else replace(ref, scene=scene) for ref, (_, scene, _) in chosen]
 
 
 def read_image_refs(result: Any) -> list[ImageRef]:
