@@ -6,6 +6,7 @@ absent; there the adapter degrades to no-ops and to a local interrupt flag that 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from functools import cache
@@ -58,11 +59,32 @@ def rearm_interrupt() -> None:
 
 
 def check_interrupt() -> None:
-    """Raise ComfyUI's interrupt exception if the user pressed Cancel (cheap; call often)."""
+    """Raise ComfyUI's interrupt exception if the user pressed Cancel, or if the prompt that ran this node
+    has ended without it (cheap; call often)."""
     mm = _module("comfy.model_management")
     interrupted = mm.processing_interrupted() if mm is not None else _local_interrupt.is_set()
-    if interrupted:
+    abandoned = _abandoned.get()
+    if interrupted or (abandoned is not None and abandoned.is_set()):
         raise interrupt_exception_type()()
+
+
+# Set by runtime.in_thread when ComfyUI stops awaiting a node's thread. ComfyUI consumes the Cancel flag
+# when it starts its next node (before_node_execution) and then ends the prompt, whose event loop waits for
+# every thread still running: a node of the pack running concurrently would never see the Cancel and hold
+# the whole queue until its jobs end. asyncio.to_thread copies context variables into the node's thread.
+_abandoned: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("3dlabs_abandoned",
+                                                                                     default=None)
+
+
+def abandon_event() -> tuple[threading.Event, contextvars.Token]:
+    """A fresh 'the prompt stopped awaiting this node' event, current in this context (and the threads
+    started from it with its context); hand the token back to :func:`forget_abandon_event`."""
+    event = threading.Event()
+    return event, _abandoned.set(event)
+
+
+def forget_abandon_event(token: contextvars.Token) -> None:
+    _abandoned.reset(token)
 
 
 def set_local_interrupt(value: bool = True) -> None:

@@ -49,6 +49,8 @@ def build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_numbe
 
 class ThreeDLabsImageGenerate:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["flux", "flux dev", "flux schnell", "text to image", "scene images", "image generate",
+                      "replicate", "gemini image", "api image"]
     DESCRIPTION = ("Generates images with the 3DLabs API (Flux and others). Takes one prompt, or the list of prompts "
                    "from Scene Plan; all are submitted together and come back as one IMAGE batch in order. With "
                    "wait off it returns the job ids at once: collect them later with Job Wait.")

@@ -90,6 +90,7 @@ def load_report(project: Project, plan: ScenePlan, placed: list[ImageRef], left_
 
 class ThreeDLabsLoadProject:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["load project", "open project", "3dlabs project", "project to video", "scene images"]
     DESCRIPTION = ("Loads an existing 3DLabs project: its story, scene plan and scene images (downloaded now, "
                    "wherever the project keeps them), without submitting any job. Each image goes to the scene "
                    "whose number sits beside it (of two for one scene, the first found); images without a scene "
@@ -144,6 +145,7 @@ class ThreeDLabsLoadProject:
 
 class ThreeDLabsProjects:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["projects", "list projects", "sessions", "workspace projects"]
     DESCRIPTION = "Lists the projects of your 3DLabs workspace (id, name, date). Submits nothing."
     # Their text is the point: alone on a canvas, Run must have an output to run.
     OUTPUT_NODE = True
@@ -174,6 +176,7 @@ def format_age(seconds: float) -> str:
 
 class ThreeDLabsRecentJobs:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["recent jobs", "job history", "journal", "paid jobs"]
     DESCRIPTION = ("Lists the most recent 3DLabs jobs from the local journal (id, kind, state, age), so that a "
                    "result paid for before a crash or restart can be collected with Job Wait.")
     # Their text is the point: alone on a canvas, Run must have an output to run.

@@ -54,11 +54,23 @@ def reset_clients() -> None:
 
 
 def in_thread(fn: Callable) -> Callable:
-    """A node's FUNCTION, run in a worker thread: its requests and waits never block ComfyUI's event loop."""
+    """A node's FUNCTION, run in a worker thread: its requests and waits never block ComfyUI's event loop.
+
+    When ComfyUI stops awaiting it (the prompt ended on another node's error or Cancel, and its event loop
+    cancels what is left), the thread is told at once (``comfy.check_interrupt`` raises in it), so it ends
+    at its next wait instead of holding the prompt's end until its jobs finish.
+    """
 
     @functools.wraps(fn)
     async def run(*args, **kwargs):
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        abandoned, token = comfy.abandon_event()
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+        finally:
+            comfy.forget_abandon_event(token)
 
     return run
 

@@ -36,6 +36,7 @@ def plan_text(plan: ScenePlan) -> str:
 
 class ThreeDLabsScenePlan:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["scene plan", "storyboard plan", "shot list", "scenes", "topic to video", "script to scenes"]
     DESCRIPTION = ("Plans the scenes of a story with the 3DLabs API: one image prompt, narration and duration per "
                    "scene. The prompts output is a list: connect it to 3DLabs Image Generate for one image per scene.")
     RETURN_TYPES = (SCENE_PLAN, "STRING", "INT", "STRING", "STRING")
@@ -101,6 +102,7 @@ class ThreeDLabsScenePlan:
 
 class ThreeDLabsSceneSelect:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["scene select", "pick scene", "scene prompt", "narration"]
     DESCRIPTION = "Picks one scene of a 3DLabs scene plan: its image prompt, narration and duration."
     RETURN_TYPES = ("STRING", "STRING", "FLOAT")
     RETURN_NAMES = ("prompt", "narration", "duration_seconds")

@@ -15,6 +15,7 @@ STORY_TIMEOUT = 900.0
 
 class ThreeDLabsStory:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["story", "topic to story", "script writer", "llm story", "topic to video", "gemini", "claude"]
     DESCRIPTION = ("Writes a story about a topic with the 3DLabs API (an LLM job). Outputs the story for Scene "
                    "Plan, its readable text, and the job id (collectable later with Job Wait).")
     RETURN_TYPES = (STORY, "STRING", "STRING")

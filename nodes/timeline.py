@@ -225,6 +225,8 @@ def scene_durations(images, scene_plan, seconds_per_scene: float) -> tuple[list[
 
 class ThreeDLabsStoryboardTimeline:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["storyboard", "timeline", "animatic", "ken burns", "images to frames", "slideshow",
+                      "topic to video"]
     DESCRIPTION = ("Turns one image per scene into video frames that last as long as the scene plan says, with an "
                    "optional slow zoom or pan and crossfades, computed locally. Connect frames and fps to "
                    "CreateVideo.")

@@ -345,6 +345,8 @@ def audio_track(audio, duration: Fraction) -> AudioTrack | None:
 
 class ThreeDLabsStoryboardVideo:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["storyboard", "storyboard video", "topic to video", "slideshow video", "animatic", "ken burns",
+                      "images to video", "scene images to video"]
     DESCRIPTION = ("The Storyboard Timeline as a video: one image per scene, timed by the scene plan, with an "
                    "optional slow zoom or pan, crossfades and sound. Frames are made while the video is saved, "
                    "a few at a time, so videos of any length fit in memory. Connect to SaveVideo.")

@@ -63,6 +63,7 @@ def _created_at(records: dict[str, dict], ids: list[str]) -> list[float]:
 
 class ThreeDLabsJobWait:
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["job wait", "collect job", "job result", "resume job", "async job"]
     DESCRIPTION = ("Waits for 3DLabs jobs by id and returns their results: images as one batch, text for stories "
                    "and plans, and the raw result JSON. Use it after Image Generate with wait off, or to collect a "
                    "job listed by Recent Jobs after a crash or restart. Never submits anything.")

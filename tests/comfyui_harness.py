@@ -167,7 +167,18 @@ class ComfyServer:
             ):
                 return entry
             time.sleep(poll)
-        raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s; log tail:\n{self.log()[-3000:]}")
+        raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s; log tail:\n{self.log()[-3000:]}"
+                             f"{self.thread_dump()}")
+
+    def thread_dump(self) -> str:
+        """Where ComfyUI's threads are, when py-spy is installed (a hang's diagnosis); else nothing."""
+        import shutil
+
+        if shutil.which("py-spy") is None or self.proc.poll() is not None:
+            return ""
+        dump = subprocess.run(["py-spy", "dump", "--pid", str(self.proc.pid)], capture_output=True, text=True,
+                              timeout=60)
+        return f"\nthreads of ComfyUI (py-spy dump):\n{dump.stdout[-12000:]}"
 
     def import_seconds(self, folder_name: str = "comfyui-3dlabs") -> float | None:
         for line in self.log().splitlines():

@@ -9,13 +9,14 @@ raises from inside the pack's progress and preview calls). A caught interrupt mu
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 import pytest
 from fake_comfyui import install
 
-from conftest import pack_module
+from conftest import load_pack, pack_module
 from node_runner import image_args, run
 
 comfy = pack_module("nodes.comfy")
@@ -110,3 +111,27 @@ def test_a_preview_that_meets_cancel_sets_it_again(core):
     assert core.flag.is_set()
     with pytest.raises(core.Interrupt):
         comfy.check_interrupt()
+
+
+def test_a_node_still_running_when_the_prompt_ends_stops_at_once(core, sandbox):
+    """ComfyUI consumes the Cancel flag when it starts its next node and ends the prompt there; its event
+    loop then cancels the tasks left and waits for their threads. A concurrent node of the pack, blind to
+    the consumed flag, must still end at once instead of holding the queue until its job does."""
+    node = load_pack().NODE_CLASS_MAPPINGS["3DLabsImageGenerate"]()
+    ended_at = []
+
+    async def prompt():
+        asyncio.create_task(node.run(**image_args(["HANG left running"])))
+        while sandbox.stats()["jobs_created_total"] < 1:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        ended_at.append(time.monotonic())  # another node ended the prompt: ComfyUI's execute_async returns
+
+    rescue = threading.Timer(20, core.flag.set)  # a node that never stops fails the test instead of hanging it
+    rescue.start()
+    try:
+        asyncio.run(prompt())
+    finally:
+        rescue.cancel()
+    waited = time.monotonic() - ended_at[0]
+    assert waited < LIMIT, f"{core.kind}: the prompt's end waited {waited:.2f} s for the pack's thread"

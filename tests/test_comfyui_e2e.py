@@ -52,6 +52,17 @@ def fresh(comfy, sandbox):
     return comfy
 
 
+def test_node_search_of_the_current_core_finds_the_pack(comfy):
+    """Cores that read SEARCH_ALIASES serve them in /object_info, where the frontend's node search finds them."""
+    info = comfy.get("/object_info")
+    ours = {k: v for k, v in info.items() if k.startswith("3DLabs")}
+    if not any("search_aliases" in v for v in info.values()):
+        pytest.skip(f"ComfyUI {comfy.version} serves no search_aliases (0.3.64 and older ignore them)")
+    for word in ("topic to video", "storyboard"):
+        hits = {k for k, v in ours.items() if word in v.get("search_aliases", [])}
+        assert "3DLabsStoryboardVideo" in hits, (word, hits)
+
+
 def image_node(prompt, seed, **over):
     inputs = {"prompt": prompt, "provider": "replicate", "model": "flux-schnell", "aspect_ratio": "16:9",
               "project_id": "", "scene_number": 0, "seed": seed, "wait": True}

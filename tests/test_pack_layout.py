@@ -105,3 +105,18 @@ def test_no_module_of_the_pack_is_over_400_lines():
     sources = [p for folder in ("nodes", "sandbox") for p in (PACK_DIR / folder).rglob("*.py")]
     long = {p.name: n for p in sources if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_every_node_has_search_aliases_for_todays_node_search():
+    """Current cores read SEARCH_ALIASES (a list of strings) into the node search; 0.3.64 ignores them."""
+    from conftest import load_pack
+
+    mappings = load_pack().NODE_CLASS_MAPPINGS
+    for node_id, cls in mappings.items():
+        aliases = cls.__dict__.get("SEARCH_ALIASES")
+        assert isinstance(aliases, list) and aliases and all(isinstance(a, str) and a.strip() for a in aliases), node_id
+    found = {word: {n for n, c in mappings.items() if word in c.SEARCH_ALIASES}
+             for word in ("storyboard", "topic to video", "flux", "scene images")}
+    assert found["storyboard"] >= {"3DLabsStoryboardTimeline", "3DLabsStoryboardVideo"}, found
+    assert found["topic to video"] >= {"3DLabsStory", "3DLabsScenePlan", "3DLabsStoryboardVideo"}, found
+    assert "3DLabsImageGenerate" in found["flux"] & found["scene images"], found
