@@ -48,6 +48,11 @@ def checkout_id(checkout: str) -> str:
 CHECKOUT_PARAMS = CHECKOUTS or ("",)
 
 
+def has_option(checkout: str, option: str) -> bool:
+    """Whether the checkout's ComfyUI knows a command-line option (options come and go between cores)."""
+    return f'"{option}"' in _read(Path(checkout) / "comfy" / "cli_args.py")
+
+
 def comfy_python(checkout: str | None = None) -> str:
     explicit = os.environ.get("COMFYUI_PYTHON", "").strip()
     if explicit and len(CHECKOUTS) <= 1:
@@ -65,11 +70,12 @@ def free_port() -> int:
 class ComfyServer:
     def __init__(
         self, pack_dir: Path, base: Path, env: dict[str, str], front_end_root: str | Path | None = None,
-        checkout: str | None = None, extra_nodes: tuple[Path, ...] = (),
+        checkout: str | None = None, extra_nodes: tuple[Path, ...] = (), args: tuple[str, ...] = (),
     ) -> None:
         """``front_end_root``: a folder of frontend files served instead of the checkout's pinned
         comfyui-frontend-package (ComfyUI's --front-end-root). ``checkout``: which of COMFYUI_PATH's
-        checkouts (the first by default). ``extra_nodes``: test-only custom node folders linked in too."""
+        checkouts (the first by default). ``extra_nodes``: test-only custom node folders linked in too.
+        ``args``: more of ComfyUI's command-line options."""
         self.checkout = checkout or CHECKOUTS[0]
         self.version = core_version(self.checkout)
         self.base = base
@@ -102,7 +108,8 @@ class ComfyServer:
                 "--database-url",
                 f"sqlite:///{base / 'user' / 'comfyui.db'}",
             ]
-            + (["--front-end-root", self.front_end_root] if self.front_end_root else []),
+            + (["--front-end-root", self.front_end_root] if self.front_end_root else [])
+            + list(args),
             cwd=self.checkout,
             stdout=self._log,
             stderr=subprocess.STDOUT,
