@@ -48,6 +48,12 @@ NODE_CLASS_MAPPINGS = {
     "3DLabsStoryboardVideo": ThreeDLabsStoryboardVideo,
 }
 
+# A node ComfyUI reuses from its cache runs no code, and current cores send its last text and images to
+# the browser again only for nodes that ask (a template opened anew would show no result at all).
+for _node_class in NODE_CLASS_MAPPINGS.values():
+    if _node_class is not ThreeDLabsSceneSelect:  # the one node without text or images to show
+        _node_class.HAS_INTERMEDIATE_OUTPUT = True
+
 NODE_DISPLAY_NAME_MAPPINGS = {
     "3DLabsStory": "3DLabs Story",
     "3DLabsScenePlan": "3DLabs Scene Plan",

@@ -126,6 +126,14 @@ def user_directory() -> str | None:
         return None
 
 
+def temp_directory() -> str | None:
+    """ComfyUI's folder for temporary outputs (what PreviewImage writes and /view serves as "temp")."""
+    try:
+        return _module("folder_paths").get_temp_directory()
+    except Exception:  # noqa: BLE001  outside ComfyUI (no folder_paths), or broken
+        return None
+
+
 def _progress_bar(total: int, node_id: str | None):
     utils = _module("comfy.utils")
     return utils.ProgressBar(total, node_id=node_id) if utils is not None and node_id is not None else None

@@ -6,7 +6,7 @@ returned as one [N,H,W,3] batch in scene order, ready for ImageScaleBy or Create
 
 from __future__ import annotations
 
-from . import images, runtime
+from . import images, previews, runtime
 from .api import validation
 from .api.endpoints import IMAGES, image_body
 from .api.errors import BatchError, ValidationError
@@ -131,4 +131,8 @@ class ThreeDLabsImageGenerate:
                 ids = result
                 text = f"Submitted {len(ids)} job(s); collect them with 3DLabs Job Wait:\n" + "\n".join(ids)
             text = run.finish(text)
-        return {"ui": {"text": [text]}, "result": (image, mask, "\n".join(ids))}
+        # The pictures at their real size replace the small live previews (and their "512 x 293" label).
+        ui = {"text": [text]}
+        if wait and (shown := previews.ui_images(image)):
+            ui["images"] = shown
+        return {"ui": ui, "result": (image, mask, "\n".join(ids))}

@@ -28,10 +28,14 @@ class PromptTally:
     by_node: Counter[str] = field(default_factory=Counter)  # jobs submitted, per node label
 
     def line(self) -> str:
+        dry = f"; dry run: {self.dry_run} not submitted" if self.dry_run else ""
+        if self.reused and not self.submitted and not self.failed:
+            # A re-run that only collected what was paid for before must not read like a new spend.
+            return f"3DLabs jobs this prompt: no new job, nothing paid; reused {self.reused} paid before{dry}"
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.submitted.items())) or "none"
         text = (f"3DLabs jobs this prompt: submitted {kinds}; succeeded {self.succeeded}, failed {self.failed}, "
                 f"reused {self.reused}")
-        return text + (f"; dry run: {self.dry_run} not submitted" if self.dry_run else "")
+        return text + dry
 
 
 _tallies: OrderedDict[str, PromptTally] = OrderedDict()

@@ -115,12 +115,19 @@ export function sandboxInUse() {
 
 // --- feedback ----------------------------------------------------------------------------------
 
-export function toast(severity, detail, life = 6000) {
+/** A toast through the frontend's toast service; the console where a frontend has none. */
+export function toast(severity, detail, life = 6000, summary = "3DLabs") {
   try {
-    app.extensionManager?.toast?.add({ severity, summary: "3DLabs", detail, life });
+    const service = app.extensionManager?.toast;
+    if (typeof service?.add === "function") {
+      service.add({ severity, summary, detail, life });
+      return true;
+    }
   } catch {
-    console.log(`3DLabs ${severity}: ${detail}`);
+    /* a toast is a courtesy: fall through to the console */
   }
+  console.log(`${summary} ${severity}: ${detail}`);
+  return false;
 }
 
 // --- status in words, and small UI pieces shared by the settings rows -------------------------
@@ -209,6 +216,8 @@ export function ensureStyles() {
       min-height: ${OUTPUT_MIN_HEIGHT}px; box-sizing: border-box; resize: vertical; }
     textarea.tdl-output.tdl-error { border: 2px solid var(--error-text, #ff6b6b) !important; }
     textarea.tdl-output.tdl-sandbox { border: 2px solid #f0a020 !important; }
+    .tdl-template-description { margin: 0; font-size: 0.75rem; line-height: 1.35; opacity: 0.75; overflow: hidden;
+      display: -webkit-box; -webkit-line-clamp: 4; -webkit-box-orient: vertical; }
   `;
   document.head.append(el("style", { id: "tdl-settings-style" }, css));
 }

@@ -4,8 +4,8 @@
 // event's output.text) and a project dropdown on 3DLabs Load Project that fills its project_id
 // STRING widget. Both widgets are display-only: serialize = false keeps them out of the saved
 // workflow's positional widgets_values, and options.serialize = false keeps them out of the prompt.
-// Status text during a run is ComfyUI's own: the pack's send_progress_text reaches the frontend's
-// `progress_text` handler, which shows it on the node.
+// Status text during a run (the pack's send_progress_text) shows in the same box; ComfyUI's own line
+// for it is hidden on these nodes. A failure's first line also goes to a toast of the pack's own.
 //
 // Also owns the seed of the generation nodes: every run of a changed seed is a paid job, and the
 // frontend gives a node made from the node search (or LiteGraph.createNode) a seed control set to
@@ -13,7 +13,10 @@
 // a node loaded from a workflow (or pasted) keeps the value saved with it, because LiteGraph calls
 // onNodeCreated before configure() restores the saved widgets_values.
 
-import { app, el, ensureStyles, lastStatus, OUTPUT_MIN_HEIGHT, onStatus, refreshStatus, routes, sandboxInUse } from "./client.js";
+import {
+  app, el, ensureStyles, lastStatus, OUTPUT_MIN_HEIGHT, onStatus, refreshStatus, routes, sandboxInUse, toast,
+} from "./client.js";
+import { cachedText, inputSignature, recall, remember } from "./runtext.js";
 
 export const DISPLAY_NODES = new Set([
   "3DLabsStory", "3DLabsScenePlan", "3DLabsImageGenerate", "3DLabsJobWait",
@@ -33,7 +36,6 @@ const PICK = "Pick a project…";
 const LOADING = "Loading projects…";
 const REFRESH = "↻ Refresh the list";
 const PROJECTS_TTL_MS = 15000;
-export const CACHED_NOTE = "unchanged: reused the last result, no new job";
 const NO_ACCOUNT = "(set a token, or choose the sandbox, in Settings › 3DLabs)";
 
 function displayOnly(widget) {
@@ -62,9 +64,16 @@ function addOutputDisplay(node) {
   return displayOnly(widget);
 }
 
+/** ComfyUI's own status line on our nodes: kept out of saved workflows, and hidden. The status shows in
+ * the node's output box instead, which wraps: the classic renderer draws ComfyUI's copy on one line, cut
+ * at the node's edge, and next to the box it said everything twice. */
 function quietProgress(node) {
   const widget = node?.widgets?.find((w) => w.name === PROGRESS_WIDGET);
-  if (widget) displayOnly(widget);
+  if (!widget) return;
+  displayOnly(widget);
+  widget.hidden = true; // the classic renderer and its DOM widgets
+  widget.options.hidden = true; // the Vue node renderer
+  widget.computeLayoutSize = () => ({ minHeight: 0, maxHeight: 0, minWidth: 0 }); // 1.2x still sized hidden ones
 }
 
 function outputWidget(node) {
@@ -81,16 +90,14 @@ function setOutput(node, text, kind = "") {
   node.setDirtyCanvas?.(true, true);
 }
 
-// Nodes ComfyUI reused from its cache in the running prompt (execution_cached): they get an
+// Nodes ComfyUI reused from its cache in the running prompt (execution_cached): they may get an
 // `executed` event with the old output, which must not read like a new result.
 const cachedNow = new Set();
-// The text each box held when the prompt started: a reused node shows it again under the note.
-const lastText = new WeakMap();
+// Each box's last result (not a status or an error): a reused node shows it again under the note.
+const lastResult = new WeakMap();
 
-function cachedText(node, fresh = "") {
-  const before = fresh || lastText.get(node) || "";
-  const old = before.startsWith(CACHED_NOTE) ? before.slice(CACHED_NOTE.length).trimStart() : before;
-  return old ? `${CACHED_NOTE}\n\n${old}` : CACHED_NOTE;
+function reusedText(node, fresh = "") {
+  return cachedText(fresh || lastResult.get(node) || recall(inputSignature(app.graph, node)));
 }
 
 function showOutput(node, texts) {
@@ -98,14 +105,19 @@ function showOutput(node, texts) {
   if (!widget) return;
   const cached = cachedNow.has(String(node.id));
   if (!Array.isArray(texts) || !texts.length) {
-    if (cached) setOutput(node, cachedText(node));
+    if (cached) setOutput(node, reusedText(node));
     return;
   }
   let text = texts.map((t) => String(t)).join("\n\n");
   const sandbox = sandboxInUse();
   // Results from the bundled sandbox are made up: say so where the user reads them.
   if (sandbox && !text.includes("SANDBOX")) text = `[SANDBOX: made-up content]\n${text}`;
-  if (cached) text = cachedText(node, text);
+  if (cached) {
+    text = reusedText(node, text);
+  } else {
+    lastResult.set(node, text);
+    remember(inputSignature(app.graph, node), text);
+  }
   widget.value = text;
   widget.element?.classList.remove("tdl-error");
   widget.element?.classList.toggle("tdl-sandbox", sandbox || text.includes("[SANDBOX"));
@@ -277,6 +289,15 @@ function fitMinimum(node) {
   }
 }
 
+/** Forget the run's live previews once its pictures arrive: the frontend prefers them to a node's output
+ * images and labels them with their own size (512 × 293 for a 1344 × 768 picture). */
+function dropLivePreviews(node) {
+  const previews = app?.nodePreviewImages;
+  if (!previews) return;
+  const inSubgraph = node.graph && app.graph && node.graph !== app.graph && node.graph.id;
+  delete previews[inSubgraph ? `${node.graph.id}:${node.id}` : String(node.id)];
+}
+
 /** Called from beforeRegisterNodeDef for every node type; decorates only the pack's own. */
 export function decorateNodeType(nodeType, nodeData) {
   if (!DISPLAY_NODES.has(nodeData?.name)) return;
@@ -299,11 +320,33 @@ export function decorateNodeType(nodeType, nodeData) {
   };
   const onExecuted = nodeType.prototype.onExecuted;
   nodeType.prototype.onExecuted = function (message, ...rest) {
+    if (message?.images?.length) dropLivePreviews(this);
     const r = onExecuted?.apply(this, [message, ...rest]);
     quietProgress(this);
     showOutput(this, message?.text);
     return r;
   };
+}
+
+// Errors already toasted, by prompt and node: one toast per failure, however often the event arrives.
+const toasted = new Set();
+const ERROR_TOAST_MS = 12000;
+const DIALOG_WAIT_MS = 400;
+const TOAST_MAX_CHARS = 320;
+
+/** The first line of an error message (ComfyUI appends its tips after a line break), kept short:
+ * the pack's messages say what happened and then what to do, so the start is the actionable part. */
+export function firstLine(message) {
+  const line = String(message ?? "").split("\n").map((l) => l.trim()).find(Boolean) ?? "";
+  if (line.length <= TOAST_MAX_CHARS) return line;
+  const cut = line.lastIndexOf(". ", TOAST_MAX_CHARS);
+  return cut > 40 ? line.slice(0, cut + 1) : `${line.slice(0, TOAST_MAX_CHARS - 1)}…`;
+}
+
+function shownInDialog(text) {
+  const probe = text.slice(0, 60);
+  return [...document.querySelectorAll(".p-dialog, [role='dialog'], [role='alertdialog']")]
+    .some((d) => d.getClientRects().length && d.innerText?.includes(probe));
 }
 
 function ourNode(id) {
@@ -325,32 +368,40 @@ export function watchRuns(api) {
   api.addEventListener("execution_start", () => {
     cachedNow.clear();
     // The text of the last run would read as this run's: empty the boxes (the placeholder shows).
-    for (const node of ourNodes()) {
-      const widget = outputWidget(node);
-      if (widget?.value && !widget.element?.classList.contains("tdl-error")) lastText.set(node, String(widget.value));
-      else lastText.delete(node);
-      setOutput(node, "");
-    }
+    for (const node of ourNodes()) setOutput(node, "");
     refreshStatus().catch(() => {});
   });
   api.addEventListener("execution_cached", (e) => {
     for (const id of e.detail?.nodes ?? []) {
       cachedNow.add(String(id));
       const node = ourNode(id);
-      if (node) setOutput(node, cachedText(node));
+      if (node) setOutput(node, reusedText(node));
     }
   });
   api.addEventListener("execution_error", (e) => {
-    // Newer frontends show only a generic toast; the pack's message belongs on the node that failed.
+    // Newer frontends show only a generic toast ("This node threw an error..."): the pack's message
+    // belongs on the node that failed, and its first line in a toast of the pack's own.
     const d = e.detail ?? {};
     const node = ourNode(d.node_id);
-    if (!node) return;
+    if (!node && !String(d.node_type ?? "").startsWith("3DLabs")) return;
     const message = String(d.exception_message ?? "").trim() || `${d.exception_type ?? "Error"} (no message)`;
-    setOutput(node, `Failed: ${message}`, "error");
+    if (node) setOutput(node, `Failed: ${message}`, "error");
+    const once = `${d.prompt_id ?? ""}:${d.node_id ?? ""}`;
+    if (toasted.has(once)) return;
+    toasted.add(once);
+    const line = firstLine(message);
+    // Frontends that open a dialog with the whole message (1.2x) need no toast repeating it.
+    setTimeout(() => {
+      if (!shownInDialog(line)) toast("error", line, ERROR_TOAST_MS, `${node?.title || d.node_type || "3DLabs"} failed`);
+    }, DIALOG_WAIT_MS);
   });
-  // Registered after the frontend's own listener, so its status widget exists by now.
+  // Registered after the frontend's own listener, so its status widget exists by now: hide it, and
+  // show the status in the node's own box (a reused node keeps its "unchanged" text).
   api.addEventListener("progress_text", (e) => {
-    const node = app.graph?.getNodeById?.(e.detail?.nodeId);
-    if (node && String(node.type).startsWith("3DLabs")) quietProgress(node);
+    const node = ourNode(e.detail?.nodeId);
+    if (!node) return;
+    quietProgress(node);
+    const text = String(e.detail?.text ?? "").trim();
+    if (text && !cachedNow.has(String(node.id))) setOutput(node, text);
   });
 }
