@@ -210,3 +210,23 @@ def test_example_runs_in_real_comfyui(comfy, sandbox, path, tmp_path):
             assert im.width >= 512
         if write:  # a storyboard shows as a contact sheet of its scenes, so no two templates look alike
             _thumbnail(_contact_sheet(pngs[:4]), path.with_suffix(".jpg"))
+
+
+@pytest_comfy
+@pytest.mark.comfyui
+def test_project_to_video_on_a_project_with_images_for_2_of_its_4_scenes(comfy, sandbox, tmp_path):
+    """A project still being made in the 3DLabs app: the example runs to success, the storyboard has the two
+    scenes with images, and the node texts name the two without."""
+    workflow = json.loads((WORKFLOW_DIR / "Project to video.json").read_text())
+    prompt = ui_to_api(workflow, SPECS)
+    [load] = [node for node in prompt.values() if node["class_type"] == "3DLabsLoadProject"]
+    load["inputs"]["project_id"] = "proj_partial"  # the sandbox's partial project: scenes 1 and 3 have images
+    entry = comfy.history(comfy.queue_prompt(prompt), timeout=600)
+    assert entry["status"]["status_str"] == "success", messages(entry, "execution_error")
+    [video] = _outputs(comfy, entry, "images") or _outputs(comfy, entry, "videos")
+    probe = subprocess.run([comfy_python(comfy.checkout), "-c", VIDEO_PROBE, str(video)],
+                           capture_output=True, text=True, check=True, timeout=300)
+    info = json.loads(probe.stdout)
+    texts = "\n".join(o["text"][0] for o in entry["outputs"].values() if o.get("text"))
+    assert "scenes 2, 4" in texts or "scene(s) 2, 4" in texts, texts
+    assert info["frames"] == 720 and info["fps"] == 24.0, info  # scenes 1 and 3, 15 s each

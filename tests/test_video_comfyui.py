@@ -164,3 +164,59 @@ def test_get_video_components_and_a_trim_node(comfy):
     trimmed = read_video(output_file(comfy, entry, "25"))
     assert len(trimmed["frames"]) == 12 and trimmed["seconds"] == 2  # frames 6..17 of 23, at 6 fps
     assert abs(trimmed["audio_seconds"] - 2) <= Fraction(1024, 44100)
+
+
+def write_scene_pngs(folder, count=4, size=(1344, 768)):
+    """Flux-sized scene images with detail everywhere, so zooms and crossfades change every frame."""
+    y, x = np.mgrid[0:size[1], 0:size[0]]
+    for k in range(count):
+        rgb = np.stack([(x // 3 + 50 * k) % 256, (y // 2 + 30 * k) % 256, ((x + y) // 5 * (k + 1)) % 256], -1)
+        Image.fromarray(rgb.astype(np.uint8)).save(folder / f"long{k}.png")
+
+
+def packet_count(path) -> tuple[int, Fraction]:
+    """Frames in the file's video stream and its duration, read from the container without decoding."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+        return count, stream.duration * stream.time_base
+
+
+def test_five_minute_1080p_storyboard_through_save_video_in_bounded_memory(comfy):
+    """7,200 frames of 1920x1080 (180 GB as one float32 batch) saved by core SaveVideo, and 10 s trimmed from
+    its middle by a trim node and saved too: exact frame counts, peak extra memory of ComfyUI <= 1 GiB."""
+    write_scene_pngs(comfy.base / "input")
+    prompt = {f"{k + 1}": {"class_type": "LoadImage", "inputs": {"image": f"long{k}.png"}} for k in range(4)}
+    prompt.update({
+        "5": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
+        "6": {"class_type": "ImageBatch", "inputs": {"image1": ["5", 0], "image2": ["3", 0]}},
+        "7": {"class_type": "ImageBatch", "inputs": {"image1": ["6", 0], "image2": ["4", 0]}},
+        "8": {"class_type": "3DLabsStoryboardVideo", "inputs": {
+            "images": ["7", 0], "fps": 24.0, "motion": "slow zoom in", "transition": "crossfade",
+            "crossfade_seconds": 0.5, "width": 1920, "height": 1080, "seconds_per_scene": 75.0}},
+        "9": {"class_type": "SaveVideo", "inputs": {"video": ["8", 0], "filename_prefix": "video/long",
+                                                    "format": "auto", "codec": "auto"}},
+        "10": trim_node(comfy, ["8", 0], 145.0, 10.0),
+        "11": {"class_type": "SaveVideo", "inputs": {"video": ["10", 0], "filename_prefix": "video/long_middle",
+                                                     "format": "auto", "codec": "auto"}},
+    })
+    pid = comfy.proc.pid
+    status = f"/proc/{pid}/status"
+
+    def rss(field: str) -> int:
+        line = next(ln for ln in open(status) if ln.startswith(field + ":"))
+        return int(line.split()[1]) * 1024
+
+    with open(f"/proc/{pid}/clear_refs", "w") as f:  # the peak so far (startup, earlier tests) is not this one's
+        f.write("5")
+    before = rss("VmRSS")
+    entry = comfy.history(comfy.queue_prompt(prompt), timeout=1500)
+    peak = rss("VmHWM") - before
+    assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
+    frames, seconds = packet_count(output_file(comfy, entry, "9"))
+    middle, middle_seconds = packet_count(output_file(comfy, entry, "11"))
+    print(f"\nComfyUI {comfy.version}: 5-minute 1080p storyboard: {frames} frames, {float(seconds):.3f} s, peak extra "
+          f"{peak / 2**20:.0f} MiB; 10 s from its middle: {middle} frames, {float(middle_seconds):.3f} s")
+    assert (frames, seconds) == (7200, 300)
+    assert (middle, middle_seconds) == (240, 10)
+    assert peak <= 2**30, f"peak extra memory {peak / 2**20:.0f} MiB"
