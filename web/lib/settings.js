@@ -247,7 +247,9 @@ function renderToken() {
     }
     const sandbox = Boolean(status.sandbox?.in_use);
     state.replaceChildren(describeToken(status.token, sandbox));
-    state.className = `tdl-info tdl-token-status ${status.token?.configured ? "tdl-ok" : "tdl-warn"}`;
+    // Orange only when something is wrong: with the sandbox in use no token is needed.
+    const tone = status.token?.configured ? "tdl-ok" : sandbox ? "" : "tdl-warn";
+    state.className = `tdl-info tdl-token-status ${tone}`.trim();
     if (sandbox && status.token?.configured) {
       state.append(" ", el("span", { class: "tdl-warn" }, "Unused while the sandbox is chosen (it has its own)."));
     }
@@ -335,6 +337,12 @@ function renderWorkspace(_name, setter) {
 
 // --- test connection -----------------------------------------------------------------------------
 
+/** What a test result depends on: another base URL, sandbox choice, token or workspace makes it stale. */
+function testedFor(status) {
+  return JSON.stringify([status?.base_url, status?.sandbox?.in_use, status?.token?.configured, status?.token?.last4,
+    status?.workspace_id]);
+}
+
 function renderTest() {
   ensureStyles();
   const msg = noteView("test");
@@ -342,8 +350,10 @@ function renderTest() {
     run.disabled = true;
     note("test", "Testing…");
     msg.show();
+    let tested = null;
     try {
       const status = await refreshStatus().catch(() => lastStatus());
+      tested = testedFor(status);
       const noToken = status && !status.sandbox?.in_use && !status.token?.configured && !status.error;
       if (noToken) {
         // Nothing to test: asking 3DLabs without a token only earns a refusal that reads like a bad token.
@@ -357,10 +367,19 @@ function renderTest() {
     } catch (err) {
       note("test", err.message, "bad");
     }
+    if (notes.test) notes.test.for = tested;
     run.disabled = false;
     msg.show();
   }, { "data-tdl": "test-button" });
-  return el("div", { class: "tdl-row", "data-tdl": "test" }, el("div", { class: "tdl-line" }, run), msg.view);
+  const row = el("div", { class: "tdl-row", "data-tdl": "test" }, el("div", { class: "tdl-line" }, run), msg.view);
+  // A result about other settings (say "No token is set" after "Use the sandbox") would mislead: clear it.
+  live(row, (status) => {
+    const result = notes.test;
+    if (!result?.for || run.disabled || status.error || result.for === testedFor(status)) return;
+    note("test", "");
+    msg.show();
+  });
+  return row;
 }
 
 // --- dry run and max jobs: plain settings, mirrored into the config file -------------------------
