@@ -23,6 +23,14 @@ from workflow_format import CORE_NODES_FILE, load_core_specs, pack_specs, socket
 
 OUT_DIR = ROOT / "example_workflows"
 TOPIC = "A lighthouse keeper's cat who guides lost ships home through the fog"
+# Said on every template card: the first thing a new user needs to know is that no account is needed.
+SANDBOX = "Runs on the bundled sandbox without an account (Settings > 3DLabs)."
+# The canvas a template should open readable on, and the zoom the frontend fits a template with: newer
+# frontends fit a template into 75% of the canvas whatever its saved view, and below about 0.8 the classic
+# renderer draws nodes without their text.
+VIEW = (1600, 900)
+FIT_ZOOM = 0.75
+TITLE_HEIGHT = 30
 
 
 @dataclass
@@ -56,7 +64,7 @@ class Graph:
         self.nodes.append(node)
         return node
 
-    def to_ui(self, extra_info: str) -> dict:
+    def to_ui(self, description: str) -> dict:
         links, ui_nodes = [], []
         out_links: dict[tuple[int, int], list[int]] = {}
         for node in self.nodes:
@@ -98,8 +106,24 @@ class Graph:
                 entry["title"] = node.title
             ui_nodes.append(entry)
         return {"last_node_id": len(self.nodes), "last_link_id": len(links), "nodes": ui_nodes, "links": links,
-                "groups": [], "config": {}, "extra": {"info": extra_info, "ds": {"scale": 0.8, "offset": [0, 0]}},
+                "groups": [], "config": {}, "extra": {"description": description, "ds": self.view()},
                 "version": 0.4}
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """x, y, width, height of the nodes with their title bars, as the frontend measures them."""
+        x0 = min(n.pos[0] for n in self.nodes)
+        y0 = min(n.pos[1] - TITLE_HEIGHT for n in self.nodes)
+        x1 = max(n.pos[0] + n.size[0] for n in self.nodes)
+        y1 = max(n.pos[1] + n.size[1] for n in self.nodes)
+        return x0, y0, x1 - x0, y1 - y0
+
+    def view(self) -> dict:
+        """The saved view: what newer frontends compute for a template anyway (fitted to 75% of a 1600x900
+        canvas, centred), so that frontends restoring the saved view open it the same way."""
+        x, y, w, h = self.bounds()
+        scale = min(FIT_ZOOM * VIEW[0] / w, FIT_ZOOM * VIEW[1] / h, 1.0)
+        offset = [round(-x - w / 2 + VIEW[0] / scale / 2), round(-y - h / 2 + VIEW[1] / scale / 2)]
+        return {"scale": round(scale, 3), "offset": offset}
 
 
 def _kind(spec, name):
@@ -124,26 +148,29 @@ def _default(spec, name):
     raise KeyError(name)
 
 
-def storyboard_chain(graph: Graph) -> tuple[Node, Node, Node]:
-    """Story -> Scene Plan -> Image Generate over the plan's prompts, left to right."""
-    story = graph.add("3DLabsStory", (40, 80), (380, 260), topic=TOPIC, max_minutes=1, provider="gemini", seed=1)
-    plan = graph.add("3DLabsScenePlan", (460, 80), (360, 220), story=story[0], max_minutes=1, seed=1)
-    images = graph.add("3DLabsImageGenerate", (860, 80), (380, 330), prompt=plan[1], provider="replicate",
+def storyboard_chain(graph: Graph, plan_at=(460, 80), images_at=(860, 80)) -> tuple[Node, Node, Node]:
+    """Story -> Scene Plan -> Image Generate over the plan's prompts (sizes: what the nodes grow to)."""
+    story = graph.add("3DLabsStory", (40, 80), (380, 362), topic=TOPIC, max_minutes=1, provider="gemini", seed=1)
+    plan = graph.add("3DLabsScenePlan", plan_at, (360, 324), story=story[0], max_minutes=1, seed=1)
+    images = graph.add("3DLabsImageGenerate", images_at, (380, 434), prompt=plan[1], provider="replicate",
                        model="flux-schnell", aspect_ratio="16:9", seed=1, wait=True)
     return story, plan, images
 
 
-def storyboard_video(graph: Graph, x: int, images: Out, scene_plan: Out, motion: str, prefix: str) -> None:
-    """Storyboard Video (timed by the plan, full length, rendered while it is saved) -> SaveVideo, from x."""
-    video = graph.add("3DLabsStoryboardVideo", (x, 80), (380, 380), images=images, scene_plan=scene_plan,
+def storyboard_video(graph: Graph, video_at, save_at, timeline_at, images: Out, scene_plan: Out, motion: str,
+                     prefix: str) -> None:
+    """Storyboard Video (timed by the plan, full length, rendered while it is saved) -> SaveVideo, and its
+    timeline text."""
+    video = graph.add("3DLabsStoryboardVideo", video_at, (380, 380), images=images, scene_plan=scene_plan,
                       fps=24.0, motion=motion, transition="crossfade", crossfade_seconds=0.5, width=1344,
                       height=768)
-    graph.add("SaveVideo", (x + 420, 80), (480, 420), video=video[0], filename_prefix=prefix, format="auto",
+    graph.add("SaveVideo", save_at, (380, 280), video=video[0], filename_prefix=prefix, format="auto",
               codec="auto")
-    graph.add("PreviewAny", (x, 620), (420, 300), title="Timeline", source=video[1])
+    graph.add("PreviewAny", timeline_at, (380, 220), title="Timeline", source=video[1])
 
 
 def graphs(specs, outputs, names):
+    """Each template: its graph, laid out to open readable on a 1600x900 window, and its card's description."""
     g = {}
 
     def new():
@@ -151,48 +178,46 @@ def graphs(specs, outputs, names):
         graph.output_names = names
         return graph
 
-    # 1. Topic to storyboard.
+    # 1. Topic to storyboard: the chain on top, what becomes of its images below.
     s = new()
     story, plan, images = storyboard_chain(s)
-    scaled = s.add("ImageScaleBy", (1280, 80), (300, 110), image=images[0], upscale_method="bicubic", scale_by=2.0)
-    s.add("SaveImage", (1620, 80), (420, 420), images=scaled[0], filename_prefix="3dlabs/storyboard")
-    s.add("PreviewAny", (40, 560), (780, 360), title="Story text", source=story[1])
-    g["Topic to storyboard"] = (s, "Topic to storyboard: a story, its scene plan and one image per scene, "
-                                          "upscaled 2x locally and saved.")
+    scaled = s.add("ImageScaleBy", (580, 594), (280, 110), image=images[0], upscale_method="bicubic", scale_by=2.0)
+    s.add("SaveImage", (900, 594), (340, 240), images=scaled[0], filename_prefix="3dlabs/storyboard")
+    s.add("PreviewAny", (40, 594), (500, 240), title="Story text", source=story[1])
+    g["Topic to storyboard"] = (s, "Story, scene plan and one image per scene, upscaled 2x and saved. " + SANDBOX)
 
-    # 2. Topic to video.
+    # 2. Topic to video: three columns (story and plan; images and the timeline; the video and its file).
     v = new()
-    _, plan, images = storyboard_chain(v)
-    storyboard_video(v, 1280, images[0], plan[0], "slow zoom in", "3dlabs/video")
-    g["Topic to video"] = (v, "Topic to video: the storyboard's scene images become a 1344x768, 24 fps "
-                                     "MP4 as long as the plan says (slow zoom, crossfades), rendered while it "
-                                     "is saved, so a five-minute video fits in memory.")
+    _, plan, images = storyboard_chain(v, plan_at=(40, 522), images_at=(460, 80))
+    storyboard_video(v, (880, 80), (880, 540), (460, 594), images[0], plan[0], "slow zoom in", "3dlabs/video")
+    g["Topic to video"] = (v, "Story, scene plan and scene images become a 1344x768 MP4 timed by the plan. "
+                              + SANDBOX)
 
     # 3. One prompt to one image.
     o = new()
-    image = o.add("3DLabsImageGenerate", (40, 80), (400, 330), prompt="A lighthouse on a cliff at dusk, fog "
+    image = o.add("3DLabsImageGenerate", (40, 80), (400, 434), prompt="A lighthouse on a cliff at dusk, fog "
                   "rolling in, a small cat in the lit window, cinematic", provider="replicate", model="flux-dev",
                   aspect_ratio="1:1", seed=1, wait=True)
     scaled = o.add("ImageScaleBy", (480, 80), (300, 110), image=image[0], upscale_method="lanczos", scale_by=2.0)
     o.add("SaveImage", (820, 80), (420, 420), images=scaled[0], filename_prefix="3dlabs/image")
-    g["One prompt to one image"] = (o, "One prompt to one image, upscaled 2x and saved.")
+    g["One prompt to one image"] = (o, "One Flux image from one prompt, upscaled 2x and saved. " + SANDBOX)
 
     # 4. Submit now, collect later.
     c = new()
-    submit = c.add("3DLabsImageGenerate", (40, 80), (400, 330), prompt="A paper boat sailing on a rain puddle, "
+    submit = c.add("3DLabsImageGenerate", (40, 80), (400, 434), prompt="A paper boat sailing on a rain puddle, "
                    "macro photo", provider="replicate", model="flux-schnell", aspect_ratio="4:3", seed=1, wait=False)
-    collect = c.add("3DLabsJobWait", (480, 80), (360, 200), job_id=submit[2], timeout_seconds=600)
+    collect = c.add("3DLabsJobWait", (480, 80), (360, 266), job_id=submit[2], timeout_seconds=600)
     c.add("SaveImage", (880, 80), (420, 420), images=collect[1], filename_prefix="3dlabs/collected")
-    c.add("PreviewAny", (40, 620), (400, 200), title="Job ids", source=submit[2])
-    g["Submit now and collect later"] = (c, "Submit now, collect later: Image Generate with wait off returns "
-                                               "job ids at once; Job Wait collects them (also after a restart).")
+    c.add("PreviewAny", (40, 594), (400, 200), title="Job ids", source=submit[2])
+    g["Submit now and collect later"] = (c, "Image jobs submitted now, collected later by Job Wait (also after a "
+                                            "restart). " + SANDBOX)
 
     # 5. An existing project to video.
     p = new()
-    project = p.add("3DLabsLoadProject", (40, 80), (380, 200), project_id="proj_demo")
-    storyboard_video(p, 460, project[2], project[1], "pan right", "3dlabs/project")
-    g["Project to video"] = (p, "An existing 3DLabs project: its scene images become a full-length 1344x768, "
-                                       "24 fps MP4 timed by its scene plan. Pick the project on Load Project.")
+    project = p.add("3DLabsLoadProject", (40, 80), (380, 256), project_id="proj_demo")
+    storyboard_video(p, (460, 80), (880, 80), (40, 416), project[2], project[1], "pan right", "3dlabs/project")
+    g["Project to video"] = (p, "A 3DLabs project's scene images become an MP4 timed by its scene plan. "
+                                + SANDBOX + " The sandbox has a demo project.")
     return g
 
 

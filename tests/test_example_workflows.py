@@ -126,9 +126,9 @@ import av, json, sys
 with av.open(sys.argv[1]) as c:
     s = c.streams.video[0]
     frames = 0
-    middle = (s.frames or 0) // 2  # a frame from the middle: another scene than the storyboard's first
+    pick = int(sys.argv[3]) if len(sys.argv) > 3 else -1
     for frame in c.decode(s):
-        if frames == middle and len(sys.argv) > 2:
+        if frames == pick:
             frame.to_image().save(sys.argv[2])
         frames += 1
     print(json.dumps({"frames": frames, "fps": float(s.average_rate), "width": s.width, "height": s.height,
@@ -154,6 +154,8 @@ def _outputs(comfy, entry, kind):
     files = []
     for node_out in entry["outputs"].values():
         for item in node_out.get(kind, []):
+            if item.get("type", "output") != "output":  # a node's previews (temp), not a saved file
+                continue
             files.append(comfy.base / "output" / item.get("subfolder", "") / item["filename"])
     return files
 
@@ -167,6 +169,14 @@ def _contact_sheet(paths) -> Image.Image:
     for k, tile in enumerate(tiles):
         sheet.paste(tile.resize((w, h)), ((k % 2) * w, (k // 2) * h))
     return sheet
+
+
+def _thumbnail_frame(timeline: str) -> int:
+    """The frame in the middle of the middle scene (the video's middle frame may fall on a crossfade, two
+    scenes' captions drawn over each other), from the timeline's "Scene n: a - b (c s, N frames)" lines."""
+    counts = [int(m.group(1)) for m in re.finditer(r"^Scene .*, (\d+) frames\)$", timeline, re.M)]
+    scene = len(counts) // 2
+    return sum(counts[:scene]) + counts[scene] // 2
 
 
 def _thumbnail(image: Image.Image, path):
@@ -189,11 +199,12 @@ def test_example_runs_in_real_comfyui(comfy, sandbox, path, tmp_path):
         [video] = _outputs(comfy, entry, "images") or _outputs(comfy, entry, "videos")
         assert video.suffix == ".mp4", entry["outputs"]
         frame_png = tmp_path / "frame.png"
-        probe = subprocess.run([comfy_python(comfy.checkout), "-c", VIDEO_PROBE, str(video), str(frame_png)],
-                               capture_output=True, text=True, check=True, timeout=300)
-        info = json.loads(probe.stdout)
         texts = [o["text"][0] for o in entry["outputs"].values() if o.get("text")]
         timeline = next(t for t in texts if t.splitlines()[-1].startswith("Total"))
+        probe = subprocess.run([comfy_python(comfy.checkout), "-c", VIDEO_PROBE, str(video), str(frame_png),
+                                str(_thumbnail_frame(timeline))], capture_output=True, text=True, check=True,
+                               timeout=300)
+        info = json.loads(probe.stdout)
         total = float(re.search(r"([0-9.]+) s", timeline.splitlines()[-1]).group(1))
         duration = info["frames"] / info["fps"]
         print(f"\n{path.stem}: video {duration:.3f} s ({info['frames']} frames at {info['fps']:g} fps); "
