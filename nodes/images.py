@@ -1,12 +1,14 @@
 """Image bytes -> ComfyUI IMAGE / MASK tensors (Pillow's public API), and the batch they are written into.
 
 As core LoadImage: IMAGE ``[B,H,W,3]`` float32 in 0..1, MASK ``[B,H,W]`` = 1 - alpha, EXIF orientation
-applied, the first frame of multi-frame files. Pillow's decompression-bomb limit and
-``LOAD_TRUNCATED_IMAGES`` are process-global, so neither is relied on nor changed: ``max_pixels`` is
-checked from the header before any pixel is decoded. Damaged input is an ImageDecodeError naming its
-source and what the bytes look like, so that the paid job behind them can be found. A batch takes the
-first image's size in prompt order; :class:`Batch` writes each 8-bit picture into its slot as it comes
-and drops it, so a batch costs little more than its own memory.
+applied, the first frame of multi-frame files. Only the formats 3DLabs sends (PNG, JPEG, WebP) are
+opened: other plugins may decode inside ``Image.open`` (an ICO's embedded PNG), before any size check.
+Pillow's decompression-bomb limit and ``LOAD_TRUNCATED_IMAGES`` are process-global, so neither is relied
+on nor changed: ``max_pixels`` is checked from the header before any pixel is decoded, and so is the
+node's :class:`PixelBudget`. Damaged input is an ImageDecodeError naming its source and what the bytes
+look like, so that the paid job behind them can be found. A batch takes the first image's size in prompt
+order; :class:`Batch` writes each 8-bit picture into its slot as it comes and drops it, so a batch costs
+little more than its own memory.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import re
 import string
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +25,10 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .api.errors import ImageDecodeError, ImageTooLargeError, ValidationError
+from .pixel_budget import PixelBudget
 
 MAX_PIXELS_DEFAULT = 64 * 1024 * 1024
+API_FORMATS = ("PNG", "JPEG", "WEBP")  # what 3DLabs (Replicate, Gemini) sends; ``formats=None`` opens any
 
 _U8_MAX = np.float32(255.0)
 _U16_MAX = np.float32(65535.0)
@@ -31,9 +36,10 @@ _I32_MAX = np.float32(2**31 - 1)
 _RESIZE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 # Signatures of formats a result may come in, so that a damaged file is reported as a damaged PNG
-# rather than as "not an image".
+# rather than as "not an image", and a file of another format by its name.
 _SIGNATURES = {"PNG": rb"\x89PNG\r\n\x1a\n", "JPEG": rb"\xff\xd8\xff", "GIF": rb"GIF8[79]a", "BMP": rb"BM",
-               "TIFF": rb"II\*\x00|MM\x00\*", "WEBP": rb"RIFF....WEBP", "AVIF/HEIF": rb"....ftyp"}
+               "TIFF": rb"II\*\x00|MM\x00\*", "WEBP": rb"RIFF....WEBP", "AVIF/HEIF": rb"....ftyp",
+               "ICO": rb"\x00\x00\x01\x00"}
 _PRINTABLE = frozenset(string.printable.encode())
 
 
@@ -60,10 +66,17 @@ class Pixels:
     preview: Image.Image | None = None
 
 
-def decode(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "", preview: int = 0) -> Pixels:
-    """Decode one image's bytes; with ``preview`` also keep a copy at most that many pixels wide and high."""
+def decode(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "", preview: int = 0,
+           budget: PixelBudget | None = None, formats: tuple[str, ...] | None = API_FORMATS) -> Pixels:
+    """Decode one image's bytes; with ``preview`` also keep a copy at most that many pixels wide and high.
+
+    ``budget`` is charged the header's pixel count before anything is decoded; ``formats`` are Pillow's
+    names of the formats opened (None: any it knows, for trusted local files only).
+    """
     label = source or "image"
-    im = _open(data, max_pixels, label)
+    im = _open(data, max_pixels, label, formats)
+    if budget is not None:
+        budget.charge(im.size[0] * im.size[1], f"{label} ({im.size[0]}x{im.size[1]})")
     try:
         im.load()
     except _BOMB as exc:
@@ -83,9 +96,10 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "
     return Pixels(array if array.ndim == 3 else array[..., None], mode, fmt, thumb)
 
 
-def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "") -> DecodedImage:
+def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT, source: str = "",
+                 formats: tuple[str, ...] | None = API_FORMATS) -> DecodedImage:
     """Decode one image's bytes into an RGB float tensor and, when it has alpha, a mask."""
-    px = decode(data, max_pixels=max_pixels, source=source)
+    px = decode(data, max_pixels=max_pixels, source=source, formats=formats)
     height, width, channels = px.array.shape
     images, masks = _empty_batch(1, width, height)  # numpy's allocation: see _empty_batch
     image, mask = images[0], (masks[0] if channels in (2, 4) else None)
@@ -119,14 +133,22 @@ class Batch:
     The batch takes the first picture's size in job order, so it is made once that picture is known;
     pictures that come before it wait as 8-bit pixels. A job is expected to give one picture: its slot
     is its place. When a job gives none or several, :meth:`result` lays the batch out again at the end.
+    With a ``budget``, :meth:`decode` and the batch itself stay within it.
     """
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, budget: PixelBudget | None = None) -> None:
         self._counts: list[int | None] = [None] * jobs
         self._waiting: dict[int, list[Pixels]] = {}
         self.images: torch.Tensor | None = None
         self.masks: torch.Tensor | None = None
+        self.budget = budget
         self._lock = threading.Lock()
+
+    def decode(self, fetch: Callable[[], bytes], *, source: str = "", preview: int = 0) -> Pixels:
+        """The bytes ``fetch()`` downloads, decoded under the budget; not downloaded once it is spent."""
+        if self.budget is not None:
+            self.budget.check()
+        return decode(fetch(), source=source, preview=preview, budget=self.budget)
 
     def put(self, job: int, pictures: list[Pixels]) -> None:
         with self._lock:
@@ -137,6 +159,8 @@ class Batch:
                 if first is None or self._counts[first] is None:
                     return
                 height, width = self._waiting[first][0].array.shape[:2]
+                if self.budget is not None:
+                    self.budget.fits(len(self._counts), width, height)
                 self.images, self.masks = _empty_batch(len(self._counts), width, height)
             ready = [(j, self._waiting.pop(j)[0]) for j in list(self._waiting) if self._counts[j] == 1]
         for j, px in ready:  # each slot is written by one thread only, outside the lock
@@ -150,6 +174,8 @@ class Batch:
         if all(n == 1 for n in counts):
             return self.images, self.masks
         _, height, width, _ = self.images.shape
+        if self.budget is not None:
+            self.budget.fits(sum(counts), width, height)
         images, masks = _empty_batch(sum(counts), width, height)
         slot = 0
         for j, n in enumerate(counts):
@@ -220,19 +246,20 @@ def tensor_to_png_bytes(image: torch.Tensor, *, compress_level: int = 1) -> byte
 # --- opening the bytes ------------------------------------------------------------------------------
 
 
-def _open(data: bytes, max_pixels: int, label: str) -> Image.Image:
+def _open(data: bytes, max_pixels: int, label: str, formats: tuple[str, ...] | None) -> Image.Image:
     """Open ``data`` without decoding pixels, and refuse it by the size its header gives."""
     if not data:
         raise ImageDecodeError(f"{label}: empty body (0 bytes)")
     try:
-        im = Image.open(io.BytesIO(data))
+        # PNG, JPEG and WebP read only their header here; the other plugins are never tried.
+        im = Image.open(io.BytesIO(data), formats=formats)
     except _BOMB as exc:
         # Pillow's limit is global and may be lower than the caller's: read the size without it.
         im = _open_without_pillow_limit(data)
         if im is None:
             raise ImageTooLargeError(f"{label}: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(_not_an_image(data, label)) from exc
+        raise ImageDecodeError(_not_an_image(data, label, formats)) from exc
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow plugins raise many types for damaged headers
@@ -247,17 +274,16 @@ def _open(data: bytes, max_pixels: int, label: str) -> Image.Image:
 
 
 def _open_without_pillow_limit(data: bytes) -> Image.Image | None:
-    """Open through Pillow's format registry, which skips ``Image.open``'s global pixel limit."""
-    Image.init()
-    for fmt in Image.ID:
-        factory, accept = Image.OPEN[fmt]
-        accepted = accept is None or accept(bytes(data[:16]))
-        if accepted and not isinstance(accepted, str):
-            try:
-                return factory(io.BytesIO(data))
-            except Exception:  # noqa: BLE001 - same tolerance as Image.open: try the next plugin
-                pass
-    return None
+    """Open with the format's own image class (lazy, as ``Image.open``), which skips its global pixel limit."""
+    from PIL import JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # loaded by Image.open already
+
+    plugins = {"PNG": PngImagePlugin.PngImageFile, "JPEG": JpegImagePlugin.JpegImageFile,
+               "WEBP": WebPImagePlugin.WebPImageFile}
+    plugin = plugins.get(_sniff_format(data) or "")
+    try:
+        return plugin(io.BytesIO(data)) if plugin is not None else None
+    except Exception:  # noqa: BLE001 - a damaged header: refused as too large, as Pillow said
+        return None
 
 
 def _canonical(im: Image.Image, label: str) -> Image.Image:
@@ -305,8 +331,11 @@ def _sniff_format(data: bytes) -> str | None:
     return next((fmt for fmt, sig in _SIGNATURES.items() if re.match(sig, bytes(data[:16]), re.DOTALL)), None)
 
 
-def _not_an_image(data: bytes, label: str) -> str:
+def _not_an_image(data: bytes, label: str, formats: tuple[str, ...] | None = None) -> str:
     fmt = _sniff_format(data)
+    if fmt and formats is not None and fmt not in formats:
+        return (f"{label}: a file in {fmt} format ({len(data)} bytes); only PNG, JPEG and WebP are opened, the "
+                "formats 3DLabs sends")
     if fmt:
         return f"{label}: truncated or corrupt {fmt} data ({len(data)} bytes); Pillow cannot read its header"
     preview = bytes(data[:200]).lstrip(b"\xef\xbb\xbf \t\r\n")[:60]

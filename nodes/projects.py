@@ -1,4 +1,9 @@
-"""3DLabs project and journal nodes: Load Project, Projects (list) and Recent Jobs (local journal)."""
+"""3DLabs project and journal nodes: Load Project, Projects (list) and Recent Jobs (local journal).
+
+Load Project reads the project and its images in its run's pool (the one every node's downloads go
+through), so Cancel ends it at once wherever it is; the answer has a deadline of its own, and the
+images' decoded pixels a budget (a shared project is anyone's bytes).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import time
 from dataclasses import replace
 
 from . import images, runtime
+from .api.download import answer_deadline
 from .api.errors import ImageError, NotFoundError, ResponseFormatError, ValidationError
 from .api.journal import Journal
 from .api.models import ImageRef, Project, ScenePlan, Story
@@ -121,10 +127,15 @@ class ThreeDLabsLoadProject:
 
     @runtime.in_thread
     def run(self, project_id, unique_id=None):
-        with NodeRun("3DLabs Load Project", unique_id) as run:
+        with NodeRun("3DLabs Load Project", unique_id) as run, run.tasks() as each:
             client = run.client
+
+            def read(_, cancel_check) -> Project:
+                with answer_deadline(client.transport, f"project {project_id}", cancel_check):
+                    return client.get_project(project_id)
+
             try:
-                project = client.get_project(project_id)
+                (project,) = each(read, [None])
             except NotFoundError as err:
                 raise unknown_project(project_id, run.settings, err) from None
             if not project.images:
@@ -134,8 +145,14 @@ class ThreeDLabsLoadProject:
             # A copy: the plan read from the answer stays as it was read.
             plan = replace(project.scene_plan or ScenePlan(scenes=[], raw={}),
                            image_scenes=[ref.scene for ref in placed])
-            data = [client.fetch_image(ref) for ref in placed]
-            image, _mask = images.images_to_batch(data, source=f"project {project.id}")
+            batch = images.Batch(len(placed), run.pixel_budget())
+
+            def fetch(k: int, cancel_check) -> None:
+                batch.put(k, [batch.decode(lambda: client.fetch_image(placed[k], cancel_check=cancel_check),
+                                           source=images.batch_label(k, f"project {project.id}"))])
+
+            each(fetch, range(len(placed)))
+            image, _mask = batch.result()
             lines, keys = load_report(project, plan, placed, left_out)
             run.finish("\n".join(lines))
         # The pack's keys first, where a reader sees them, and never hidden by a project's own key.

@@ -114,6 +114,19 @@ class NodeRun:
             outcomes = self._wait_all(pool, self.client, list(ids), [None] * len(ids), created_at, timeout, refs_of)
         return _raise_failures(outcomes)
 
+    def pixel_budget(self) -> images.PixelBudget:
+        """The decoded pixels this run's images may take (the settings' THREEDLABS_MAX_DECODED_MEGAPIXELS)."""
+        return images.PixelBudget(self.settings.max_decoded_megapixels)
+
+    @contextmanager
+    def tasks(self):
+        """Work besides jobs (Load Project's answer, then its images) in the run's one pool: the function it
+        gives calls ``fn(item, cancel_check)`` for each item there and waits with Cancel checked, returning
+        the results in order (or the first error in order, once all have ended)."""
+        with self._pool(4 * self.settings.max_in_flight) as pool:
+            yield lambda fn, items: _raise_failures(self._gather([pool.submit(fn, item, self._check)
+                                                                  for item in items]))
+
     @contextmanager
     def _pool(self, n: int):
         # A worker holds its job until it ends and sends one request at a time, mostly sleeping between
@@ -135,7 +148,7 @@ class NodeRun:
     def _wait_all(self, pool: ThreadPoolExecutor, client: ThreeDLabsClient, ids: list, known: list,
                   born: list[float], timeout: float, refs_of: RefsOf | None) -> list:
         live = [i for i, job_id in enumerate(ids) if job_id]
-        batch = images.Batch(len(ids)) if refs_of is not None else None
+        batch = images.Batch(len(ids), self.pixel_budget()) if refs_of is not None else None
         self.view.begin([ids[i] for i in live])
         deadline = time.monotonic() + timeout
 
@@ -160,8 +173,8 @@ class NodeRun:
                 self.view(k, job)
             if batch is not None:
                 size = comfy.preview_size()
-                pictures = [images.decode(client.fetch_image(ref, job_id=job.id, cancel_check=self._check),
-                                          source=images.batch_label(i, f"job {job.id}"), preview=size)
+                pictures = [batch.decode(lambda r=ref: client.fetch_image(r, job_id=job.id, cancel_check=self._check),
+                                         source=images.batch_label(i, f"job {job.id}"), preview=size)
                             for ref in refs_of(job)]
                 batch.put(i, pictures)
                 for px in pictures:  # the decoded copy: a preview costs no download

@@ -6,6 +6,9 @@ guard, the scene plan's durations and the timeline text. ``timeline`` turns plan
 - Frame counts: scene k ends at frame round_half_up(cumsum(durations)[k] * fps), so rounding errors never
   pile up. Durations and fps count as the decimals they print as (0.15 s is 0.15, not the binary float
   just below it). A scene that would get 0 frames is an error, never dropped.
+- Length: a timeline lasts at most MAX_PLAN_SECONDS (5 minutes, the longest plan 3DLabs makes: maxMinutes
+  is 1 to 5). A scene whose duration takes the total past it is an error naming the scene, raised while
+  the durations are read, before anything the size of the timeline exists.
 - Plan and images: image k is scene k. Scenes without a usable duration and images beyond the plan's
   scenes last seconds_per_scene; fewer images than scenes is an error (probably the wrong batch), unless
   the plan names the scene of each image of the batch (``image_scenes``, set by Load Project for a
@@ -41,6 +44,7 @@ MOTIONS = ("none", "slow zoom in", "slow zoom out", "pan left", "pan right")
 TRANSITIONS = ("cut", "crossfade")
 KEN_BURNS_ZOOM = 1.15
 DEFAULT_MAX_BYTES = 4 * 1024**3
+MAX_PLAN_SECONDS = 5 * 60
 MAX_BYTES_ENV = "THREEDLABS_TIMELINE_MAX_BYTES"
 
 
@@ -62,21 +66,33 @@ def _round_half_up(value: Fraction) -> int:
     return math.floor(value + Fraction(1, 2))
 
 
-def frame_counts(durations: Sequence[float], fps: float) -> list[int]:
+def frame_counts(durations: Sequence[float], fps: float, labels: Sequence | None = None) -> list[int]:
     """Frames per scene by cumulative rounding; the sum is round_half_up(sum(durations) * fps)."""
     rate = _exact(fps, "fps")
     counts: list[int] = []
     elapsed = Fraction(0)
     previous = 0
     for index, duration in enumerate(durations):
-        elapsed += _exact(duration, f"the duration of scene {index + 1}")
+        name = labels[index] if labels is not None else index + 1
+        elapsed += _exact(duration, f"the duration of scene {name}")
+        if elapsed > MAX_PLAN_SECONDS:
+            raise _too_long(name, float(duration), float(elapsed))
         boundary = _round_half_up(elapsed * rate)
         if boundary == previous:
-            raise invalid(f"scene {index + 1} lasts {float(duration):g} s, which rounds to no frame at all at "
+            raise invalid(f"scene {name} lasts {float(duration):g} s, which rounds to no frame at all at "
                           f"{float(fps):g} fps; raise the fps or that scene's duration")
         counts.append(boundary - previous)
         previous = boundary
     return counts
+
+
+def _too_long(name, duration: float, elapsed: float):
+    limit = f"the {MAX_PLAN_SECONDS // 60} minutes ({MAX_PLAN_SECONDS} s) a 3DLabs plan can last (maxMinutes is 1 to 5)"
+    if duration > MAX_PLAN_SECONDS:
+        return invalid(f"scene {name} lasts {duration:g} s, longer than {limit}",
+                       hint="No 3DLabs plan has such a scene: fix its duration (or seconds_per_scene).")
+    return invalid(f"the scenes up to scene {name} ({duration:g} s) already last {elapsed:g} s, past {limit}",
+                   hint="Shorten the scenes (or seconds_per_scene), or split the storyboard into parts.")
 
 
 def crossfade_lengths(counts: Sequence[int], crossfade_seconds: float, fps: float) -> list[int]:
@@ -191,7 +207,7 @@ def plan_timeline(durations: Sequence[float], fps: float, motion: str = "none", 
     labels = list(labels) if labels is not None else list(range(1, len(durations) + 1))
     if len(labels) != len(durations):
         raise invalid(f"there are {len(durations)} durations but {len(labels)} scene labels")
-    counts = frame_counts(durations, fps)
+    counts = frame_counts(durations, fps, labels)
     fades = crossfade_lengths(counts, crossfade_seconds if transition == "crossfade" else 0.0, fps)
     return TimelinePlan(float(fps), motion, tuple(counts), tuple(fades), tuple(labels))
 

@@ -22,7 +22,7 @@ _RATES = frozenset(
 _SWITCHES = frozenset({"fail_jobs", "hang_jobs", "drop_after_create", "corrupt_images", "huge_images",
                        "out_of_credits", "server_down", "reset_gets_only"})
 _URLS = frozenset({"redirect_to"})
-_NON_NEGATIVE = frozenset({"latency_ms", "job_404_seconds", "retry_after", "image_drip_bps"})
+_NON_NEGATIVE = frozenset({"latency_ms", "job_404_seconds", "retry_after", "image_drip_bps", "session_drip_bps"})
 _CHOICES = {"envelope": ENVELOPES, "image_shape": IMAGE_SHAPES, "image_host": IMAGE_HOSTS}
 
 
@@ -53,6 +53,7 @@ class Faults:
     server_down: bool = False  # every API answer is a 500
     redirect_to: str = ""  # every API answer is a 307 to this URL (clients must not follow with the token)
     image_drip_bps: float = 0.0  # result images trickle out at this many bytes a second (0: at once)
+    session_drip_bps: float = 0.0  # the JSON of GET /api/session/:id trickles out likewise (0: at once)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -149,10 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, data, "image/png", {"Cache-Control": "public, max-age=3600"})
 
-    def _drip(self, data: bytes, per_second: float) -> None:
-        """The image a few bytes at a time: a slow host whose every read arrives within any read timeout."""
+    def _drip(self, data: bytes, per_second: float, content_type: str = "image/png") -> None:
+        """The body a few bytes at a time: a slow host whose every read arrives within any read timeout."""
         self.send_response(200)
-        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         step = max(1, int(per_second / 10))
@@ -230,6 +230,11 @@ class ApiHandler(_Handler):
                 and state.dice.roll(faults.empty_200):
             state.stats.fault("empty_200")
             self._send(200, b"")
+            return
+        if route is not None and route.template == "/api/session/{id}" and answer.status == 200 \
+                and faults.session_drip_bps > 0:
+            state.stats.fault("session_drip")
+            self._drip(json.dumps(answer.body).encode(), faults.session_drip_bps, "application/json; charset=utf-8")
             return
         self._answer(answer, faults)
 

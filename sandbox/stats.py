@@ -24,6 +24,7 @@ FAULT_KEYS = (
     "corrupt_image",
     "huge_image",
     "image_drip",
+    "session_drip",
     "redirect",
     "out_of_credits",
 )

@@ -90,6 +90,7 @@ def _isolated_env(monkeypatch, tmp_path):
         "THREEDLABS_JOURNAL_DAYS",
         "THREEDLABS_REUSE",
         "THREEDLABS_TIMELINE_MAX_BYTES",
+        "THREEDLABS_MAX_DECODED_MEGAPIXELS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("THREEDLABS_USER_DIR", str(tmp_path / "user"))

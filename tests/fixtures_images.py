@@ -88,3 +88,19 @@ def png_with_exif_after_pixels(im: Image.Image, orientation: int) -> bytes:
     data = encode(im, "PNG")
     iend = data.rindex(b"IEND") - 4
     return data[:iend] + _png_chunk(b"eXIf", payload) + data[iend:]
+
+
+def large_png(width: int, height: int) -> bytes:
+    """A black RGB PNG of ``width`` x ``height`` that is small on the wire (8000x8000: about 190 KB, 1 GB as
+    an IMAGE), compressed a row at a time so that building it never holds the pixels."""
+    packer = zlib.compressobj(9)
+    row = bytes(1 + 3 * width)  # filter byte 0, then the row's pixels
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def ico_around(png: bytes, side: int = 16) -> bytes:
+    """An ICO whose directory says ``side`` x ``side`` and whose one image is ``png``, whatever its size."""
+    directory = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", side, side, 0, 0, 1, 32, len(png), 22)
+    return directory + png

@@ -599,11 +599,12 @@ def _(api):
     raises(E.ImageDecodeError, generate, f"job {JOB}", "not an image")
 
 
-@case("image-odd-formats", "image bytes", "RGBA PNG, 16-bit grey PNG, CMYK JPEG, palette GIF, WebP",
+@case("image-odd-formats", "image bytes", "RGBA PNG, 16-bit grey PNG, CMYK JPEG, palette PNG, WebP",
       "decoded to RGB in 0..1 (alpha becomes the mask); a batch of mixed sizes is resized to the first")
 def _(api):
+    # Only the formats 3DLabs sends (a GIF is refused: tests/test_security_memory.py), in their odd modes.
     files = [png((64, 48), "RGBA", (255, 0, 0, 128)), png((64, 48), "I;16", 40000),
-             png((32, 32), "CMYK", (255, 0, 255, 0), fmt="JPEG"), png((64, 48), "P", 3, fmt="GIF"),
+             png((32, 32), "CMYK", (255, 0, 255, 0), fmt="JPEG"), png((64, 48), "P", 3),
              png((80, 60), "RGB", (0, 0, 255), fmt="WEBP")]
     api.on("POST", "/api/images/generate", job_named_after_prompt)
     for i, data in enumerate(files):

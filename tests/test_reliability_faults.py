@@ -172,6 +172,7 @@ ALONE: dict[str, tuple[dict, dict, dict]] = {
     "image_host=api": ({"image_host": "api"}, ok_everywhere(), {}),
     # A host that trickles each image out (a read every 0.1 s): slow, but every node still gets its pictures.
     "image_drip_bps": ({"image_drip_bps": 4_000_000}, ok_everywhere(), {}),
+    "session_drip_bps": ({"session_drip_bps": 4_000_000}, ok_everywhere(), {}),
     "out_of_credits": ({"out_of_credits": True},
                        submit_failed(E.OutOfCreditsError, "out of credits", "HTTP 402"), {}),
     "server_down": ({"server_down": True},

@@ -27,6 +27,9 @@ DEFAULT_BASE_URL = "https://www.3dlabs.it.com/api"
 DEFAULT_PROFILE = "default"
 DEFAULT_MAX_JOBS = 50
 DEFAULT_MAX_IN_FLIGHT = 8
+# Enough for 64 Flux images of about 1 Mpx with room to spare (a 5-minute plan has up to 60 scenes); as
+# IMAGE and MASK a megapixel takes 16 MB, so the default holds a node's decoded images to about 1.6 GB.
+DEFAULT_MAX_DECODED_MEGAPIXELS = 100
 # token_origin: the API origin (scheme://host[:port]) the profile's token and token command belong to.
 PROFILE_FIELDS = ("base_url", "workspace_id", "token", "token_command", "token_origin")
 TOKEN_FIELDS = ("token", "token_command")
@@ -252,6 +255,7 @@ class Settings:
     max_jobs: int = DEFAULT_MAX_JOBS
     dry_run: bool = False
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_decoded_megapixels: int = DEFAULT_MAX_DECODED_MEGAPIXELS
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     base_url_source: str = "default"
@@ -292,6 +296,7 @@ def load_settings(*, base_url: str | None = None, workspace_id: str | None = Non
     max_jobs = _env_int("THREEDLABS_MAX_JOBS", _file_whole_number(section, "max_jobs", DEFAULT_MAX_JOBS, path))
     env_dry_run = _env("THREEDLABS_DRY_RUN").lower() in ("1", "true", "yes", "on")
     in_flight = _env_int("THREEDLABS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)
+    megapixels = _env_int("THREEDLABS_MAX_DECODED_MEGAPIXELS", DEFAULT_MAX_DECODED_MEGAPIXELS)
     return Settings(base_url=normalize_base_url(url), workspace_id=ws, profile=profile_name, max_jobs=max(1, max_jobs),
                     dry_run=env_dry_run or bool(section.get("dry_run")), max_in_flight=max(1, min(64, in_flight)),
-                    base_url_source=source)
+                    max_decoded_megapixels=max(1, megapixels), base_url_source=source)

@@ -1,9 +1,10 @@
-"""Fetching result images as bytes: http(s) and data: URLs, or raw base64.
+"""Fetching result images as bytes: http(s) and data: URLs, or raw base64; and the deadline of an answer.
 
 Result URLs come from the API's answers and from shared projects, so they are hostile input: a URL
 that parsers could read two ways is refused before any request, and redirects are followed by hand,
 each hop checked like the first (the token is the session's :class:`~.http.ApiAuth` business). Every
 download has a size cap and an overall deadline, and ends on Cancel, also while a host drips bytes.
+:func:`answer_deadline` gives a JSON answer of the API (a shared project) the same watchdog.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from requests import exceptions as rexc
@@ -22,6 +24,7 @@ from .errors import (
     ImageDownloadError,
     ImageError,
     ImageTooLargeError,
+    NetworkError,
     error_for_response,
     parse_retry_after,
     redact,
@@ -40,8 +43,10 @@ from .models import ImageRef
 
 MAX_BYTES_DEFAULT = 64 * 1024 * 1024
 DEADLINE_SECONDS_DEFAULT = 120.0  # per image, redirects and retries included
+ANSWER_DEADLINE_SECONDS = 120.0  # per JSON answer read under answer_deadline, retries included
 MAX_REDIRECTS = 5
 WATCH_SECONDS = 0.1  # how often a running download looks at the deadline and the cancel check
+_watching = threading.local()  # the Watchdog of the answer this thread reads under answer_deadline
 
 
 def fetch_image_bytes(ref: ImageRef, transport: HttpTransport, *, max_bytes: int = MAX_BYTES_DEFAULT,
@@ -161,47 +166,111 @@ class _Download:
         return bytes(body)
 
     def _body(self, resp, url: str) -> bytearray:
-        """The body under the size cap, ended at the deadline or on Cancel however slowly it comes.
-
-        A host that drips a byte a second keeps every single read within the read timeout, and a read
-        blocked on the socket checks nothing: a watchdog thread checks, and ends the read by shutting
-        the socket (which reads as an early end); what stopped it is raised here.
-        """
-        tripped: list[BaseException] = []
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.wait(WATCH_SECONDS):
-                try:
-                    self.check(url)
-                except BaseException as exc:  # noqa: BLE001  re-raised on the downloading thread
-                    tripped.append(exc)
-                    _shut(resp)
-                    return
-
-        def checkpoint() -> None:
-            if tripped:
-                raise tripped[0]
-            self.check(url)  # cheap, and prompt while data flows
-
-        watcher = threading.Thread(target=watch, name="3dlabs-download-watch", daemon=True)
-        watcher.start()
+        """The body under the size cap, ended at the deadline or on Cancel however slowly it comes."""
         body = bytearray()
-        try:
-            for chunk in resp.iter_content(chunk_size=256 * 1024):
-                checkpoint()
-                body += chunk
-                if len(body) > self.max_bytes:
-                    raise ImageTooLargeError(f"{_shorten(url)} is over the {self.max_bytes // (1024 * 1024)} MiB limit")
-            checkpoint()
-        except rexc.RequestException as exc:
-            checkpoint()
-            broke = f"{_shorten(url)}: the download broke off ({type(exc).__name__})"
-            raise Retryable(ImageDownloadError(broke)) from None
-        finally:
-            done.set()
-            watcher.join()
+        with _Watchdog(lambda: self.check(url)) as dog:
+            dog.attach(resp)
+            try:
+                for chunk in resp.iter_content(chunk_size=256 * 1024):
+                    dog.checkpoint()
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        raise ImageTooLargeError(f"{_shorten(url)} is over the {self.max_bytes // (1024 * 1024)} "
+                                                 "MiB limit")
+                dog.checkpoint()
+            except rexc.RequestException as exc:
+                dog.checkpoint()
+                broke = f"{_shorten(url)}: the download broke off ({type(exc).__name__})"
+                raise Retryable(ImageDownloadError(broke)) from None
         return body
+
+
+class _Watchdog:
+    """Runs ``check`` every WATCH_SECONDS on its own thread while a body is read.
+
+    A host that drips a byte a second keeps every single read within the read timeout, and a read
+    blocked on the socket checks nothing: when ``check`` raises, the watchdog shuts the attached
+    response's socket (which reads as an early end) and keeps the error for the reader to raise.
+    """
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        self.check = check
+        self.tripped: list[BaseException] = []
+        self._resp = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="3dlabs-download-watch", daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def attach(self, resp) -> None:
+        self._resp = resp
+        if self.tripped:  # it tripped between two requests: this one ends at once too
+            _shut(resp)
+
+    def checkpoint(self) -> None:
+        if self.tripped:
+            raise self.tripped[0]
+        self.check()  # cheap, and prompt while data flows
+
+    def _watch(self) -> None:
+        while not self._done.wait(WATCH_SECONDS):
+            try:
+                self.check()
+            except BaseException as exc:  # noqa: BLE001  re-raised on the reading thread
+                self.tripped.append(exc)
+                if self._resp is not None:
+                    _shut(self._resp)
+                return
+
+
+@contextmanager
+def answer_deadline(transport: HttpTransport, what: str, cancel_check: Callable[[], None] | None = None,
+                    seconds: float | None = None):
+    """API requests made by this thread inside the block end on Cancel and after ``seconds`` in all (default
+    ANSWER_DEADLINE_SECONDS), even while the API drips its answer: the per-read timeout alone lets a host
+    that sends a byte now and then hold the node for as long as it likes."""
+    seconds = ANSWER_DEADLINE_SECONDS if seconds is None else seconds
+    ends_at = time.monotonic() + seconds
+
+    def check() -> None:
+        if cancel_check is not None:
+            cancel_check()
+        if time.monotonic() >= ends_at:
+            raise NetworkError(f"{what} did not arrive within the {seconds:g} s allowed for one answer (the API is "
+                               "too slow or stalled)", summary="3DLabs did not answer in time.",
+                               hint="Queue again in a while.")
+
+    hooks = transport.session.hooks["response"]
+    if _watch_answer not in hooks:  # public requests API: a hook sees each response before its body is read
+        hooks.append(_watch_answer)
+    with _Watchdog(check) as dog:
+        _watching.dog = dog
+        try:
+            yield
+        except Exception:
+            if dog.tripped:  # the early end it caused reads as a broken answer: say what really ended it
+                raise dog.tripped[0] from None
+            raise
+        finally:
+            _watching.dog = None
+
+
+def _watch_answer(resp, **_kwargs):
+    dog = getattr(_watching, "dog", None)
+    if dog is not None:
+        try:
+            dog.checkpoint()
+        except BaseException:
+            resp.close()
+            raise
+        dog.attach(resp)
+    return resp
 
 
 def _shut(resp) -> None:

@@ -254,6 +254,10 @@ class ImageDecodeError(ImageError):
     summary = "A 3DLabs result image could not be decoded."
 
 
+class PixelBudgetError(ImageError):
+    summary = "The 3DLabs images would pass the budget of decoded pixels, so no more were downloaded or decoded."
+
+
 # --- mapping an HTTP answer (a requests.Response, duck-typed: no requests here) to one of them
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a Retry-After value (seconds or an HTTP date); None if absent or unreadable."""
