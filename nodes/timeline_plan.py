@@ -6,9 +6,10 @@ guard, the scene plan's durations and the timeline text. ``timeline`` turns plan
 - Frame counts: scene k ends at frame round_half_up(cumsum(durations)[k] * fps), so rounding errors never
   pile up. Durations and fps count as the decimals they print as (0.15 s is 0.15, not the binary float
   just below it). A scene that would get 0 frames is an error, never dropped.
-- Length: a timeline lasts at most MAX_PLAN_SECONDS (5 minutes, the longest plan 3DLabs makes: maxMinutes
-  is 1 to 5). A scene whose duration takes the total past it is an error naming the scene, raised while
-  the durations are read, before anything the size of the timeline exists.
+- Length: a scene lasts at most MAX_SCENE_SECONDS (5 minutes, the longest plan 3DLabs makes: maxMinutes is
+  1 to 5, so no scene of a plan can be longer), and a timeline at most MAX_TIMELINE_SECONDS (an hour: room
+  for a plan the model overshot, or a long slideshow of seconds_per_scene, never 1e7 s). Either is an error
+  naming the scene, raised while the durations are read, before anything the size of the timeline exists.
 - Plan and images: image k is scene k. Scenes without a usable duration and images beyond the plan's
   scenes last seconds_per_scene; fewer images than scenes is an error (probably the wrong batch), unless
   the plan names the scene of each image of the batch (``image_scenes``, set by Load Project for a
@@ -44,7 +45,8 @@ MOTIONS = ("none", "slow zoom in", "slow zoom out", "pan left", "pan right")
 TRANSITIONS = ("cut", "crossfade")
 KEN_BURNS_ZOOM = 1.15
 DEFAULT_MAX_BYTES = 4 * 1024**3
-MAX_PLAN_SECONDS = 5 * 60
+MAX_SCENE_SECONDS = 5 * 60
+MAX_TIMELINE_SECONDS = 60 * 60
 MAX_BYTES_ENV = "THREEDLABS_TIMELINE_MAX_BYTES"
 
 
@@ -75,7 +77,7 @@ def frame_counts(durations: Sequence[float], fps: float, labels: Sequence | None
     for index, duration in enumerate(durations):
         name = labels[index] if labels is not None else index + 1
         elapsed += _exact(duration, f"the duration of scene {name}")
-        if elapsed > MAX_PLAN_SECONDS:
+        if float(duration) > MAX_SCENE_SECONDS or elapsed > MAX_TIMELINE_SECONDS:
             raise _too_long(name, float(duration), float(elapsed))
         boundary = _round_half_up(elapsed * rate)
         if boundary == previous:
@@ -87,11 +89,13 @@ def frame_counts(durations: Sequence[float], fps: float, labels: Sequence | None
 
 
 def _too_long(name, duration: float, elapsed: float):
-    limit = f"the {MAX_PLAN_SECONDS // 60} minutes ({MAX_PLAN_SECONDS} s) a 3DLabs plan can last (maxMinutes is 1 to 5)"
-    if duration > MAX_PLAN_SECONDS:
+    if duration > MAX_SCENE_SECONDS:
+        limit = (f"the {MAX_SCENE_SECONDS // 60} minutes ({MAX_SCENE_SECONDS} s) a 3DLabs plan can last "
+                 "(maxMinutes is 1 to 5)")
         return invalid(f"scene {name} lasts {duration:g} s, longer than {limit}",
                        hint="No 3DLabs plan has such a scene: fix its duration (or seconds_per_scene).")
-    return invalid(f"the scenes up to scene {name} ({duration:g} s) already last {elapsed:g} s, past {limit}",
+    return invalid(f"the scenes up to scene {name} ({duration:g} s) already last {elapsed:g} s, past the "
+                   f"{MAX_TIMELINE_SECONDS // 60} minutes a storyboard may last",
                    hint="Shorten the scenes (or seconds_per_scene), or split the storyboard into parts.")
 
 

@@ -250,12 +250,17 @@ def test_a_scene_longer_than_any_plan_is_refused_before_memory_grows(long_projec
     assert out["growth"] < 100 * MB, f"peak +{out['growth'] / MB:.0f} MB"
 
 
-def test_a_plan_past_five_minutes_in_all_is_refused_naming_the_scene_and_the_limit():
+def test_a_storyboard_past_an_hour_in_all_is_refused_naming_the_scene_and_the_limit():
     with pytest.raises(errors.ValidationError) as info:
-        plan_mod.plan_timeline([100, 100, 90, 20, 5], 24, labels=[1, 2, 3, 4, 5])
+        plan_mod.plan_timeline([300] * 11 + [290, 20, 5], 24, labels=list(range(1, 15)))
     message = str(info.value)
-    assert "scenes up to scene 4 (20 s) already last 310 s, past the 5 minutes (300 s)" in message
+    assert "scenes up to scene 13 (20 s) already last 3610 s, past the 60 minutes a storyboard may last" in message
     assert "Shorten the scenes" in message
+
+
+def test_a_plan_the_model_overshot_still_renders():
+    """A 5-minute plan that came back at 5:03 was paid for: it is rendered, not refused."""
+    assert plan_mod.plan_timeline([100, 100, 103], 24).total == 303 * 24
 
 
 def test_normal_plans_give_the_frames_they_gave_before():
