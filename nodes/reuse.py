@@ -5,7 +5,9 @@ at every start), the workspace, the endpoint, the exact body and the node's seed
 new take). A succeeded job under the key is reused; one whose end nobody saw (a crash, Cancel, a
 timeout, failing polls), or that cannot be checked now, is waited for again. Only a job 3DLabs says
 failed or does not know is submitted anew; a 404 inside the grace for new jobs
-(``jobs.NOT_FOUND_GRACE_SECONDS``, counted from the journal's submit time) is waited for.
+(``jobs.NOT_FOUND_GRACE_SECONDS``, counted from the journal's submit time) is waited for. A key whose
+answer was lost (the job may exist, its id is unknown) is refused before anything is spent: paying
+again needs new inputs (a new seed).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import spend
+from .api import inflight
 from .api import jobs as engine
 from .api.config import Settings, journal_api
-from .api.errors import NotFoundError, ThreeDLabsError
+from .api.errors import AnswerLostError, NotFoundError, ThreeDLabsError
 from .api.journal import UNFINISHED_STATES, request_hash
 from .api.models import Job
 from .spend import PromptTally
@@ -103,6 +106,7 @@ class JobPlan:
     labels: list[str]
     reused: list[Job | None]
     todo: list[int]
+    reuse: bool = True  # THREEDLABS_REUSE: off, every run pays (no reuse, no waiting for the same key)
 
 
 def plan_jobs(client: ThreeDLabsClient, t: PromptTally, current: Settings, node_label: str, kind: str,
@@ -115,9 +119,25 @@ def plan_jobs(client: ThreeDLabsClient, t: PromptTally, current: Settings, node_
     """
     keys = [request_key(client, endpoint, b, seed) for b in bodies]
     reuse = os.environ.get("THREEDLABS_REUSE", "1").strip().lower() not in ("0", "false", "no", "off")
-    known = sum(_paid(client, key) is not None for key in keys) if reuse else 0
-    spend.reserve(t, len(bodies) - known, node_label, current, keep=False)
+    paid = [_paid(client, key) if reuse else None for key in keys]
+    spend.reserve(t, len(bodies) - sum(rec is not None for rec in paid), node_label, current, keep=False)
+    if reuse:
+        _refuse_lost(client, node_label, [(i, key) for i, (key, rec) in enumerate(zip(keys, paid)) if rec is None],
+                     len(keys))
     reused = [_reusable(client, key) if reuse else None for key in keys]
     todo = [i for i, job in enumerate(reused) if job is None]
     spend.reserve(t, len(todo), node_label, current)
-    return JobPlan(kind, endpoint, bodies, keys, labels, reused, todo)
+    return JobPlan(kind, endpoint, bodies, keys, labels, reused, todo, reuse)
+
+
+def _refuse_lost(client: ThreeDLabsClient, node_label: str, keys: list[tuple[int, str]], total: int) -> None:
+    """AnswerLostError naming every item of ``keys`` (those with nothing paid) whose last POST lost its answer."""
+    api, ws = journal_api(client.settings), client.settings.workspace_id
+    lost = [(i, rec) for i, key in keys
+            if (rec := inflight.find_lost(client.journal, key, base_url=api, workspace=ws)) is not None]
+    if not lost:
+        return
+    items = "; ".join((f"item {i + 1} of {total}: " if total > 1 else "") + inflight.lost_detail(rec)
+                      for i, rec in lost[:5])
+    more = f"; and {len(lost) - 5} more" if len(lost) > 5 else ""
+    raise AnswerLostError(f"{node_label}: {items}{more}")

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING
 
 from . import comfy, images, reuse, runtime, spend
 from .api import jobs as engine
-from .api.errors import JobError, JobFailedError, JobStatusUnknownError, JobTimeoutError, ThreeDLabsError
+from .api.errors import (
+    AnswerLostError,
+    JobError,
+    JobFailedError,
+    JobStatusUnknownError,
+    JobTimeoutError,
+    MaybeSubmittedError,
+    ThreeDLabsError,
+)
 from .api.models import ImageRef, Job
 
 if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack's import fast
@@ -89,16 +97,17 @@ class NodeRun:
         client = self.client
         plan = reuse.plan_jobs(client, self.tally, self.settings, self.label, kind, endpoint, bodies, seed, labels)
         with self._pool(len(bodies)) as pool:
-            posts = self._gather([pool.submit(client.submit, endpoint, kind, bodies[i], request_key=plan.keys[i],
-                                              label=labels[i], cancel_check=self._check) for i in plan.todo],
-                                 fatal_ends=False)
+            posts = self._gather([pool.submit(client.submit_once, endpoint, kind, bodies[i], request_key=plan.keys[i],
+                                              label=labels[i], cancel_check=self._check, once=plan.reuse)
+                                  for i in plan.todo], fatal_ends=False)
             ids = [job.id if job else None for job in plan.reused]
             for i, outcome in zip(plan.todo, posts):
-                ids[i] = None if isinstance(outcome, ThreeDLabsError) else outcome
+                ids[i] = None if isinstance(outcome, ThreeDLabsError) else outcome.job_id
             submit_errors = [(i, err) for i, err in zip(plan.todo, posts) if isinstance(err, ThreeDLabsError)]
-            n_reused = len(bodies) - len(plan.todo)
-            spend.record(self.tally, kind=kind, submitted=len(plan.todo) - len(submit_errors), node=self.label,
-                         reused=n_reused)
+            # A job another node's (or process's) POST of the same request made is reused: nothing was paid here.
+            paid = sum(1 for outcome in posts if not isinstance(outcome, ThreeDLabsError) and outcome.paid)
+            n_reused = len(bodies) - len(plan.todo) + len(posts) - len(submit_errors) - paid
+            spend.record(self.tally, kind=kind, submitted=paid, node=self.label, reused=n_reused)
             if n_reused:
                 log.info("3DLabs: %s reused %d paid job(s) instead of submitting again", self.label, n_reused)
             if wait:
@@ -276,8 +285,11 @@ def _raise_submit_errors(errors: list[tuple[int, ThreeDLabsError]], ids: list) -
         raise first
     made = sum(1 for i in ids if i)
     more = f" ({len(errors)} items failed to submit)" if len(errors) > 1 else ""
+    lost = isinstance(first, (MaybeSubmittedError, AnswerLostError))
+    again = ("queueing again collects them and sends nothing that may have been paid for" if lost
+             else "queue again to submit only what is missing")
     raise type(first)(
         f"{first.message.rstrip('.')}{more}. The {made} job(s) that were submitted are in the "
-        "journal; queue again to submit only what is missing",
+        f"journal; {again}",
         status=first.status, summary=f"Submitting item {first_i + 1} of {len(ids)} to 3DLabs failed.",
     )

@@ -36,6 +36,7 @@ class Request:
     params: dict[str, str]
     body: bytes
     workspace_id: str
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,20 @@ def _creator(kind: str, check: Callable[[Any], dict]) -> Callable[[SandboxState,
             params = check(_json_body(request))
         except validation.Invalid as exc:
             return error(400, str(exc))
-        job = state.create_job(kind, params, request.workspace_id)
-        return Answer(200, {"jobId": job.id}, created_job=True)
+        key = request.idempotency_key
+        if key is None:
+            return Answer(200, {"jobId": state.create_job(kind, params, request.workspace_id).id}, created_job=True)
+        # Stripe's rules: a valid request's key is kept 24 h (per workspace); the same key and body again
+        # answer the first job (Idempotent-Replayed) without a new one; the key with another body is refused.
+        if not 1 <= len(key) <= 255 or not key.isprintable():
+            return error(400, "Idempotency-Key must be 1 to 255 printable characters")
+        fingerprint = json.dumps({"kind": kind, "body": params}, sort_keys=True)
+        job_id, replayed = state.create_once(key, fingerprint, kind, params, request.workspace_id)
+        if job_id is None:
+            return error(422, "This Idempotency-Key was already used with a different request")
+        if replayed:
+            return Answer(200, {"jobId": job_id}, {"Idempotent-Replayed": "true"})
+        return Answer(200, {"jobId": job_id}, created_job=True)
 
     return create
 
@@ -197,5 +210,5 @@ def match(method: str, path: str) -> tuple[Route | None, dict[str, str], list[st
 
 
 def dispatch(state: SandboxState, route: Route, params: dict[str, str], body: bytes,
-             workspace_id: str) -> Answer:
-    return route.handler(state, Request(params, body, workspace_id))
+             workspace_id: str, idempotency_key: str | None = None) -> Answer:
+    return route.handler(state, Request(params, body, workspace_id, idempotency_key))

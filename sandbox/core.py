@@ -28,6 +28,7 @@ WORKSPACES = (
 )
 DEFAULT_WORKSPACE = "ws_sandbox"
 _RESULT_CACHE_SIZE = 256
+IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key is remembered, as Stripe does
 
 
 def iso(epoch: float) -> str:
@@ -57,6 +58,8 @@ class SandboxState:
         self._lock = threading.Lock()
         self._results: OrderedDict[str, Any] = OrderedDict()
         self._rotation = itertools.count()
+        self._keys: dict[tuple[str, str], tuple[str, str, float]] = {}  # (workspace, key) -> (request, job, time)
+        self._keys_lock = threading.Lock()
 
     def _seed(self) -> None:
         for position, workspace in enumerate(WORKSPACES):
@@ -97,6 +100,8 @@ class SandboxState:
             self.job_seconds = self.initial_job_seconds
             self._results.clear()
             self._rotation = itertools.count()
+        with self._keys_lock:
+            self._keys.clear()
         self.stats.clear()
         self.auth.clear_revocations()
         self.images.clear()
@@ -120,6 +125,19 @@ class SandboxState:
         if kind == "image" and job.outcome == "ok":
             self.images.prefetch(job.id, _renderer(job.params))
         return job
+
+    def create_once(self, key: str, fingerprint: str, kind: str, params: dict,
+                    workspace_id: str) -> tuple[str | None, bool]:
+        """(job id, replayed) for an Idempotency-Key: the job made for it in the last 24 h when
+        ``fingerprint`` (the request) matches, else a new one; (None, False) for another request's key."""
+        with self._keys_lock:  # held while the job is made: a second request with the key waits, then replays
+            now = self.clock()
+            found = self._keys.get((workspace_id, key))
+            if found is not None and now - found[2] < IDEMPOTENCY_SECONDS:
+                return (found[1], True) if found[0] == fingerprint else (None, False)
+            job = self.create_job(kind, params, workspace_id)
+            self._keys[(workspace_id, key)] = (fingerprint, job.id, now)
+            return job.id, False
 
     def find_job(self, job_id: str, workspace_id: str) -> jobs.JobRecord | None:
         job = self.store.job(job_id)

@@ -15,6 +15,9 @@ ENVELOPES = ("bare", "job", "data", "rotate")
 IMAGE_SHAPES = ("url", "output_list", "images_objects", "data_url", "b64", "nested")
 # Where result image URLs point: the stand-in CDN (no auth), or the API host itself, behind Clerk.
 IMAGE_HOSTS = ("cdn", "api")
+# How a job-creating POST answers once its job exists, and how a job's status is answered (sandbox/spoil.py).
+POST_ANSWERS = ("ok", "refused_status_line", "deep_nesting", "bogus_charset", "many_objects")
+POLL_ANSWERS = ("ok", "deep_nesting", "bogus_charset", "many_objects")
 
 _RATES = frozenset(
     {"error_rate", "post_error_rate", "reset_rate", "malformed_json", "html_instead_of_json", "empty_200"}
@@ -22,8 +25,10 @@ _RATES = frozenset(
 _SWITCHES = frozenset({"fail_jobs", "hang_jobs", "drop_after_create", "corrupt_images", "huge_images",
                        "out_of_credits", "server_down", "reset_gets_only"})
 _URLS = frozenset({"redirect_to"})
-_NON_NEGATIVE = frozenset({"latency_ms", "job_404_seconds", "retry_after", "image_drip_bps", "session_drip_bps"})
-_CHOICES = {"envelope": ENVELOPES, "image_shape": IMAGE_SHAPES, "image_host": IMAGE_HOSTS}
+_NON_NEGATIVE = frozenset({"latency_ms", "job_404_seconds", "retry_after", "image_drip_bps",
+                           "post_answer_delay_ms", "session_drip_bps"})
+_CHOICES = {"envelope": ENVELOPES, "image_shape": IMAGE_SHAPES, "image_host": IMAGE_HOSTS,
+            "post_answer": POST_ANSWERS, "poll_answer": POLL_ANSWERS}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class Faults:
     server_down: bool = False  # every API answer is a 500
     redirect_to: str = ""  # every API answer is a 307 to this URL (clients must not follow with the token)
     image_drip_bps: float = 0.0  # result images trickle out at this many bytes a second (0: at once)
+    post_answer: str = "ok"  # what a job-creating POST answers once its job exists (POST_ANSWERS)
+    post_answer_delay_ms: float = 0.0  # ...and after how long: past the client's read timeout, the answer is lost
+    poll_answer: str = "ok"  # what a job's status request answers (POLL_ANSWERS)
     session_drip_bps: float = 0.0  # the JSON of GET /api/session/:id trickles out likewise (0: at once)
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from .auth import Verdict
 from .core import DEFAULT_WORKSPACE, SandboxState
 from .faults import Faults
 from .images import bomb_png, truncated
+from .spoil import spoil
 
 MAX_BODY = 8 * 1024 * 1024
 _FILE_PATH = re.compile(r"/files/([A-Za-z0-9_.-]+)\.png")
@@ -221,10 +222,13 @@ class ApiHandler(_Handler):
             elif route is None:
                 answer = api.error(404, "Not found")
             else:
-                answer = api.dispatch(state, route, params, body, workspace_id)
+                answer = api.dispatch(state, route, params, body, workspace_id,
+                                      self.headers.get("Idempotency-Key"))
         if answer.created_job and faults.drop_after_create:
             state.stats.fault("drop_after_create")
             self._reset_connection()
+            return
+        if spoil(self, route, answer, faults):
             return
         if route is not None and route.template == "/api/jobs/{jobId}" and answer.status == 200 \
                 and state.dice.roll(faults.empty_200):

@@ -27,6 +27,11 @@ FAULT_KEYS = (
     "session_drip",
     "redirect",
     "out_of_credits",
+    "slow_post_answer",
+    "refused_status_line",
+    "deep_nesting",
+    "bogus_charset",
+    "many_objects",
 )
 
 

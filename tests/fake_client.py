@@ -21,6 +21,7 @@ from conftest import pack_module
 errors = pack_module("nodes.api.errors")
 models = pack_module("nodes.api.models")
 Journal = pack_module("nodes.api.journal").Journal
+inflight = pack_module("nodes.api.inflight")
 runtime = pack_module("nodes.runtime")
 
 
@@ -61,6 +62,10 @@ class FakeClient:
         self.journal.record_submitted(job_id, kind, endpoint=endpoint, body=body, base_url=self.settings.base_url,
                                       workspace=self.settings.workspace_id, label=label, request_key=request_key)
         return job_id
+
+    def submit_once(self, endpoint, kind, body, *, once=True, **kw):
+        """What the node runner calls: every fake POST pays (the real gate is tested over HTTP)."""
+        return inflight.Submission(self.submit(endpoint, kind, body, **kw), paid=True)
 
     def id_of(self, text: str) -> str:
         """The id of the one job submitted with this prompt (or topic)."""

@@ -271,9 +271,24 @@ def too_many_requests(server, method, path):
     raise AssertionError("no 429 in 40 tries")
 
 
+def another_body(path):
+    """A valid body that differs from VALID_BODIES[path]."""
+    return {**VALID_BODIES[path](), **({"prompt": "another paper boat"} if "images" in path else {"maxMinutes": 2})}
+
+
+def idempotency_key_reused(server, method, path):
+    headers = {**auth(server), "Idempotency-Key": f"conformance {path}"}
+    assert call(server, method, path, VALID_BODIES[path](), headers=headers).status_code == 200
+    validate(another_body(path), request_schema(method, path))
+    answers = [call(server, method, path, another_body(path), headers=headers)]
+    assert server.stats()["jobs_created_total"] == 1
+    return answers
+
+
 SCENARIOS: dict[tuple[str, str, str], Callable] = {
     **{("POST", path, "200"): ok_post for path in VALID_BODIES},
     **{("POST", path, "400"): bad_request for path in VALID_BODIES},
+    **{("POST", path, "422"): idempotency_key_reused for path in VALID_BODIES},
     ("GET", "/api/jobs/{jobId}", "200"): ok_job,
     ("GET", "/api/session/{id}", "200"): ok_session,
     ("GET", "/api/session/list", "200"): ok_list,
@@ -331,6 +346,20 @@ def test_bearer_auth_and_workspace_header_are_documented():
     assert SPEC["security"] == [{"bearerAuth": []}]
     header = SPEC["components"]["parameters"]["WorkspaceId"]
     assert (header["name"], header["in"]) == ("x-workspace-id", "header")
+
+
+@pytest.mark.parametrize("path", sorted(VALID_BODIES))
+def test_an_idempotency_key_replays_its_first_job_as_documented(sandbox, path):
+    operation = SPEC["paths"][path]["post"]
+    assert {resolve(p)["name"] for p in operation["parameters"]} == {"x-workspace-id", "Idempotency-Key"}
+    replayed = resolve(operation["responses"]["200"])["headers"]["Idempotent-Replayed"]
+    headers = {**auth(sandbox), "Idempotency-Key": "replay-me"}
+    first, again = (call(sandbox, "POST", path, VALID_BODIES[path](), headers=headers) for _ in range(2))
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()
+    validate(again.json(), SPEC["components"]["schemas"]["JobCreated"])
+    validate(again.headers["Idempotent-Replayed"], resolve(replayed)["schema"])
+    assert "Idempotent-Replayed" not in first.headers
+    assert sandbox.stats()["jobs_created_total"] == 1
 
 
 def test_documented_routes_are_exactly_the_served_routes():

@@ -15,8 +15,10 @@ Derandomized so CI runs the same examples every time.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections import deque
+from http.client import BadStatusLine
 
 import pytest
 import requests
@@ -24,6 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests import exceptions as rexc
 from requests.structures import CaseInsensitiveDict
+from urllib3 import exceptions as u3exc
+from urllib3.exceptions import MaxRetryError
 
 from conftest import pack_module
 
@@ -116,12 +120,19 @@ def test_one_answer_maps_to_a_value_or_a_typed_error(status, body, hdrs, creates
         assert isinstance(err, errors.APIError) and err.status == status
 
 
-PRE_SEND = (rexc.ConnectTimeout("connect timed out"), rexc.SSLError("handshake failed"),
-            rexc.ConnectionError("HTTPConnectionPool: Max retries exceeded (Caused by NewConnectionError: "
-                                 "Connection refused)"))
+# As requests raises them: urllib3's exception inside (MaxRetryError's reason). Only the types count: a
+# plain message that merely reads "Connection refused" (a made-up status line) says nothing was refused.
+PRE_SEND = (rexc.ConnectTimeout("connect timed out"),
+            rexc.SSLError(MaxRetryError(None, "/api", u3exc.SSLError(ssl.SSLCertVerificationError(1, "verify")))),
+            rexc.ConnectionError(MaxRetryError(None, "/api", u3exc.NewConnectionError(None, "Connection refused"))),
+            rexc.ConnectionError(MaxRetryError(None, "/api", u3exc.NameResolutionError("api.test", None, OSError()))))
 AFTER_SEND = (rexc.ReadTimeout("read timed out"), rexc.ConnectionError("Connection reset by peer"),
               rexc.ChunkedEncodingError("IncompleteRead"), rexc.ContentDecodingError("bad gzip"),
-              rexc.ConnectionError("RemoteDisconnected('Remote end closed connection without response')"))
+              rexc.ConnectionError("RemoteDisconnected('Remote end closed connection without response')"),
+              rexc.ConnectionError("HTTPConnectionPool: Max retries exceeded (Caused by NewConnectionError: "
+                                   "Connection refused)"),
+              rexc.ConnectionError(u3exc.ProtocolError("Connection aborted.",
+                                                       BadStatusLine("HTTP/1.1 2OO Connection refused"))))
 outcomes = st.one_of(
     st.tuples(statuses, bodies, headers, st.booleans()).map(lambda a: FuzzResponse(*a)),
     st.sampled_from(PRE_SEND + AFTER_SEND),

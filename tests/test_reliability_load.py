@@ -8,9 +8,9 @@ Two variants of the connection resets:
 - GET-only (the main figure): a reset GET is retried by the client, so every image is delivered
   in one run.
 - every method: a reset POST may or may not have made its job, so the client never re-sends it
-  (MaybeSubmittedError). The node says which item and that it was not re-sent; queueing again
-  reuses every finished image from the journal and submits only what is missing, so the sandbox
-  ends with exactly 50 jobs: nothing paid twice.
+  (MaybeSubmittedError) and journals it as maybe submitted. The node says which item and that it was
+  not re-sent; queueing the same inputs again is refused before any request (AnswerLostError naming
+  those items), so nothing is paid twice; a new seed pays for a new batch, deliberately.
 
 Set THREEDLABS_RELIABILITY_REPORT=path.jsonl to have the figures appended to that file.
 """
@@ -18,6 +18,7 @@ Set THREEDLABS_RELIABILITY_REPORT=path.jsonl to have the figures appended to tha
 from __future__ import annotations
 
 import io
+import re
 import urllib.request
 
 import numpy as np
@@ -105,41 +106,41 @@ def test_fifty_images_under_get_faults_all_delivered_in_order_nothing_paid_twice
            injected_429=injected["429"], injected_5xx=injected["5xx"], injected_resets=injected["reset"])
 
 
-def test_fifty_images_with_post_resets_requeue_reuses_and_pays_once(sandbox):
-    """Resets on every method: a reset POST surfaces as MaybeSubmittedError naming its item; queueing
-    again reuses the finished images and submits only the missing ones, until all 50 are delivered."""
+def test_fifty_images_with_post_resets_requeue_is_refused_and_pays_once(sandbox):
+    """Resets on every method: a reset POST surfaces as MaybeSubmittedError naming its item and is
+    journaled as maybe submitted. Queueing the same inputs again (faults gone) is refused before any
+    request, naming those items (their jobs may exist), instead of paying for them again; a new seed
+    pays for a new batch, once, and delivers all 50."""
     sandbox.set_faults(reset_gets_only=False, **GET_FAULTS)
     prompts = prompts_for("requeue")
-    runs, maybe_errors, result = 0, [], None
-    while result is None and runs < 6:
-        runs += 1
-        runtime.reset_tallies()  # each queueing is a new ComfyUI prompt, with its own job cap
-        try:
-            result = run("3DLabsImageGenerate", **image_args(prompts))
-        except errors.MaybeSubmittedError as err:
-            maybe_errors.append(err)
-            message = str(err)
-            assert "Submitting item" in message and f"of {COUNT}" in message
-            assert "not re-sent" in message and "queue again to submit only what is missing" in message
+    with pytest.raises(errors.MaybeSubmittedError) as first:
+        run("3DLabsImageGenerate", **image_args(prompts))
     stats = sandbox.stats()
     sandbox.set_faults(error_rate=0.0, reset_rate=0.0)
-
-    assert result is not None, f"not delivered after {runs} queueings"
-    # Seed 7 resets two of the first 50 POSTs: the first queueing must have reported them.
-    assert maybe_errors and runs >= 2
-    images, _masks, job_ids = result
-    ids = job_ids.split("\n")
-    assert_delivered_in_order(sandbox, images, ids, prompts)
-    # The sandbox resets a POST before it creates a job, so every created job is one we delivered:
-    # exactly one job per image however many times the batch was queued.
-    assert stats["jobs_created"]["image"] == COUNT
+    message = str(first.value)
+    assert "Submitting item" in message and f"of {COUNT}" in message and "not re-sent" in message
+    assert "sends nothing that may have been paid for" in message
+    made = stats["jobs_created"]["image"]
     lost = [r for r in Journal().recent(500) if r["id"].startswith("unknown-")]
-    # Every reset POST the sandbox saw is journaled as "answer lost". A POST can also die on a pooled
-    # connection the sandbox had already reset without reaching it: the client cannot tell that apart
-    # from a lost answer, so it journals that one too (and never re-sends it).
-    assert len(lost) >= stats["requests"]["POST /api/images/generate"] - COUNT >= 2
-    assert all(r["label"].startswith("answer lost") for r in lost)
-    report("load_post_resets", images=COUNT, queueings=runs, jobs_created=stats["jobs_created"]["image"],
-           posts=stats["requests"]["POST /api/images/generate"], posts_reset=len(lost),
+    # Every item either made its job (journaled by id) or lost its answer (journaled as maybe submitted).
+    # A POST can also die on a pooled connection the sandbox had already reset without reaching it: the
+    # client cannot tell that apart from a lost answer, so it journals that one too.
+    assert len(lost) >= 2 and made + len(lost) == COUNT, (made, len(lost))
+    assert all(r["label"].startswith("answer lost") and r["state"] == "maybe-submitted" for r in lost)
+
+    runtime.reset_tallies()  # queued again: a new ComfyUI prompt
+    with pytest.raises(errors.AnswerLostError) as again:
+        run("3DLabsImageGenerate", **image_args(prompts))
+    after = sandbox.stats()
+    assert after["requests_total"] == stats["requests_total"], "queueing again sent a request"
+    named = {int(n) for n in re.findall(rf"item (\d+) of {COUNT}", str(again.value))}
+    assert len(named) == min(5, len(lost)) and "change the node's seed" in str(again.value)
+
+    runtime.reset_tallies()
+    images, _masks, job_ids = run("3DLabsImageGenerate", **image_args(prompts, seed=1))
+    assert_delivered_in_order(sandbox, images, job_ids.split("\n"), prompts)
+    assert sandbox.stats()["jobs_created"]["image"] == made + COUNT  # the new seed's batch, paid once
+    report("load_post_resets", images=COUNT, jobs_created_first=made, answers_lost=len(lost),
+           posts=stats["requests"]["POST /api/images/generate"], requeue_requests=0,
            requests_total=stats["requests_total"], injected_resets=stats["faults_injected"]["reset"],
            injected_429=stats["faults_injected"]["429"], injected_5xx=stats["faults_injected"]["5xx"])

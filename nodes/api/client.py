@@ -1,16 +1,18 @@
 """The 3DLabs client: one object per settings, submitting jobs, reading them and their results.
 
 Requests follow the published field names exactly; answers go through the tolerant readers. Each
-job id is written to the journal the moment it is known. Nothing here knows torch or ComfyUI.
+job id is written to the journal the moment it is known, and a POST whose answer was lost as a job
+"maybe submitted"; a request key is sent once at a time (``inflight``). Nothing here knows torch or ComfyUI.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Sequence
 
-from . import endpoints, readers, validation
+from . import endpoints, inflight, readers, validation
 from .auth import TokenProvider
 from .config import Settings, journal_api, load_settings
 from .download import DEADLINE_SECONDS_DEFAULT, MAX_BYTES_DEFAULT, fetch_image_bytes
@@ -19,6 +21,7 @@ from .errors import (
     JobStatusUnknownError,
     JobTimeoutError,
     MaybeSubmittedError,
+    MaybeSubmittedUnreadableError,
     ResponseFormatError,
     ValidationError,
     server_words,
@@ -52,26 +55,59 @@ class ThreeDLabsClient:
     def submit(self, endpoint: str, kind: str, body: dict, *, workspace_id: str | None = None,
                request_key: str | None = None, label: str = "", cancel_check: CancelCheck | None = None) -> str:
         """POST one job-creating request (body already validated); journal and return its job id."""
+        return self.submit_once(endpoint, kind, body, workspace_id=workspace_id, request_key=request_key,
+                                label=label, cancel_check=cancel_check).job_id
+
+    def submit_once(self, endpoint: str, kind: str, body: dict, *, workspace_id: str | None = None,
+                    request_key: str | None = None, label: str = "", cancel_check: CancelCheck | None = None,
+                    once: bool = True) -> inflight.Submission:
+        """:meth:`submit`, telling whether this call paid. With a ``request_key`` (and ``once``) the key is
+        sent once at a time per user directory: a caller arriving while it is in flight gets that job, and
+        a key whose answer was lost is refused (AnswerLostError) instead of being paid for again."""
         ws = workspace_id or self.settings.workspace_id
-        journal_fields = dict(endpoint=endpoint, body=body, profile=self.settings.profile, workspace=ws,
-                              base_url=journal_api(self.settings), request_key=request_key)
+        cancel_check = cancel_check or self.cancel_check
+        fields = dict(endpoint=endpoint, body=body, profile=self.settings.profile, workspace=ws,
+                      base_url=journal_api(self.settings), request_key=request_key)
+
+        def post(idempotency_key: str) -> str:
+            return self._post(endpoint, kind, body, ws, idempotency_key, label, fields, cancel_check)
+
+        if request_key is None or not once:
+            return inflight.Submission(post(inflight.fresh_key()), paid=True)
+        return inflight.submit_once(self.journal, request_key, post,
+                                    lambda why: self._record_lost(kind, label, why, fields),
+                                    base_url=fields["base_url"], workspace=ws, ttl=self.post_seconds(),
+                                    cancel_check=cancel_check)
+
+    def post_seconds(self) -> float:
+        """The longest one job-creating POST may take, retries included: a claim older than this is lost."""
+        retry, s = self.transport.retry, self.settings
+        return retry.max_attempts * (s.connect_timeout + s.read_timeout) + retry.max_total_seconds
+
+    def _post(self, endpoint, kind, body, ws, idempotency_key, label, fields, cancel_check) -> str:
         try:
-            answer = self.transport.post_job(endpoint, body, workspace_id=ws,
-                                             cancel_check=cancel_check or self.cancel_check)
+            answer = self.transport.post_job(endpoint, body, workspace_id=ws, cancel_check=cancel_check,
+                                             idempotency_key=idempotency_key)
             try:
                 job_id = readers.read_job_id(answer)
             except ResponseFormatError as err:
                 # The server took the request (and perhaps the money); say so instead of re-sending.
                 said = server_words(answer)
-                raise MaybeSubmittedError(f"POST {endpoint} answered without a readable job id ({err.detail})"
-                                          + (f"; the server said: {said}" if said else "")) from None
-        except MaybeSubmittedError:
-            self.journal.record_submitted(f"unknown-{int(time.time() * 1000)}", kind, label=f"answer lost: {label}",
-                                          **journal_fields)
+                raise MaybeSubmittedUnreadableError(f"POST {endpoint} answered without a readable job id "
+                                                    f"({err.detail})" + (f"; the server said: {said}" if said else "")
+                                                    ) from None
+        except MaybeSubmittedError as err:
+            self._record_lost(kind, label, err.detail, fields)
             raise
-        self.journal.record_submitted(job_id, kind, label=label, **journal_fields)
+        self.journal.record_submitted(job_id, kind, label=label, **fields)
         log.info("3DLabs: submitted %s job %s", kind, job_id)
         return job_id
+
+    def _record_lost(self, kind: str, label: str, why: str, fields: dict) -> dict:
+        """Journal a request whose answer was lost: Recent Jobs lists it, the same inputs are refused."""
+        job_id = f"unknown-{int(time.time() * 1000)}-{secrets.token_hex(3)}"
+        self.journal.record_submitted(job_id, kind, label=f"answer lost: {label}", lost=why, **fields)
+        return self.journal.find(job_id) or {"id": job_id, "kind": kind, "label": label, "error": why}
 
     def submit_story(self, topic, max_minutes, *, project_id=None, provider="gemini", workspace_id=None) -> str:
         body = endpoints.story_body(topic, max_minutes, project_id=project_id, provider=provider)

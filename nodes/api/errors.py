@@ -172,8 +172,9 @@ class MaybeSubmittedError(NetworkError):
     """A job-creating POST was sent but its answer was lost: the job may exist and cost credits."""
 
     summary = "The connection to 3DLabs broke after the request was sent, so the job may exist."
-    default_hint = ("It was not re-sent, to avoid paying twice. Look for it with the 3DLabs Recent Jobs node "
-                    "or in your 3DLabs project, and collect it with Job Wait.")
+    default_hint = ("It was not re-sent, to avoid paying twice, and queueing the same inputs again will not send it "
+                    "either. Look for it in the 3DLabs app or with the 3DLabs Recent Jobs node, and collect it with "
+                    "Job Wait; to pay for a new job instead, change the node's seed.")
 
 
 class MaybeSubmittedServerError(MaybeSubmittedError, ServerError):
@@ -181,8 +182,28 @@ class MaybeSubmittedServerError(MaybeSubmittedError, ServerError):
     the job and failed afterwards; nothing proves which, so it is never re-sent."""
 
     summary = "3DLabs answered the job request with a server error, so the job may exist (or may not)."
-    default_hint = ("It was not re-sent, to avoid paying twice. In a minute, look for it with the 3DLabs Recent Jobs "
-                    "node or in your 3DLabs project and collect it with Job Wait; if it is not there, queue again.")
+    default_hint = ("It was not re-sent, to avoid paying twice, and queueing the same inputs again will not send it "
+                    "either. In a minute, look for it in the 3DLabs app or with the 3DLabs Recent Jobs node and "
+                    "collect it with Job Wait; if it is not there, change the node's seed and queue again.")
+
+
+class MaybeSubmittedUnreadableError(MaybeSubmittedError, ResponseFormatError):
+    """A job-creating POST was answered, but not readably (size, object count, nesting, charset, JSON,
+    no job id): the job was probably made and its id is unknown."""
+
+    summary = "3DLabs answered the job request with something the client cannot read, so the job may exist."
+
+
+class AnswerLostError(ThreeDLabsError):
+    """Queued again: the same request went out before and its answer was lost (journaled as maybe
+    submitted), or the process sending it ended mid-way. Refused before anything is sent."""
+
+    summary = ("These exact inputs were sent to 3DLabs before and the answer was lost, so that job may exist "
+               "and be paid for; nothing was sent again.")
+    default_hint = ("Look for it in the 3DLabs app (your project's recent jobs) or with the 3DLabs Recent Jobs node, "
+                    "where it is listed as \"answer lost\"; collect it by id with 3DLabs Job Wait. To pay for a "
+                    "new job instead, change the node's seed and queue again.")
+    http_status = 409
 
 
 # --- jobs

@@ -4,7 +4,10 @@ Retries (of API calls and image downloads) are not urllib3's ``Retry``, which sl
 cannot tell a POST that never reached the application from one whose answer was lost. A GET is
 repeated after connection errors, 429, 502, 503, 504 and unreadable bodies; a job-creating POST only
 after a refusal before sending or a 429: a 5xx or anything after sending may hide a job, so it is a
-MaybeSubmittedError. :class:`ApiAuth` gives the token only to the API's origin as the sending library
+MaybeSubmittedError. Whether a request reached the server is read from the exception's types (a failure
+to connect), never from its text. Every job-creating POST carries an ``Idempotency-Key``. JSON answers are
+capped in bytes and in objects and arrays; an answer to a POST that cannot be read is a
+MaybeSubmittedUnreadableError. :class:`ApiAuth` gives the token only to the API's origin as the sending library
 connects, and refreshes a command-made one after a 401. Redirects are never followed.
 """
 
@@ -15,6 +18,8 @@ import json
 import logging
 import math
 import random
+import re
+import ssl
 import time
 import unicodedata
 from collections.abc import Callable
@@ -23,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests import exceptions as rexc
-from urllib3.exceptions import LocationParseError
+from urllib3.exceptions import ConnectTimeoutError, LocationParseError, MaxRetryError, NewConnectionError
 from urllib3.util import parse_url
 
 from .auth import TokenProvider
@@ -32,6 +37,7 @@ from .errors import (
     AuthError,
     MaybeSubmittedError,
     MaybeSubmittedServerError,
+    MaybeSubmittedUnreadableError,
     NetworkError,
     ResponseFormatError,
     error_for_response,
@@ -46,6 +52,9 @@ from .version import USER_AGENT
 log = logging.getLogger("3dlabs")
 
 MAX_JSON_BYTES = 32 * 1024 * 1024  # the largest JSON answer read; a 400 MB one must not take the machine
+# Objects and arrays in one JSON answer: a whole project is a few thousand; 32 MiB of `{},` would be 11 million
+# (0.84 GB once parsed). Counted on the text before it is parsed.
+MAX_JSON_CONTAINERS = 250_000
 MAX_ERROR_BODY_BYTES = 64 * 1024  # of an error answer only the server's message is read
 DEFAULT_PORTS = {"http": 80, "https": 443}
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -174,23 +183,46 @@ class ApiAuth(requests.auth.AuthBase):
         return answer
 
 
+# Failures that happen while connecting, before a byte of the request is written. NewConnectionError (and
+# its NameResolutionError) derive from ConnectTimeoutError; a certificate is refused in the handshake.
+_BEFORE_SENDING = (ConnectTimeoutError, NewConnectionError, ssl.SSLCertVerificationError, rexc.ConnectTimeout,
+                   rexc.InvalidURL, rexc.InvalidSchema, rexc.MissingSchema, rexc.InvalidHeader)
+
+
+def _causes(exc: BaseException):
+    """``exc`` and what it wraps: its cause and context, requests' wrapped exception, MaxRetryError's reason."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen or len(seen) > 32:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None)
+                 if isinstance(current, MaxRetryError) else None]
+        todo += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
+
+
 def _sent_before_failure(exc: Exception) -> bool:
-    """False only when the request provably never reached the server."""
-    if isinstance(exc, (rexc.ConnectTimeout, rexc.SSLError, rexc.InvalidURL, rexc.InvalidSchema,
-                        rexc.MissingSchema)):
-        return False
-    if isinstance(exc, rexc.ConnectionError):
-        pre_send = ("NewConnectionError", "NameResolutionError", "Failed to resolve", "Connection refused",
-                    "ConnectionRefusedError", "getaddrinfo", "Name or service not known")
-        return not any(marker in repr(exc) for marker in pre_send)
-    return True
+    """False only when the request provably never reached the server: the connection itself failed.
+    Decided by type, never by text: a server can put any words into a status line it makes up."""
+    return not any(isinstance(cause, _BEFORE_SENDING) for cause in _causes(exc))
 
 
 def _lost(detail: str, creates_job: bool, status: int | None = None, error_type=NetworkError) -> Exception:
     """An answer that did not arrive whole: a job-creating POST may have made a job, a GET is tried again."""
     if creates_job:
-        return MaybeSubmittedError(detail, status=status)
+        return (MaybeSubmittedError if error_type is NetworkError else MaybeSubmittedUnreadableError)(detail,
+                                                                                                       status=status)
     return Retryable(error_type(detail, status=status))
+
+
+def _unreadable(detail: str, creates_job: bool, status: int) -> Exception:
+    """An answer that arrived but cannot be read, the same way every time: not tried again."""
+    if creates_job:
+        return MaybeSubmittedUnreadableError(detail + ", so the job id in it is unknown", status=status)
+    return ResponseFormatError(detail, status=status)
 
 
 class HttpTransport:
@@ -200,6 +232,7 @@ class HttpTransport:
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.max_json_bytes = MAX_JSON_BYTES
+        self.max_json_containers = MAX_JSON_CONTAINERS
         # requests reads HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE from the environment itself.
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -213,18 +246,21 @@ class HttpTransport:
         return self._request("GET", path, None, workspace_id, cancel_check)
 
     def post_job(self, path: str, body: dict, *, workspace_id: str | None = None,
-                 cancel_check: CancelCheck | None = None):
-        return self._request("POST", path, body, workspace_id, cancel_check)
+                 cancel_check: CancelCheck | None = None, idempotency_key: str | None = None):
+        """``idempotency_key`` goes out as ``Idempotency-Key``: an API that honours it makes one job per key
+        (nothing here relies on that), and every retry of this POST carries the same one."""
+        return self._request("POST", path, body, workspace_id, cancel_check,
+                             {"Idempotency-Key": idempotency_key} if idempotency_key else {})
 
     def close(self) -> None:
         self.session.close()
 
     def _request(self, method: str, path: str, body: dict | None, workspace_id: str | None,
-                 cancel_check: CancelCheck | None):
+                 cancel_check: CancelCheck | None, extra_headers: dict | None = None):
         path = path.lstrip("/")
         url = self.settings.base_url.rstrip("/") + "/" + (path[len("api/"):] if path.startswith("api/") else path)
         ws = workspace_id or self.settings.workspace_id
-        headers = {"x-workspace-id": ws} if ws else {}
+        headers = {"x-workspace-id": ws, **(extra_headers or {})} if ws else dict(extra_headers or {})
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
 
         def once():
@@ -250,7 +286,13 @@ class HttpTransport:
             if not failed:
                 raise _lost(f"{method} {url}: the answer broke off ({type(exc).__name__})", creates_job) from None
             body, fits = b"", True  # the status says enough
-        text = body_text(resp, body) if fits or failed else ""  # of an error, what fit holds its reason
+        try:
+            text = body_text(resp, body) if fits or failed else ""  # of an error, what fit holds its reason
+        except LookupError:  # a charset Python does not know: the text cannot be told
+            if not failed:
+                raise _unreadable(f"{method} {url} answered in an unknown charset ({redact(resp.encoding)[:40]!r})",
+                                  creates_job, status) from None
+            text = body.decode("utf-8", errors="replace")  # the status says enough; the words may still help
         if failed:
             if status < 400:  # never followed: the next hop would need the token, and may not be the API host
                 location = urljoin(url, resp.headers.get("Location", ""))
@@ -263,11 +305,8 @@ class HttpTransport:
                 raise MaybeSubmittedServerError(err.detail, status=status)
             raise err
         if not fits:
-            detail = (f"{method} {url} answered with more than {self.max_json_bytes / 2**20:g} MiB (the limit for "
-                      "an answer); it was not read further")
-            if creates_job:
-                raise MaybeSubmittedError(detail + ", so the job id in it is unknown", status=status)
-            raise ResponseFormatError(detail, status=status)
+            raise _unreadable(f"{method} {url} answered with more than {self.max_json_bytes / 2**20:g} MiB (the limit "
+                              "for an answer); it was not read further", creates_job, status)
         if "html" in resp.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<":
             if looks_like_sign_in(text, resp.url):
                 raise AuthError(f"{method} {url} answered with a sign-in page instead of JSON", status=status)
@@ -277,11 +316,18 @@ class HttpTransport:
         if not text.strip():
             raise _lost(f"{method} {url} answered {status} with an empty body", creates_job, status,
                         ResponseFormatError)
+        if count_containers(text, self.max_json_containers) > self.max_json_containers:
+            raise _unreadable(f"{method} {url} answered with more than {self.max_json_containers:,} JSON objects and "
+                              "arrays (the limit for an answer); it was not parsed", creates_job, status)
         try:
             return json.loads(text)
+        except RecursionError:  # nested deeper than the interpreter's stack: no real answer is
+            raise _unreadable(f"{method} {url} answered with JSON nested too deeply to read", creates_job,
+                              status) from None
         except ValueError:
             if creates_job:  # the job was probably created; its id is unreadable, so do not send it again
-                raise MaybeSubmittedError(f"{method} {url}: the answer was not valid JSON", status=status) from None
+                raise MaybeSubmittedUnreadableError(f"{method} {url}: the answer was not valid JSON",
+                                                    status=status) from None
             raise Retryable(ResponseFormatError(f"{method} {url} answered with invalid JSON: {text[:80]!r}",
                                                 status=status)) from None
 
@@ -299,6 +345,19 @@ def read_capped(resp: requests.Response, limit: int, *, truncate: bool) -> tuple
         if len(body) > limit:
             break
     return bytes(body[:limit] if truncate else body), len(body) <= limit
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def count_containers(text: str, limit: int) -> int:
+    """How many objects and arrays JSON ``text`` opens (exactly once past ``limit``: brackets inside
+    strings are not counted then). The first count costs two passes in C, not a parse."""
+    rough = text.count("{") + text.count("[")
+    if rough <= limit:
+        return rough
+    bare = _JSON_STRING.sub("", text)
+    return bare.count("{") + bare.count("[")
 
 
 def body_text(resp: requests.Response, body: bytes) -> str:

@@ -3,8 +3,9 @@
 A job's id is recorded the moment it is known (id, kind, time, a hash of the request, profile, workspace,
 API; never the token, never the request body), and its final state once known. After a crash, a timeout
 or a closed ComfyUI, the result can be collected by id (Job Wait), and queueing the same request again
-reuses it (``find_paid``). Writing can never break a generation: a failure is logged (with the job id
-that was not recorded) and swallowed; a failed read answers "nothing recorded".
+reuses it (``find_paid``); table ``claims`` (version 2) holds each request key's POSTs for ``inflight``. Writing
+can never break a generation: a failure is logged (with the job id not recorded) and swallowed; a failed read
+answers "nothing recorded".
 
 The records live in SQLite (``jobs.sqlite3`` in the pack's user directory, mode 0600), safe across
 processes, one merged record per job id. Settled jobs older than THREEDLABS_JOURNAL_DAYS (default 30;
@@ -35,7 +36,8 @@ UNFINISHED_STATES = ("submitted", "timed-out", "unknown")  # paid, its end never
 # Nothing more can come of these, so they may be pruned once old. Every other state (including anything
 # unexpected) may hold a paid result and is kept.
 SETTLED_STATES = ("succeeded", "failed", "gone", "canceled")
-SCHEMA_VERSION = 1
+MAYBE_SUBMITTED = "maybe-submitted"  # record_submitted(lost=why): the answer was lost, the job's id is made up
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -51,6 +53,8 @@ CREATE INDEX IF NOT EXISTS jobs_by_request ON jobs(request);
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(sort_time DESC);  -- then seq ascending, as recent() wants
 CREATE INDEX IF NOT EXISTS jobs_by_state_age ON jobs(state, touched);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS claims (request TEXT PRIMARY KEY, attempt INTEGER NOT NULL DEFAULT 0, token TEXT,
+    owner_pid INTEGER, owner_host TEXT, claimed_at REAL NOT NULL DEFAULT 0, expires_at REAL NOT NULL DEFAULT 0);
 """
 # The lookups, named so that a test can ask SQLite whether they use an index.
 FIND_SQL = "SELECT record FROM jobs WHERE id = ?"
@@ -313,6 +317,7 @@ class Journal:
             with _transaction(conn):
                 cur = conn.execute(f"DELETE FROM jobs WHERE state IN ({marks}) AND touched < ?",
                                    (*SETTLED_STATES, now - keep))
+                conn.execute("DELETE FROM claims WHERE token IS NULL AND claimed_at < ?", (now - keep,))
             if cur.rowcount:
                 log.info("3DLabs: pruned %d settled jobs older than the journal's retention", cur.rowcount)
                 self._touch()
@@ -331,18 +336,21 @@ class Journal:
 
     def record_submitted(self, job_id: str, kind: str, *, endpoint: str = "", body: dict | None = None,
                          profile: str = "", workspace: str | None = None, base_url: str = "",
-                         label: str = "", request_key: str | None = None) -> None:
+                         label: str = "", request_key: str | None = None, lost: str | None = None) -> None:
         self._append({
             "event": "submitted", "id": job_id, "kind": kind, "time": time.time(),
             "request": request_key or request_hash(endpoint, body or {}), "profile": profile, "workspace": workspace,
             "base_url": base_url, "label": label[:120],
+            **({"state": MAYBE_SUBMITTED, "error": lost[:500]} if lost else {}),
         })
 
+    def transaction(self, fn: Callable[[sqlite3.Connection], object]):
+        """``fn(conn)`` in one BEGIN IMMEDIATE transaction; raises what SQLite raises (claims decide on it)."""
+        return self._run(fn, write=True)
+
     def record_state(self, job_id: str, state: str, *, error: str | None = None) -> None:
-        entry = {"event": "state", "id": job_id, "state": state, "time": time.time()}
-        if error:
-            entry["error"] = error[:500]
-        self._append(entry)
+        self._append({"event": "state", "id": job_id, "state": state, "time": time.time(),
+                      **({"error": error[:500]} if error else {})})
 
     def _read(self, sql: str, params: tuple) -> list[dict]:
         """The records ``sql`` selects; none when there is no journal yet or it cannot be read."""
@@ -368,6 +376,10 @@ class Journal:
     def recent(self, limit: int = 20) -> list[dict]:
         """The newest ``limit`` jobs, newest first (by submission time, else by last update)."""
         return self._read(RECENT_SQL, (int(limit),)) if limit > 0 else []
+
+    def by_request(self, request: str) -> list[dict]:
+        """Every record made by one request key, newest first."""
+        return self._read(BY_REQUEST_SQL, (request,))
 
     def find(self, job_id: str) -> dict | None:
         found = self._read(FIND_SQL, (job_id,))
