@@ -19,7 +19,7 @@ from . import runtime, sandbox_bridge
 from .api import config
 from .api.auth import describe_token
 from .api.errors import ConfigError, ThreeDLabsError, redact, register_secret
-from .routes_guard import Refused, guarded
+from .routes_guard import Refused, guarded, origin_required_for
 
 PREFIX = "/3dlabs"
 SANDBOX_CHOICE = "sandbox"
@@ -94,6 +94,12 @@ def post_token(body: dict) -> dict:
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in token):
         raise Refused(400, "The token must be one word: no spaces, tabs or line breaks.")
     register_secret(token)  # from now on every message and log line masks it
+    if token and sandbox_bridge.sandbox_chosen():
+        # A token is bound to the base URL it will be sent to; with the sandbox in use that would be the
+        # profile's hidden URL, which anyone who could change the settings may have set.
+        raise Refused(409, "The bundled sandbox is in use: it needs no token, so none was saved. To use your "
+                           "3DLabs token, choose the 3DLabs service (or your own URL) as the base URL first, "
+                           "then save the token: it is bound to that address, which the panel shows.")
     notice = _save({"token": token or None})
     answer = describe_token()
     if notice:
@@ -207,7 +213,8 @@ def connection_test(_body: dict) -> dict:
 ROUTES = (
     ("GET", "/status", status_snapshot),
     ("POST", "/token", post_token),
-    ("POST", "/settings", post_settings),
+    # Where the token may go: from beyond this machine, only a browser page of this ComfyUI may change it.
+    ("POST", "/settings", origin_required_for("base_url", post_settings)),
     ("GET", "/workspaces", list_workspaces),
     ("GET", "/projects", list_projects),
     ("POST", "/test", connection_test),

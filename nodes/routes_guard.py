@@ -39,15 +39,42 @@ class Refused(Exception):
         self.status = status
 
 
+def origin_required_for(field: str, work: Callable[[dict], object]) -> Callable[[dict], object]:
+    """``work``, whose body's ``field`` only a browser page (a request with an Origin) may set while ComfyUI
+    listens beyond loopback: see :func:`check_origin_present`."""
+    work.origin_required_for = field  # type: ignore[attr-defined]  read by guarded()
+    return work
+
+
+def check_origin_present(request: web.Request, field: str) -> None:
+    """Refuse a change of ``field`` from a client that sent no Origin while ComfyUI listens beyond loopback.
+
+    Browsers send an Origin with every POST, so the settings panel is never refused. A LAN client (curl,
+    a script) sends none: such a client could point the base URL at its own server and wait for the user
+    to save a token. A client that forges an Origin still meets the token's binding to the base URL in use
+    when it was saved, which the panel shows.
+    """
+    if request.headers.get("Origin") is not None:
+        return
+    beyond = [h for h in comfy.listen_hosts() if h in WILDCARDS or not is_loopback_host(_name(h) or h)]
+    if beyond:
+        raise Refused(403, f"Refused: {field} can only be changed from ComfyUI's own page in a browser while "
+                           f"ComfyUI listens beyond this machine ({', '.join(beyond)}); this request came "
+                           "without an Origin (a script or another machine).")
+
+
 def guarded(method: str, work: Callable[..., object]):
     """The aiohttp handler of a route: the checks below, then ``work(body)`` for a POST or ``work()`` for
     a GET, in a thread (it may block); its result, or any failure, answered as JSON."""
+    needs_origin = getattr(work, "origin_required_for", None)
 
     async def handler(request: web.Request) -> web.Response:
         try:
             check_host(request)
             check_same_origin(request)
             args = [await json_body(request)] if method == "POST" else []
+            if needs_origin and args and needs_origin in args[0]:
+                check_origin_present(request, needs_origin)
             return web.json_response(await asyncio.to_thread(work, *args))
         except Refused as err:
             status, message = err.status, str(err)

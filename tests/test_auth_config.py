@@ -62,7 +62,8 @@ def test_env_token_wins_over_config_file(monkeypatch):
     monkeypatch.setenv("THREEDLABS_TOKEN", "env-token-abcdefgh5678")
     assert auth.TokenProvider().get() == "env-token-abcdefgh5678"
     status = auth.describe_token()
-    assert status == {"configured": True, "source": "env THREEDLABS_TOKEN", "last4": "5678", "kind": "token"}
+    assert status == {"configured": True, "source": "env THREEDLABS_TOKEN", "last4": "5678", "kind": "token",
+                      "bound_to": "https://www.3dlabs.it.com"}
 
 
 def test_profiles_are_separate(monkeypatch):

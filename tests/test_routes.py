@@ -48,7 +48,7 @@ def test_status_never_contains_the_token(app):
     assert answer.status_code == 200, answer.text
     assert SECRET not in answer.text
     assert answer.json() == {"configured": True, "source": "config file, profile default", "last4": SECRET[-4:],
-                             "kind": "token"}
+                             "kind": "token", "bound_to": "https://www.3dlabs.it.com"}
     status = get(app, "/3dlabs/status")
     assert status.status_code == 200
     assert SECRET not in status.text

@@ -230,3 +230,45 @@ def test_bad_max_jobs_is_a_clear_status_not_a_500(app, raw):
     assert "max_jobs" in problem and str(path) in problem
     test = call(app, "POST", "/3dlabs/test", same_origin(app), {}).json()
     assert test["ok"] is False and "max_jobs" in test["message"]
+
+
+# --- the sandbox-choice attack (issue 22): ComfyUI on --listen 0.0.0.0, a LAN client, a user who trusts the panel ----
+
+
+def test_without_an_origin_the_base_url_cannot_change_while_comfyui_listens_beyond_loopback(app, recorder,
+                                                                                           monkeypatch):
+    """Step one of the sandbox-choice attack, from a LAN client (curl, a script): refused outright."""
+    monkeypatch.setattr(pack_module("nodes.comfy"), "listen_hosts", lambda: ("0.0.0.0",))
+    lan = {"Host": f"127.0.0.1:{port_of(app)}"}  # no Origin
+    for choice in (recorder.url, "sandbox"):
+        refused = call(app, "POST", "/3dlabs/settings", lan, {"base_url": choice})
+        assert refused.status_code == 403 and "Origin" in refused.json()["error"], refused.text
+    assert "base_url" not in config_data().get("profiles", {}).get("default", {})
+    assert call(app, "POST", "/3dlabs/settings", lan, {"dry_run": True}).status_code == 200  # other settings: as before
+    monkeypatch.setattr(pack_module("nodes.comfy"), "listen_hosts", lambda: ("127.0.0.1",))
+    assert call(app, "POST", "/3dlabs/settings", lan, {"base_url": ""}).status_code == 200  # loopback only: as before
+
+
+def test_the_sandbox_choice_attack_never_gets_the_token(app, recorder, sandbox_server, monkeypatch):
+    """A LAN client that forges an Origin points the profile's base URL at its own server and picks the
+    sandbox; the user, seeing SANDBOX, pastes the real token; the client switches back and presses Test.
+    The token never arrives."""
+    monkeypatch.setattr(pack_module("nodes.comfy"), "listen_hosts", lambda: ("0.0.0.0",))
+    port = port_of(app)
+    forged = {"Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}"}
+    assert call(app, "POST", "/3dlabs/settings", forged, {"base_url": recorder.url}).status_code == 200
+    assert call(app, "POST", "/3dlabs/settings", forged, {"base_url": "sandbox"}).status_code == 200
+    # The user pastes the real token while the panel says SANDBOX: refused, nothing saved.
+    pasted = call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET})
+    assert pasted.status_code == 409 and "choose the 3DLabs service" in pasted.json()["error"], pasted.text
+    assert SECRET not in json.dumps(config_data()) and SECRET not in pasted.text
+    # The user does as told: picks their API (here a trusted local stand-in) and saves the token there.
+    sandbox = sandbox_server  # no environment set: the settings alone decide where requests go
+    assert call(app, "POST", "/3dlabs/settings", same_origin(app), {"base_url": sandbox.api_url}).status_code == 200
+    saved = call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET}).json()
+    assert saved["configured"] and saved["bound_to"] == sandbox.origin  # the panel shows where it goes
+    assert call(app, "GET", "/3dlabs/status", same_origin(app)).json()["token"]["bound_to"] == sandbox.origin
+    # The client switches the base URL back to its server and presses Test: the token stays bound.
+    answers = attack(app, forged, recorder.url)
+    assert recorder.authorizations() == [], "the token reached the attacker's server"
+    assert all(SECRET not in a.text for a in answers)

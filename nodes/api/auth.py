@@ -107,7 +107,9 @@ def describe_token(profile: str | None = None, base_url: str | None = None) -> d
                           problem=mismatch_problem(sources[0], target) + ".")
         return status
     last4 = source.value[-4:] if source.kind == "token" and len(source.value) >= 12 else None
-    return {"configured": True, "source": source.origin, "last4": last4, "kind": source.kind}
+    # Where it goes: the panel shows it, so a base URL changed behind the user's back cannot hide.
+    return {"configured": True, "source": source.origin, "last4": last4, "kind": source.kind,
+            "bound_to": source.bound_to}
 
 
 def _sendable(token: str, source: TokenSource) -> str:

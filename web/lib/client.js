@@ -166,7 +166,9 @@ export function describeToken(token, sandbox = false) {
   }
   const ending = token.last4 ? `, ends in …${token.last4}` : "";
   const what = token.kind === "command" ? "token command" : "token";
-  return `Configured ${what} (${token.source}${ending}).`;
+  // Where it goes, always in view: a base URL changed behind the user's back cannot hide.
+  const bound = token.bound_to ? ` Sent only to ${token.bound_to}.` : "";
+  return `Configured ${what} (${token.source}${ending}).${bound}`;
 }
 
 /** A small DOM builder: el("div", {class: "x", onclick: fn}, child, "text"). */
