@@ -14,9 +14,10 @@
 // onNodeCreated before configure() restores the saved widgets_values.
 
 import {
-  app, el, ensureStyles, lastStatus, OUTPUT_MIN_HEIGHT, onStatus, refreshStatus, routes, sandboxInUse, toast,
+  app, el, ensureStyles, lastStatus, OUTPUT_MIN_HEIGHT, onStatus, refreshStatus, routes, sandboxInUse,
 } from "./client.js";
 import { cachedText, inputSignature, recall, remember } from "./runtext.js";
+import { toastFailure } from "./toasts.js";
 
 export const DISPLAY_NODES = new Set([
   "3DLabsStory", "3DLabsScenePlan", "3DLabsImageGenerate", "3DLabsJobWait",
@@ -292,10 +293,16 @@ function fitMinimum(node) {
 /** Forget the run's live previews once its pictures arrive: the frontend prefers them to a node's output
  * images and labels them with their own size (512 × 293 for a 1344 × 768 picture). */
 function dropLivePreviews(node) {
-  const previews = app?.nodePreviewImages;
-  if (!previews) return;
   const inSubgraph = node.graph && app.graph && node.graph !== app.graph && node.graph.id;
-  delete previews[inSubgraph ? `${node.graph.id}:${node.id}` : String(node.id)];
+  const locator = inSubgraph ? `${node.graph.id}:${node.id}` : String(node.id);
+  try {
+    // The frontend's own step when a node runs again; it also reaches the Vue renderer's copy of them.
+    const pinia = document.getElementById("vue-app")?.__vue_app__?.config?.globalProperties?.$pinia;
+    pinia?._s?.get?.("nodeOutput")?.revokePreviewsByLocatorId?.(locator);
+  } catch {
+    /* an older or newer frontend without that store: the plain copy below is what the canvas reads */
+  }
+  if (app?.nodePreviewImages) delete app.nodePreviewImages[locator];
 }
 
 /** Called from beforeRegisterNodeDef for every node type; decorates only the pack's own. */
@@ -326,27 +333,6 @@ export function decorateNodeType(nodeType, nodeData) {
     showOutput(this, message?.text);
     return r;
   };
-}
-
-// Errors already toasted, by prompt and node: one toast per failure, however often the event arrives.
-const toasted = new Set();
-const ERROR_TOAST_MS = 12000;
-const DIALOG_WAIT_MS = 400;
-const TOAST_MAX_CHARS = 320;
-
-/** The first line of an error message (ComfyUI appends its tips after a line break), kept short:
- * the pack's messages say what happened and then what to do, so the start is the actionable part. */
-export function firstLine(message) {
-  const line = String(message ?? "").split("\n").map((l) => l.trim()).find(Boolean) ?? "";
-  if (line.length <= TOAST_MAX_CHARS) return line;
-  const cut = line.lastIndexOf(". ", TOAST_MAX_CHARS);
-  return cut > 40 ? line.slice(0, cut + 1) : `${line.slice(0, TOAST_MAX_CHARS - 1)}…`;
-}
-
-function shownInDialog(text) {
-  const probe = text.slice(0, 60);
-  return [...document.querySelectorAll(".p-dialog, [role='dialog'], [role='alertdialog']")]
-    .some((d) => d.getClientRects().length && d.innerText?.includes(probe));
 }
 
 function ourNode(id) {
@@ -386,14 +372,7 @@ export function watchRuns(api) {
     if (!node && !String(d.node_type ?? "").startsWith("3DLabs")) return;
     const message = String(d.exception_message ?? "").trim() || `${d.exception_type ?? "Error"} (no message)`;
     if (node) setOutput(node, `Failed: ${message}`, "error");
-    const once = `${d.prompt_id ?? ""}:${d.node_id ?? ""}`;
-    if (toasted.has(once)) return;
-    toasted.add(once);
-    const line = firstLine(message);
-    // Frontends that open a dialog with the whole message (1.2x) need no toast repeating it.
-    setTimeout(() => {
-      if (!shownInDialog(line)) toast("error", line, ERROR_TOAST_MS, `${node?.title || d.node_type || "3DLabs"} failed`);
-    }, DIALOG_WAIT_MS);
+    toastFailure(d, message, node?.title || d.node_type || "3DLabs");
   });
   // Registered after the frontend's own listener, so its status widget exists by now: hide it, and
   // show the status in the node's own box (a reused node keeps its "unchanged" text).

@@ -1,7 +1,8 @@
 // The "3DLabs" section of ComfyUI's settings dialog.
 //
-// Owns: the setting definitions, the custom-rendered rows (base URL, token, workspace, test
-// connection) and keeping ComfyUI's copies of the harmless values in step with the pack's config.
+// Owns: the setting definitions, the custom-rendered rows (base URL, token, workspace; the test
+// connection row and the rows' shared pieces are in rows.js) and keeping ComfyUI's copies of the
+// harmless values in step with the pack's config.
 //
 // What is stored where:
 // - the pack's config file on the ComfyUI server (<user dir>/3dlabs/config.json, mode 0600) is
@@ -12,9 +13,10 @@
 //   ComfyUI's settings (the token row never calls its setter), localStorage or the workflow.
 
 import {
-  app, button, describeToken, el, ensureStyles, envNote, lastStatus, onStatus, rebindNote, refreshStatus, routes, SANDBOX_HINT,
+  app, button, describeToken, el, ensureStyles, envNote, lastStatus, rebindNote, refreshStatus, routes, SANDBOX_HINT,
   setStatus, toast,
 } from "./client.js";
+import { live, note, notes, noteView, renderTest } from "./rows.js";
 
 export const IDS = {
   baseUrl: "3DLabs.Connection.BaseURL",
@@ -24,47 +26,21 @@ export const IDS = {
   start: "3DLabs.Connection.GetStarted",
   dryRun: "3DLabs.Spending.DryRun",
   maxJobs: "3DLabs.Spending.MaxJobs",
+  perHour: "3DLabs.Spending.MaxJobsPerHour",
+  perDay: "3DLabs.Spending.MaxJobsPerDay",
+  budget: "3DLabs.Spending.Budget",
 };
 
 const DEFAULT_MAX_JOBS = 50;
+const DEFAULT_PER_HOUR = 200;
+const DEFAULT_PER_DAY = 1000;
+const ENV_OF = {
+  dry_run: "THREEDLABS_DRY_RUN", max_jobs: "THREEDLABS_MAX_JOBS",
+  max_jobs_per_hour: "THREEDLABS_MAX_JOBS_PER_HOUR", max_jobs_per_day: "THREEDLABS_MAX_JOBS_PER_DAY",
+};
 
-// Messages survive a row being rebuilt (ComfyUI re-renders a custom row when its value changes).
-const notes = {};
 let syncing = false;
 let workspaceCache = null; // {at, list}: the last good answer
-
-function note(key, text, kind = "") {
-  notes[key] = text ? { text, kind } : null;
-}
-
-function noteView(key) {
-  const view = el("div", { class: "tdl-msg", role: "status", "aria-live": "polite" });
-  const show = () => {
-    const n = notes[key];
-    view.textContent = n?.text ?? "";
-    view.className = `tdl-msg ${n?.kind ? `tdl-${n.kind}` : ""}`;
-  };
-  show();
-  return { view, show };
-}
-
-/** Call ``render(status)`` now and on every status change while ``node`` is in the page. */
-function live(node, render) {
-  const status = lastStatus();
-  if (status) render(status);
-  else refreshStatus().catch((err) => render({ error: err.message }));
-  const stop = onStatus((s) => {
-    if (!node.isConnected && node.dataset.tdlMounted) {
-      stop();
-      return;
-    }
-    render(s);
-  });
-  // Mark once mounted so that a row rendered but not yet attached keeps listening.
-  requestAnimationFrame(() => {
-    node.dataset.tdlMounted = "1";
-  });
-}
 
 // --- base URL ------------------------------------------------------------------------------------
 
@@ -335,53 +311,6 @@ function renderWorkspace(_name, setter) {
   return row;
 }
 
-// --- test connection -----------------------------------------------------------------------------
-
-/** What a test result depends on: another base URL, sandbox choice, token or workspace makes it stale. */
-function testedFor(status) {
-  return JSON.stringify([status?.base_url, status?.sandbox?.in_use, status?.token?.configured, status?.token?.last4,
-    status?.workspace_id]);
-}
-
-function renderTest() {
-  ensureStyles();
-  const msg = noteView("test");
-  const run = button("Test connection", async () => {
-    run.disabled = true;
-    note("test", "Testing…");
-    msg.show();
-    let tested = null;
-    try {
-      const status = await refreshStatus().catch(() => lastStatus());
-      tested = testedFor(status);
-      const noToken = status && !status.sandbox?.in_use && !status.token?.configured && !status.error;
-      if (noToken) {
-        // Nothing to test: asking 3DLabs without a token only earns a refusal that reads like a bad token.
-        note("test", "No token is set, so nothing was sent. Paste a token or API key under Token and Save, or "
-          + "choose 'sandbox' as the base URL (the 'Use the sandbox' button above) to try the nodes with made-up content.",
-        "warn");
-      } else {
-        const answer = await routes.test();
-        note("test", answer.message, answer.ok ? "ok" : "bad");
-      }
-    } catch (err) {
-      note("test", err.message, "bad");
-    }
-    if (notes.test) notes.test.for = tested;
-    run.disabled = false;
-    msg.show();
-  }, { "data-tdl": "test-button" });
-  const row = el("div", { class: "tdl-row", "data-tdl": "test" }, el("div", { class: "tdl-line" }, run), msg.view);
-  // A result about other settings (say "No token is set" after "Use the sandbox") would mislead: clear it.
-  live(row, (status) => {
-    const result = notes.test;
-    if (!result?.for || run.disabled || status.error || result.for === testedFor(status)) return;
-    note("test", "");
-    msg.show();
-  });
-  return row;
-}
-
 // --- dry run and max jobs: plain settings, mirrored into the config file -------------------------
 
 const postTimers = {};
@@ -393,7 +322,7 @@ function postSetting(field, value) {
     try {
       const status = await routes.saveSettings({ [field]: value });
       setStatus(status);
-      const env = envNote(status, field === "dry_run" ? "THREEDLABS_DRY_RUN" : "THREEDLABS_MAX_JOBS", "this setting");
+      const env = envNote(status, ENV_OF[field], "this setting");
       if (env) toast("warn", env);
     } catch (err) {
       toast("error", err.message);
@@ -420,6 +349,8 @@ export async function syncMirrors() {
     [IDS.workspace]: status.configured_workspace_id ?? "",
     [IDS.dryRun]: Boolean(status.dry_run),
     [IDS.maxJobs]: Number(status.max_jobs ?? DEFAULT_MAX_JOBS),
+    [IDS.perHour]: Number(status.budget?.hour?.limit ?? DEFAULT_PER_HOUR),
+    [IDS.perDay]: Number(status.budget?.day?.limit ?? DEFAULT_PER_DAY),
   };
   syncing = true;
   try {
@@ -474,5 +405,40 @@ export function settingDefinitions() {
       onChange: mirrored("max_jobs"),
       tooltip: "A prompt that would submit more 3DLabs jobs than this is refused before anything is spent.",
     },
+    {
+      id: IDS.perHour, name: "Max jobs per hour (all prompts)", category: category("Spending", "Per hour"),
+      type: "number", defaultValue: DEFAULT_PER_HOUR, sortOrder: 8, attrs: { min: 1, max: 10000, step: 1, showButtons: true },
+      onChange: mirrored("max_jobs_per_hour"),
+      tooltip: "Jobs submitted in the last hour, by every prompt, counted from the pack's journal: a node that " +
+        "would pass this is refused before it spends anything. Stops a page that keeps queueing prompts.",
+    },
+    {
+      id: IDS.perDay, name: "Max jobs per day (all prompts)", category: category("Spending", "Per day"),
+      type: "number", defaultValue: DEFAULT_PER_DAY, sortOrder: 6, attrs: { min: 1, max: 240000, step: 1, showButtons: true },
+      onChange: mirrored("max_jobs_per_day"),
+      tooltip: "As 'Max jobs per hour', over the last 24 hours.",
+    },
+    {
+      id: IDS.budget, name: "Spent so far", category: category("Spending", "Spent"), sortOrder: 4,
+      type: renderBudget, defaultValue: "",
+      tooltip: "3DLabs jobs submitted in the last hour and day, from the pack's journal, and what the budget leaves.",
+    },
   ];
+}
+
+function renderBudget() {
+  ensureStyles();
+  const line = el("div", { class: "tdl-info", "data-tdl": "budget" });
+  const row = el("div", { class: "tdl-row" }, line);
+  live(row, (status) => {
+    const b = status.budget;
+    if (!b) {
+      line.textContent = status.error ?? "";
+      return;
+    }
+    line.textContent = `Last hour: ${b.hour.used} of ${b.hour.limit} jobs, ${b.hour.left} left. ` +
+      `Last 24 hours: ${b.day.used} of ${b.day.limit}, ${b.day.left} left.`;
+    line.className = `tdl-info ${b.hour.left && b.day.left ? "" : "tdl-warn"}`.trim();
+  });
+  return row;
 }
