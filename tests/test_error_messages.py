@@ -4,6 +4,7 @@ a short name ("3DLabs.AuthError"), not as the pack's folder path (ComfyUI prints
 from __future__ import annotations
 
 import inspect
+import pickle
 import re
 
 import pytest
@@ -49,6 +50,14 @@ def test_every_error_type_reads_as_a_short_name():
         assert name == f"3DLabs.{cls.__name__}", name
     # A subclass made later (anywhere) is named the same way.
     assert comfy_type_name(type("LaterError", (errors.JobError,), {})) == "3DLabs.LaterError"
+
+
+def test_errors_still_pickle_under_their_short_module_name():
+    err = errors.JobFailedError("the model refused", job_id="job_1", index=2)
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is errors.JobFailedError and str(again) == str(err) and again.job_id == "job_1"
+    batch = pickle.loads(pickle.dumps(errors.BatchError([err], [None, None, None])))
+    assert type(batch.failures[0]) is errors.JobFailedError and str(batch) == str(errors.BatchError([err], [None] * 3))
 
 
 def test_a_part_that_restates_another_is_left_out():

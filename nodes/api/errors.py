@@ -53,8 +53,8 @@ def redact(text: object) -> str:
 
 
 # ComfyUI names a node's error type `__module__ + "." + __qualname__` in its error panel, and a custom
-# pack's module is named after its folder path: a short stable name reads better. Nothing imports or
-# pickles these classes by module name (ComfyUI sends the type as text only).
+# pack's module is named after its folder path: a short stable name reads better. Nothing imports these
+# classes by module name (ComfyUI sends the type as text only); pickling goes by name (__reduce__).
 ERROR_MODULE = "3DLabs"
 
 
@@ -95,8 +95,22 @@ class ThreeDLabsError(Exception):
     def __str__(self) -> str:  # built when shown: a job id or item number set after raising still appears
         return self.message
 
+    def __reduce__(self):
+        # By name within this module: pickle cannot import the classes' short module name ("3DLabs").
+        return _rebuild, (type(self).__name__, self.__dict__.copy())
+
 
 ThreeDLabsError.__module__ = ERROR_MODULE
+
+
+def _rebuild(name: str, state: dict) -> ThreeDLabsError:
+    cls = globals().get(name)
+    if not (isinstance(cls, type) and issubclass(cls, ThreeDLabsError)):
+        cls = ThreeDLabsError  # a subclass made elsewhere: its message survives, as the pack's base error
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    Exception.__init__(err, err.message)
+    return err
 
 
 # --- configuration and user input (raised before anything is spent)
