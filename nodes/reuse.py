@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import spend
-from .api import inflight
+from .api import budget, inflight
 from .api import jobs as engine
 from .api.config import Settings, journal_api
 from .api.errors import AnswerLostError, NotFoundError, ThreeDLabsError
@@ -107,6 +107,7 @@ class JobPlan:
     reused: list[Job | None]
     todo: list[int]
     reuse: bool = True  # THREEDLABS_REUSE: off, every run pays (no reuse, no waiting for the same key)
+    hold: budget.Hold | None = None  # the todo jobs held against the spend budget until their POSTs end
 
 
 def plan_jobs(client: ThreeDLabsClient, t: PromptTally, current: Settings, node_label: str, kind: str,
@@ -115,7 +116,8 @@ def plan_jobs(client: ThreeDLabsClient, t: PromptTally, current: Settings, node_
 
     The cap is first checked, with no request, on the bodies the journal has no paid job for: those
     are paid for whatever 3DLabs answers. Then the journaled ones are checked with 3DLabs, and the
-    exact count to submit is reserved. Nothing here starts a thread or allocates a batch.
+    exact count to submit is reserved against the cap and held against the spend budget (the caller
+    releases the hold once the POSTs ended). Nothing here starts a thread or allocates a batch.
     """
     keys = [request_key(client, endpoint, b, seed) for b in bodies]
     reuse = os.environ.get("THREEDLABS_REUSE", "1").strip().lower() not in ("0", "false", "no", "off")
@@ -127,7 +129,10 @@ def plan_jobs(client: ThreeDLabsClient, t: PromptTally, current: Settings, node_
     reused = [_reusable(client, key) if reuse else None for key in keys]
     todo = [i for i, job in enumerate(reused) if job is None]
     spend.reserve(t, len(todo), node_label, current)
-    return JobPlan(kind, endpoint, bodies, keys, labels, reused, todo, reuse)
+    # Across prompts too: the rolling hour's and day's jobs, from the journal (refused before any POST).
+    limits = {"hour": current.max_jobs_per_hour, "day": current.max_jobs_per_day}
+    hold = budget.reserve(client.journal, len(todo), limits, node_label)
+    return JobPlan(kind, endpoint, bodies, keys, labels, reused, todo, reuse, hold)
 
 
 def _refuse_lost(client: ThreeDLabsClient, node_label: str, keys: list[tuple[int, str]], total: int) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from . import runtime, sandbox_bridge
-from .api import config
+from .api import budget, config
 from .api.auth import describe_token
 from .api.errors import ConfigError, ThreeDLabsError, redact, register_secret
 from .routes_guard import Refused, guarded, origin_required_for
@@ -27,8 +27,11 @@ MAX_TOKEN_CHARS = 16384
 MAX_JOBS_LIMIT = 10000
 # Environment variables win over the config file; the UI names the ones that are set (never values).
 ENV_OVERRIDES = ("THREEDLABS_BASE_URL", "THREEDLABS_TOKEN", "THREEDLABS_TOKEN_COMMAND", "THREEDLABS_WORKSPACE_ID",
-                 "THREEDLABS_PROFILE", "THREEDLABS_MAX_JOBS", "THREEDLABS_DRY_RUN")
-SETTINGS_FIELDS = ("base_url", "workspace_id", "dry_run", "max_jobs")
+                 "THREEDLABS_PROFILE", "THREEDLABS_MAX_JOBS", "THREEDLABS_MAX_JOBS_PER_HOUR",
+                 "THREEDLABS_MAX_JOBS_PER_DAY", "THREEDLABS_DRY_RUN")
+SETTINGS_FIELDS = ("base_url", "workspace_id", "dry_run", "max_jobs", "max_jobs_per_hour", "max_jobs_per_day")
+# Where the token may go and how much may be spent: from beyond this machine only a browser page may change them.
+ORIGIN_FIELDS = ("base_url", "max_jobs_per_hour", "max_jobs_per_day")
 
 
 def status_snapshot() -> dict:
@@ -65,8 +68,18 @@ def status_snapshot() -> dict:
         "token": describe_token(profile, base_url=current.base_url if current else None),
         "dry_run": current.dry_run if current else bool(section.get("dry_run")),
         "max_jobs": current.max_jobs if current else config.DEFAULT_MAX_JOBS,
+        "budget": _budget(current),
         "env_overrides": [name for name in ENV_OVERRIDES if os.environ.get(name, "").strip()],
     }
+
+
+def _budget(current: config.Settings | None) -> dict:
+    """The spend budget across prompts, with what the journal says is spent and left in each window."""
+    from .api.journal import Journal  # the journal (sqlite) loads on first use
+
+    limits = {"hour": current.max_jobs_per_hour if current else config.DEFAULT_MAX_JOBS_PER_HOUR,
+              "day": current.max_jobs_per_day if current else config.DEFAULT_MAX_JOBS_PER_DAY}
+    return budget.usage(Journal(), limits)
 
 
 def _text(body: dict, key: str, refusal: str) -> str:
@@ -145,13 +158,16 @@ def checked_settings(body: dict) -> tuple[dict, dict]:
         if not isinstance(body["dry_run"], bool):
             raise Refused(400, "dry_run must be true or false.")
         section["dry_run"] = body["dry_run"]
-    if "max_jobs" in body:
-        n = body["max_jobs"]
+    for field in ("max_jobs", "max_jobs_per_hour", "max_jobs_per_day"):
+        if field not in body:
+            continue
+        n = body[field]
         if isinstance(n, float) and n.is_integer():
             n = int(n)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_JOBS_LIMIT:
-            raise Refused(400, f"max_jobs must be a whole number from 1 to {MAX_JOBS_LIMIT}.")
-        section["max_jobs"] = n
+        limit = MAX_JOBS_LIMIT * (24 if field == "max_jobs_per_day" else 1)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
+            raise Refused(400, f"{field} must be a whole number from 1 to {limit}.")
+        section[field] = n
     return profile, section
 
 
@@ -213,8 +229,7 @@ def connection_test(_body: dict) -> dict:
 ROUTES = (
     ("GET", "/status", status_snapshot),
     ("POST", "/token", post_token),
-    # Where the token may go: from beyond this machine, only a browser page of this ComfyUI may change it.
-    ("POST", "/settings", origin_required_for("base_url", post_settings)),
+    ("POST", "/settings", origin_required_for(ORIGIN_FIELDS, post_settings)),
     ("GET", "/workspaces", list_workspaces),
     ("GET", "/projects", list_projects),
     ("POST", "/test", connection_test),

@@ -39,10 +39,10 @@ class Refused(Exception):
         self.status = status
 
 
-def origin_required_for(field: str, work: Callable[[dict], object]) -> Callable[[dict], object]:
-    """``work``, whose body's ``field`` only a browser page (a request with an Origin) may set while ComfyUI
+def origin_required_for(fields: tuple[str, ...], work: Callable[[dict], object]) -> Callable[[dict], object]:
+    """``work``, whose body's ``fields`` only a browser page (a request with an Origin) may set while ComfyUI
     listens beyond loopback: see :func:`check_origin_present`."""
-    work.origin_required_for = field  # type: ignore[attr-defined]  read by guarded()
+    work.origin_required_for = fields  # type: ignore[attr-defined]  read by guarded()
     return work
 
 
@@ -73,8 +73,9 @@ def guarded(method: str, work: Callable[..., object]):
             check_host(request)
             check_same_origin(request)
             args = [await json_body(request)] if method == "POST" else []
-            if needs_origin and args and needs_origin in args[0]:
-                check_origin_present(request, needs_origin)
+            for field in needs_origin or ():
+                if args and field in args[0]:
+                    check_origin_present(request, field)
             return web.json_response(await asyncio.to_thread(work, *args))
         except Refused as err:
             status, message = err.status, str(err)

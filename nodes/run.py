@@ -97,9 +97,14 @@ class NodeRun:
         client = self.client
         plan = reuse.plan_jobs(client, self.tally, self.settings, self.label, kind, endpoint, bodies, seed, labels)
         with self._pool(len(bodies)) as pool:
-            posts = self._gather([pool.submit(client.submit_once, endpoint, kind, bodies[i], request_key=plan.keys[i],
-                                              label=labels[i], cancel_check=self._check, once=plan.reuse)
-                                  for i in plan.todo], fatal_ends=False)
+            try:
+                posts = self._gather([pool.submit(client.submit_once, endpoint, kind, bodies[i],
+                                                  request_key=plan.keys[i], label=labels[i], cancel_check=self._check,
+                                                  once=plan.reuse) for i in plan.todo], fatal_ends=False)
+            finally:
+                # Journaled by now (or lost, and journaled as maybe submitted): the journal counts them.
+                # On Cancel a POST may still be under way; its row then lands a moment later.
+                plan.hold.release()
             ids = [job.id if job else None for job in plan.reused]
             for i, outcome in zip(plan.todo, posts):
                 ids[i] = None if isinstance(outcome, ThreeDLabsError) else outcome.job_id

@@ -84,6 +84,8 @@ def _isolated_env(monkeypatch, tmp_path):
         "THREEDLABS_WORKSPACE_ID",
         "THREEDLABS_PROFILE",
         "THREEDLABS_MAX_JOBS",
+        "THREEDLABS_MAX_JOBS_PER_HOUR",
+        "THREEDLABS_MAX_JOBS_PER_DAY",
         "THREEDLABS_DRY_RUN",
         "THREEDLABS_ALLOWED_HOSTS",
         "THREEDLABS_MAX_IN_FLIGHT",

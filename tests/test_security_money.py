@@ -271,7 +271,7 @@ def test_a_prompt_list_over_the_cap_is_refused_before_memory_threads_or_requests
     assert sandbox.stats()["requests_total"] == 0
     assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MB traced before the refusal"
     assert rss_growth < 50 * 2**20, f"RSS grew by {rss_growth / 2**20:.0f} MB"
-    assert elapsed < 5.0, elapsed
+    assert elapsed < 60.0, elapsed  # liveness only: the threads, requests and memory above are the checks
 
 
 def test_the_cap_counts_only_what_would_be_paid_for(sandbox, monkeypatch):

@@ -26,6 +26,9 @@ log = logging.getLogger("3dlabs")
 DEFAULT_BASE_URL = "https://www.3dlabs.it.com/api"
 DEFAULT_PROFILE = "default"
 DEFAULT_MAX_JOBS = 50
+# The spend budget across prompts: far above a person making videos (a 5-minute short is ~70 jobs).
+DEFAULT_MAX_JOBS_PER_HOUR = 200
+DEFAULT_MAX_JOBS_PER_DAY = 1000
 DEFAULT_MAX_IN_FLIGHT = 8
 # Enough for 64 Flux images of about 1 Mpx with room to spare (a 5-minute plan has up to 60 scenes); as
 # IMAGE and MASK a megapixel takes 16 MB, so the default holds a node's decoded images to about 1.6 GB.
@@ -253,6 +256,8 @@ class Settings:
     workspace_id: str | None = None
     profile: str = DEFAULT_PROFILE
     max_jobs: int = DEFAULT_MAX_JOBS
+    max_jobs_per_hour: int = DEFAULT_MAX_JOBS_PER_HOUR
+    max_jobs_per_day: int = DEFAULT_MAX_JOBS_PER_DAY
     dry_run: bool = False
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_decoded_megapixels: int = DEFAULT_MAX_DECODED_MEGAPIXELS
@@ -297,6 +302,11 @@ def load_settings(*, base_url: str | None = None, workspace_id: str | None = Non
     env_dry_run = _env("THREEDLABS_DRY_RUN").lower() in ("1", "true", "yes", "on")
     in_flight = _env_int("THREEDLABS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)
     megapixels = _env_int("THREEDLABS_MAX_DECODED_MEGAPIXELS", DEFAULT_MAX_DECODED_MEGAPIXELS)
+    per_hour = _env_int("THREEDLABS_MAX_JOBS_PER_HOUR",
+                        _file_whole_number(section, "max_jobs_per_hour", DEFAULT_MAX_JOBS_PER_HOUR, path))
+    per_day = _env_int("THREEDLABS_MAX_JOBS_PER_DAY",
+                       _file_whole_number(section, "max_jobs_per_day", DEFAULT_MAX_JOBS_PER_DAY, path))
     return Settings(base_url=normalize_base_url(url), workspace_id=ws, profile=profile_name, max_jobs=max(1, max_jobs),
+                    max_jobs_per_hour=max(1, per_hour), max_jobs_per_day=max(1, per_day),
                     dry_run=env_dry_run or bool(section.get("dry_run")), max_in_flight=max(1, min(64, in_flight)),
                     max_decoded_megapixels=max(1, megapixels), base_url_source=source)

@@ -128,6 +128,10 @@ class JobCapError(ValidationError):
     summary = "This node would pass the 3DLabs job cap for this prompt, so it submitted nothing."
 
 
+class SpendBudgetError(JobCapError):
+    summary = "This node would pass the 3DLabs spend budget (jobs per hour or per day), so it submitted nothing."
+
+
 # --- answers from the API that are not a success
 class APIError(ThreeDLabsError):
     """An HTTP answer from the 3DLabs API that is not a success."""
