@@ -189,7 +189,8 @@ class ComfyServer:
 
     def import_seconds(self, folder_name: str = "comfyui-3dlabs") -> float | None:
         for line in self.log().splitlines():
-            m = re.match(r"\s*([0-9.]+) seconds(?: \(IMPORT FAILED\))?: (.*)$", line)
+            # Current cores prefix each log line with a coloured level ("\x1b[32m[INFO]\x1b[0m").
+            m = re.search(r"(?:^|\s)([0-9.]+) seconds(?: \(IMPORT FAILED\))?: (.*)$", line)
             if m and m.group(2).rstrip("/").endswith(folder_name):
                 if "IMPORT FAILED" in line:
                     raise AssertionError(f"the pack failed to import:\n{self.log()[-4000:]}")
