@@ -1,11 +1,12 @@
-"""Opt-in: Cancel in a real ComfyUI, on every checkout COMFYUI_PATH names, 10 tries from a fresh start.
+"""Opt-in: Cancel in a real ComfyUI, on every checkout COMFYUI_PATH names, 11 tries from a fresh start.
 
 Each try queues a prompt, waits until the pack is doing one thing (polling a hanging job, waiting out a
-Retry-After, downloading a dripping image, or just after a finished scene's image was fetched and shown
-while another job still runs), presses ComfyUI's /interrupt and times it to the prompt's end as the
-browser sees it: the ``execution_interrupted`` message arriving on ComfyUI's websocket (the test listens as
-the frontend does). For the record it also times the moment /history answers with the ended prompt. The
-first try is the first Cancel after start.
+Retry-After, downloading a dripping image, Load Project reading a dripping answer, or just after a
+finished scene's image was fetched and shown while another job still runs), presses ComfyUI's
+/interrupt and times it to the prompt's end as the browser sees it: the ``execution_interrupted``
+message arriving on ComfyUI's websocket (the test listens as the frontend does). For the record it also
+times the moment /history answers with the ended prompt. The first try is the first Cancel after start;
+each next try is "the next prompt runs".
 
 Why the two differ on the first try: right after its first prompt ComfyUI's prompt worker runs a full
 ``gc.collect()`` (its 10-second gc interval starts at 0), which holds the GIL for a few hundred ms and so
@@ -28,8 +29,8 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=S
 
 LIMIT = 0.5  # seconds from /interrupt to the prompt's end
 CLIENT_ID = "cancel-suite"
-TRIES = ("polling", "retry-after", "download", "preview", "polling", "retry-after", "download", "preview",
-         "polling", "download")
+TRIES = ("polling", "retry-after", "download", "preview", "project-drip", "polling", "retry-after", "download",
+         "preview", "project-drip", "polling")
 
 
 @pytest.fixture(scope="module", params=CHECKOUT_PARAMS, ids=checkout_id)
@@ -112,10 +113,15 @@ def one_try(comfy, sandbox, ws, kind: str, seed: int) -> tuple[float, float, flo
         sandbox.set_faults(image_drip_bps=4000)
         prompt = {"1": image_node("a slow download", seed)}
         ready = lambda: stats()["faults_injected"]["image_drip"] >= 1  # noqa: E731
+    elif kind == "project-drip":  # Load Project while the API trickles out the project's JSON
+        sandbox.set_faults(session_drip_bps=40)
+        prompt = {"1": {"class_type": "3DLabsLoadProject", "inputs": {"project_id": "proj_demo"}},
+                  "9": {"class_type": "PreviewAny", "inputs": {"source": ["1", 3]}}}
+        ready = lambda: stats()["faults_injected"]["session_drip"] >= 1  # noqa: E731
     else:  # a finished scene is fetched and previewed while the other node's job still runs
         prompt = {"1": image_node("a quick first scene", seed), "2": image_node("HANG the second scene", seed)}
         ready = lambda: stats()["file_requests"] >= 1  # noqa: E731
-    prompt["9"] = {"class_type": "PreviewAny", "inputs": {"source": ["1", 2]}}
+    prompt.setdefault("9", {"class_type": "PreviewAny", "inputs": {"source": ["1", 2]}})
     if "2" in prompt:
         prompt["10"] = {"class_type": "PreviewAny", "inputs": {"source": ["2", 2]}}
     prompt_id = comfy.queue_prompt(prompt, client_id=CLIENT_ID)
