@@ -1,9 +1,10 @@
 """Opt-in: the web extension in a real ComfyUI, driven by headless Chromium, and the token kept secret.
 
 Runs when COMFYUI_PATH points at a ComfyUI checkout and Chromium (CHROMIUM, default /usr/bin/chromium),
-node and playwright-core (under PLAYWRIGHT_CORE_DIR, default /work/browser) are found. The sandbox is
-the API (THREEDLABS_BASE_URL in ComfyUI's environment) and accepts one random token, which the browser
-sets through the 3DLabs settings panel: the workflows only run if the token took that path. Then the
+node and playwright-core (under PLAYWRIGHT_CORE_DIR, default /work/browser) are found. ComfyUI starts as a
+new user has it: no token, no base URL. The browser first goes the new user's way (a run without a token,
+"Use the sandbox" in the settings), then sets the test's sandbox as a custom base URL and its one random
+token through the 3DLabs settings panel: the workflows only run if the token took that path. Then the
 token is looked for everywhere it must not be. tests/browser/e2e.js does the browser half; screenshots
 go to THREEDLABS_SCREENSHOT_DIR, or a temporary folder printed in the test output.
 THREEDLABS_E2E_WORKFLOWS may name a folder of workflows to open instead of example_workflows/.
@@ -125,7 +126,8 @@ class Stack:
             .start()
         )
         self.tdl_user = base / "threedlabs-user"
-        env = {"THREEDLABS_BASE_URL": self.sandbox.api_url, "THREEDLABS_USER_DIR": str(self.tdl_user)}
+        # No base URL in the environment: it would win over the settings' sandbox choice a new user makes.
+        env = {"THREEDLABS_BASE_URL": "", "THREEDLABS_USER_DIR": str(self.tdl_user)}
         # Nothing from the developer's environment may stand in for the token set in the browser.
         env.update(
             {
@@ -287,9 +289,12 @@ def test_settings_panel_templates_and_no_token_leak(stacks, frontend):
     check_frontend(results, kind)
     check_our_requests(results)
     check_new_user(results)
+    check_no_token_run(results)
+    check_sandbox_switch(results)
     check_settings_panel(results, token)
+    check_template_cards(results)
     check_workflows(comfy, results, shots)
-    check_node_feedback(results)
+    check_node_feedback(results, comfy.checkout)
     check_load_project(comfy, results, shots)
     check_fresh_node_pays_once(results)
     check_previews(results)
@@ -329,7 +334,45 @@ def check_new_user(results: dict) -> None:
     ), style
 
 
-def check_node_feedback(results: dict) -> None:
+def check_no_token_run(results: dict) -> None:
+    """The first run without a token: its message says each thing once, and it is on screen once: in the
+    pack's toast (its first line), or in the frontend's own dialog where that shows the whole message."""
+    run = results["noToken"]
+    assert run["end"]["type"] == "execution_error", run
+    first = run["firstLine"]
+    assert first.startswith("No 3DLabs token is configured, so nothing was sent."), run
+    assert first.count("No 3DLabs token") == 1 and "sandbox" in first, first
+    assert run["exceptionType"] == "3DLabs.AuthError", run["exceptionType"]  # not the pack's folder path
+    assert run["inToasts"] + run["inDialogs"] == 1, run
+    if run["inToasts"]:
+        [toast] = run["packToasts"]
+        assert toast.splitlines()[-1].strip() == first, toast
+    if run["genericHint"]:  # the newer frontends' "This node threw an error...": the pack's toast must be there
+        assert run["inToasts"] == 1, run
+
+
+def check_sandbox_switch(results: dict) -> None:
+    """After "Use the sandbox" the Test connection result from before ("No token is set") is gone, and the
+    token's status (not needed now) is not in warning orange."""
+    switched = results["sandboxSwitch"]
+    assert switched["testBefore"].startswith("No token is set"), switched
+    assert "Sandbox chosen" in switched["startNote"], switched
+    assert switched["testAfter"] == "", switched
+    assert "not needed now" in switched["tokenStatus"], switched
+    assert "tdl-warn" not in switched["tokenClass"] and switched["tokenColor"] != "rgb(240, 160, 32)", switched
+    tested = switched["testOnSandbox"]
+    assert "sandbox" in tested.lower() and not tested.startswith("No token"), switched
+
+
+def check_template_cards(results: dict) -> None:
+    cards = results.get("templateCards")
+    assert cards, f"the template browser was not seen with the pack's cards (opened via {results['templatePath']})"
+    for name, text in cards.items():
+        assert text and "sandbox" in text and "without an account" in text, (name, text)
+        assert text.count(name) == 1, f"the card repeats its title as its description: {text}"
+
+
+def check_node_feedback(results: dict, checkout: str) -> None:
     """Errors, cache hits and fresh runs read on the node itself, in both renderers."""
     feedback = results["nodeFeedback"]
     failed = feedback["failed"]
@@ -339,11 +382,38 @@ def check_node_feedback(results: dict) -> None:
     cached = feedback["cached"]
     assert cached["end"]["type"] == "execution_success" and cached["cachedNodes"], cached
     for node in cached["nodes"]:
-        assert node["output"].startswith("unchanged: reused the last result, no new job"), node
+        # A free re-run says so, with the result it reused, and not the old "submitted ..." line.
+        assert node["output"].startswith(CACHED_NOTE), node
+        assert "submitted" not in node["output"] and "jobs this prompt" not in node["output"], node
+    check_reopened_template(feedback["reopened"], checkout)
     assert feedback["clearedAtStart"], "the output boxes kept the last run's text when the next prompt started"
     assert all(not text for text in feedback["clearedAtStart"]), feedback["clearedAtStart"]
     heights = [h for run in results["workflows"] for n in run["nodes"] for h in [n["outputHeight"]] if h]
     assert heights and min(heights) >= 90, f"output boxes are too short: {heights}"
+
+
+CACHED_NOTE = "unchanged: reused the last result; no new job, nothing paid"
+
+
+def check_reopened_template(reopened: dict, checkout: str) -> None:
+    """A template queued again after other prompts says it paid nothing; opened anew with its nodes reused
+    from ComfyUI's cache it shows each node's result, not "unchanged" alone: in the same page always, after
+    a page reload where the core resends a cached node's output."""
+    again = reopened["again"]
+    assert again["end"]["type"] == "execution_success", again
+    [image] = [n for n in again["nodes"] if n["type"] == "3DLabsImageGenerate"]
+    assert image["cached"] or "no new job, nothing paid" in image["output"], image
+    resends = "HAS_INTERMEDIATE_OUTPUT" in (Path(checkout) / "execution.py").read_text()
+    for when in ("same page", "after reload"):
+        run = reopened[when]
+        assert run["end"]["type"] == "execution_success", (when, run)
+        cached = [n for n in run["nodes"] if n["cached"]]
+        assert len(cached) == len(run["nodes"]) == 3, (when, run)
+        for node in cached:
+            assert node["output"].startswith(CACHED_NOTE), (when, node)
+            assert "submitted" not in node["output"] and "jobs this prompt" not in node["output"], (when, node)
+            if when == "same page" or resends:
+                assert len(node["output"]) > len(CACHED_NOTE) + 10, (when, node)  # the result it stands for
 
 
 def check_previews(results: dict) -> None:
@@ -356,6 +426,9 @@ def check_previews(results: dict) -> None:
         f"previews need ComfyUI progress-bar previews from the Python side): {previews}"
     )
     assert previews["shownOnNode"], f"no preview image was shown on the node while it ran: {previews}"
+    # Then the pictures at their real size, which the frontend's label gives ("1344 x 768", not "512 x 293").
+    shown = previews["shownAfter"]
+    assert shown and all(size == [1344, 768] for size in shown), shown
 
 
 def check_help(results: dict, kind: str) -> None:
@@ -431,12 +504,18 @@ def check_workflows(comfy: ComfyServer, results: dict, shots: Path) -> None:
         assert run["nodes"], f"{name} has no 3DLabs node"
         check_our_nodes(run["nodes"], run["executed"])
         assert (shots / f"workflow-{name}.png").exists()
-    # The pack's status text reaches the nodes while they run (ComfyUI's progress_text display).
+    # The pack's status text reaches the nodes while they run, and shows once: in the node's own box (it
+    # wraps), with ComfyUI's one-line copy of it hidden.
     assert any(run["progressTexts"] for run in results["workflows"])
-    # Shown on the node: still there after the run (1.2x), or seen while it ran (newer frontends drop it at the end).
-    assert any(n["progressText"] for run in results["workflows"] for n in run["nodes"]) or any(
-        run.get("progressShown") for run in results["workflows"]
-    )
+    statuses = [s for run in results["workflows"] for s in run["statusInBox"]]
+    assert statuses and all(s["comfyHidden"] for s in statuses), statuses[:5]
+    assert any(s["text"] == s["sent"] for s in statuses), statuses[:5]
+    for run in results["workflows"]:
+        assert run["openedScale"] >= 0.8, f"{run['name']} opened at {run['openedScale']:.0%} on a 1600x900 window"
+        for node in run["nodes"]:
+            assert not node["progressText"] or node["progressHidden"], node
+            if node["type"] == "3DLabsImageGenerate" and node["shownImages"]:
+                assert all(max(size) > 512 for size in node["shownImages"]), (run["name"], node["shownImages"])
 
 
 def check_load_project(comfy: ComfyServer, results: dict, shots: Path) -> None:

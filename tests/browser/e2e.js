@@ -7,11 +7,15 @@
 // side checks for token leaks into results.json. It never writes the token itself anywhere.
 //
 // Also the new-user path (no token: the sandbox offered first, Test connection saying no token is set,
-// the settings search finding "sandbox"), what the nodes say about a run (a failure's message on the
-// node, "unchanged" for nodes ComfyUI reused, boxes emptied when a prompt starts, a readable box
-// height), Load Project's list without a click (also after a page reload), live previews while Image
-// Generate runs slow sandbox jobs, and the node help panel showing the pack's page. Works with the
-// classic canvas and with the Vue node renderer (TDL_VUE_NODES=1) of newer frontends.
+// the settings search finding "sandbox", a run without a token saying so once on screen, "Use the
+// sandbox" clearing the old test result; then the test's sandbox as a custom base URL), the template
+// cards' descriptions and the zoom templates open at on a 1600x900 window, what the nodes say about a
+// run (their status once, in their own box; a failure's message on the node; "unchanged ... nothing
+// paid" with the reused result for nodes ComfyUI reused, also in a template opened anew and after a
+// reload; boxes emptied when a prompt starts; a readable box height), Load Project's list without a
+// click (also after a page reload), live previews while Image Generate runs slow sandbox jobs and its
+// pictures at their real size afterwards, and the node help panel showing the pack's page. Works with
+// the classic canvas and with the Vue node renderer (TDL_VUE_NODES=1) of newer frontends.
 //
 // Environment: COMFY_URL, TDL_TOKEN (the secret to set), TDL_OUT (screenshots and results.json),
 // TDL_SANDBOX_URL (the sandbox's origin, for its /__sandbox/stats job counters),
@@ -38,7 +42,7 @@ const SANDBOX = process.env.TDL_SANDBOX_URL || "";
 const VUE = process.env.TDL_VUE_NODES === "1";
 const CONTROL = process.env.TDL_SANDBOX_CONTROL || "";
 const HELP_TEXT = process.env.TDL_HELP_TEXT || "";
-const CACHED_NOTE = "unchanged: reused the last result, no new job";
+const CACHED_NOTE = "unchanged: reused the last result; no new job, nothing paid";
 const SETTINGS_DIALOG = ".settings-container, [data-testid='settings-dialog']";
 const DIALOGS = ".p-dialog, [role='dialog'], [role='alertdialog']";
 
@@ -172,6 +176,72 @@ async function newUserSettings(page) {
   await closeSettings(page);
 }
 
+/** The first run of a template before any token: what a new user reads about it on screen. */
+async function noTokenRun(page) {
+  await closeDialogs(page);
+  const name = "One prompt to one image";
+  await page.evaluate(async ({ module, name }) => {
+    const { app } = window.comfyAPI.app;
+    const json = await (await fetch(`/api/workflow_templates/${module}/${name}.json`)).json();
+    await app.loadGraphData(json, true, true, "tdl-e2e-no-token");
+  }, { module: MODULE, name });
+  const run = await queueAndWait(page);
+  const error = run.events.find((e) => e.type === "execution_error");
+  await page.waitForTimeout(1500); // the pack's toast waits a moment to see whether the frontend opened a dialog
+  const seen = await page.evaluate(() => {
+    const shown = (e) => e.getClientRects().length > 0;
+    return {
+      toasts: [...document.querySelectorAll(".p-toast-message")].filter(shown).map((t) => t.innerText),
+      dialogs: [...document.querySelectorAll(".p-dialog, [role='dialog'], [role='alertdialog']")].filter(shown)
+        .map((d) => d.innerText),
+      page: document.body.innerText,
+    };
+  });
+  await shot(page, "no-token-run");
+  const message = String(error?.message ?? "");
+  const first = message.split("\n").map((l) => l.trim()).find(Boolean) ?? "";
+  const count = (text) => (first ? text.split(first).length - 1 : 0);
+  results.noToken = {
+    end: run.end, message, firstLine: first, exceptionType: error?.exceptionType ?? null,
+    packToasts: seen.toasts.filter((t) => t.startsWith("3DLabs")),
+    inToasts: seen.toasts.reduce((n, t) => n + count(t), 0), inDialogs: seen.dialogs.reduce((n, d) => n + count(d), 0),
+    genericHint: /This node threw an error during execution/.test(seen.page),
+  };
+  step(`no-token run: ${run.end.type}; first line "${first.slice(0, 80)}" in ${results.noToken.inToasts} toast(s) and `
+    + `${results.noToken.inDialogs} dialog(s); pack toasts ${JSON.stringify(results.noToken.packToasts).slice(0, 300)}`);
+  await page.locator(".p-toast-message .p-toast-close-button").evaluateAll((bs) => bs.forEach((b) => b.click())).catch(() => {});
+  await closeDialogs(page);
+}
+
+/** "Use the sandbox" after a Test connection without a token: the old result must not stay; then the
+ * test's own sandbox as a custom base URL, where the rest of the run takes place. */
+async function sandboxThenCustomUrl(page) {
+  await openOurSettings(page);
+  const testNote = () => page.locator("[data-tdl='test'] .tdl-msg").innerText().catch(() => "");
+  const switched = { testBefore: await testNote() };
+  await page.click("[data-tdl='use-sandbox']");
+  await page.waitForFunction(() => /Sandbox chosen|wins over/.test(document.querySelector("[data-tdl='get-started'] .tdl-msg")?.innerText ?? ""),
+    null, { timeout: 30000 });
+  await page.waitForTimeout(500);
+  switched.startNote = await page.locator("[data-tdl='get-started'] .tdl-msg").innerText();
+  switched.testAfter = await testNote();
+  Object.assign(switched, await page.$eval(".tdl-token-status", (s) => ({ tokenStatus: s.innerText, tokenClass: s.className,
+    tokenColor: getComputedStyle(s).color })));
+  await shot(page, "settings-after-use-sandbox");
+  switched.testOnSandbox = await clickTest(page);
+  step(`use the sandbox: test before "${switched.testBefore.slice(0, 50)}", after "${switched.testAfter}"; token status `
+    + `"${switched.tokenStatus}" (${switched.tokenClass}, ${switched.tokenColor}); test now: ${switched.testOnSandbox.slice(0, 100)}`);
+  results.sandboxSwitch = switched;
+  // The rest of the run talks to the test's sandbox (its fault switches and job counters), as a custom URL.
+  await page.selectOption("select.tdl-base-url", "custom");
+  await page.fill(".tdl-custom-url", `${SANDBOX}/api`);
+  await page.locator("[data-tdl='base-url'] button", { hasText: "Apply" }).click();
+  await page.waitForFunction(() => /Saved/.test(document.querySelector("[data-tdl='base-url'] .tdl-msg")?.innerText ?? ""),
+    null, { timeout: 15000 });
+  step(`base URL set to ${SANDBOX}/api through the settings`);
+  await closeSettings(page);
+}
+
 async function setTokenThroughSettings(page) {
   await openOurSettings(page);
   const row = page.locator("[data-tdl='token']");
@@ -245,14 +315,30 @@ async function openTemplateThroughUi(page, name) {
   if (!(await page.locator(".templates-tab-button").count())) throw new Error("no .templates-tab-button in this frontend");
   await page.click(".templates-tab-button", { timeout: 10000 });
   await page.waitForSelector("[data-testid='template-workflows-content']", { timeout: 15000 });
-  // The side nav lists custom-node templates under the pack's folder name.
-  await page.locator("[data-testid='template-workflows-content'] li, [data-testid='template-workflows-content'] [role='option'], [data-testid='template-workflows-content'] a, [data-testid='template-workflows-content'] div",
-    { hasText: new RegExp(`^${MODULE.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`) }).last().click({ timeout: 10000 });
+  // The side nav lists custom-node templates under the pack's folder name (1.2x: inside the content's
+  // testid; newer: in the dialog's own nav, under "Extensions").
+  await page.locator("[data-testid='template-workflows-content'] *, [role='dialog'] nav *, [role='dialog'] aside *",
+    { hasText: new RegExp(`^\\s*${MODULE.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*$`) }).last().click({ timeout: 10000 });
   const card = page.locator(`[data-testid='template-workflow-${name}']`);
   await card.waitFor({ timeout: 15000 });
+  if (!results.templateCards) results.templateCards = await templateCardTexts(page);
   if (!results.templateBrowserShot) results.templateBrowserShot = await shot(page, "template-browser");
   await card.click();
   await page.waitForSelector("[data-testid='template-workflows-content']", { state: "detached", timeout: 15000 });
+}
+
+/** The text of each of the pack's cards, once the extension has given them their descriptions. */
+async function templateCardTexts(page) {
+  const read = () => page.evaluate((names) => Object.fromEntries(names.map((n) => [n,
+    document.querySelector(`[data-testid='template-workflow-${CSS.escape(n)}']`)?.innerText?.replace(/\s+/g, " ").trim() ?? null])),
+  results.templates);
+  await page.waitForFunction((names) => names.every((n) => {
+    const card = document.querySelector(`[data-testid='template-workflow-${CSS.escape(n)}']`);
+    return !card || /sandbox/i.test(card.innerText);
+  }), results.templates, { timeout: 8000, polling: 250 }).catch(() => step("the template cards did not all get a description"));
+  const texts = await read();
+  step(`template cards: ${JSON.stringify(texts).slice(0, 600)}`);
+  return texts;
 }
 
 let templateUiFailed = false;
@@ -270,7 +356,8 @@ async function openTemplate(page, name) {
     await page.evaluate(async ({ module, name }) => {
       const { app } = window.comfyAPI.app;
       const json = await (await fetch(`/api/workflow_templates/${module}/${name}.json`)).json();
-      await app.loadGraphData(json, true, true, name);
+      // As the template browser opens it (newer frontends then fit the view to the graph).
+      await app.loadGraphData(json, true, true, name, { openSource: "template" });
     }, { module: MODULE, name });
     return "api";
   }
@@ -293,6 +380,12 @@ async function installRecorders(page) {
             const node = window.comfyAPI.app.app.graph?.getNodeById?.(id.split(":").pop());
             const widget = (node?.widgets || []).find((w) => w.name === "$$node-text-preview");
             if (widget?.value) window.__tdl.events.push({ type: "progress_text_shown", at: Date.now(), node: id });
+            // The pack shows the status once, in its own box, and hides ComfyUI's one-line copy.
+            const box = (node?.widgets || []).find((w) => w.name === "3dlabs_output");
+            if (box) {
+              window.__tdl.events.push({ type: "status_in_box", at: Date.now(), node: id, text: String(box.value ?? "").slice(0, 200),
+                sent: String(d.text ?? "").slice(0, 200), comfyHidden: Boolean(!widget || widget.hidden || widget.options?.hidden) });
+            }
           }, 0);
         }
         if (type.startsWith("b_preview")) {
@@ -306,6 +399,7 @@ async function installRecorders(page) {
           type, at: Date.now(), prompt_id: d.prompt_id ?? null, node: d.node ?? d.nodeId ?? d.node_id ?? null,
           text: type === "progress_text" ? String(d.text ?? "").slice(0, 300) : undefined,
           message: type === "execution_error" ? String(d.exception_message ?? "").slice(0, 500) : undefined,
+          exceptionType: type === "execution_error" ? String(d.exception_type ?? "") : undefined,
         });
       });
     }
@@ -363,7 +457,11 @@ async function inspectOurNodes(page) {
         outputMarkedError: Boolean(find("3dlabs_output")?.element?.classList.contains("tdl-error")),
         outputMarkedSandbox: Boolean(find("3dlabs_output")?.element?.classList.contains("tdl-sandbox")),
         progressText: find("$$node-text-preview")?.value ?? null,
+        progressHidden: Boolean(find("$$node-text-preview")?.hidden),
         projectPicker: find("project")?.value ?? null,
+        // The pictures shown on the node, at the size the frontend's label gives (naturalWidth x naturalHeight).
+        shownImages: [...(n.imgs || []), ...document.querySelectorAll(`[data-node-id='${n.id}'] img`)]
+          .filter((img) => img.naturalWidth).map((img) => [img.naturalWidth, img.naturalHeight]),
       };
     });
   });
@@ -374,25 +472,33 @@ async function runTemplates(page) {
   const names = (listing[MODULE] || []).slice().sort();
   results.templates = names;
   step(`templates of ${MODULE}: ${names.join(", ") || "(none)"}`);
+  // Opened as on a 1600x900 window: each must open at a zoom where the classic renderer draws text.
+  const viewport = page.viewportSize();
+  await page.setViewportSize({ width: 1600, height: 900 });
   for (const name of names) {
     const how = await openTemplate(page, name);
     results.templatePath = results.templatePath === null || results.templatePath === how ? how : "mixed";
     await page.waitForFunction(() => window.comfyAPI.app.app.graph.nodes.length > 0, null, { timeout: 10000 });
     const afterLoad = await openDialogs(page);
-    step(`opened ${name} via ${how}; ${await page.evaluate(() => window.comfyAPI.app.app.graph.nodes.length)} nodes`);
+    await page.waitForTimeout(300); // the fit of newer frontends may wait for a frame
+    const openedScale = await page.evaluate(() => window.comfyAPI.app.app.canvas.ds.scale);
+    step(`opened ${name} via ${how} at ${Math.round(openedScale * 100)}%; `
+      + `${await page.evaluate(() => window.comfyAPI.app.app.graph.nodes.length)} nodes`);
     const { end, events, nodeErrors } = await queueAndWait(page);
     const dialogs = await openDialogs(page);
     const nodes = await inspectOurNodes(page);
     await fitView(page);
     const file = await shot(page, `workflow-${name}`);
     const graph = await page.evaluate(() => JSON.stringify(window.comfyAPI.app.app.graph.serialize()));
-    results.workflows.push({ name, openedVia: how, end, nodeErrors, dialogsAfterLoad: afterLoad, dialogsAfterRun: dialogs,
+    results.workflows.push({ name, openedVia: how, openedScale, end, nodeErrors, dialogsAfterLoad: afterLoad, dialogsAfterRun: dialogs,
       executionErrors: events.filter((e) => e.type === "execution_error"), progressTexts: events.filter((e) => e.type === "progress_text").length,
       progressShown: events.filter((e) => e.type === "progress_text_shown").length,
+      statusInBox: events.filter((e) => e.type === "status_in_box"),
       executed: events.filter((e) => e.type === "executed").map((e) => e.node), nodes, screenshot: file, graph });
     step(`ran ${name}: ${end.type} (${end.prompt_id ?? JSON.stringify(end.dialogs ?? end.message ?? "")})`);
     await closeDialogs(page);
   }
+  await page.setViewportSize(viewport);
 }
 
 // --- saving through the UI ------------------------------------------------------------------
@@ -592,6 +698,38 @@ async function cachedRerun(page) {
   return { end, cachedNodes, nodes, outputsAtStart: starts.length ? starts[starts.length - 1].outputsAtStart : null };
 }
 
+/** A template queued again after other prompts (its nodes run, but collect what was paid for: nothing is
+ * paid), then opened anew and queued: ComfyUI reuses every node from its cache, and each says so with the
+ * result it stands for. Once in this page (the extension remembers results), once after a reload (only the
+ * core can say it again: current cores resend a cached node's output when the node asks). */
+async function reopenedTemplateCached(page) {
+  const name = "Topic to storyboard";
+  const reopened = { name };
+  const load = (title) => page.evaluate(async ({ module, name, title }) => {
+    const { app } = window.comfyAPI.app;
+    const json = await (await fetch(`/api/workflow_templates/${module}/${name}.json`)).json();
+    await app.loadGraphData(json, true, true, title);
+  }, { module: MODULE, name, title });
+  for (const when of ["again", "same page", "after reload"]) {
+    if (when === "after reload") {
+      await page.reload({ waitUntil: "domcontentloaded" });
+      await waitForComfy(page);
+      await installRecorders(page);
+    }
+    await closeDialogs(page);
+    await load(`tdl-e2e-reopened-${when.replace(" ", "-")}`);
+    const { end, events } = await queueAndWait(page);
+    const cachedNodes = events.filter((e) => e.type === "execution_cached").flatMap((e) => e.nodes ?? []);
+    const nodes = (await inspectOurNodes(page)).map((n) => ({ id: n.id, type: n.type, output: n.output,
+      cached: cachedNodes.includes(String(n.id)) }));
+    reopened[when] = { end, nodes };
+    await shot(page, `reopened-${when.replace(" ", "-")}`);
+    step(`${name} (${when}): ${end.type}; ${nodes.map((n) => `${n.type}${n.cached ? " (cached)" : ""}: `
+      + JSON.stringify(String(n.output).slice(0, 70))).join("; ")}`);
+  }
+  return reopened;
+}
+
 /** A job that fails: the pack's message must be on the node, not only in a toast or a log. */
 async function failingRun(page) {
   const id = await imageGenerateToPreview(page, `a job that fails ${Date.now()}`);
@@ -669,8 +807,15 @@ async function previewsWhileRunning(page) {
     return window.__tdl.previewSeen;
   });
   const endAt = run.events.find((e) => ["execution_success", "execution_error"].includes(e.type))?.at ?? Date.now();
+  // After the run the node shows the pictures themselves, labelled with their real size (not the previews').
+  await page.waitForFunction((id) => {
+    const { app } = window.comfyAPI.app;
+    const imgs = [...(app.graph.getNodeById(id)?.imgs ?? []), ...document.querySelectorAll(`[data-node-id='${id}'] img`)];
+    return imgs.some((img) => img.naturalWidth > 512);
+  }, imageId, { timeout: 10000, polling: 250 }).catch(() => {});
+  const shownAfter = (await inspectOurNodes(page)).find((n) => String(n.id) === String(imageId))?.shownImages ?? [];
   const events = run.events.filter((e) => e.type.startsWith("b_preview")).map((e) => ({ type: e.type, at: e.at, node: e.node }));
-  results.previews = { slowed, imageId, end: run.end, endAt, events, seenAt,
+  results.previews = { slowed, imageId, end: run.end, endAt, events, seenAt, shownAfter,
     shownOnNode: Boolean(seenAt && seenAt < endAt), executedAt: run.events.find((e) => e.type === "executed" && String(e.node) === String(imageId))?.at ?? null };
   await fitView(page);
   await shot(page, "previews-after-run");
@@ -834,11 +979,14 @@ async function waitForComfy(page) {
     step(`ComfyUI loaded with the 3DLabs extension (frontend ${results.frontendVersion}, Vue nodes ${results.vueNodes})`);
     await installRecorders(page);
     await newUserSettings(page);
+    await noTokenRun(page);
+    await sandboxThenCustomUrl(page);
     await setTokenThroughSettings(page);
     if (FALLBACK_DIR) await writeFallbackWorkflow(page);
     await runTemplates(page);
     results.nodeFeedback = { cached: await cachedRerun(page) };
     results.nodeFeedback.clearedAtStart = results.nodeFeedback.cached.outputsAtStart;
+    results.nodeFeedback.reopened = await reopenedTemplateCached(page);
     results.nodeFeedback.failed = await failingRun(page);
     await saveWorkflowThroughUi(page, "tdl-e2e-saved");
     await loadProjectDropdown(page);
