@@ -15,7 +15,7 @@ import pytest
 from fake_client import install
 from PIL import Image
 
-from conftest import PACK_DIR, pack_module
+from conftest import PACK_DIR, load_pack, pack_module
 from node_runner import call_node, image_args
 
 comfy = pack_module("nodes.comfy")
@@ -41,6 +41,14 @@ def test_a_rerun_that_reuses_every_job_says_it_paid_nothing(fake):
     again = call_node("3DLabsImageGenerate", **image_args(["a", "b"]))["ui"]["text"][0]
     assert "no new job, nothing paid; reused 2 paid before" in again, again
     assert "submitted" not in again and len(fake.posts) == 2
+
+
+def test_nodes_with_text_ask_comfyui_to_send_it_again_when_reused_from_its_cache():
+    # Current cores send a cached node's last output to the browser only for nodes that ask; without it a
+    # template opened anew shows "unchanged" and no result at all.
+    mappings = load_pack().NODE_CLASS_MAPPINGS
+    asking = {name for name, cls in mappings.items() if getattr(cls, "HAS_INTERMEDIATE_OUTPUT", False)}
+    assert asking == set(mappings) - {"3DLabsSceneSelect"}
 
 
 def test_image_generate_hands_over_its_pictures_at_their_real_size(sandbox, fresh_runtime, monkeypatch, tmp_path):
