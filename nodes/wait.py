@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from . import images, runtime
+from . import images, previews, runtime
 from .api import jobs as engine
 from .api import validation
 from .api.errors import ResponseFormatError, ValidationError
@@ -113,4 +113,7 @@ class ThreeDLabsJobWait:
             payload = [{"id": j.id, "status": j.status, "result": j.result} for j in jobs]
             run.finish(f"Collected {len(jobs)} job(s).")
         result_json = json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str)
-        return {"ui": {"text": [text]}, "result": (result_json, image, text)}
+        ui = {"text": [text]}
+        if run.images and (shown := previews.ui_images(image)):  # real size, not the small live previews
+            ui["images"] = shown
+        return {"ui": ui, "result": (result_json, image, text)}

@@ -66,6 +66,19 @@ def test_image_generate_hands_over_its_pictures_at_their_real_size(sandbox, fres
     assert "images" not in call_node("3DLabsImageGenerate", **image_args(["a lighthouse at dusk"]))["ui"]
 
 
+def test_job_wait_hands_over_the_pictures_it_collects_at_their_real_size(sandbox, fresh_runtime, monkeypatch,
+                                                                           tmp_path):
+    monkeypatch.setattr(comfy, "temp_directory", lambda: str(tmp_path))
+    ids = call_node("3DLabsImageGenerate", **image_args(["a lighthouse at dusk"], wait=False))["result"][2]
+    out = call_node("3DLabsJobWait", job_id=[ids], timeout_seconds=[60], unique_id=["8"])
+    [entry] = out["ui"]["images"]
+    with Image.open(tmp_path / entry["filename"]) as picture:
+        assert picture.size == (1344, 768) == tuple(out["result"][1].shape[2:0:-1])
+    story = call_node("3DLabsStory", topic="A harbour", max_minutes=1, provider="gemini", seed=0, unique_id="1")
+    texts_only = call_node("3DLabsJobWait", job_id=[story["result"][2]], timeout_seconds=[60], unique_id=["8"])
+    assert "images" not in texts_only["ui"]  # a story has no pictures: its placeholder is not shown
+
+
 STUB_DOM = r"""
 const element = () => ({ setAttribute() {}, append() {}, addEventListener() {}, style: {},
   classList: { toggle() {}, remove() {}, contains: () => false } });
