@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "").strip()
@@ -253,3 +254,18 @@ def newest_frontend_root(cache_dir: Path) -> tuple[Path | None, str]:
 
 def messages(entry: dict, kind: str) -> list[dict]:
     return [data for name, data in entry.get("status", {}).get("messages", []) if name == kind]
+
+
+@contextmanager
+def running_comfy(pack_dir: Path, base: Path, checkout: str, sandbox=None, env: dict | None = None, **kwargs):
+    """A started ComfyUI on ``checkout`` with the pack (its own user directory under ``base``), pointed at
+    ``sandbox`` (with its token) when one is given; stopped when the block ends. ``kwargs`` go to ComfyServer."""
+    full = {"THREEDLABS_USER_DIR": str(base / "threedlabs-user"), **(env or {})}
+    if sandbox is not None:
+        full.update(THREEDLABS_BASE_URL=sandbox.api_url, THREEDLABS_TOKEN=sandbox.static_token)
+    server = ComfyServer(pack_dir, base, full, checkout=checkout, **kwargs)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

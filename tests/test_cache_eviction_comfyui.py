@@ -18,10 +18,10 @@ from comfyui_harness import (
     CHECKOUT_PARAMS,
     COMFYUI_PATH,
     SKIP_REASON,
-    ComfyServer,
     checkout_id,
     has_option,
     messages,
+    running_comfy,
 )
 from conftest import PACK_DIR, jobs_created
 
@@ -30,18 +30,11 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=S
 
 @pytest.fixture(scope="module", params=CHECKOUT_PARAMS, ids=checkout_id)
 def comfy(request, sandbox_server, tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy-evicting")
     pressure = ("--cache-ram", "1000", "1000") if has_option(request.param, "--cache-ram") else ("--cache-none",)
-    server = ComfyServer(PACK_DIR, base, {"THREEDLABS_BASE_URL": sandbox_server.api_url,
-                                          "THREEDLABS_TOKEN": sandbox_server.static_token,
-                                          "THREEDLABS_USER_DIR": str(base / "threedlabs-user")},
-                         checkout=request.param, args=pressure)
-    server.pressure = " ".join(pressure)
-    try:
-        server.wait_ready()
+    with running_comfy(PACK_DIR, tmp_path_factory.mktemp("comfy-evicting"), request.param, sandbox_server,
+                       args=pressure) as server:
+        server.pressure = " ".join(pressure)
         yield server
-    finally:
-        server.stop()
 
 
 def test_an_evicted_node_collects_its_journaled_jobs_instead_of_paying_again(comfy, sandbox):

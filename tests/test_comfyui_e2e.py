@@ -10,7 +10,14 @@ import urllib.error
 import pytest
 from PIL import Image
 
-from comfyui_harness import CHECKOUT_PARAMS, COMFYUI_PATH, SKIP_REASON, ComfyServer, checkout_id, messages
+from comfyui_harness import (
+    CHECKOUT_PARAMS,
+    COMFYUI_PATH,
+    SKIP_REASON,
+    checkout_id,
+    messages,
+    running_comfy,
+)
 from conftest import PACK_DIR, jobs_created
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
@@ -34,17 +41,8 @@ CONTRACT = {
 
 @pytest.fixture(scope="module", params=CHECKOUT_PARAMS, ids=checkout_id)
 def comfy(request, sandbox_server, tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy-base")
-    server = ComfyServer(PACK_DIR, base, {
-        "THREEDLABS_BASE_URL": sandbox_server.api_url,
-        "THREEDLABS_TOKEN": sandbox_server.static_token,
-        "THREEDLABS_USER_DIR": str(base / "threedlabs-user"),
-    }, checkout=request.param)
-    try:
-        server.wait_ready()
+    with running_comfy(PACK_DIR, tmp_path_factory.mktemp("comfy-base"), request.param, sandbox_server) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

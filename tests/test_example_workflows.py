@@ -15,10 +15,10 @@ from comfyui_harness import (
     CHECKOUT_PARAMS,
     COMFYUI_PATH,
     SKIP_REASON,
-    ComfyServer,
     checkout_id,
     comfy_python,
     messages,
+    running_comfy,
 )
 from conftest import PACK_DIR, load_pack
 from workflow_format import is_widget, load_core_specs, pack_specs, ui_to_api, widget_slots
@@ -138,16 +138,8 @@ with av.open(sys.argv[1]) as c:
 
 @pytest.fixture(scope="module", params=CHECKOUT_PARAMS, ids=checkout_id)
 def comfy(request, sandbox_server, tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy-examples")
-    server = ComfyServer(PACK_DIR, base, {"THREEDLABS_BASE_URL": sandbox_server.api_url,
-                                          "THREEDLABS_TOKEN": sandbox_server.static_token,
-                                          "THREEDLABS_USER_DIR": str(base / "threedlabs-user")},
-                         checkout=request.param)
-    try:
-        server.wait_ready()
+    with running_comfy(PACK_DIR, tmp_path_factory.mktemp("comfy-examples"), request.param, sandbox_server) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _outputs(comfy, entry, kind):

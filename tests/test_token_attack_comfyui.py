@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 from test_security_routes import SECRET, Recorder
 
-from comfyui_harness import CHECKOUT_PARAMS, COMFYUI_PATH, SKIP_REASON, ComfyServer, checkout_id
+from comfyui_harness import CHECKOUT_PARAMS, COMFYUI_PATH, SKIP_REASON, checkout_id, running_comfy
 from conftest import PACK_DIR
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
@@ -24,14 +24,9 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=S
 
 @pytest.fixture(scope="module", params=CHECKOUT_PARAMS, ids=checkout_id)
 def comfy(request, tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy-listen-all")
-    server = ComfyServer(PACK_DIR, base, {"THREEDLABS_USER_DIR": str(base / "threedlabs-user")},
-                         checkout=request.param, args=("--listen", "0.0.0.0"))
-    try:
-        server.wait_ready()
+    with running_comfy(PACK_DIR, tmp_path_factory.mktemp("comfy-listen-all"), request.param,
+                       args=("--listen", "0.0.0.0")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def call(comfy, path, headers, body=None):
