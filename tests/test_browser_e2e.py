@@ -32,7 +32,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from comfyui_harness import COMFYUI_PATH, SKIP_REASON, ComfyServer, comfy_python, newest_frontend_root
+from comfyui_harness import (
+    CHECKOUT_PARAMS,
+    COMFYUI_PATH,
+    SKIP_REASON,
+    ComfyServer,
+    checkout_id,
+    comfy_python,
+    newest_frontend_root,
+)
 from conftest import PACK_DIR, pack_module
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -114,7 +122,7 @@ def files_under(root: Path):
 class Stack:
     """One sandbox and one ComfyUI serving one frontend ("pinned" or "newest")."""
 
-    def __init__(self, frontend: str, base: Path, front_end_root: Path | None) -> None:
+    def __init__(self, frontend: str, base: Path, front_end_root: Path | None, checkout: str) -> None:
         self.frontend = frontend
         self.base = base
         self.token = "zqE2E" + secrets.token_hex(16)  # not token-shaped: only real secrecy keeps it out of view
@@ -142,7 +150,7 @@ class Stack:
                 )
             }
         )
-        self.comfy = ComfyServer(self.pack_dir, base / "comfy", env, front_end_root=front_end_root)
+        self.comfy = ComfyServer(self.pack_dir, base / "comfy", env, front_end_root=front_end_root, checkout=checkout)
         self.runs = 0
         try:
             self.comfy.wait_ready()
@@ -168,12 +176,12 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stacks(tmp_path_factory):
-    """stacks(frontend) -> the Stack serving it. One at a time: the machine may have few cores."""
-    current: dict[str, Stack] = {}
+    """stacks(frontend, checkout) -> the Stack serving it. One at a time: the machine may have few cores."""
+    current: dict[tuple[str, str], Stack] = {}
 
-    def get(frontend: str) -> Stack:
-        if frontend in current:
-            return current[frontend]
+    def get(frontend: str, checkout: str) -> Stack:
+        if (frontend, checkout) in current:
+            return current[(frontend, checkout)]
         for other in list(current):
             current.pop(other).stop()
         root = None
@@ -185,8 +193,9 @@ def stacks(tmp_path_factory):
                     "THREEDLABS_NEW_FRONTEND_ROOT to its unpacked comfyui_frontend_package/static folder"
                 )
             print(f"\nnewest frontend: {how} ({root})")
-        current[frontend] = Stack(frontend, tmp_path_factory.mktemp(f"browser-e2e-{frontend}"), root)
-        return current[frontend]
+        stack = Stack(frontend, tmp_path_factory.mktemp(f"browser-e2e-{frontend}"), root, checkout)
+        current[(frontend, checkout)] = stack
+        return stack
 
     yield get
     for stack in current.values():
@@ -219,9 +228,10 @@ FRONTENDS = [
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
-def test_settings_panel_templates_and_no_token_leak(stacks, frontend):
+@pytest.mark.parametrize("checkout", CHECKOUT_PARAMS, ids=checkout_id)  # every frontend on a core, then the next
+def test_settings_panel_templates_and_no_token_leak(stacks, frontend, checkout):
     kind, vue = frontend
-    stack = stacks(kind)
+    stack = stacks(kind, checkout)
     if stack.runs:
         stack.fresh_user()
     stack.runs += 1
@@ -286,7 +296,7 @@ def test_settings_panel_templates_and_no_token_leak(stacks, frontend):
     )
     print(f"deprecation warnings in the console: {results.get('deprecations')}")
     assert bool(results.get("vueNodes")) == vue, "the Vue node renderer setting did not take"
-    check_frontend(results, kind)
+    check_frontend(results, kind, comfy.checkout)
     check_our_requests(results)
     check_new_user(results)
     check_no_token_run(results)
@@ -299,15 +309,16 @@ def test_settings_panel_templates_and_no_token_leak(stacks, frontend):
     check_fresh_node_pays_once(results)
     check_previews(results)
     check_help(results, kind)
+    check_node_search(results, comfy)
     check_deprecations(results)
     check_token_stays_secret(comfy, results_file, stack.tdl_user, token)
     assert (shots / "settings-3dlabs.png").exists() and (shots / "load-project-dropdown.png").exists()
 
 
-def check_frontend(results: dict, kind: str) -> None:
+def check_frontend(results: dict, kind: str, checkout: str) -> None:
     version = results.get("frontendVersion") or ""
     pinned = subprocess.run(
-        [comfy_python(), "-c", "import importlib.metadata as m; print(m.version('comfyui-frontend-package'))"],
+        [comfy_python(checkout), "-c", "import importlib.metadata as m; print(m.version('comfyui-frontend-package'))"],
         capture_output=True,
         text=True,
     ).stdout.strip()
@@ -437,6 +448,19 @@ def check_help(results: dict, kind: str) -> None:
         assert kind == "pinned", f"the newest frontend must have a node help panel: {help_panel}"
         return
     assert help_panel["shown"], f"the node help panel did not show the pack's page: {help_panel}"
+
+
+def check_node_search(results: dict, comfy: ComfyServer) -> None:
+    """The node search box lists the pack's nodes for the words users type: "storyboard" on every core (it is in
+    the names), "topic to video" where the core sends the nodes' SEARCH_ALIASES to the frontend."""
+    found = results.get("nodeSearch") or {}
+    listed = found.get("storyboard")
+    assert isinstance(listed, list) and any(name.startswith("3DLabs Storyboard") for name in listed), found
+    aliases = comfy.get("/object_info/3DLabsStoryboardVideo")["3DLabsStoryboardVideo"].get("search_aliases")
+    if aliases:
+        assert "topic to video" in aliases, aliases
+        listed = found.get("topic to video")
+        assert isinstance(listed, list) and any(n.startswith("3DLabs Storyboard Video") for n in listed), found
 
 
 def check_deprecations(results: dict) -> None:

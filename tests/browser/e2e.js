@@ -14,7 +14,8 @@
 // paid" with the reused result for nodes ComfyUI reused, also in a template opened anew and after a
 // reload; boxes emptied when a prompt starts; a readable box height), Load Project's list without a
 // click (also after a page reload), live previews while Image Generate runs slow sandbox jobs and its
-// pictures at their real size afterwards, and the node help panel showing the pack's page. Works with
+// pictures at their real size afterwards, the node search finding the pack's nodes by the words users
+// type, and the node help panel showing the pack's page. Works with
 // the classic canvas and with the Vue node renderer (TDL_VUE_NODES=1) of newer frontends.
 //
 // Environment: COMFY_URL, TDL_TOKEN (the secret to set), TDL_OUT (screenshots and results.json),
@@ -190,10 +191,18 @@ async function noTokenRun(page) {
   await page.waitForTimeout(1500); // the pack's toast waits a moment to see whether the frontend opened a dialog
   const seen = await page.evaluate(() => {
     const shown = (e) => e.getClientRects().length > 0;
+    const dialogSelector = ".p-dialog, [role='dialog'], [role='alertdialog']";
+    // Toasts by role, not by one frontend's markup: PrimeVue's .p-toast-message (older frontends), the newer
+    // frontends' [data-testid=toast] items and overlays alike; the outermost of them, outside any dialog, and
+    // seen on screen (screen-reader copies of a toast are 1 px boxes).
+    const toastSelector = ".p-toast-message, [data-testid='toast'], [role='alert'], [role='status']";
+    const visible = (e) => { const r = e.getBoundingClientRect(); return r.width > 4 && r.height > 4; };
+    const toasts = [...document.querySelectorAll(toastSelector)]
+      .filter((e) => visible(e) && !e.closest(dialogSelector) && !e.parentElement?.closest(toastSelector))
+      .map((t) => t.innerText);
     return {
-      toasts: [...document.querySelectorAll(".p-toast-message")].filter(shown).map((t) => t.innerText),
-      dialogs: [...document.querySelectorAll(".p-dialog, [role='dialog'], [role='alertdialog']")].filter(shown)
-        .map((d) => d.innerText),
+      toasts,
+      dialogs: [...document.querySelectorAll(dialogSelector)].filter(shown).map((d) => d.innerText),
       page: document.body.innerText,
     };
   });
@@ -203,13 +212,14 @@ async function noTokenRun(page) {
   const count = (text) => (first ? text.split(first).length - 1 : 0);
   results.noToken = {
     end: run.end, message, firstLine: first, exceptionType: error?.exceptionType ?? null,
-    packToasts: seen.toasts.filter((t) => t.startsWith("3DLabs")),
+    packToasts: seen.toasts.filter((t) => t.startsWith("3DLabs") && first && t.includes(first)),
     inToasts: seen.toasts.reduce((n, t) => n + count(t), 0), inDialogs: seen.dialogs.reduce((n, d) => n + count(d), 0),
     genericHint: /This node threw an error during execution/.test(seen.page),
   };
   step(`no-token run: ${run.end.type}; first line "${first.slice(0, 80)}" in ${results.noToken.inToasts} toast(s) and `
     + `${results.noToken.inDialogs} dialog(s); pack toasts ${JSON.stringify(results.noToken.packToasts).slice(0, 300)}`);
-  await page.locator(".p-toast-message .p-toast-close-button").evaluateAll((bs) => bs.forEach((b) => b.click())).catch(() => {});
+  await page.locator(".p-toast-message .p-toast-close-button, [data-testid='toast-close'], [data-testid='error-overlay-dismiss']")
+    .evaluateAll((bs) => bs.forEach((b) => b.click())).catch(() => {});
   await closeDialogs(page);
 }
 
@@ -823,6 +833,33 @@ async function previewsWhileRunning(page) {
     + `on the node ${seenAt ? `${endAt - seenAt} ms before the end` : "never"}`);
 }
 
+// --- the node search ---------------------------------------------------------------------------
+
+/** What the node search box lists for a few words a user types: the pack's nodes must be there. Current
+ * cores send each node's SEARCH_ALIASES ("topic to video"); older ones only its names. */
+async function nodeSearch(page) {
+  await closeDialogs(page);
+  const found = {};
+  for (const words of ["topic to video", "storyboard"]) {
+    try {
+      await page.evaluate(() => window.comfyAPI.app.app.extensionManager.command.execute("Workspace.SearchBox.Toggle"));
+      await page.waitForTimeout(500);
+      await page.keyboard.type(words);
+      await page.waitForFunction(() => document.querySelectorAll("[role='option']").length > 0, null, { timeout: 5000 })
+        .catch(() => {});
+      await page.waitForTimeout(600); // the list settles after the last key
+      found[words] = await page.$$eval("[role='option']", (os) => os.slice(0, 8).map((o) => o.innerText.split("\n")[0].trim()));
+      if (words === "topic to video") await shot(page, "node-search-topic-to-video");
+    } catch (err) {
+      found[words] = { error: err.message.split("\n")[0] };
+    }
+    await page.keyboard.press("Escape");
+    await page.waitForTimeout(300);
+  }
+  results.nodeSearch = found;
+  step(`node search: ${JSON.stringify(found)}`);
+}
+
 // --- the node help panel ----------------------------------------------------------------------
 
 async function nodeHelp(page) {
@@ -992,6 +1029,7 @@ async function waitForComfy(page) {
     await loadProjectDropdown(page);
     if (SANDBOX) await freshNodeRunsOnce(page);
     await previewsWhileRunning(page);
+    await nodeSearch(page);
     await nodeHelp(page);
     await pickerAfterReload(page);
     results.localStorage = await page.evaluate(() => Object.fromEntries(Object.entries(localStorage)));
