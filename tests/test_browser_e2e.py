@@ -276,7 +276,7 @@ def test_settings_panel_templates_and_no_token_leak(stacks, frontend, checkout):
     watcher = threading.Thread(target=apply_sandbox_controls, args=(stack, control, proc, stop), daemon=True)
     watcher.start()
     try:
-        stdout, stderr = proc.communicate(timeout=1500)
+        stdout, stderr = proc.communicate(timeout=2700)
     except subprocess.TimeoutExpired:
         proc.kill()
         stdout, stderr = proc.communicate()

@@ -38,7 +38,7 @@ const TOKEN = process.env.TDL_TOKEN;
 const OUT = process.env.TDL_OUT;
 const MODULE = process.env.TDL_MODULE || "comfyui-3dlabs";
 const FALLBACK_DIR = process.env.TDL_FALLBACK_DIR || "";
-const RUN_TIMEOUT_MS = Number(process.env.TDL_RUN_TIMEOUT_MS || 180000);
+const RUN_TIMEOUT_MS = Number(process.env.TDL_RUN_TIMEOUT_MS || 360000); // a liveness bound: a video template takes 3 min on a busy 2-core machine
 const SANDBOX = process.env.TDL_SANDBOX_URL || "";
 const VUE = process.env.TDL_VUE_NODES === "1";
 const CONTROL = process.env.TDL_SANDBOX_CONTROL || "";
