@@ -1,8 +1,9 @@
 """Tolerant readers: decoded 3DLabs JSON in, the pack's plain values (``models``) out.
 
 What the pack assumes about the API's answers (docs/openapi.yaml describes the same shapes): one module
-per resource, the synonym tables in ``vocabulary``. A reader returns its value or raises
-ResponseFormatError naming the keys it saw. Framework-free: no torch, no requests, no ComfyUI.
+per resource, every key they look under in ``vocabulary`` (one table of fields per value), read by one
+walker (``basics.read``); docs/readers.md. A reader returns its value or raises ResponseFormatError naming
+the keys it saw. Framework-free: no torch, no requests, no ComfyUI.
 """
 
 from .basics import describe

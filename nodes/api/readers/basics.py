@@ -1,5 +1,6 @@
-"""What every reader shares: bounds, plain values (text, ids, numbers, JSON text), and describing a
-payload in an error message by its keys, never its values.
+"""What every reader shares: bounds, the kinds of value a field can hold (``KINDS``), the one walker that
+reads a vocabulary table out of an object (``read``), the one that strips the wrappers around a value
+(``descend``), and describing a payload in an error message by its keys, never its values.
 
 Every walk is bounded in depth, list length and total work, so a hostile payload costs little and
 cannot blow the stack. ``None``, empty strings and empty containers count as absent.
@@ -13,6 +14,8 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from .vocabulary import Field
 
 MAX_DEPTH = 64  # container levels a walk descends (its total work is bounded by MAX_VISITS)
 MAX_WRAPPERS = 3  # envelopes stripped: {data: {job: {...}}} needs two
@@ -29,34 +32,20 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def numeric(value: Any) -> int | float | None:
-    return value if is_number(value) else None
-
-
 def text(value: Any) -> str | None:
     """A non-empty stripped string, or None."""
     return (value.strip() or None) if isinstance(value, str) else None
 
 
+def block(value: Any) -> str | None:
+    """A string, or a list of strings joined by newlines (a script given line by line)."""
+    if isinstance(value, list):
+        return "\n".join(line for line in map(text, value[:MAX_ITEMS]) if line) or None
+    return text(value)
+
+
 def absent(value: Any) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and not value)
-
-
-def present(value: Any) -> Any:
-    return None if absent(value) else value
-
-
-def first(mapping: dict, keys: Iterable[str], convert: Callable[[Any], Any] = present) -> Any:
-    """The first ``convert(mapping[key])`` that is not None, trying ``keys`` in order."""
-    for key in keys:
-        value = mapping.get(key)
-        if value is not None and (found := convert(value)) is not None:
-            return found
-    return None
-
-
-def has_any(mapping: dict, keys: Iterable[str], skip: str | None = None) -> bool:
-    return any(key != skip and not absent(mapping.get(key)) for key in keys)
 
 
 def ident(value: Any) -> str | None:
@@ -67,8 +56,14 @@ def ident(value: Any) -> str | None:
     return found if found is not None and _ID.fullmatch(found) else None
 
 
-def clip(message: str, limit: int = MAX_MESSAGE) -> str:
-    return message if len(message) <= limit else message[: limit - 3] + "..."
+def scene_number(value: Any) -> int | None:
+    """A scene number from 3, 3.0, "3" or "Scene 3"; negative, fractional or absurd values give None."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if is_number(value):
+        return value if isinstance(value, int) and 0 <= value < 1_000_000 else None
+    match = re.search(r"\d{1,6}", value[:64]) if isinstance(value, str) else None
+    return int(match.group()) if match else None
 
 
 def maybe_json(value: Any) -> dict | list | None:
@@ -82,29 +77,68 @@ def maybe_json(value: Any) -> dict | list | None:
     return decoded if isinstance(decoded, (dict, list)) else None
 
 
-def find_list(value: Any, list_keys: tuple[str, ...], wrappers: tuple[str, ...], levels: int,
-              decode: bool = False) -> list | None:
-    """A bare list, or the first list under ``list_keys``, looked for through ``levels - 1`` wrapping
-    objects (with ``decode``, JSON text too)."""
+# How a field's value is read, by the kind names of the vocabulary's tables: each gives None for a value
+# it cannot read, and the walker goes on to the field's next key. The reader modules add their own kinds.
+KINDS: dict[str, Callable[[Any], Any]] = {
+    "any": lambda value: value,
+    "present": lambda value: None if absent(value) else value,
+    "text": text,
+    "block": block,
+    "number": lambda value: value if is_number(value) else None,
+    "ident": ident,
+    "scene_number": scene_number,
+    "list": lambda value: value if isinstance(value, list) else None,
+    "object": lambda value: value if isinstance(value, dict) else None,
+    "object_or_json": lambda value: value if isinstance(value, dict) else maybe_json(value),
+}
+
+
+def get(field: Field, mapping: dict, convert: Callable[[Any], Any] | None = None) -> Any:
+    """One field of ``mapping``: the first of its keys whose value reads as its kind, else its default."""
+    convert = convert or KINDS[field.kind]
+    for key in field.keys:
+        value = mapping.get(key)
+        if value is not None and (found := convert(value)) is not None:
+            return found
+    return field.default
+
+
+def read(table: dict[str, Field], mapping: dict, **convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """Every field of a vocabulary table out of ``mapping``; ``convert`` reads a field other than its kind
+    says (an error's message one level deeper, say)."""
+    return {name: get(field, mapping, convert.get(name)) for name, field in table.items()}
+
+
+def has_any(mapping: dict, keys: Iterable[str], skip: str | None = None) -> bool:
+    return any(key != skip and not absent(mapping.get(key)) for key in keys)
+
+
+def descend(value: Any, inner: Callable[[dict], Any], levels: int, found: Callable[[dict], Any],
+            decode: bool = False) -> Any:
+    """``value`` with up to ``levels`` wrapping objects stripped: it stops at what is not an object, at an
+    object ``found`` accepts and at one without ``inner(object)``. With ``decode``, JSON text is decoded."""
     for _ in range(levels):
         if decode and (decoded := maybe_json(value)) is not None:
             value = decoded
-        if not isinstance(value, dict):
-            return value if isinstance(value, list) else None
-        if (found := first(value, list_keys, lambda v: v if isinstance(v, list) else None)) is not None:
-            return found
-        value = first(value, wrappers, lambda v: v if isinstance(v, dict) else maybe_json(v) if decode else None)
-    return None
+        if not isinstance(value, dict) or found(value) or (wrapped := inner(value)) is None:
+            return value
+        value = wrapped
+    return value
 
 
-def scene_number(value: Any) -> int | None:
-    """A scene number from 3, 3.0, "3" or "Scene 3"; negative, fractional or absurd values give None."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if is_number(value):
-        return value if isinstance(value, int) and 0 <= value < 1_000_000 else None
-    match = re.search(r"\d{1,6}", value[:64]) if isinstance(value, str) else None
-    return int(match.group()) if match else None
+def find_list(value: Any, lists: Field, wrapper: Field, levels: int, decode: bool = False) -> list | None:
+    """A bare list, or the first list under ``lists``, looked for through ``levels - 1`` wrapping objects
+    (with ``decode``, JSON text too); its first MAX_ITEMS items."""
+    value = descend(value, lambda obj: get(wrapper, obj), levels - 1,
+                    lambda obj: get(lists, obj) is not None, decode)
+    if decode and (decoded := maybe_json(value)) is not None:
+        value = decoded
+    found = value if isinstance(value, list) else get(lists, value) if isinstance(value, dict) else None
+    return None if found is None else found[:MAX_ITEMS]
+
+
+def clip(message: str, limit: int = MAX_MESSAGE) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def _keys(mapping: dict, limit: int, nested: bool) -> str:

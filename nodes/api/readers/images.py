@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from ..errors import ResponseFormatError
 from ..models import ImageRef
 from . import vocabulary as V
-from .basics import MAX_DEPTH, MAX_ITEMS, MAX_VISITS, describe, first, maybe_json, scene_number, text
+from .basics import MAX_DEPTH, MAX_ITEMS, MAX_VISITS, describe, get, maybe_json
 
 MAX_IMAGES = 1_000  # image references returned by one call
 MAX_URL = 16_384  # presigned CDN URLs run to a few kB; longer is not a URL to fetch
@@ -77,8 +77,8 @@ def _walk(value: Any, key: str | None, scene: int | None, secondary: bool, depth
     elif isinstance(value, list):
         for item in value[:MAX_ITEMS]:
             _walk(item, key, scene, secondary, depth + 1, found, budget)
-    elif isinstance(value, dict) and not V.NOT_IMAGE_TYPE.search(first(value, V.TYPE_KEYS, text) or "-"):
-        number = first(value, V.SCENE_NUMBER_KEYS, scene_number)
+    elif isinstance(value, dict) and not V.NOT_IMAGE_TYPE.search(get(V.MEDIA_TYPE, value)):
+        number = get(V.SCENE_NUMBER, value)
         scene = scene if number is None else number
         own: set[bool] = set()  # one image of the object's own strings, and one secondary one
         for name, inner in value.items():

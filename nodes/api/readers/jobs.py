@@ -10,10 +10,10 @@ from typing import Any
 from ..errors import ResponseFormatError
 from ..models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from . import vocabulary as V
-from .basics import MAX_WRAPPERS, absent, clip, describe, first, has_any, ident, is_number, numeric, text
+from .basics import KINDS, MAX_WRAPPERS, absent, clip, describe, get, has_any, ident, is_number, read, text
 
 _STATUS = {word.replace("_", ""): state for state, words in V.STATUS_SYNONYMS.items() for word in words}
-_JOBLIKE = V.STATUS_KEYS + V.PROGRESS_KEYS + V.RESULT_KEYS + V.ERROR_KEYS + V.JOB_ID_KEYS
+_JOBLIKE = tuple(key for field in V.JOB.values() for key in field.keys)
 _PERCENT = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*(%?)")
 _RATIO = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)")
 
@@ -23,7 +23,7 @@ def normalize_status(raw: Any, *, has_error: bool = False, has_result: bool = Fa
     """One of the five states for a status word (or ``{"state": word}``). A known word wins; otherwise an
     error means failed, a result succeeded, else the job is still going: running once it reports progress."""
     if isinstance(raw, dict):
-        raw = first(raw, V.STATUS_OBJECT_KEYS, text)
+        raw = get(V.STATUS_OBJECT, raw)
     if isinstance(raw, str) and (state := _STATUS.get(re.sub(r"[\s._-]+", "", raw[:64].lower()))):
         return state
     if has_error:
@@ -53,9 +53,10 @@ def _ratio(done: Any, total: Any) -> float | None:
 def read_progress(value: Any) -> float | None:
     """Progress as a fraction in 0..1, or None when there is none readable.
 
-    A 0-1 fraction, a 0-100 percentage, "42%", "0.42", "3/10", or an object with percent / percentage /
-    progress / value, or current and total. Exactly 1 is the fraction 1.0 (APIs counting in fractions
-    end on it, while 1% lasts a moment); "1%" is 0.01. Booleans, NaN and infinities give None.
+    A 0-1 fraction, a 0-100 percentage, "42%", "0.42", "3/10", or an object (vocabulary.PROGRESS) with a
+    percentage, a value read like progress itself, or done and total. Exactly 1 is the fraction 1.0 (APIs
+    counting in fractions end on it, while 1% lasts a moment); "1%" is 0.01. Booleans, NaN and infinities
+    give None.
     """
     if is_number(value):
         return _fraction(value)
@@ -65,12 +66,10 @@ def read_progress(value: Any) -> float | None:
         number = _PERCENT.fullmatch(stripped)
         return _fraction(float(number[1]), percent=bool(number[2])) if number else None
     if isinstance(value, dict):
-        if (percent := first(value, V.PERCENT_KEYS, numeric)) is not None:
-            return _fraction(percent, percent=True)
-        found = first(value, V.FRACTION_KEYS, lambda v: None if isinstance(v, dict) else read_progress(v))  # one level
-        if found is not None:
-            return found
-        return _ratio(first(value, V.DONE_KEYS, numeric), first(value, V.TOTAL_KEYS, numeric))
+        found = read(V.PROGRESS, value)
+        if found["percent"] is not None:
+            return _fraction(found["percent"], percent=True)
+        return found["fraction"] if found["fraction"] is not None else _ratio(found["done"], found["total"])
     return None
 
 
@@ -85,7 +84,7 @@ def unwrap(payload: Any) -> Any:
     for _ in range(MAX_WRAPPERS):
         if not isinstance(current, dict) or has_any(current, V.STATUS_KEYS):
             break
-        chosen = next((key for key in ("job", "data") if isinstance(inner := current.get(key), dict) and inner
+        chosen = next((key for key in V.JOB_ENVELOPE_KEYS if isinstance(inner := current.get(key), dict) and inner
                        and (has_any(inner, _JOBLIKE) or not has_any(current, _JOBLIKE, skip=key))), None)
         inner = current.get("result")
         if (chosen is None and isinstance(inner, dict) and has_any(inner, V.STATUS_KEYS)
@@ -106,8 +105,7 @@ def read_job_id(payload: Any) -> str:
     if not isinstance(payload, dict):
         raise ResponseFormatError(f"expected an object with a job id, got {describe(payload)}")
     body = unwrap(payload)
-    found = first(body, V.JOB_ID_KEYS + ("job",), ident)
-    if found is None:
+    if (found := get(V.NEW_JOB_ID, body)) is None:
         raise ResponseFormatError(f"the answer carries no job id ({describe(body)})")
     return found
 
@@ -131,8 +129,8 @@ def render_error(value: Any, depth: int = 0) -> str | None:
     if is_number(value):
         return _number(value)
     if isinstance(value, dict) and depth < 3:
-        message = first(value, V.MESSAGE_KEYS, lambda v: render_error(v, depth + 1))
-        code = first(value, V.CODE_KEYS, _code)
+        found = read(V.ERROR, value, message=lambda inner: render_error(inner, depth + 1))
+        message, code = found["message"], found["code"]
         if message and code and code not in message:
             return clip(f"{message} ({code})")
         parts = [f"{key[:40]}: {render_error(item, depth + 1)}" for key, item in itertools.islice(value.items(), 8)
@@ -156,15 +154,18 @@ def read_job(payload: Any, job_id: str | None = None) -> Job:
     body = unwrap(payload)
     if not has_any(body, _JOBLIKE):
         raise ResponseFormatError(f"the job answer has no status, result or error ({describe(body)})")
-    progress = first(body, V.PROGRESS_KEYS, read_progress)
-    result = first(body, V.RESULT_KEYS, lambda v: v)
-    if result is None and has_any(body, V.STATUS_KEYS):  # with a status beside it, `data` is the result
-        result = body.get("data")
-    error = render_error(first(body, V.ERROR_KEYS))
-    status = normalize_status(first(body, V.STATUS_KEYS), has_error=error is not None,
-                              has_result=not absent(result), has_progress=bool(progress))
+    job = read(V.JOB, body)
+    if job["result"] is None and job["status"] is not None:  # with a status beside it, `data` is the result
+        job["result"] = body.get("data")
+    error = render_error(job["error"])
+    status = normalize_status(job["status"], has_error=error is not None, has_result=not absent(job["result"]),
+                              has_progress=bool(job["progress"]))
     if status == FAILED and error is None:
-        error = first(body, V.FAILURE_KEYS, render_error)
+        error = get(V.FAILURE, body)
     given = ident(job_id) if job_id is not None else None
-    return Job(id=given or first(body, V.JOB_ID_KEYS, ident) or "", status=status, progress=progress,
-               result=result, error=error, raw=body)
+    return Job(id=given or job["id"] or "", status=status, progress=job["progress"], result=job["result"],
+               error=error, raw=body)
+
+
+KINDS.update(progress=read_progress, error_text=render_error, code=_code,
+             flat_progress=lambda value: None if isinstance(value, dict) else read_progress(value))
