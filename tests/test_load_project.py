@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 
 from conftest import pack_module
-from node_runner import run
+from node_runner import collect_jobs, run, submit_job
 
 errors = pack_module("nodes.api.errors")
 runtime = pack_module("nodes.runtime")
@@ -65,8 +65,8 @@ def test_sandbox_demo_project_loads_in_scene_order(sandbox):
 
 def test_sandbox_project_with_a_story_but_no_images_says_so(sandbox):
     client = runtime.client_for()
-    job_id = client.submit_story("a kite that hates wind", 1, project_id="proj_kite")
-    client.wait([job_id], timeout=30)
+    job_id = submit_job(client, "story", "a kite that hates wind", 1, project_id="proj_kite")
+    collect_jobs(client, [job_id], 30)
     with pytest.raises(errors.ImageError) as info:
         run("3DLabsLoadProject", project_id="proj_kite")
     message = str(info.value)

@@ -1,13 +1,14 @@
 """Fuzzing the two places tests/test_readers_fuzz.py does not reach: HTTP error mapping and retries
-(nodes/api/http.py) and waiting for many jobs (nodes/api/jobs.wait_for_jobs).
+(nodes/api/http.py) and waiting for many jobs (as the nodes do: NodeRun.collect, jobs.wait_job per job).
 
 - Random statuses, bodies and headers (Content-Type, Retry-After, Clerk headers, Location), and
   random transport exceptions: only the pack's typed errors come out; a GET is tried at most
   max_attempts times; a POST is sent again only after an answer that proves no job was made
   (429, 503) or a failure that proves the request never left (refused, connect timeout, TLS).
-- Random job histories (statuses, progress, typed errors, 404s, fatal auth errors): wait_for_jobs
-  ends within its deadline, returns one outcome per job in input order, each a succeeded Job or a
-  JobError carrying that job's id and index, consistent with what the job's history allowed.
+- Random job histories (statuses, progress, typed errors, 404s, fatal auth errors): the wait ends
+  within its deadline with one outcome per job in input order (the results, or the failures a
+  BatchError names), each a succeeded Job or a JobError carrying that job's id and index,
+  consistent with what the job's history allowed.
 
 Derandomized so CI runs the same examples every time.
 """
@@ -22,6 +23,7 @@ from http.client import BadStatusLine
 
 import pytest
 import requests
+from fake_client import ScriptClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests import exceptions as rexc
@@ -30,6 +32,7 @@ from urllib3 import exceptions as u3exc
 from urllib3.exceptions import MaxRetryError
 
 from conftest import pack_module
+from node_runner import collect_jobs
 
 errors = pack_module("nodes.api.errors")
 http = pack_module("nodes.api.http")
@@ -232,8 +235,14 @@ def test_wait_for_jobs_on_random_histories(history, grace):
     timeout = 0.4
     started = time.monotonic()  # for a liveness bound only: histories repeat their last event forever
     try:
-        outcomes = jobs.wait_for_jobs(ids, get_job, timeout=timeout, not_found_grace=grace,
-                                      raise_on_failure=False)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(jobs, "NOT_FOUND_GRACE_SECONDS", grace)
+            outcomes = collect_jobs(ScriptClient(get_job), ids, timeout)
+    except E.BatchError as err:  # what the node raises when some failed: each failure in its item's slot
+        failed = {f.index: f for f in err.failures}
+        outcomes = [failed[i] if r is None else r for i, r in enumerate(err.results)]
+    except E.JobError as err:  # one job only: its own error
+        outcomes = [err]
     except (E.AuthError, E.ForbiddenError, E.OutOfCreditsError):
         assert any(ev[0] == "fatal" for h in history for ev in h), "a fatal error out of nowhere"
         return

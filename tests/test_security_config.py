@@ -19,6 +19,7 @@ import traceback
 import pytest
 
 from conftest import PACK_DIR, pack_module
+from node_runner import submit_job
 
 auth = pack_module("nodes.api.auth")
 config = pack_module("nodes.api.config")
@@ -248,7 +249,7 @@ def test_bad_workspace_ids_are_refused_before_any_request(sandbox, tmp_path, mon
     with pytest.raises((errors.ConfigError, errors.ValidationError)) as info:
         client = client_mod.ThreeDLabsClient(config.load_settings(**kwargs), journal=journal)
         try:
-            client.submit_story("A robot learns to paint", 1)
+            submit_job(client, "story", "A robot learns to paint", 1)
         finally:
             client.close()
     message = str(info.value)

@@ -88,7 +88,7 @@ def test_crash_right_after_submitting_then_queue_again_pays_once(sandbox):
     client = runtime.client_for()
     body = endpoints.image_body(prompt, provider="replicate", model="flux-schnell", aspect_ratio="16:9")
     key = reuse.request_key(client, endpoints.IMAGES, body, 0)
-    job_id = client.submit(endpoints.IMAGES, "image", body, request_key=key, label=prompt)
+    job_id = client.submit_once(endpoints.IMAGES, "image", body, request_key=key, label=prompt).job_id
     runtime.reset_clients()  # the new process has a client of its own
     _, _, again = run("3DLabsImageGenerate", **image_args([prompt]))
     assert again == job_id and paid(sandbox) == (1, 1)

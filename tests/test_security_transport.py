@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import load_pack, pack_module
-from node_runner import cancel_after
+from node_runner import cancel_after, collect_jobs, submit_job
 
 load_pack()
 auth = pack_module("nodes.api.auth")
@@ -443,8 +443,7 @@ def test_an_oversized_answer_to_a_job_post_is_maybe_submitted_and_not_resent(ser
     holder.append(servers(endless_json(holder)))
     c = make_client(holder[0].origin + "/api")
     c.transport.max_json_bytes = 1024 * 1024
-    finished, _, outcome = in_thread(lambda: c.submit_image("a kite", provider="replicate", model="flux-schnell",
-                                                            aspect_ratio="1:1"), limit=60)
+    finished, _, outcome = in_thread(lambda: submit_job(c, "image", "a kite", **IMAGE), limit=60)
     assert finished
     assert isinstance(outcome, errors.MaybeSubmittedError), outcome
     assert "1 MiB" in str(outcome)
@@ -476,7 +475,7 @@ def test_a_5xx_on_a_job_post_is_sent_once_and_says_the_job_may_exist(api, make_c
     api.post_answers = [(status, {"error": "Service temporarily unavailable"}, {"Retry-After": "0"})]
     c = make_client(api.api_url(), attempts=5)
     with pytest.raises(errors.MaybeSubmittedError) as info:
-        c.submit_image("a kite", **IMAGE)
+        submit_job(c, "image", "a kite", **IMAGE)
     assert [m for m, _, _ in api.server.requests] == ["POST"]
     message = str(info.value)
     assert isinstance(info.value, errors.ServerError) and info.value.status == status
@@ -487,7 +486,7 @@ def test_a_5xx_on_a_job_post_is_sent_once_and_says_the_job_may_exist(api, make_c
 def test_a_429_on_a_job_post_is_sent_again(api, make_client):
     api.post_answers = [(429, {"error": "slow down"}, {"Retry-After": "0"}), (200, {"jobId": "job_after429"}, {})]
     c = make_client(api.api_url())
-    assert c.submit_image("a kite", **IMAGE) == "job_after429"
+    assert submit_job(c, "image", "a kite", **IMAGE) == "job_after429"
     assert [m for m, _, _ in api.server.requests] == ["POST", "POST"]
 
 
@@ -497,7 +496,7 @@ def test_cancel_interrupts_a_429_retry_after_sleep(api, make_client):
     c.transport.retry = http.RetryPolicy()  # the real policy: a 20 s Retry-After is honoured
     cancel_check = stop_after(0.5)
 
-    finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", cancel_check=cancel_check, **IMAGE),
+    finished, seconds, outcome = in_thread(lambda: submit_job(c, "image", "a kite", cancel_check=cancel_check, **IMAGE),
                                            limit=60)
     assert finished and isinstance(outcome, Stop), outcome
     assert seconds < 20.0, "returned only after the 20 s Retry-After sleep ended"
@@ -511,7 +510,7 @@ def test_the_clients_own_cancel_check_interrupts_a_429_sleep(api, make_client):
     c.transport.retry = http.RetryPolicy()  # the real policy: a 20 s Retry-After is honoured
     c.cancel_check = comfy.check_interrupt
     with cancel_after(0.5):
-        finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", **IMAGE), limit=60)
+        finished, seconds, outcome = in_thread(lambda: submit_job(c, "image", "a kite", **IMAGE), limit=60)
     assert finished and isinstance(outcome, comfy.interrupt_exception_type()), outcome
     assert seconds < 20.0, "returned only after the 20 s Retry-After sleep ended"
     assert len(api.server.requests) == 1
@@ -525,12 +524,12 @@ def test_key_shaped_job_ids_are_journaled_intact_and_collectable(api, make_clien
     api.post_answers = [(200, {"jobId": job_id}, {})]
     api.jobs[job_id] = {"url": f"{api.server.origin}/api/files/x.png"}
     c = make_client(api.api_url())
-    assert c.submit_image("a kite", **IMAGE) == job_id
+    assert submit_job(c, "image", "a kite", **IMAGE) == job_id
     assert c.journal.find(job_id) is not None, "the journal lost the paid job's id"
     assert job_id in {record["id"] for record in c.journal.recent(10)}
     job = c.get_job(job_id)
     assert job.status == models.SUCCEEDED and job.id == job_id
-    c.wait([job_id], timeout=10)
+    collect_jobs(c, [job_id], 10)
     assert c.journal.find(job_id)["state"] == models.SUCCEEDED
     err = errors.JobFailedError("boom", job_id=job_id)
     assert job_id in str(err)
