@@ -125,6 +125,14 @@ def jobs_created(server) -> dict:
     return {kind: n for kind, n in server.stats()["jobs_created"].items() if n}
 
 
+def journal_events(*events: dict, journal=None) -> None:
+    """Write job journal events ({"event": "submitted" or "state", "id", "time", ...}) as they would
+    have been written at their own ``time``: the records an earlier run left behind."""
+    journal_mod = pack_module("nodes.api.journal")
+    journal = journal or journal_mod.Journal()
+    journal.transaction(lambda conn: [journal_mod._apply(conn, event) for event in events])
+
+
 @pytest.fixture
 def fresh_runtime():
     """Node-level state reset around a test: per-prompt tallies, cached clients, the Cancel flag, and

@@ -29,7 +29,7 @@ def make_client(sandbox, tmp_path):
         settings = config.load_settings(**{k: v for k, v in settings_kw.items() if k in ("base_url", "workspace_id")})
         fast = http.RetryPolicy(max_attempts=settings_kw.get("attempts", 5), max_total_seconds=10, base_delay=0.05,
                                 max_delay=0.2)
-        c = client_mod.ThreeDLabsClient(settings, journal=Journal(tmp_path / "jobs.jsonl"), retry=fast)
+        c = client_mod.ThreeDLabsClient(settings, journal=Journal(tmp_path / "jobs.sqlite3"), retry=fast)
         made.append(c)
         return c
 

@@ -169,7 +169,7 @@ def make_client(tmp_path):
         settings = config.load_settings(base_url=api_url)
         tokens = auth.TokenProvider(auth.TokenSource("token", SECRET, "test"))
         retry = http.RetryPolicy(max_attempts=attempts, max_total_seconds=60, base_delay=0.01, max_delay=0.05)
-        c = client_mod.ThreeDLabsClient(settings, tokens=tokens, journal=Journal(tmp_path / "jobs.jsonl"),
+        c = client_mod.ThreeDLabsClient(settings, tokens=tokens, journal=Journal(tmp_path / "jobs.sqlite3"),
                                         retry=retry)
         made.append(c)
         return c

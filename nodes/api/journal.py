@@ -9,8 +9,7 @@ answers "nothing recorded".
 
 The records live in SQLite (``jobs.sqlite3`` in the pack's user directory, mode 0600), safe across
 processes, one merged record per job id. Settled jobs older than THREEDLABS_JOURNAL_DAYS (default 30;
-0 keeps everything) are pruned; the old JSON-lines journal (``jobs.jsonl``) is imported, then renamed;
-a damaged database is moved aside and replaced.
+0 keeps everything) are pruned; a damaged database is moved aside and replaced.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY,        -- order of first appearance (the old file's line order)
+    seq INTEGER PRIMARY KEY,        -- order of first appearance
     id TEXT NOT NULL UNIQUE,
     request TEXT,
     state TEXT,
@@ -94,7 +93,7 @@ def _scrub(event: dict) -> dict:
             out[key] = value
         elif isinstance(value, str):
             out[key] = redact(value)
-        else:  # nested values only come from hand-edited old files: kept as redacted text
+        else:  # no writer here passes one; should one, it is kept as redacted text
             out[key] = redact(json.dumps(value, sort_keys=True, default=str))
     return out
 
@@ -104,7 +103,7 @@ def _number(value: object) -> float:
 
 
 def _apply(conn: sqlite3.Connection, event: dict) -> None:
-    """Merge one event (a new write, or an old file's line) into its job's record, in a write transaction."""
+    """Merge one event (a submission or a state) into its job's record, in a write transaction."""
     row = conn.execute("SELECT seq, record FROM jobs WHERE id = ?", (event["id"],)).fetchone()
     rec = json.loads(row[1]) if row else {"id": event["id"], "state": "submitted"}
     if event.get("event") == "submitted":
@@ -123,26 +122,6 @@ def _apply(conn: sqlite3.Connection, event: dict) -> None:
               json.dumps(rec, sort_keys=True, default=str))
     conn.execute("INSERT OR REPLACE INTO jobs (seq, id, request, state, sort_time, touched, record) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
-
-
-def _import_lines(conn: sqlite3.Connection, path: Path, start: int = 0, level: int = logging.INFO) -> int:
-    """Merge an old-format journal's readable events from byte ``start``; return where reading stopped.
-    Broken lines (a crash mid-write, garbage) are skipped; a last line without its newline counts if it parses."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read()
-    count = 0
-    for line in data.splitlines():
-        try:
-            event = json.loads(line.decode("utf-8"))
-        except ValueError:
-            continue
-        if isinstance(event, dict) and isinstance(event.get("id"), str):
-            _apply(conn, event)
-            count += 1
-    if count:
-        log.log(level, "3DLabs: imported %d job journal lines from %s", count, path.name)
-    return start + len(data)
 
 
 @contextlib.contextmanager
@@ -175,20 +154,13 @@ class Journal:
         self._path = Path(path) if path else None
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._db = self._legacy = Path()  # the files the open connection belongs to
+        self._db = Path()  # the file the open connection belongs to
         self._pid = os.getpid()
 
     @property
     def path(self) -> Path:
-        """The database file. A ``.jsonl`` path (the old format's name) puts it beside, as ``.sqlite3``."""
-        path = self._path or (config.user_dir() / "jobs.sqlite3")
-        return path.with_suffix(".sqlite3") if path.suffix == ".jsonl" else path
-
-    @property
-    def legacy_path(self) -> Path:
-        """Where an old JSON-lines journal would be: imported whenever one is found there."""
-        path = self.path
-        return path.with_name("jobs.jsonl") if self._path is None else path.with_suffix(".jsonl")
+        """The database file."""
+        return self._path or (config.user_dir() / "jobs.sqlite3")
 
     def close(self) -> None:
         with self._lock:
@@ -230,7 +202,7 @@ class Journal:
         path, pid = self.path, os.getpid()
         if self._conn is None or (self._db, self._pid) != (path, pid):
             self.close()
-            self._db, self._legacy, self._pid = path, self.legacy_path, pid
+            self._db, self._pid = path, pid
             self._conn = self._connect()
             self._prune_if_due(self._conn)
         return self._conn
@@ -251,20 +223,14 @@ class Journal:
         Path(f"{self._db}-shm").unlink(missing_ok=True)
         log.warning("3DLabs: the job journal %s was damaged (%s); moved it to %s and started a new one",
                     self._db, exc, bad.name)
-        # A file of the old JSON-lines format written where the database belongs: keep its jobs. A damaged
-        # database is not read as lines: a record's JSON inside a page could pass for one, at random.
-        with contextlib.closing(self._connect()) as conn, contextlib.suppress(OSError), _transaction(conn):
-            if Path(bad).read_bytes()[:16] != b"SQLite format 3\x00":
-                _import_lines(conn, bad, level=logging.WARNING)
 
     def _run(self, fn: Callable[[sqlite3.Connection], object], *, write: bool = False):
-        """``fn(conn)`` under the lock (in a write transaction if ``write``), after importing any old-format
-        lines; a database found damaged (on opening, or mid-way) is replaced once and ``fn`` retried."""
+        """``fn(conn)`` under the lock (in a write transaction if ``write``); a database found damaged (on
+        opening, or mid-way) is replaced once and ``fn`` retried."""
         with self._lock:
             for attempt in (1, 2):
                 try:
                     conn = self._open()
-                    self._import_legacy(conn)
                     if not write:
                         return fn(conn)
                     with _transaction(conn):
@@ -282,27 +248,6 @@ class Journal:
         # (Recent Jobs re-runs when it changes) must still see every write.
         with contextlib.suppress(OSError):
             os.utime(self._db)
-
-    def _import_legacy(self, conn: sqlite3.Connection) -> None:
-        """Import the old JSON-lines journal if one is there (a first start after the upgrade, or an older
-        version of the pack still writing it), from where an earlier import stopped; then rename it aside.
-        One stat when it is not there."""
-        try:
-            st = os.stat(self._legacy)
-        except OSError:
-            return
-        key = f"legacy:{st.st_dev}:{st.st_ino}"
-        with _transaction(conn):
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            start = int(row[0]) if row else 0
-            if start > st.st_size:  # a different file under the same inode: read it all
-                start = 0
-            end = _import_lines(conn, self._legacy, start)
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(end)))
-        try:  # where renaming fails, the offset kept in meta stops these lines being imported again
-            os.replace(self._legacy, config_store.free_name(self._legacy, ".migrated"))
-        except OSError as exc:  # a read-only folder, or another process renamed it first
-            log.debug("3DLabs: could not rename the old job journal (%s)", exc)
 
     def _prune_if_due(self, conn: sqlite3.Connection) -> None:
         """Delete settled records older than the retention: on opening, at most once a day per process."""
@@ -355,7 +300,7 @@ class Journal:
     def _read(self, sql: str, params: tuple) -> list[dict]:
         """The records ``sql`` selects; none when there is no journal yet or it cannot be read."""
         try:
-            if not (self.path.exists() or self.legacy_path.exists()):  # reading never creates the file
+            if not self.path.exists():  # reading never creates the file
                 return []
             rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
         except Exception as exc:  # noqa: BLE001  a journal that cannot be read holds nothing usable
@@ -365,7 +310,7 @@ class Journal:
         for (text,) in rows:
             try:
                 out.append(json.loads(text))
-            except ValueError:  # a row damaged by hand: skipped, as a broken line was
+            except ValueError:  # a row damaged by hand: skipped
                 continue
         return out
 
