@@ -14,6 +14,7 @@ import functools
 import io
 import json
 import re
+import sqlite3
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -620,15 +621,43 @@ def _(api):
     assert torch.allclose(images[2, 0, 0], torch.tensor([0.0, 1.0, 0.0]), atol=0.02)  # CMYK green, resized
 
 
-@case("journal-garbage", "local file", "a journal with broken lines, a half-written last line and non-JSON",
-      "Recent Jobs lists the readable entries and skips the rest")
+JOURNAL_DAMAGE = {  # how the database file is damaged -> how many of its 200 paid jobs can still be read
+    "pages in the middle overwritten": (lambda data: data[:8192] + b"\xa5" * (len(data) - 16384) + data[-8192:], 1),
+    "header overwritten": (lambda data: b"\x00" * 100 + data[100:], 200),
+    "cut short": (lambda data: data[: len(data) // 2], 1),
+    "another file in its place": (lambda data: png(), 0),
+}
+
+
+@case("journal-garbage", "local file", "a journal database damaged: pages overwritten in the middle, its header "
+      "overwritten, cut short, or another file in its place",
+      "Recent Jobs says it was damaged and replaced, how many jobs were read back and where the damaged file is "
+      "kept (untouched); it lists those jobs, and a re-run reuses them instead of paying again")
 def _(api):
-    journal = journal_mod.Journal()
-    journal.record_submitted("job_good", "image", label="kept")
-    with open(journal.path, "a", encoding="utf-8") as fh:
-        fh.write("not json\n[1, 2]\n{\"id\": 5}\n{\"event\": \"submitted\", \"id\": \"job_ha")
-    text, ids = run("3DLabsRecentJobs", limit=10)
-    assert ids == "job_good" and "kept" in text
+    for how, (damage, at_least) in JOURNAL_DAMAGE.items():
+        journal = journal_mod.Journal()
+        for name in list(journal.path.parent.glob("jobs.sqlite3*")):
+            name.unlink()
+        fields = dict(base_url="http://x/api", workspace=None)
+        for i in range(200):
+            journal.record_submitted(f"job_paid_{i:03d}", "image", label=f"paid {i}", request_key=f"key{i}", **fields)
+            journal.record_state(f"job_paid_{i:03d}", "succeeded")
+        journal.close()
+        with sqlite3.connect(journal.path) as conn:  # every page in the main file, none left in its -wal
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        damaged = damage(journal.path.read_bytes())
+        journal.path.write_bytes(damaged)
+        text, ids = run("3DLabsRecentJobs", limit=500)
+        read_back = int(re.search(r"journal was damaged .* replaced on .*: (\d+) job\(s\) could be read", text)[1])
+        assert read_back >= at_least and "collect it by id with Job Wait" in text, (how, text[:400])
+        kept = journal.path.with_name("jobs.sqlite3.corrupt")
+        assert f"kept, untouched, as {kept}" in text and kept.read_bytes() == damaged, how
+        listed = ids.split("\n") if ids else []
+        assert len(listed) == read_back and set(listed) <= {f"job_paid_{i:03d}" for i in range(200)}, how
+        for job_id in listed:  # what was read back is reused, not paid for again
+            assert journal_mod.Journal().find_paid(f"key{int(job_id[-3:])}", **fields)["id"] == job_id
+        journal_mod.Journal().record_submitted("job_after", "image")  # the new journal works
+        assert run("3DLabsRecentJobs", limit=1)[1] == "job_after"
 
 
 @pytest.mark.parametrize("case_id", list(CASES))

@@ -203,5 +203,21 @@ def test_damage_found_by_a_lookup_replaces_the_file_once(tmp_path, caplog):
     j.path.write_bytes(bytes(data))
     assert journal_mod.Journal(j.path).find("job_1") is None  # the lookup itself never raises
     j.record_submitted("job_new", "image")
-    assert list(j.jobs()) == ["job_new"] and "was damaged" in caplog.text
+    *read_back, last = j.jobs()  # the jobs on undamaged pages, then the new one
+    assert last == "job_new" and read_back and set(read_back) <= {f"job_{i}" for i in range(300)}
+    assert "was damaged" in caplog.text and f"{len(read_back)} job(s) could be read back" in caplog.text
     assert {n for n in os.listdir(tmp_path) if ".corrupt" in n} <= {"jobs.sqlite3.corrupt", "jobs.sqlite3.corrupt-wal"}
+
+
+def test_recent_jobs_notes_a_replaced_journal_until_the_retention_has_passed(tmp_path, monkeypatch):
+    path = tmp_path / "jobs.sqlite3"
+    path.write_bytes(b"not a database at all" * 300)
+    j = journal_mod.Journal(path)
+    note = j.damage_note()  # reading it found the damage and replaced it...
+    assert j.recent() == [] and path.with_name("jobs.sqlite3.corrupt").exists()
+    assert "was damaged (file is not a database)" in note and f"kept, untouched, as {path}.corrupt" in note
+    monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "0")  # ...and keeping everything keeps the note
+    assert j.damage_note() == note
+    monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "0.000001")  # 0.09 s
+    time.sleep(0.2)
+    assert j.damage_note() is None

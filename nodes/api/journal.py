@@ -9,7 +9,8 @@ answers "nothing recorded".
 
 The records live in SQLite (``jobs.sqlite3`` in the pack's user directory, mode 0600), safe across
 processes, one merged record per job id. Settled jobs older than THREEDLABS_JOURNAL_DAYS (default 30;
-0 keeps everything) are pruned; a damaged database is moved aside and replaced.
+0 keeps everything) are pruned. A damaged database is moved aside, untouched, and replaced by one holding
+every record still readable in it (``salvage``); Recent Jobs says so (``damage_note``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config, config_store
+from . import config, config_store, salvage
 from .errors import redact
 
 log = logging.getLogger("3dlabs")
@@ -115,10 +116,14 @@ def _apply(conn: sqlite3.Connection, event: dict) -> None:
         rec["updated_at"] = event.get("time")
         if event.get("error"):
             rec["error"] = event["error"]
+    # An existing row keeps its seq (a new one takes the next): the job's place in the history.
+    _store(conn, rec, row[0] if row else None)
+
+
+def _store(conn: sqlite3.Connection, rec: dict, seq: int | None) -> None:
     submitted, updated = _number(rec.get("submitted_at")), _number(rec.get("updated_at"))
     request, state = (v if isinstance(v, str) else None for v in (rec.get("request"), rec.get("state")))
-    # An existing row keeps its seq (a new one takes the next): the job's place in the history.
-    values = (row[0] if row else None, rec["id"], request, state, submitted or updated, max(submitted, updated),
+    values = (seq, rec["id"], request, state, submitted or updated, max(submitted, updated),
               json.dumps(rec, sort_keys=True, default=str))
     conn.execute("INSERT OR REPLACE INTO jobs (seq, id, request, state, sort_time, touched, record) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
@@ -145,6 +150,14 @@ def _is_corruption(exc: BaseException) -> bool:
     if code is not None:
         return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
     return "not a database" in str(exc).lower() or "malformed" in str(exc).lower()
+
+
+def _damage_words(note: dict) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(_number(note.get("at"))))
+    return (f"The job journal was damaged ({note.get('why')}) and was replaced on {when}: "
+            f"{note.get('read_back')} job(s) could be read back from it. It is kept, untouched, as "
+            f"{note.get('kept')}; a paid job it held that could not be read is missing here (collect it by "
+            "id with Job Wait; queueing its inputs again would pay for it again).")
 
 
 class Journal:
@@ -208,7 +221,8 @@ class Journal:
         return self._conn
 
     def _replace_corrupt(self, exc: BaseException) -> None:
-        """Move a damaged database (and its -wal) aside as ``<name>.corrupt`` and start a new one."""
+        """Move a damaged database (and its -wal) aside as ``<name>.corrupt``, kept as it is, and start a new
+        one holding every job record still readable in it and a note for Recent Jobs (``damage_note``)."""
         try:  # another process may have replaced it already: never move a good file aside
             self._connect(check=True).close()
             return
@@ -221,8 +235,13 @@ class Journal:
         if os.path.exists(f"{self._db}-wal"):
             os.replace(f"{self._db}-wal", f"{bad}-wal")
         Path(f"{self._db}-shm").unlink(missing_ok=True)
-        log.warning("3DLabs: the job journal %s was damaged (%s); moved it to %s and started a new one",
-                    self._db, exc, bad.name)
+        records = salvage.records(bad)
+        note = {"at": time.time(), "why": str(exc)[:200], "kept": str(bad), "read_back": len(records)}
+        with contextlib.closing(self._connect()) as conn, _transaction(conn):
+            for rec in records:
+                _store(conn, rec, None)
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('replaced', ?)", (json.dumps(note),))
+        log.warning("3DLabs: %s", _damage_words(note))
 
     def _run(self, fn: Callable[[sqlite3.Connection], object], *, write: bool = False):
         """``fn(conn)`` under the lock (in a write transaction if ``write``); a database found damaged (on
@@ -313,6 +332,14 @@ class Journal:
             except ValueError:  # a row damaged by hand: skipped
                 continue
         return out
+
+    def damage_note(self) -> str | None:
+        """What the user must know when this journal replaced a damaged one, for the retention's time."""
+        found = self._read("SELECT value FROM meta WHERE key = 'replaced'", ())
+        keep = retention_seconds()
+        if not found or (keep is not None and time.time() - _number(found[0].get("at")) > keep):
+            return None
+        return _damage_words(found[0])
 
     def jobs(self) -> OrderedDict[str, dict]:
         """One merged record per job id, oldest first: submission fields plus the latest state (copies)."""
