@@ -155,6 +155,21 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr(http, "RetryPolicy", functools.partial(http.RetryPolicy, base_delay=0.005, max_delay=0.02))
 
 
+def poll_fast(patch: pytest.MonkeyPatch, interval: float = 0.02) -> None:
+    """Job polling at test speed: the engine's own schedule (nodes/api/jobs.py), every step ``interval``
+    seconds or so instead of tenths of a second, and Cancel looked at as often."""
+    jobs = pack_module("nodes.api.jobs")
+    for name, value in (("FIRST_POLL_SECONDS", 0.0), ("MIN_INTERVAL", interval), ("GROWTH", interval / 4),
+                        ("PREDICT_FLOOR", interval), ("CANCEL_CHECK_SECONDS", max(interval, 0.02))):
+        patch.setattr(jobs, name, value)
+
+
+@pytest.fixture
+def fast_polls(monkeypatch):
+    """``poll_fast`` for the test: its waits poll about every 20 ms."""
+    poll_fast(monkeypatch)
+
+
 @pytest.fixture(scope="module")
 def app():
     """The pack's routes (the handlers ComfyUI mounts) on a plain aiohttp app on 127.0.0.1."""

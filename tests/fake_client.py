@@ -10,11 +10,10 @@ Workers submit concurrently, so that order is not the prompt order: tests name a
 
 from __future__ import annotations
 
-import io
 import re
 import threading
 
-from PIL import Image
+from fixtures_images import png
 
 from conftest import pack_module
 
@@ -27,12 +26,6 @@ runtime = pack_module("nodes.runtime")
 
 def colour(n: int) -> tuple[int, int, int]:
     return (n * 37 % 256, 255 - n * 23 % 256, n * 11 % 256)
-
-
-def png(rgb, size=(64, 36)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, rgb).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class FakeClient:
@@ -105,7 +98,7 @@ class FakeClient:
         with self.lock:
             self.fetches.append(job_id)
         spec = self.jobs[job_id]
-        return b"<html>sign in</html>" if "BROKEN" in spec["text"] else png(colour(spec["n"]))
+        return b"<html>sign in</html>" if "BROKEN" in spec["text"] else png(colour(spec["n"]), (64, 36))
 
     def story_of(self, job):
         return pack_module("nodes.api.readers").read_story(job.result)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import sys
 import time
 
 import pytest
-from PIL import Image
+from fixtures_images import png_size
 
 from conftest import jobs_created, pack_module
 from node_runner import collect_jobs, submit_job
@@ -36,11 +35,6 @@ def make_client(sandbox, tmp_path):
     yield make
     for c in made:
         c.close()
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return Image.open(io.BytesIO(data)).size
 
 
 def test_full_pipeline_over_http(sandbox, make_client):

@@ -16,7 +16,6 @@ Set THREEDLABS_RELIABILITY_REPORT=path.jsonl to have the figures appended to tha
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections import Counter
@@ -35,7 +34,6 @@ runtime = pack_module("nodes.runtime")
 comfy = pack_module("nodes.comfy")
 models = pack_module("nodes.api.models")
 jobs_engine = pack_module("nodes.api.jobs")
-http = pack_module("nodes.api.http")
 story_mod = pack_module("nodes.story")
 scenes_mod = pack_module("nodes.scenes")
 generate_mod = pack_module("nodes.generate")
@@ -221,13 +219,8 @@ def keep_rendered_pngs():
 
 
 @pytest.fixture(autouse=True)
-def fast(sandbox, monkeypatch):
+def fast(sandbox, monkeypatch, fast_retries, fast_polls):
     """Same rules, shorter waits: retry backoff, poll intervals and job duration tuned down."""
-    monkeypatch.setattr(http, "RetryPolicy", functools.partial(http.RetryPolicy, base_delay=0.005, max_delay=0.02))
-    monkeypatch.setattr(jobs_engine, "FIRST_POLL_SECONDS", 0.03)
-    monkeypatch.setattr(jobs_engine, "MIN_INTERVAL", 0.02)
-    monkeypatch.setattr(jobs_engine, "GROWTH", 0.005)
-    monkeypatch.setattr(jobs_engine, "PREDICT_FLOOR", 0.02)
     monkeypatch.setattr(jobs_engine, "NOT_FOUND_GRACE_SECONDS", 3.0)
     sandbox.job_seconds = 0.05
     runtime.reset_tallies()

@@ -31,7 +31,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3 import exceptions as u3exc
 from urllib3.exceptions import MaxRetryError
 
-from conftest import pack_module
+from conftest import pack_module, poll_fast
 from node_runner import collect_jobs
 
 errors = pack_module("nodes.api.errors")
@@ -206,11 +206,7 @@ histories = st.lists(st.lists(events, min_size=1, max_size=8), min_size=1, max_s
 @pytest.fixture(scope="module", autouse=True)
 def quick_engine():
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(jobs, "FIRST_POLL_SECONDS", 0.0)
-        mp.setattr(jobs, "MIN_INTERVAL", 0.002)
-        mp.setattr(jobs, "GROWTH", 0.001)
-        mp.setattr(jobs, "PREDICT_FLOOR", 0.002)
-        mp.setattr(jobs, "CANCEL_CHECK_SECONDS", 0.02)
+        poll_fast(mp, 0.002)  # hypothesis runs many examples in one test
         yield
 
 

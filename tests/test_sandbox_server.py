@@ -7,7 +7,6 @@ import io
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from fixtures_images import png_size
 from PIL import Image
 
 from conftest import PACK_DIR, pack_module, start_sandbox
@@ -90,11 +90,6 @@ def wait_job(server, job_id, deadline=8.0, **kwargs):
         if job["status"] in ("completed", "failed") or time.monotonic() > end:
             return job
         time.sleep(0.03)
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", data[16:24])
 
 
 # --- endpoints ---------------------------------------------------------------------------------

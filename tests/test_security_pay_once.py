@@ -29,7 +29,8 @@ import tracemalloc
 
 import pytest
 import requests
-from test_security_transport import PNG, Server, send, send_json
+from scripted_server import ScriptedServer, send, send_json
+from test_security_transport import PNG
 
 from conftest import PACK_DIR, load_pack, pack_module
 from node_runner import cancel_after, image_args, run, submit_job
@@ -336,7 +337,7 @@ def recording_api():
         else:
             send(h, 200, PNG, "image/png")
 
-    server = Server(handle)
+    server = ScriptedServer(handle)
     yield server
     server.stop()
 

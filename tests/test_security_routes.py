@@ -1,19 +1,18 @@
 """The pack's routes under attack, over real HTTP: DNS rebinding, LAN clients without an Origin,
 base URL changes, bad workspace ids, a broken config file and bad limits.
 
-A recording server stands in for the attacker's API: it answers like the API would and notes every
-Authorization header it receives. The token must never arrive there unless the user saved it for
-that very origin.
+A scripted server (tests/scripted_server.py) stands in for the attacker's API: it answers like the
+API would and notes every Authorization header it receives. The token must never arrive there unless
+the user saved it for that very origin.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from scripted_server import ScriptedServer, send_json
 
 from conftest import pack_module
 
@@ -24,45 +23,12 @@ SECRET = "zqRebindSecret5f4e3d2c1b0a9"
 OFFICIAL = "https://www.3dlabs.it.com"
 
 
-class Recorder:
-    """An HTTP server on loopback that answers like the API and records every Authorization header."""
-
-    def __init__(self) -> None:
-        seen = self.seen = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                seen.append((self.command, self.path, self.headers.get("Authorization")))
-                body = {"sessions": []} if "session" in self.path else [{"id": "ws_evil", "name": "evil"}]
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_POST = do_GET  # noqa: N815
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
-        self.origin = self.url[: -len("/api")]
-
-    def authorizations(self) -> list[str]:
-        return [auth for _, _, auth in self.seen if auth]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def recorder():
-    server = Recorder()
+    """The attacker's API: answers like the API would (workspaces, no projects), records every header."""
+    server = ScriptedServer(lambda h, body: send_json(h, 200, {"sessions": []} if "session" in h.path
+                                                       else [{"id": "ws_evil", "name": "evil"}]))
+    server.url = server.api_url
     yield server
     server.stop()
 
