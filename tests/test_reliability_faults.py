@@ -235,7 +235,7 @@ def make_job_for_wait(sandbox) -> str:
     that fail/hang/404 apply to it), outside the request counters the node is judged by."""
     params = {"prompt": "a kite over the dunes", "provider": "replicate", "model": "flux-schnell",
               "aspectRatio": "16:9"}
-    return sandbox._state.create_job("image", params, "ws_sandbox").id
+    return sandbox.create_job("image", params)
 
 
 def run_node(name: str, sandbox, timeout: float):
@@ -299,7 +299,7 @@ def check(case: str, node: str, faults: dict, expect: Expect, knobs: dict, sandb
         if expect.names_job:
             named = set(JOB_ID.findall(message))
             assert named, f"{case} / {node}: no job id in {message!r}"
-            assert all(sandbox._state.store.job(jid) is not None for jid in named)
+            assert all(sandbox.job(jid) is not None for jid in named)
         if expect.inner is not None:
             assert all(isinstance(f, expect.inner) for f in raised.failures), raised.failures
             assert all(f.job_id and f.job_id in message for f in raised.failures)

@@ -536,6 +536,17 @@ def test_stats_keys(sandbox):
     assert {"429", "5xx", "reset"} <= set(stats["faults_injected"])
 
 
+def test_jobs_made_and_looked_up_from_python_send_no_request(sandbox):
+    sandbox.set_faults(hang_jobs=True)
+    job_id = sandbox.create_job("image", IMAGE)
+    assert sandbox.job(job_id) == {"id": job_id, "kind": "image", "params": IMAGE, "status": "queued"}
+    assert sandbox.job(job_id, "ws_team") is None and sandbox.job("job_never") is None
+    stats = sandbox.stats()
+    assert stats["requests_total"] == 0 and stats["jobs_created"]["image"] == 1
+    assert stats["faults_injected"]["hung_job"] == 1  # the flags set now decide how it ends, as for a POST
+    assert api_get(sandbox, f"/api/jobs/{job_id}").json()["status"] in ("queued", "processing")
+
+
 def test_set_faults_rejects_unknown_flags_and_bad_values(sandbox):
     with pytest.raises(ValueError):
         sandbox.set_faults(explode=True)

@@ -93,12 +93,24 @@ def probe(body: str, *, setup: str = "", cap: int = 3 * GB) -> dict:
 
 
 @pytest.fixture
-def large_results(sandbox, monkeypatch):
-    """Every result and project image the sandbox serves is an 8000x8000 PNG of 190 KB (64 Mpx, 1 GB as IMAGE)."""
+def large_results(monkeypatch):
+    """An API whose every result and project image is an 8000x8000 PNG of 190 KB (64 Mpx, 1 GB as IMAGE):
+    eight image jobs, done at once, and the project proj_demo of four scenes."""
     big = large_png(8000, 8000)
     assert len(big) < 200_000
-    monkeypatch.setattr(sandbox._state, "image_bytes", lambda name: big)
-    return sandbox
+    server = ScriptedServer()
+    server.on("POST", "/api/images/generate", *(js({"jobId": f"job_big{k}"}) for k in range(8)))
+    for k in range(8):
+        server.on("GET", f"/api/jobs/job_big{k}", js({"status": "completed", "progress": 100,
+                                                       "result": {"imageUrl": f"{server.origin}/files/{k}.png"}}))
+        server.on("GET", f"/files/{k}.png", raw(big, content_type="image/png"))
+    scenes = [{"sceneNumber": k, "imagePrompt": f"scene {k}", "duration": 5,
+               "imageUrl": f"{server.origin}/files/{k}.png"} for k in range(1, 5)]
+    server.on("GET", "/api/session/proj_demo", js({"id": "proj_demo", "name": "Demo", "scenePlan": {"scenes": scenes}}))
+    monkeypatch.setenv("THREEDLABS_BASE_URL", server.api_url)
+    monkeypatch.setenv("THREEDLABS_TOKEN", "large-results-test-token")
+    yield server
+    server.stop()
 
 
 # --- the budget of decoded pixels -------------------------------------------------------------------
@@ -112,7 +124,7 @@ def test_eight_results_of_8000x8000_pngs_are_refused_before_decoding_past_the_bu
     assert "past the budget of 100 Mpx" in out["message"] and "THREEDLABS_MAX_DECODED_MEGAPIXELS" in out["message"]
     assert "64.0 Mpx" in out["message"] or "512.0 Mpx" in out["message"], out["message"]
     assert out["growth"] < 1.5 * GB, f"peak +{out['growth'] / MB:.0f} MB"
-    assert large_results.stats()["jobs_created_total"] == 8  # nothing paid twice: collected on a re-run
+    assert large_results.count("POST", "/api/images/generate") == 8  # nothing paid twice: collected on a re-run
 
 
 @needs_proc
