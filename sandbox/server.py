@@ -1,10 +1,10 @@
 """SandboxServer: the Python API that starts, drives and stops the sandbox.
 
 It runs the API server and the file server (the stand-in CDN) on loopback in daemon threads; tests
-and the demo use it to mint and revoke tokens, set faults, read counters, make and look up jobs, and reset. The same over
-HTTP (the ``/__sandbox/*`` routes: faults, token minting, stats, reset) is served only when asked
-for with ``debug_routes=True``: the sandbox ComfyUI starts for a user answers them 404, so no page
-or LAN client can switch its faults or mint its tokens.
+and the demo use it to mint and revoke tokens, set faults, read counters, make and look up jobs, and
+reset. The same over HTTP (the ``/__sandbox/*`` routes: faults, token minting, stats, reset; not jobs)
+is served only when asked for with ``debug_routes=True``: the sandbox ComfyUI starts for a user answers
+them 404, so no page or LAN client can switch its faults or mint its tokens.
 """
 
 from __future__ import annotations
