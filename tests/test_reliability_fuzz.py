@@ -212,7 +212,7 @@ def quick_engine():
 
 @FUZZ
 @given(history=histories, grace=st.sampled_from([0.0, 0.05]))
-def test_wait_for_jobs_on_random_histories(history, grace):
+def test_waiting_for_jobs_on_random_histories(history, grace):
     ids = [f"job_{i}" for i in range(len(history))]
     scripts = {jid: deque(h) for jid, h in zip(ids, history)}
 
