@@ -220,11 +220,13 @@ class ThreeDLabsRecentJobs:
     def run(self, limit):
         if limit < 1:
             raise ValidationError(f"limit must be 1 or more, not {limit}.")
-        now = time.time()
-        records = Journal().recent(limit)
+        now, journal = time.time(), Journal()
+        records = journal.recent(limit)
         lines = [f"{r['id']}\t{r.get('kind', '?')}\t{r.get('state', '?')}\t"
                  f"{format_age(now - float(r.get('submitted_at') or r.get('updated_at') or now))}\t{r.get('label', '')}"
                  for r in records]
         text = "\n".join(lines) or "(no 3DLabs jobs recorded yet)"
+        note = journal.damage_note()  # the paid jobs a damaged journal took with it are not missed silently
+        text = f"{note}\n{text}" if note else text
         ids = "\n".join(r["id"] for r in records if not r["id"].startswith("unknown-"))
         return {"ui": {"text": [text]}, "result": (text, ids)}

@@ -1,10 +1,10 @@
 """SandboxServer: the Python API that starts, drives and stops the sandbox.
 
 It runs the API server and the file server (the stand-in CDN) on loopback in daemon threads; tests
-and the demo use it to mint and revoke tokens, set faults, read counters and reset. The same over
-HTTP (the ``/__sandbox/*`` routes: faults, token minting, stats, reset) is served only when asked
-for with ``debug_routes=True``: the sandbox ComfyUI starts for a user answers them 404, so no page
-or LAN client can switch its faults or mint its tokens.
+and the demo use it to mint and revoke tokens, set faults, read counters, make and look up jobs, and
+reset. The same over HTTP (the ``/__sandbox/*`` routes: faults, token minting, stats, reset; not jobs)
+is served only when asked for with ``debug_routes=True``: the sandbox ComfyUI starts for a user answers
+them 404, so no page or LAN client can switch its faults or mint its tokens.
 """
 
 from __future__ import annotations
@@ -124,6 +124,19 @@ class SandboxServer:
 
     def reset(self) -> None:
         self._state.reset()
+
+    def create_job(self, kind: str, params: dict, workspace_id: str = "ws_sandbox") -> str:
+        """Make a job as a POST would (the fault flags set now decide how it ends), without any request:
+        for tests that judge a client by the requests it sends. Returns the job's id."""
+        return self._state.create_job(kind, params, workspace_id).id
+
+    def job(self, job_id: str, workspace_id: str = "ws_sandbox") -> dict | None:
+        """What the sandbox knows of a job: its kind, what it was asked (``params``: the POST's body) and the
+        status GET /api/jobs/:id would answer now; None for a job this workspace does not have."""
+        job = self._state.find_job(job_id, workspace_id)
+        if job is None:
+            return None
+        return {"id": job.id, "kind": job.kind, "params": dict(job.params), "status": self._state.phase(job).status}
 
     def job_finish_time(self, job_id: str, workspace_id: str = "ws_sandbox") -> float | None:
         """Epoch time at which a job ends (None if unknown or never): benchmarks time detection with it."""

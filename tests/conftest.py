@@ -125,6 +125,14 @@ def jobs_created(server) -> dict:
     return {kind: n for kind, n in server.stats()["jobs_created"].items() if n}
 
 
+def journal_events(*events: dict, journal=None) -> None:
+    """Write job journal events ({"event": "submitted" or "state", "id", "time", ...}) as they would
+    have been written at their own ``time``: the records an earlier run left behind."""
+    journal_mod = pack_module("nodes.api.journal")
+    journal = journal or journal_mod.Journal()
+    journal.transaction(lambda conn: [journal_mod._apply(conn, event) for event in events])
+
+
 @pytest.fixture
 def fresh_runtime():
     """Node-level state reset around a test: per-prompt tallies, cached clients, the Cancel flag, and
@@ -145,6 +153,21 @@ def fast_retries(monkeypatch):
     """The client's one retry policy, same rules with short backoff (every client made in the test)."""
     http = pack_module("nodes.api.http")
     monkeypatch.setattr(http, "RetryPolicy", functools.partial(http.RetryPolicy, base_delay=0.005, max_delay=0.02))
+
+
+def poll_fast(patch: pytest.MonkeyPatch, interval: float = 0.02) -> None:
+    """Job polling at test speed: the engine's own schedule (nodes/api/jobs.py), every step ``interval``
+    seconds or so instead of tenths of a second, and Cancel looked at as often."""
+    jobs = pack_module("nodes.api.jobs")
+    for name, value in (("FIRST_POLL_SECONDS", 0.0), ("MIN_INTERVAL", interval), ("GROWTH", interval / 4),
+                        ("PREDICT_FLOOR", interval), ("CANCEL_CHECK_SECONDS", max(interval, 0.02))):
+        patch.setattr(jobs, name, value)
+
+
+@pytest.fixture
+def fast_polls(monkeypatch):
+    """``poll_fast`` for the test: its waits poll about every 20 ms."""
+    poll_fast(monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,10 @@ Workers submit concurrently, so that order is not the prompt order: tests name a
 
 from __future__ import annotations
 
-import io
 import re
 import threading
 
-from PIL import Image
+from fixtures_images import png
 
 from conftest import pack_module
 
@@ -27,12 +26,6 @@ runtime = pack_module("nodes.runtime")
 
 def colour(n: int) -> tuple[int, int, int]:
     return (n * 37 % 256, 255 - n * 23 % 256, n * 11 % 256)
-
-
-def png(rgb, size=(64, 36)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, rgb).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class FakeClient:
@@ -49,7 +42,8 @@ class FakeClient:
 
     # -- submitting --------------------------------------------------------------------------
 
-    def submit(self, endpoint, kind, body, *, request_key=None, label="", cancel_check=None, workspace_id=None):
+    def submit_once(self, endpoint, kind, body, *, request_key=None, label="", cancel_check=None, once=True):
+        """What the node runner calls: every fake POST pays (the real gate is tested over HTTP)."""
         text = str(body.get("prompt") or body.get("topic") or "")
         if "NOSUBMIT" in text:
             raise errors.ServerError("the server said no (HTTP 500)", status=500)
@@ -61,11 +55,7 @@ class FakeClient:
             self.jobs[job_id] = {"n": n, "kind": kind, "text": text, "polls": int(polls.group(1)) if polls else 2}
         self.journal.record_submitted(job_id, kind, endpoint=endpoint, body=body, base_url=self.settings.base_url,
                                       workspace=self.settings.workspace_id, label=label, request_key=request_key)
-        return job_id
-
-    def submit_once(self, endpoint, kind, body, *, once=True, **kw):
-        """What the node runner calls: every fake POST pays (the real gate is tested over HTTP)."""
-        return inflight.Submission(self.submit(endpoint, kind, body, **kw), paid=True)
+        return inflight.Submission(job_id, paid=True)
 
     def id_of(self, text: str) -> str:
         """The id of the one job submitted with this prompt (or topic)."""
@@ -108,13 +98,25 @@ class FakeClient:
         with self.lock:
             self.fetches.append(job_id)
         spec = self.jobs[job_id]
-        return b"<html>sign in</html>" if "BROKEN" in spec["text"] else png(colour(spec["n"]))
+        return b"<html>sign in</html>" if "BROKEN" in spec["text"] else png(colour(spec["n"]), (64, 36))
 
     def story_of(self, job):
         return pack_module("nodes.api.readers").read_story(job.result)
 
     def scene_plan_of(self, job):
         return pack_module("nodes.api.readers").read_scene_plan(job.result)
+
+
+class ScriptClient:
+    """What a node run asks of its client to wait for jobs, and no more: their status (``get_job(job_id)``,
+    a script) and a journal."""
+
+    def __init__(self, get_job) -> None:
+        self.script = get_job
+        self.journal = Journal()
+
+    def get_job(self, job_id, *, cancel_check=None):
+        return self.script(job_id)
 
 
 def install(monkeypatch) -> FakeClient:

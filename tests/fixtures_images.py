@@ -22,8 +22,15 @@ def solid(color, size=(8, 4), mode: str = "RGB") -> Image.Image:
     return Image.new(mode, size, color)
 
 
-def solid_png(color, size=(8, 4), mode: str = "RGB") -> bytes:
-    return encode(solid(color, size, mode), "PNG")
+def png(color=(200, 30, 30), size=(8, 4), mode: str = "RGB", fmt: str = "PNG", **params) -> bytes:
+    """A picture of one colour, as the bytes of a PNG file (or of ``fmt``'s)."""
+    return encode(solid(color, size, mode), fmt, **params)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG file's bytes, from its header."""
+    assert data[:8] == PNG_SIGNATURE, data[:16]
+    return struct.unpack(">II", data[16:24])
 
 
 def _png_chunk(tag: bytes, payload: bytes) -> bytes:
@@ -100,7 +107,7 @@ def large_png(width: int, height: int) -> bytes:
     return PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
-def ico_around(png: bytes, side: int = 16) -> bytes:
-    """An ICO whose directory says ``side`` x ``side`` and whose one image is ``png``, whatever its size."""
-    directory = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", side, side, 0, 0, 1, 32, len(png), 22)
-    return directory + png
+def ico_around(image: bytes, side: int = 16) -> bytes:
+    """An ICO whose directory says ``side`` x ``side`` and whose one image is ``image``, whatever its size."""
+    directory = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", side, side, 0, 0, 1, 32, len(image), 22)
+    return directory + image

@@ -2,26 +2,22 @@
 can serve, and what the pack does with each (docs/reliability.md has the table; a test below checks
 that the table lists every case here).
 
-API answers come from a scripted stand-in (a tiny HTTP server on loopback that answers each
-request from a script), because the sandbox only misbehaves in the ways its fault flags describe.
+API answers come from the tests' scripted server (tests/scripted_server.py: on loopback, each request
+answered from a script), because the sandbox only misbehaves in the ways its fault flags describe.
 Every case asserts what the user sees: the typed error, words of its message, the job id when a
 job exists, and how many requests were sent (a POST that may have made a job is never re-sent).
 """
 
 from __future__ import annotations
 
-import functools
-import io
-import json
 import re
-import threading
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sqlite3
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+from fixtures_images import png
+from scripted_server import Answer, ScriptedServer, js, raw
 
 from conftest import PACK_DIR, load_pack, pack_module
 from node_runner import run
@@ -33,7 +29,6 @@ runtime = pack_module("nodes.runtime")
 comfy = pack_module("nodes.comfy")
 models = pack_module("nodes.api.models")
 jobs_engine = pack_module("nodes.api.jobs")
-http = pack_module("nodes.api.http")
 journal_mod = pack_module("nodes.api.journal")
 sandbox_images = pack_module("sandbox.images")
 N = pack.NODE_CLASS_MAPPINGS
@@ -45,108 +40,18 @@ JOB = "job_0001"
 # --- the scripted API -------------------------------------------------------------------------
 
 
-@dataclass
-class Answer:
-    status: int = 200
-    body: bytes = b""
-    headers: tuple = (("Content-Type", "application/json"),)
-    declared_length: int | None = None  # a Content-Length that lies (the body is shorter)
-
-
-def js(value, status=200, **headers) -> Answer:
-    extra = tuple((k.replace("_", "-"), v) for k, v in headers.items())
-    return Answer(status, json.dumps(value).encode(), (("Content-Type", "application/json"), *extra))
-
-
-def raw(body: bytes, status=200, content_type="application/json", **headers) -> Answer:
-    extra = tuple((k.replace("_", "-"), v) for k, v in headers.items())
-    return Answer(status, body, (("Content-Type", content_type), *extra))
-
-
-class Script:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.answers: dict[tuple[str, str], list[Answer]] = {}
-        self.requests: list[tuple[str, str]] = []
-
-    def on(self, method: str, path: str, *answers: Answer) -> None:
-        self.answers[(method, path)] = list(answers)
-
-    def next(self, method: str, path: str, body: bytes) -> Answer:
-        with self.lock:
-            self.requests.append((method, path))
-            queue = self.answers.get((method, path))
-            if not queue:
-                return js({"error": "Not found"}, 404)
-            answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        return answer(json.loads(body)) if callable(answer) else answer
-
-    def count(self, method: str | None = None, prefix: str = "") -> int:
-        return sum(1 for m, p in self.requests if (method is None or m == method) and p.startswith(prefix))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        answer = self.server.script.next(self.command, self.path.split("?")[0], body)
-        self.send_response(answer.status)
-        for name, value in answer.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(answer.declared_length or len(answer.body)))
-        if answer.declared_length is not None:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(answer.body)
-
-    do_GET = do_POST = _serve
-
-
-class ScriptedAPI:
-    def __init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.script = Script()
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.origin = f"http://127.0.0.1:{self.server.server_port}"
-
-    @property
-    def script(self) -> Script:
-        return self.server.script
-
-    def reset(self) -> Script:
-        self.server.script = Script()
-        return self.server.script
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def api_server():
-    server = ScriptedAPI()
+    server = ScriptedServer()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def api(api_server, monkeypatch):
+def api(api_server, monkeypatch, fast_retries, fast_polls):
     """The scripted API, empty, with the client pointed at it and the waits tuned down."""
-    monkeypatch.setenv("THREEDLABS_BASE_URL", api_server.origin + "/api")
+    monkeypatch.setenv("THREEDLABS_BASE_URL", api_server.api_url)
     monkeypatch.setenv("THREEDLABS_TOKEN", TOKEN)
-    monkeypatch.setattr(http, "RetryPolicy", functools.partial(http.RetryPolicy, base_delay=0.005, max_delay=0.02))
-    monkeypatch.setattr(jobs_engine, "FIRST_POLL_SECONDS", 0.02)
-    monkeypatch.setattr(jobs_engine, "MIN_INTERVAL", 0.02)
-    monkeypatch.setattr(jobs_engine, "GROWTH", 0.005)
     monkeypatch.setattr(jobs_engine, "NOT_FOUND_GRACE_SECONDS", 0.3)
     for dotted, name in (("nodes.story", "STORY_TIMEOUT"), ("nodes.scenes", "PLAN_TIMEOUT"),
                          ("nodes.generate", "IMAGE_TIMEOUT")):
@@ -154,9 +59,7 @@ def api(api_server, monkeypatch):
     runtime.reset_tallies()
     runtime.reset_clients()
     comfy.set_local_interrupt(False)
-    script = api_server.reset()
-    script.origin = api_server.origin
-    yield script
+    yield api_server.reset()
     runtime.reset_clients()
 
 
@@ -171,10 +74,7 @@ def job_wait(job_id=JOB, timeout=5):
     return run("3DLabsJobWait", job_id=[job_id], timeout_seconds=[timeout], unique_id=["6"])
 
 
-def png(size=(64, 48), mode="RGB", color=(200, 30, 30), fmt="PNG", **save) -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, size, color).save(buf, format=fmt, **save)
-    return buf.getvalue()
+SIZE = (64, 48)  # the scripted CDN's pictures
 
 
 def file_url(script, name="a.png") -> str:
@@ -185,7 +85,7 @@ def image_job(script, *job_answers: Answer, file: Answer | None = None, job_id=J
     """POST answers with job_id; GET /api/jobs/<id> answers job_answers; the CDN serves file."""
     script.on("POST", "/api/images/generate", js({"jobId": job_id}))
     script.on("GET", f"/api/jobs/{job_id}", *(job_answers or (done(script),)))
-    script.on("GET", "/files/a.png", file or raw(png(), content_type="image/png"))
+    script.on("GET", "/files/a.png", file or raw(png(size=SIZE), content_type="image/png"))
 
 
 def done(script, result=None) -> Answer:
@@ -372,7 +272,7 @@ def _(api):
 def _(api):
     api.on("POST", "/api/images/generate", js({"jobId": 12345}))
     api.on("GET", "/api/jobs/12345", done(api))
-    api.on("GET", "/files/a.png", raw(png(), content_type="image/png"))
+    api.on("GET", "/files/a.png", raw(png(size=SIZE), content_type="image/png"))
     images, _, ids = generate()
     assert ids == "12345" and images.shape == (1, 48, 64, 3)
 
@@ -547,7 +447,7 @@ def image_refused(api, file: Answer, exc_type, *words):
 
 @case("image-truncated", "image bytes", "the first half of a PNG", "ImageDecodeError naming the job")
 def _(api):
-    data = png((256, 256), color=(10, 200, 10))
+    data = png((10, 200, 10), (256, 256))
     image_refused(api, raw(sandbox_images.truncated(data), content_type="image/png"), E.ImageDecodeError,
                   "could not be decoded")
 
@@ -587,7 +487,7 @@ def _(api):
       "retried; delivered")
 def _(api):
     image_job(api)
-    api.on("GET", "/files/a.png", raw(b"busy", 503), raw(png(), content_type="image/png"))
+    api.on("GET", "/files/a.png", raw(b"busy", 503), raw(png(size=SIZE), content_type="image/png"))
     assert generate()[0].shape == (1, 48, 64, 3) and api.count("GET", "/files") == 2
 
 
@@ -604,9 +504,9 @@ def _(api):
       "decoded to RGB in 0..1 (alpha becomes the mask); a batch of mixed sizes is resized to the first")
 def _(api):
     # Only the formats 3DLabs sends (a GIF is refused: tests/test_security_memory.py), in their odd modes.
-    files = [png((64, 48), "RGBA", (255, 0, 0, 128)), png((64, 48), "I;16", 40000),
-             png((32, 32), "CMYK", (255, 0, 255, 0), fmt="JPEG"), png((64, 48), "P", 3),
-             png((80, 60), "RGB", (0, 0, 255), fmt="WEBP")]
+    files = [png((255, 0, 0, 128), SIZE, "RGBA"), png(40000, SIZE, "I;16"),
+             png((255, 0, 255, 0), (32, 32), "CMYK", fmt="JPEG"), png(3, SIZE, "P"),
+             png((0, 0, 255), (80, 60), "RGB", fmt="WEBP")]
     api.on("POST", "/api/images/generate", job_named_after_prompt)
     for i, data in enumerate(files):
         api.on("GET", f"/api/jobs/job_p{i}", done(api, {"imageUrl": file_url(api, f"{i}.png")}))
@@ -620,15 +520,43 @@ def _(api):
     assert torch.allclose(images[2, 0, 0], torch.tensor([0.0, 1.0, 0.0]), atol=0.02)  # CMYK green, resized
 
 
-@case("journal-garbage", "local file", "a journal with broken lines, a half-written last line and non-JSON",
-      "Recent Jobs lists the readable entries and skips the rest")
+JOURNAL_DAMAGE = {  # how the database file is damaged -> how many of its 200 paid jobs can still be read
+    "pages in the middle overwritten": (lambda data: data[:8192] + b"\xa5" * (len(data) - 16384) + data[-8192:], 1),
+    "header overwritten": (lambda data: b"\x00" * 100 + data[100:], 200),
+    "cut short": (lambda data: data[: len(data) // 2], 1),
+    "another file in its place": (lambda data: png(), 0),
+}
+
+
+@case("journal-garbage", "local file", "a journal database damaged: pages overwritten in the middle, its header "
+      "overwritten, cut short, or another file in its place",
+      "Recent Jobs says it was damaged and replaced, how many jobs were read back and where the damaged file is "
+      "kept (untouched); it lists those jobs, and a re-run reuses them instead of paying again")
 def _(api):
-    journal = journal_mod.Journal()
-    journal.record_submitted("job_good", "image", label="kept")
-    with open(journal.path, "a", encoding="utf-8") as fh:
-        fh.write("not json\n[1, 2]\n{\"id\": 5}\n{\"event\": \"submitted\", \"id\": \"job_ha")
-    text, ids = run("3DLabsRecentJobs", limit=10)
-    assert ids == "job_good" and "kept" in text
+    for how, (damage, at_least) in JOURNAL_DAMAGE.items():
+        journal = journal_mod.Journal()
+        for name in list(journal.path.parent.glob("jobs.sqlite3*")):
+            name.unlink()
+        fields = dict(base_url="http://x/api", workspace=None)
+        for i in range(200):
+            journal.record_submitted(f"job_paid_{i:03d}", "image", label=f"paid {i}", request_key=f"key{i}", **fields)
+            journal.record_state(f"job_paid_{i:03d}", "succeeded")
+        journal.close()
+        with sqlite3.connect(journal.path) as conn:  # every page in the main file, none left in its -wal
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        damaged = damage(journal.path.read_bytes())
+        journal.path.write_bytes(damaged)
+        text, ids = run("3DLabsRecentJobs", limit=500)
+        read_back = int(re.search(r"journal was damaged .* replaced on .*: (\d+) job\(s\) could be read", text)[1])
+        assert read_back >= at_least and "collect it by id with Job Wait" in text, (how, text[:400])
+        kept = journal.path.with_name("jobs.sqlite3.corrupt")
+        assert f"kept, untouched, as {kept}" in text and kept.read_bytes() == damaged, how
+        listed = ids.split("\n") if ids else []
+        assert len(listed) == read_back and set(listed) <= {f"job_paid_{i:03d}" for i in range(200)}, how
+        for job_id in listed:  # what was read back is reused, not paid for again
+            assert journal_mod.Journal().find_paid(f"key{int(job_id[-3:])}", **fields)["id"] == job_id
+        journal_mod.Journal().record_submitted("job_after", "image")  # the new journal works
+        assert run("3DLabsRecentJobs", limit=1)[1] == "job_after"
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
@@ -662,7 +590,7 @@ def test_images_are_returned_in_prompt_order_even_when_jobs_finish_out_of_order(
     for i, name in enumerate(names):
         running = [js({"status": "processing", "progress": 50})] * (3 * (len(names) - i))
         api.on("GET", f"/api/jobs/job_{name}", *running, done(api, {"imageUrl": file_url(api, f"{name}.png")}))
-        api.on("GET", f"/files/{name}.png", raw(png(color=colors[i]), content_type="image/png"))
+        api.on("GET", f"/files/{name}.png", raw(png(colors[i], SIZE), content_type="image/png"))
     images, _, job_ids = generate(names)
     assert job_ids.split("\n") == [f"job_{n}" for n in names]
     for slot, color in enumerate(colors):

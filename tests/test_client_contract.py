@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import sys
 import time
 
 import pytest
-from PIL import Image
+from fixtures_images import png_size
 
 from conftest import jobs_created, pack_module
+from node_runner import collect_jobs, submit_job
 
 client_mod = pack_module("nodes.api.client")
 config = pack_module("nodes.api.config")
@@ -28,7 +28,7 @@ def make_client(sandbox, tmp_path):
         settings = config.load_settings(**{k: v for k, v in settings_kw.items() if k in ("base_url", "workspace_id")})
         fast = http.RetryPolicy(max_attempts=settings_kw.get("attempts", 5), max_total_seconds=10, base_delay=0.05,
                                 max_delay=0.2)
-        c = client_mod.ThreeDLabsClient(settings, journal=Journal(tmp_path / "jobs.jsonl"), retry=fast)
+        c = client_mod.ThreeDLabsClient(settings, journal=Journal(tmp_path / "jobs.sqlite3"), retry=fast)
         made.append(c)
         return c
 
@@ -37,26 +37,21 @@ def make_client(sandbox, tmp_path):
         c.close()
 
 
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return Image.open(io.BytesIO(data)).size
-
-
 def test_full_pipeline_over_http(sandbox, make_client):
     c = make_client()
-    story_id = c.submit_story("A robot learns to paint", 1)
-    [story_job] = c.wait([story_id], timeout=30)
+    story_id = submit_job(c, "story", "A robot learns to paint", 1)
+    [story_job] = collect_jobs(c, [story_id], 30)
     story = c.story_of(story_job)
     assert story.title and "robot" in story.text.lower()
 
-    plan_id = c.submit_scene_plan(story.raw, 1, video_model="veo-3")
-    plan = c.scene_plan_of(c.wait([plan_id], timeout=30)[0])
+    plan_id = submit_job(c, "scene-plan", story.raw, 1, video_model="veo-3")
+    plan = c.scene_plan_of(collect_jobs(c, [plan_id], 30)[0])
     assert len(plan.scenes) >= 2
     assert [s.number for s in plan.scenes] == list(range(1, len(plan.scenes) + 1))
     assert all(s.image_prompt and s.duration and s.duration > 0 for s in plan.scenes)
 
-    image_id = c.submit_image(plan.scenes[0].image_prompt, aspect_ratio="16:9", scene_number=1)
-    [image_job] = c.wait([image_id], timeout=30)
+    image_id = submit_job(c, "image", plan.scenes[0].image_prompt, aspect_ratio="16:9", scene_number=1)
+    [image_job] = collect_jobs(c, [image_id], 30)
     [ref] = c.image_refs_of(image_job)
     assert ref.kind == "url" and ref.value.startswith(sandbox.file_url)
     assert png_size(c.fetch_image(ref)) == (1344, 768)
@@ -74,7 +69,7 @@ def test_full_pipeline_over_http(sandbox, make_client):
 @pytest.mark.parametrize("ratio, size", [("9:16", (768, 1344)), ("1:1", (1024, 1024)), ("4:3", (1152, 896))])
 def test_aspect_ratios(sandbox, make_client, ratio, size):
     c = make_client()
-    job = c.wait([c.submit_image("a red kite", aspect_ratio=ratio, model="flux-dev")], timeout=30)[0]
+    job = collect_jobs(c, [submit_job(c, "image", "a red kite", aspect_ratio=ratio, model="flux-dev")], 30)[0]
     assert png_size(c.fetch_image(c.image_refs_of(job)[0])) == size
 
 
@@ -113,11 +108,11 @@ def test_invalid_request_carries_the_servers_message_and_makes_no_job(sandbox, m
 
 def test_client_validation_refuses_before_any_request(sandbox, make_client):
     c = make_client()
-    for call in (lambda: c.submit_story("  ", 1), lambda: c.submit_story("x", 7),
-                 lambda: c.submit_story("x", 1, provider="gpt"), lambda: c.submit_image("x", aspect_ratio="2:1"),
-                 lambda: c.submit_image(""), lambda: c.submit_scene_plan("{not json", 1)):
+    for kind, *args, fields in (("story", "  ", 1, {}), ("story", "x", 7, {}), ("story", "x", 1, {"provider": "gpt"}),
+                                ("image", "x", {"aspect_ratio": "2:1"}), ("image", "", {}),
+                                ("scene-plan", "{not json", 1, {})):
         with pytest.raises(errors.ValidationError):
-            call()
+            submit_job(c, kind, *args, **fields)
     assert sandbox.stats()["requests_total"] == 0
 
 
@@ -167,8 +162,8 @@ def test_token_command_refreshes_across_a_job_that_outlives_the_token(sandbox, m
     monkeypatch.setenv("THREEDLABS_TOKEN_COMMAND", token_command(sandbox, 1.5))
     sandbox.job_seconds = 4.0
     c = make_client()
-    job_id = c.submit_image("a slow lighthouse")
-    [job] = c.wait([job_id], timeout=30)
+    job_id = submit_job(c, "image", "a slow lighthouse")
+    [job] = collect_jobs(c, [job_id], 30)
     assert job.status == models.SUCCEEDED
     assert sandbox.stats()["auth_failures"] == 0
 
@@ -215,7 +210,7 @@ def test_post_retried_on_429_but_never_after_503(sandbox, make_client):
     ids, maybe = [], 0
     for i in range(8):
         try:
-            ids.append(c.submit_image(f"kite {i}"))
+            ids.append(submit_job(c, "image", f"kite {i}"))
         except errors.MaybeSubmittedServerError as err:
             assert err.status == 503 and "may exist" in str(err)
             maybe += 1
@@ -230,7 +225,7 @@ def test_post_dropped_after_create_is_not_resent(sandbox, make_client):
     sandbox.set_faults(drop_after_create=True)
     c = make_client()
     with pytest.raises(errors.MaybeSubmittedError) as info:
-        c.submit_image("a lighthouse")
+        submit_job(c, "image", "a lighthouse")
     assert "Job Wait" in str(info.value) and "not re-sent" in str(info.value)
     stats = sandbox.stats()
     assert stats["jobs_created"]["image"] == 1
@@ -253,7 +248,7 @@ def test_refused_connection_is_a_network_error_and_post_is_retried(monkeypatch, 
     monkeypatch.setattr(c.transport.session, "send", lambda request, **kw: sent.append(request) or real_send(
         request, **kw))
     with pytest.raises(errors.NetworkError) as info:
-        c.submit_image("a lighthouse")
+        submit_job(c, "image", "a lighthouse")
     assert not isinstance(info.value, errors.MaybeSubmittedError)
     assert "THREEDLABS_BASE_URL" in str(info.value) and "PROXY" in str(info.value)
     assert [r.method for r in sent] == ["POST"] * 3  # never reached a server: safe to try again
@@ -261,26 +256,26 @@ def test_refused_connection_is_a_network_error_and_post_is_retried(monkeypatch, 
 
 def test_job_failed_names_the_job(sandbox, make_client):
     c = make_client()
-    job_id = c.submit_image("please FAIL this one")
+    job_id = submit_job(c, "image", "please FAIL this one")
     with pytest.raises(errors.JobFailedError) as info:
-        c.wait([job_id], timeout=30)
+        collect_jobs(c, [job_id], 30)
     assert job_id in str(info.value) and "failed" in str(info.value)
     assert c.journal.find(job_id)["state"] == models.FAILED
 
 
 def test_job_timeout_says_it_may_still_run(sandbox, make_client):
     c = make_client()
-    job_id = c.submit_image("HANG forever")
+    job_id = submit_job(c, "image", "HANG forever")
     with pytest.raises(errors.JobTimeoutError) as info:
-        c.wait([job_id], timeout=1.0)
+        collect_jobs(c, [job_id], 1.0)
     assert job_id in str(info.value) and "Job Wait" in str(info.value)
 
 
 def test_many_jobs_one_failure_keeps_others(sandbox, make_client):
     c = make_client()
-    ids = [c.submit_image(p) for p in ("one", "two FAIL", "three")]
+    ids = [submit_job(c, "image", p) for p in ("one", "two FAIL", "three")]
     with pytest.raises(errors.BatchError) as info:
-        c.wait(ids, timeout=30)
+        collect_jobs(c, ids, 30)
     assert [f.index for f in info.value.failures] == [1]
     assert info.value.results[0].status == models.SUCCEEDED and info.value.results[2].status == models.SUCCEEDED
 
@@ -289,15 +284,15 @@ def test_many_jobs_one_failure_keeps_others(sandbox, make_client):
 def test_envelopes_are_read(sandbox, make_client, envelope):
     sandbox.set_faults(envelope=envelope)
     c = make_client()
-    ids = [c.submit_image(f"kite {i}") for i in range(3)]
-    assert [j.status for j in c.wait(ids, timeout=30)] == [models.SUCCEEDED] * 3
+    ids = [submit_job(c, "image", f"kite {i}") for i in range(3)]
+    assert [j.status for j in collect_jobs(c, ids, 30)] == [models.SUCCEEDED] * 3
 
 
 @pytest.mark.parametrize("shape", ["url", "output_list", "images_objects", "data_url", "b64", "nested"])
 def test_image_shapes_are_read(sandbox, make_client, shape):
     sandbox.set_faults(image_shape=shape)
     c = make_client()
-    job = c.wait([c.submit_image("a kite", aspect_ratio="1:1")], timeout=30)[0]
+    job = collect_jobs(c, [submit_job(c, "image", "a kite", aspect_ratio="1:1")], 30)[0]
     [ref] = c.image_refs_of(job)
     assert png_size(c.fetch_image(ref)) == (1024, 1024)
 
@@ -305,7 +300,7 @@ def test_image_shapes_are_read(sandbox, make_client, shape):
 def test_eventual_consistency_404_after_create_is_tolerated(sandbox, make_client):
     sandbox.set_faults(job_404_seconds=0.8)
     c = make_client()
-    assert c.wait([c.submit_image("kite")], timeout=30)[0].status == models.SUCCEEDED
+    assert collect_jobs(c, [submit_job(c, "image", "kite")], 30)[0].status == models.SUCCEEDED
 
 
 def test_malformed_and_empty_answers_on_gets_are_retried(sandbox, make_client):
@@ -336,7 +331,7 @@ def test_user_agent_names_the_pack():
 def test_out_of_credits_is_402_and_makes_no_job(sandbox, make_client):
     sandbox.set_faults(out_of_credits=True)
     with pytest.raises(errors.OutOfCreditsError) as info:
-        make_client().submit_image("a lighthouse")
+        submit_job(make_client(), "image", "a lighthouse")
     assert info.value.status == 402 and "credits" in str(info.value)
     assert sandbox.stats()["jobs_created_total"] == 0
 
@@ -349,7 +344,7 @@ def test_server_error_after_bounded_retries(sandbox, make_client):
     assert info.value.status == 500
     assert sandbox.stats()["requests_total"] == 1  # a 500 is not one of the retried statuses
     with pytest.raises(errors.ServerError):
-        c.submit_image("x")
+        submit_job(c, "image", "x")
     assert sandbox.stats()["jobs_created_total"] == 0
 
 
@@ -366,8 +361,8 @@ def test_redirects_are_never_followed_with_the_token(sandbox, make_client):
 
 def test_image_downloads_never_carry_the_token_to_the_file_host(sandbox, make_client):
     c = make_client()
-    ids = [c.submit_image(f"kite {i}") for i in range(3)]
-    for job in c.wait(ids, timeout=30):
+    ids = [submit_job(c, "image", f"kite {i}") for i in range(3)]
+    for job in collect_jobs(c, ids, 30):
         for ref in c.image_refs_of(job):
             c.fetch_image(ref)
     stats = sandbox.stats()
@@ -375,7 +370,7 @@ def test_image_downloads_never_carry_the_token_to_the_file_host(sandbox, make_cl
 
 
 def _one_finished_image(c):
-    [job] = c.wait([c.submit_image("kite over the harbour")], timeout=30)
+    [job] = collect_jobs(c, [submit_job(c, "image", "kite over the harbour")], 30)
     [ref] = c.image_refs_of(job)
     return ref
 
@@ -426,7 +421,7 @@ def test_image_download_with_a_refused_static_token_names_clerks_reason(sandbox,
 def test_corrupt_and_huge_images_are_typed_errors(sandbox, make_client):
     images = pack_module("nodes.images")
     c = make_client()
-    job = c.wait([c.submit_image("kite")], timeout=30)[0]
+    job = collect_jobs(c, [submit_job(c, "image", "kite")], 30)[0]
     [ref] = c.image_refs_of(job)
     sandbox.set_faults(corrupt_images=True)
     with pytest.raises(errors.ImageDecodeError) as info:
@@ -439,7 +434,7 @@ def test_corrupt_and_huge_images_are_typed_errors(sandbox, make_client):
 
 def test_image_size_cap_stops_the_download(sandbox, make_client):
     c = make_client()
-    job = c.wait([c.submit_image("kite")], timeout=30)[0]
+    job = collect_jobs(c, [submit_job(c, "image", "kite")], 30)[0]
     with pytest.raises(errors.ImageTooLargeError):
         c.fetch_image(c.image_refs_of(job)[0], max_bytes=1000)
 
@@ -456,7 +451,7 @@ def test_rate_limited_error_carries_retry_after(sandbox, make_client):
     for seed in range(40):
         sandbox.set_faults(post_error_rate=1.0, fault_seed=seed, retry_after=7)
         try:
-            c.submit_image("a kite")
+            submit_job(c, "image", "a kite")
         except errors.RateLimitedError as err:
             assert err.status == 429 and err.retry_after == 7.0
             assert "rate limiting" in str(err)

@@ -18,9 +18,9 @@ from fixtures_images import (
     animated_gif,
     encode,
     jpeg_with_orientation,
+    png,
     png_header_only,
     quadrants,
-    solid_png,
 )
 from PIL import Image
 
@@ -85,7 +85,7 @@ def test_rgba_alpha_becomes_inverted_mask_and_colour_is_not_premultiplied():
 
 
 def test_l_grey_fills_all_three_channels():
-    decoded = images.decode_image(solid_png(128, (4, 3), "L"))
+    decoded = images.decode_image(png(128, (4, 3), "L"))
     assert_image(decoded, 4, 3)
     assert decoded.mode == "L"
     assert rgb_at(decoded.image, 3, 2) == [u8(128)] * 3
@@ -321,7 +321,7 @@ def test_truncated_png(keep):
 
 def test_png_cut_inside_its_header_is_reported_as_truncated_png():
     with pytest.raises(errors.ImageDecodeError, match="truncated or corrupt PNG"):
-        images.decode_image(solid_png((1, 2, 3))[:20])
+        images.decode_image(png((1, 2, 3))[:20])
 
 
 def test_truncated_jpeg():
@@ -374,7 +374,7 @@ def test_our_limit_governs_not_pillows_global():
 
 
 def test_small_max_pixels_on_a_normal_image():
-    data = solid_png((1, 2, 3), (100, 100))
+    data = png((1, 2, 3), (100, 100))
     with pytest.raises(errors.ImageTooLargeError) as info:
         images.decode_image(data, max_pixels=5000)
     assert "100x100" in str(info.value) and "5000" in str(info.value)
@@ -388,7 +388,7 @@ COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (10, 20, 30)]
 
 
 def test_batch_of_same_size_keeps_order_and_zero_masks():
-    items = [solid_png(c, (8, 4)) for c in COLOURS]
+    items = [png(c, (8, 4)) for c in COLOURS]
     batch, masks = images.images_to_batch(items)
     assert batch.shape == (4, 4, 8, 3) and batch.dtype == torch.float32 and batch.is_contiguous()
     assert masks.shape == (4, 4, 8) and masks.dtype == torch.float32
@@ -400,14 +400,14 @@ def test_batch_of_same_size_keeps_order_and_zero_masks():
 def test_batch_masks_follow_each_images_alpha():
     rgba = Image.new("RGBA", (8, 4), (5, 5, 5, 255))
     rgba.putpixel((2, 1), (5, 5, 5, 0))
-    batch, masks = images.images_to_batch([solid_png((1, 1, 1)), encode(rgba, "PNG"), solid_png((2, 2, 2))])
+    batch, masks = images.images_to_batch([png((1, 1, 1)), encode(rgba, "PNG"), png((2, 2, 2))])
     assert not masks[0].any() and not masks[2].any()
     assert masks[1, 1, 2].item() == 1.0
     assert masks[1].sum().item() == 1.0
 
 
 def test_resize_policy_takes_the_first_size():
-    batch, masks = images.images_to_batch([solid_png((255, 0, 0), (8, 4)), solid_png((0, 0, 255), (3, 7))])
+    batch, masks = images.images_to_batch([png((255, 0, 0), (8, 4)), png((0, 0, 255), (3, 7))])
     assert batch.shape == (2, 4, 8, 3)
     assert torch.allclose(batch[1], torch.tensor([0.0, 0.0, 1.0]).expand(4, 8, 3))
     assert not masks.any()
@@ -415,7 +415,7 @@ def test_resize_policy_takes_the_first_size():
 
 def test_batch_decode_error_names_the_failing_item():
     with pytest.raises(errors.ImageDecodeError, match="batch index 1"):
-        images.images_to_batch([solid_png((0, 0, 0)), b"<html>gone</html>"])
+        images.images_to_batch([png((0, 0, 0)), b"<html>gone</html>"])
 
 
 def test_an_empty_batch_is_a_validation_error():
@@ -429,14 +429,14 @@ def test_batch_is_filled_in_place_without_stacking(monkeypatch):
 
     for module, name in ((torch, "stack"), (torch, "cat"), (np, "stack"), (np, "concatenate")):
         monkeypatch.setattr(module, name, forbidden)
-    batch, _ = images.images_to_batch([solid_png(c, (8, 4)) for c in COLOURS])
+    batch, _ = images.images_to_batch([png(c, (8, 4)) for c in COLOURS])
     assert batch.shape[0] == len(COLOURS)
 
 
 def test_write_fills_the_given_slot_only():
     batch, masks = torch.full((3, 4, 8, 3), 7.0), torch.zeros((3, 4, 8))
     pointer = batch[1].data_ptr()
-    images.write(images.decode(solid_png((0, 0, 255), (8, 4))), batch[1], masks[1])
+    images.write(images.decode(png((0, 0, 255), (8, 4))), batch[1], masks[1])
     assert batch[1].data_ptr() == pointer
     assert torch.equal(batch[1], torch.tensor([0.0, 0.0, 1.0]).expand(4, 8, 3))
     assert batch[0].eq(7.0).all() and batch[2].eq(7.0).all() and not masks.any()
@@ -452,11 +452,11 @@ def test_write_resizes_to_the_slot_with_the_alpha():
 
 
 def _pixels(colour, size=(8, 4)):
-    return images.decode(solid_png(colour, size))
+    return images.decode(png(colour, size))
 
 
 def test_a_batch_filled_in_any_order_is_the_batch_in_job_order():
-    items = [solid_png(c, (8, 4)) for c in COLOURS]
+    items = [png(c, (8, 4)) for c in COLOURS]
     want_images, want_masks = images.images_to_batch(items)
     batch = images.Batch(len(items))
     for i in (3, 1, 0, 2):  # pictures before the first one wait for it; then each is written as it comes
@@ -494,7 +494,7 @@ def test_batch_peak_memory_stays_near_the_output_size():
         import sys
         sys.path.insert(0, {str(TESTS_DIR)!r})
         from conftest import pack_module
-        from fixtures_images import solid_png
+        from fixtures_images import png
         images = pack_module("nodes.images")
 
         def status(key):
@@ -502,7 +502,7 @@ def test_batch_peak_memory_stays_near_the_output_size():
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
 
-        items = [solid_png((i * 15, 255 - i * 15, 128), (1024, 1024)) for i in range(16)]
+        items = [png((i * 15, 255 - i * 15, 128), (1024, 1024)) for i in range(16)]
         images.images_to_batch(items[:1])
         before = status("VmRSS")
         with open("/proc/self/clear_refs", "w") as f:
@@ -551,9 +551,9 @@ def test_placeholder_images_are_mid_grey():
 def test_tensor_to_png_bytes_round_trips_exactly():
     pixels = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     decoded = images.decode_image(encode(Image.fromarray(pixels, "RGB"), "PNG"))
-    png = images.tensor_to_png_bytes(decoded.image)
-    assert png.startswith(b"\x89PNG")
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)
-    assert images.tensor_to_png_bytes(decoded.image[None]) == png
+    data = images.tensor_to_png_bytes(decoded.image)
+    assert data.startswith(b"\x89PNG")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), pixels)
+    assert images.tensor_to_png_bytes(decoded.image[None]) == data
     with pytest.raises(ValueError):
         images.tensor_to_png_bytes(torch.zeros((2, 4, 4, 3)))

@@ -1,4 +1,5 @@
-"""The job engine's scheduling rules, driven by a scripted get_job (no network involved)."""
+"""The job engine's scheduling rules, driven by a scripted get_job (no network involved): one job as
+``jobs.wait_job`` waits for it, several as the nodes wait for them (``NodeRun.collect``, a worker each)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import threading
 import time
 
 import pytest
+from fake_client import ScriptClient
 
 from conftest import pack_module
+from node_runner import collect_jobs
 
 jobs = pack_module("nodes.api.jobs")
 errors = pack_module("nodes.api.errors")
@@ -53,9 +56,14 @@ def ids(n):
     return [f"job_{i}" for i in range(n)]
 
 
+def wait(get_job, n, timeout):
+    """Jobs 0..n-1 waited for as the nodes wait: results in input order, failures raised as the run raises them."""
+    return collect_jobs(ScriptClient(get_job), ids(n), timeout)
+
+
 def test_results_in_input_order_whatever_the_finish_order():
     script = Script([0.9, 0.1, 0.5, 0.3])
-    out = jobs.wait_for_jobs(ids(4), script, timeout=10)
+    out = wait(script, 4, 10)
     assert [j.result["n"] for j in out] == [0, 1, 2, 3]
     assert all(j.status == "succeeded" for j in out)
 
@@ -67,8 +75,7 @@ def test_first_poll_comes_quickly_and_intervals_grow():
     assert jobs.FIRST_POLL_SECONDS <= 0.5
     seen = []
     t0 = time.monotonic()
-    jobs.wait_for_jobs(["job_0"], lambda jid: seen.append(time.monotonic() - t0) or Job(jid, "succeeded"),
-                       timeout=5)
+    wait(lambda jid: seen.append(time.monotonic() - t0) or Job(jid, "succeeded"), 1, 5)
     # The first poll comes at once (a liveness bound only: a loaded machine cannot fail it).
     assert len(seen) == 1 and seen[0] < 10
 
@@ -83,22 +90,25 @@ def test_polls_for_a_ten_minute_job_stay_bounded():
     assert polls <= 150
 
 
-def test_many_jobs_are_waited_for_on_the_callers_thread_one_request_at_a_time():
-    script = Script([0.6] * 6, delay=0.02)
-    out = jobs.wait_for_jobs(ids(6), script, timeout=20)
-    assert script.max_active == 1 and [j.result["n"] for j in out] == list(range(6))
+def test_many_jobs_are_waited_for_at_once_a_worker_each():
+    # Each status request takes 0.3 s and the first polls start at most 0.3 s apart: waited for in turn,
+    # no two requests would ever overlap.
+    script = Script([0.6] * 6, delay=0.3)
+    out = wait(script, 6, 30)
+    assert script.max_active > 1 and [j.result["n"] for j in out] == list(range(6))
 
 
-def test_a_job_finished_before_the_deadline_is_collected_even_after_it():
-    # Job 0 outlives the deadline; job 1 ended long ago and is still polled once, not called timed out.
-    out = jobs.wait_for_jobs(ids(2), Script([99, 0.0]), timeout=0.5, raise_on_failure=False)
-    assert isinstance(out[0], errors.JobTimeoutError) and out[1].status == "succeeded"
+def test_a_job_waited_for_only_after_the_deadline_is_still_polled_once():
+    # A worker that starts late (the run's pool was busy) asks once before calling its job timed out.
+    script = Script([0.0])
+    assert jobs.wait_job("job_0", script, deadline=time.monotonic() - 1).status == "succeeded"
+    assert isinstance(jobs.wait_job("job_0", Script([99]), deadline=time.monotonic() - 1), errors.JobTimeoutError)
 
 
 def test_one_failure_keeps_the_others_results():
     script = Script([0.2, 0.2, 0.2], fail={1})
     with pytest.raises(errors.BatchError) as info:
-        jobs.wait_for_jobs(ids(3), script, timeout=10)
+        wait(script, 3, 10)
     err = info.value
     assert [f.job_id for f in err.failures] == ["job_1"]
     assert err.failures[0].index == 1
@@ -108,14 +118,14 @@ def test_one_failure_keeps_the_others_results():
 
 def test_single_failure_raises_the_job_error_itself():
     with pytest.raises(errors.JobFailedError) as info:
-        jobs.wait_for_jobs(ids(1), Script([0.1], fail={0}), timeout=10)
+        wait(Script([0.1], fail={0}), 1, 10)
     assert info.value.job_id == "job_0" and "model refused prompt 0" in str(info.value)
 
 
 def test_deadline_gives_timeout_errors_with_the_job_id():
     t0 = time.monotonic()
     with pytest.raises(errors.JobTimeoutError) as info:
-        jobs.wait_for_jobs(ids(1), Script([99]), timeout=0.8)
+        wait(Script([99]), 1, 0.8)
     assert time.monotonic() - t0 < 30  # liveness only
     assert info.value.job_id == "job_0" and "Job Wait" in str(info.value)
 
@@ -133,7 +143,7 @@ def test_cancel_check_runs_between_polls_and_its_exception_propagates():
 
     script = Script([99])
     with pytest.raises(Interrupted):
-        jobs.wait_for_jobs(ids(1), script, timeout=30, cancel_check=check)
+        jobs.wait_job("job_0", script, deadline=time.monotonic() + 30, cancel_check=check)
     # The sleeps between polls are cut into slices that each ask: more checks than polls. (A request
     # that hangs is the run's business: nodes/run.py checks Cancel itself while its workers wait.)
     assert jobs.CANCEL_CHECK_SECONDS <= 0.25
@@ -142,32 +152,32 @@ def test_cancel_check_runs_between_polls_and_its_exception_propagates():
 
 def test_not_found_is_tolerated_right_after_creation():
     script = Script([0.6], not_found_for=0.4)
-    out = jobs.wait_for_jobs(ids(1), script, timeout=10)
+    out = wait(script, 1, 10)
     assert out[0].status == "succeeded"
 
 
-def test_not_found_after_grace_is_a_failure_naming_the_id():
+def test_not_found_after_grace_is_a_failure_naming_the_id(monkeypatch):
+    monkeypatch.setattr(jobs, "NOT_FOUND_GRACE_SECONDS", 0.3)
     script = Script([99], not_found_for=99)
     with pytest.raises(errors.JobFailedError) as info:
-        jobs.wait_for_jobs(ids(1), script, timeout=10, not_found_grace=0.3)
+        wait(script, 1, 10)
     assert "job_0" in str(info.value) and "does not know" in str(info.value)
 
 
 def test_progress_callback_sees_status_fraction_and_elapsed():
     seen = []
-    jobs.wait_for_jobs(ids(2), Script([0.6, 0.6]), timeout=10,
-                       on_progress=lambda i, job, elapsed: seen.append((i, job.status, job.progress, elapsed)))
-    assert {i for i, *_ in seen} == {0, 1}
-    assert any(s == "running" and 0 < p < 1 for _, s, p, _ in seen)
+    jobs.wait_job("job_0", Script([0.6]), deadline=time.monotonic() + 10,
+                  on_progress=lambda job, elapsed: seen.append((job.status, job.progress, elapsed)))
+    assert any(s == "running" and 0 < p < 1 for s, p, _ in seen)
     assert all(e >= 0 for *_, e in seen)
-    assert seen[-1][1] == "succeeded"
+    assert seen[-1][0] == "succeeded"
 
 
 def test_auth_error_stops_everything_at_once():
     def get_job(jid):
         raise errors.AuthError("Clerk says: session-token-expired", status=401)
     with pytest.raises(errors.AuthError):
-        jobs.wait_for_jobs(ids(3), get_job, timeout=10)
+        wait(get_job, 3, 10)
 
 
 def test_transient_poll_errors_are_retried():
@@ -179,5 +189,5 @@ def test_transient_poll_errors_are_retried():
             raise errors.ServerError("bad gateway (HTTP 502)", status=502)
         return Job(jid, "succeeded")
 
-    assert jobs.wait_for_jobs(ids(1), get_job, timeout=20)[0].status == "succeeded"
+    assert wait(get_job, 1, 20)[0].status == "succeeded"
     assert calls["n"] == 3

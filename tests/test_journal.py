@@ -12,7 +12,7 @@ journal_mod = pack_module("nodes.api.journal")
 
 
 def test_submitted_then_final_state(tmp_path):
-    j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    j = journal_mod.Journal(tmp_path / "jobs.sqlite3")
     j.record_submitted("job_1", "image", endpoint="images/generate", body={"prompt": "a cat"},
                        profile="default", workspace="ws_a", base_url="http://x/api", label="a cat")
     j.record_submitted("job_2", "story", endpoint="claude/stories", body={"topic": "t"}, profile="p")
@@ -23,7 +23,7 @@ def test_submitted_then_final_state(tmp_path):
     assert j.find("job_2")["state"] == "submitted"
     assert [r["id"] for r in j.recent(5)] == ["job_2", "job_1"]
     assert j.recent(1)[0]["id"] == "job_2"
-    assert j.path == tmp_path / "jobs.sqlite3"  # the old name given: the database sits beside it
+    assert j.path == tmp_path / "jobs.sqlite3"
     for name in ("jobs.sqlite3", "jobs.sqlite3-wal"):
         if (tmp_path / name).exists():
             assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
@@ -34,19 +34,10 @@ def test_same_request_same_hash():
     assert h("e", {"a": 1, "b": 2}) == h("e", {"b": 2, "a": 1}) != h("e", {"a": 1, "b": 3})
 
 
-def test_broken_lines_of_an_old_journal_are_skipped(tmp_path):
-    path = tmp_path / "jobs.jsonl"
-    j = journal_mod.Journal(path)
-    j.record_submitted("job_ok", "image")
-    with open(path, "a") as fh:  # an old-format journal appears beside the database
-        fh.write('{"event": "submitted", "id": "job_half"')  # a crash mid-write
-    assert list(j.jobs()) == ["job_ok"]
-
-
 def test_unwritable_journal_never_raises(tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    j = journal_mod.Journal(blocker / "sub" / "jobs.jsonl")  # parent is a file: cannot be created
+    j = journal_mod.Journal(blocker / "sub" / "jobs.sqlite3")  # parent is a file: cannot be created
     j.record_submitted("job_x", "image")
     j.record_state("job_x", "failed", error="boom")
     assert j.jobs() == {} and j.find("job_x") is None and j.recent() == []
@@ -57,7 +48,7 @@ def test_unwritable_journal_never_raises(tmp_path, caplog):
 def test_tokens_never_reach_the_journal(tmp_path):
     errors = pack_module("nodes.api.errors")
     errors.register_secret("journal-secret-token-42")
-    j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    j = journal_mod.Journal(tmp_path / "jobs.sqlite3")
     j.record_submitted("job_1", "image", label="a cat, journal-secret-token-42")
     j.record_state("job_1", "failed", error="server said Bearer journal-secret-token-42 is bad")
     rec = j.find("job_1")
@@ -68,7 +59,7 @@ def test_tokens_never_reach_the_journal(tmp_path):
 
 
 def test_key_shaped_job_ids_are_kept_intact(tmp_path):
-    j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    j = journal_mod.Journal(tmp_path / "jobs.sqlite3")
     ids = ["key_0123456789abcdefXYZ", "sk-0123456789abcdefghij", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc"]
     for job_id in ids:
         j.record_submitted(job_id, "image")
@@ -77,19 +68,19 @@ def test_key_shaped_job_ids_are_kept_intact(tmp_path):
 
 
 def test_callers_get_copies_and_see_other_writers(tmp_path):
-    j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    j = journal_mod.Journal(tmp_path / "jobs.sqlite3")
     for i in range(3):
         j.record_submitted(f"job_{i}", "image", endpoint="images/generate", body={"prompt": str(i)})
     assert [j.find(f"job_{i}")["state"] for i in range(3)] == ["submitted"] * 3
     j.find("job_0")["state"] = "scribbled on by a caller"
     j.jobs()["job_0"]["state"] = "scribbled on by a caller"
     assert j.find("job_0")["state"] == "submitted"  # callers get copies
-    journal_mod.Journal(tmp_path / "jobs.jsonl").record_state("job_1", "succeeded")  # another writer
+    journal_mod.Journal(tmp_path / "jobs.sqlite3").record_state("job_1", "succeeded")  # another writer
     assert j.find("job_1")["state"] == "succeeded"
 
 
 def test_each_record_holds_its_submission_then_its_latest_state(tmp_path):
-    j = journal_mod.Journal(tmp_path / "jobs.jsonl")
+    j = journal_mod.Journal(tmp_path / "jobs.sqlite3")
     j.record_submitted("job_1", "image", label="x")
     j.record_state("job_1", "failed", error="boom")
     j.record_submitted("job_2", "story")

@@ -1,9 +1,7 @@
-"""The journal's database: indexed lookups, pruning, migration, other processes, damaged files."""
+"""The journal's database: indexed lookups, pruning, other processes, damaged files."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sqlite3
 import subprocess
@@ -14,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import PACK_DIR, pack_module
+from conftest import PACK_DIR, journal_events, pack_module
 
 journal_mod = pack_module("nodes.api.journal")
 
@@ -29,11 +27,6 @@ def _prune_again():
     journal_mod._pruned_at.clear()
     yield
     journal_mod._pruned_at.clear()
-
-
-def old_journal(path, events):
-    """Write an old-format (JSON lines) journal."""
-    path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
 
 
 def submitted(job_id, when, request="key", **extra):
@@ -120,73 +113,28 @@ def test_old_settled_jobs_are_pruned_and_unfinished_ones_kept(tmp_path, monkeypa
             events.append(state(job_id, final, old))
     events += [submitted("new_ok", now), state("new_ok", "succeeded", now),
                submitted("old_but_settled_lately", old), state("old_but_settled_lately", "failed", now - DAY)]
-    old_journal(tmp_path / "jobs.jsonl", events)
-    assert len(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == 9  # imported after pruning ran
+    path = tmp_path / "jobs.sqlite3"
+    journal_events(*events, journal=journal_mod.Journal(path))
+    assert len(journal_mod.Journal(path).jobs()) == 9  # written after this process's pruning ran
     journal_mod._pruned_at.clear()  # the next process, or a day later
-    kept = journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()
+    kept = journal_mod.Journal(path).jobs()
     assert sorted(kept) == ["new_ok", "old_but_settled_lately", "old_submitted", "old_timed_out", "old_unknown"]
 
 
 def test_pruning_runs_at_most_once_a_day_and_follows_the_setting(tmp_path, monkeypatch):
-    old = time.time() - 10 * DAY
-    old_journal(tmp_path / "jobs.jsonl", [submitted("job_1", old), state("job_1", "succeeded", old)])
+    old, path = time.time() - 10 * DAY, tmp_path / "jobs.sqlite3"
     monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "0")  # keep everything
-    assert list(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == ["job_1"]
+    journal_events(submitted("job_1", old), state("job_1", "succeeded", old), journal=journal_mod.Journal(path))
+    assert list(journal_mod.Journal(path).jobs()) == ["job_1"]
     journal_mod._pruned_at.clear()
-    assert list(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == ["job_1"]
+    assert list(journal_mod.Journal(path).jobs()) == ["job_1"]
     monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "5")
     journal_mod._pruned_at.clear()
-    assert list(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == []
-    old_journal(tmp_path / "jobs.jsonl", [submitted("job_2", old), state("job_2", "failed", old)])
-    assert list(journal_mod.Journal(tmp_path / "jobs.jsonl").jobs()) == ["job_2"]  # not again today
+    assert list(journal_mod.Journal(path).jobs()) == []
+    journal_events(submitted("job_2", old), state("job_2", "failed", old), journal=journal_mod.Journal(path))
+    assert list(journal_mod.Journal(path).jobs()) == ["job_2"]  # not again today
     monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "a month")
     assert journal_mod.retention_seconds() == 30 * DAY
-
-
-# --- migration from the JSON-lines journal ---------------------------------------------------------
-
-
-def test_an_old_journal_is_imported_once_with_its_broken_lines_skipped(tmp_path, caplog):
-    legacy = tmp_path / "jobs.jsonl"
-    lines = [json.dumps(submitted("job_a", T + 100, label="first")), "not json", "[1, 2]", '{"id": 5}',
-             json.dumps(submitted("job_b", T + 200)), json.dumps(state("job_a", "succeeded", T + 300)),
-             json.dumps({"event": "state", "id": "job_b", "state": "failed", "time": T + 400, "error": "boom"}),
-             '{"event": "submitted", "id": "job_ha']
-    legacy.write_text("\n".join(lines), encoding="utf-8")
-    caplog.set_level(logging.INFO, logger="3dlabs")
-    default = journal_mod.Journal()
-    assert default.path.name == "jobs.sqlite3" and default.legacy_path == default.path.with_name("jobs.jsonl")
-    j = journal_mod.Journal(legacy)
-    assert list(j.jobs()) == ["job_a", "job_b"]  # the order of the old file
-    a, b = j.find("job_a"), j.find("job_b")
-    assert a["state"] == "succeeded" and a["label"] == "first" and a["submitted_at"] == T + 100
-    assert a["updated_at"] == T + 300 and b["state"] == "failed" and b["error"] == "boom"
-    assert j.find_paid("key", **FIELDS)["id"] == "job_a"
-    assert not legacy.exists() and (tmp_path / "jobs.jsonl.migrated").exists()
-    assert "imported 4 job journal lines" in caplog.text
-    j.record_state("job_b", "gone")
-    # An older version of the pack, still running, writes the old file again: only new lines come in.
-    old_journal(legacy, [submitted("job_c", T + 500)])
-    assert list(journal_mod.Journal(legacy).jobs()) == ["job_a", "job_b", "job_c"]
-    assert j.find("job_b")["state"] == "gone"
-    assert len([n for n in os.listdir(tmp_path) if n.startswith("jobs.jsonl.migrated")]) == 2
-
-
-def test_an_old_journal_in_a_read_only_folder_is_imported_only_once(tmp_path, monkeypatch):
-    legacy = tmp_path / "jobs.jsonl"
-    old_journal(legacy, [submitted("job_a", T + 100), state("job_a", "succeeded", T + 200)])
-
-    def refuse(src, dst):
-        raise PermissionError("read-only")
-
-    monkeypatch.setattr(journal_mod.os, "replace", refuse)
-    j = journal_mod.Journal(legacy)
-    assert j.find("job_a")["state"] == "succeeded"
-    j.record_state("job_a", "gone")  # had the old lines come in again, it would read "succeeded"
-    assert j.find("job_a")["state"] == "gone" and legacy.exists()
-    with legacy.open("a") as fh:
-        fh.write(json.dumps(state("job_a", "failed", T + 300)) + "\n")
-    assert j.find("job_a")["state"] == "failed" and len(j.jobs()) == 1
 
 
 # --- other processes -------------------------------------------------------------------------------
@@ -243,12 +191,6 @@ def test_a_database_damaged_while_open_is_replaced_without_raising(tmp_path, cap
     assert list(j.jobs()) == ["job_2"] and "was damaged" in caplog.text
 
 
-def test_old_lines_written_where_the_database_belongs_are_kept(tmp_path):
-    path = tmp_path / "jobs.sqlite3"
-    old_journal(path, [submitted("job_a", T + 100), state("job_a", "succeeded", T + 200)])
-    assert journal_mod.Journal(path).find("job_a")["state"] == "succeeded"
-
-
 def test_damage_found_by_a_lookup_replaces_the_file_once(tmp_path, caplog):
     j = journal_mod.Journal(tmp_path / "jobs.sqlite3")
     for i in range(300):
@@ -261,5 +203,21 @@ def test_damage_found_by_a_lookup_replaces_the_file_once(tmp_path, caplog):
     j.path.write_bytes(bytes(data))
     assert journal_mod.Journal(j.path).find("job_1") is None  # the lookup itself never raises
     j.record_submitted("job_new", "image")
-    assert list(j.jobs()) == ["job_new"] and "was damaged" in caplog.text
+    *read_back, last = j.jobs()  # the jobs on undamaged pages, then the new one
+    assert last == "job_new" and read_back and set(read_back) <= {f"job_{i}" for i in range(300)}
+    assert "was damaged" in caplog.text and f"{len(read_back)} job(s) could be read back" in caplog.text
     assert {n for n in os.listdir(tmp_path) if ".corrupt" in n} <= {"jobs.sqlite3.corrupt", "jobs.sqlite3.corrupt-wal"}
+
+
+def test_recent_jobs_notes_a_replaced_journal_until_the_retention_has_passed(tmp_path, monkeypatch):
+    path = tmp_path / "jobs.sqlite3"
+    path.write_bytes(b"not a database at all" * 300)
+    j = journal_mod.Journal(path)
+    note = j.damage_note()  # reading it found the damage and replaced it...
+    assert j.recent() == [] and path.with_name("jobs.sqlite3.corrupt").exists()
+    assert "was damaged (file is not a database)" in note and f"kept, untouched, as {path}.corrupt" in note
+    monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "0")  # ...and keeping everything keeps the note
+    assert j.damage_note() == note
+    monkeypatch.setenv("THREEDLABS_JOURNAL_DAYS", "0.000001")  # 0.09 s
+    time.sleep(0.2)
+    assert j.damage_note() is None

@@ -1,5 +1,6 @@
 """Load Project over real HTTP: the sandbox's own projects, and projects served by a small local
-server in shapes the sandbox does not produce (images beside the plan, assets lists, no images).
+scripted server (tests/scripted_server.py) in shapes the sandbox does not produce (images beside the
+plan, assets lists, no images).
 
 Each case checks what a user sees: the images in scene order (told apart by colour), the plan that
 goes with them, Storyboard Timeline accepting both, or a typed error naming the project and the keys.
@@ -9,15 +10,15 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from fixtures_images import png
 from PIL import Image
+from scripted_server import ScriptedServer, raw
 
 from conftest import pack_module
-from node_runner import run
+from node_runner import collect_jobs, run, submit_job
 
 errors = pack_module("nodes.api.errors")
 runtime = pack_module("nodes.runtime")
@@ -26,12 +27,6 @@ pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 TOKEN = "load-project-test-token-5f2a"
 COLOURS = {1: (220, 30, 30), 2: (30, 200, 40), 3: (40, 60, 230)}
-
-
-def png(rgb, size=(32, 24)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, rgb).save(out, "PNG")
-    return out.getvalue()
 
 
 def colours(batch) -> list[tuple[int, int, int]]:
@@ -65,8 +60,8 @@ def test_sandbox_demo_project_loads_in_scene_order(sandbox):
 
 def test_sandbox_project_with_a_story_but_no_images_says_so(sandbox):
     client = runtime.client_for()
-    job_id = client.submit_story("a kite that hates wind", 1, project_id="proj_kite")
-    client.wait([job_id], timeout=30)
+    job_id = submit_job(client, "story", "a kite that hates wind", 1, project_id="proj_kite")
+    collect_jobs(client, [job_id], 30)
     with pytest.raises(errors.ImageError) as info:
         run("3DLabsLoadProject", project_id="proj_kite")
     message = str(info.value)
@@ -75,29 +70,6 @@ def test_sandbox_project_with_a_story_but_no_images_says_so(sandbox):
 
 
 # --- projects in shapes the sandbox does not produce --------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        origin = self.server.origin
-        path = self.path.split("?")[0]
-        if path.startswith("/img/"):
-            number = int(path.removeprefix("/img/").removesuffix(".png"))
-            body, kind, status = png(COLOURS[number]), "image/png", 200
-        elif path.startswith("/api/session/") and path.removeprefix("/api/session/") in PROJECTS:
-            project = PROJECTS[path.removeprefix("/api/session/")]
-            body = json.dumps(project).replace("ORIGIN", origin).encode()
-            kind, status = "application/json", 200
-        else:
-            body, kind, status = b'{"error": "Not found"}', "application/json", 404
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 STORY = {"title": "Three Colours", "beats": [{"heading": "Red", "narration": "It begins red."}]}
@@ -122,14 +94,14 @@ PROJECTS = {
 
 @pytest.fixture(scope="module")
 def project_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    server.origin = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    server = ScriptedServer()
+    for number, rgb in COLOURS.items():
+        server.on("GET", f"/img/{number}.png", raw(png(rgb, (32, 24)), content_type="image/png"))
+    for project_id, project in PROJECTS.items():
+        text = json.dumps(project).replace("ORIGIN", server.origin)
+        server.on("GET", f"/api/session/{project_id}", raw(text.encode()))
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 @pytest.fixture

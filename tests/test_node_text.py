@@ -19,15 +19,12 @@ from conftest import PACK_DIR, load_pack, pack_module
 from node_runner import call_node, image_args
 
 comfy = pack_module("nodes.comfy")
-jobs_engine = pack_module("nodes.api.jobs")
 runtime = pack_module("nodes.runtime")
 node_js = pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    for name, value in (("FIRST_POLL_SECONDS", 0.0), ("MIN_INTERVAL", 0.005), ("PREDICT_FLOOR", 0.005)):
-        monkeypatch.setattr(jobs_engine, name, value)
+def fake(monkeypatch, fast_polls):
     runtime.reset_tallies()
     client = install(monkeypatch)
     yield client

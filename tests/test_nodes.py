@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import jobs_created, load_pack, pack_module
+from conftest import jobs_created, journal_events, load_pack, pack_module
 from node_runner import cancel_after, image_args, run
 
 pack = load_pack()
@@ -379,10 +379,8 @@ def test_job_wait_gives_an_id_it_never_saw_only_a_short_grace(sandbox):
 
 def test_job_wait_reports_a_long_gone_journaled_job_at_once(sandbox):
     # Journaled two minutes ago, unknown to 3DLabs now: no 15 s grace for eventual consistency.
-    path = Journal().path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"event": "submitted", "id": "job_00000000deadbeef", "kind": "image",
-                                "time": time.time() - 120, "request": "x"}) + "\n")
+    journal_events({"event": "submitted", "id": "job_00000000deadbeef", "kind": "image", "time": time.time() - 120,
+                    "request": "x"})
     with pytest.raises(errors.JobFailedError) as info:
         run("3DLabsJobWait", job_id=["job_00000000deadbeef"], timeout_seconds=[60])
     assert "does not know" in str(info.value) and "job_00000000deadbeef" in str(info.value)

@@ -16,16 +16,12 @@ from node_runner import cancel_after, image_args, run
 
 errors = pack_module("nodes.api.errors")
 comfy = pack_module("nodes.comfy")
-jobs_engine = pack_module("nodes.api.jobs")
 runtime = pack_module("nodes.runtime")
 Journal = pack_module("nodes.api.journal").Journal
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    for name, value in (("FIRST_POLL_SECONDS", 0.0), ("MIN_INTERVAL", 0.005), ("GROWTH", 0.0),
-                        ("PREDICT_FLOOR", 0.005), ("CANCEL_CHECK_SECONDS", 0.02)):
-        monkeypatch.setattr(jobs_engine, name, value)
+def fake(monkeypatch, fast_polls):
     runtime.reset_tallies()
     comfy.set_local_interrupt(False)
     client = install(monkeypatch)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 import torch
+from fixtures_images import png
 from PIL import Image
+from scripted_server import ScriptedServer, raw
 
 from conftest import pack_module
 from node_runner import call_node, run
@@ -149,39 +149,16 @@ PROJECTS = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0]
-        name = path.removeprefix("/api/session/")
-        if path.startswith("/img/"):
-            out = io.BytesIO()
-            Image.new("RGB", (32, 24), COLOURS[path.removeprefix("/img/").removesuffix(".png")]).save(out, "PNG")
-            body, kind, status = out.getvalue(), "image/png", 200
-        elif name in PROJECTS:
-            body = json.dumps(PROJECTS[name]).replace("ORIGIN", self.server.origin).encode()
-            kind, status = "application/json", 200
-        else:
-            body, kind, status = b'{"error": "Not found"}', "application/json", 404
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture(scope="module")
 def project_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    server.origin = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    server = ScriptedServer()
+    for name, rgb in COLOURS.items():
+        server.on("GET", f"/img/{name}.png", raw(png(rgb, (32, 24)), content_type="image/png"))
+    for project_id, project in PROJECTS.items():
+        text = json.dumps(project).replace("ORIGIN", server.origin)
+        server.on("GET", f"/api/session/{project_id}", raw(text.encode()))
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 @pytest.fixture

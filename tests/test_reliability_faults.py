@@ -16,7 +16,6 @@ Set THREEDLABS_RELIABILITY_REPORT=path.jsonl to have the figures appended to tha
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections import Counter
@@ -35,7 +34,6 @@ runtime = pack_module("nodes.runtime")
 comfy = pack_module("nodes.comfy")
 models = pack_module("nodes.api.models")
 jobs_engine = pack_module("nodes.api.jobs")
-http = pack_module("nodes.api.http")
 story_mod = pack_module("nodes.story")
 scenes_mod = pack_module("nodes.scenes")
 generate_mod = pack_module("nodes.generate")
@@ -221,13 +219,8 @@ def keep_rendered_pngs():
 
 
 @pytest.fixture(autouse=True)
-def fast(sandbox, monkeypatch):
+def fast(sandbox, monkeypatch, fast_retries, fast_polls):
     """Same rules, shorter waits: retry backoff, poll intervals and job duration tuned down."""
-    monkeypatch.setattr(http, "RetryPolicy", functools.partial(http.RetryPolicy, base_delay=0.005, max_delay=0.02))
-    monkeypatch.setattr(jobs_engine, "FIRST_POLL_SECONDS", 0.03)
-    monkeypatch.setattr(jobs_engine, "MIN_INTERVAL", 0.02)
-    monkeypatch.setattr(jobs_engine, "GROWTH", 0.005)
-    monkeypatch.setattr(jobs_engine, "PREDICT_FLOOR", 0.02)
     monkeypatch.setattr(jobs_engine, "NOT_FOUND_GRACE_SECONDS", 3.0)
     sandbox.job_seconds = 0.05
     runtime.reset_tallies()
@@ -242,7 +235,7 @@ def make_job_for_wait(sandbox) -> str:
     that fail/hang/404 apply to it), outside the request counters the node is judged by."""
     params = {"prompt": "a kite over the dunes", "provider": "replicate", "model": "flux-schnell",
               "aspectRatio": "16:9"}
-    return sandbox._state.create_job("image", params, "ws_sandbox").id
+    return sandbox.create_job("image", params)
 
 
 def run_node(name: str, sandbox, timeout: float):
@@ -306,7 +299,7 @@ def check(case: str, node: str, faults: dict, expect: Expect, knobs: dict, sandb
         if expect.names_job:
             named = set(JOB_ID.findall(message))
             assert named, f"{case} / {node}: no job id in {message!r}"
-            assert all(sandbox._state.store.job(jid) is not None for jid in named)
+            assert all(sandbox.job(jid) is not None for jid in named)
         if expect.inner is not None:
             assert all(isinstance(f, expect.inner) for f in raised.failures), raised.failures
             assert all(f.job_id and f.job_id in message for f in raised.failures)

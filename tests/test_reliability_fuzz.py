@@ -1,13 +1,14 @@
 """Fuzzing the two places tests/test_readers_fuzz.py does not reach: HTTP error mapping and retries
-(nodes/api/http.py) and waiting for many jobs (nodes/api/jobs.wait_for_jobs).
+(nodes/api/http.py) and waiting for many jobs (as the nodes do: NodeRun.collect, jobs.wait_job per job).
 
 - Random statuses, bodies and headers (Content-Type, Retry-After, Clerk headers, Location), and
   random transport exceptions: only the pack's typed errors come out; a GET is tried at most
   max_attempts times; a POST is sent again only after an answer that proves no job was made
   (429, 503) or a failure that proves the request never left (refused, connect timeout, TLS).
-- Random job histories (statuses, progress, typed errors, 404s, fatal auth errors): wait_for_jobs
-  ends within its deadline, returns one outcome per job in input order, each a succeeded Job or a
-  JobError carrying that job's id and index, consistent with what the job's history allowed.
+- Random job histories (statuses, progress, typed errors, 404s, fatal auth errors): the wait ends
+  within its deadline with one outcome per job in input order (the results, or the failures a
+  BatchError names), each a succeeded Job or a JobError carrying that job's id and index,
+  consistent with what the job's history allowed.
 
 Derandomized so CI runs the same examples every time.
 """
@@ -22,6 +23,7 @@ from http.client import BadStatusLine
 
 import pytest
 import requests
+from fake_client import ScriptClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests import exceptions as rexc
@@ -29,7 +31,8 @@ from requests.structures import CaseInsensitiveDict
 from urllib3 import exceptions as u3exc
 from urllib3.exceptions import MaxRetryError
 
-from conftest import pack_module
+from conftest import pack_module, poll_fast
+from node_runner import collect_jobs
 
 errors = pack_module("nodes.api.errors")
 http = pack_module("nodes.api.http")
@@ -203,17 +206,13 @@ histories = st.lists(st.lists(events, min_size=1, max_size=8), min_size=1, max_s
 @pytest.fixture(scope="module", autouse=True)
 def quick_engine():
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(jobs, "FIRST_POLL_SECONDS", 0.0)
-        mp.setattr(jobs, "MIN_INTERVAL", 0.002)
-        mp.setattr(jobs, "GROWTH", 0.001)
-        mp.setattr(jobs, "PREDICT_FLOOR", 0.002)
-        mp.setattr(jobs, "CANCEL_CHECK_SECONDS", 0.02)
+        poll_fast(mp, 0.002)  # hypothesis runs many examples in one test
         yield
 
 
 @FUZZ
 @given(history=histories, grace=st.sampled_from([0.0, 0.05]))
-def test_wait_for_jobs_on_random_histories(history, grace):
+def test_waiting_for_jobs_on_random_histories(history, grace):
     ids = [f"job_{i}" for i in range(len(history))]
     scripts = {jid: deque(h) for jid, h in zip(ids, history)}
 
@@ -232,8 +231,14 @@ def test_wait_for_jobs_on_random_histories(history, grace):
     timeout = 0.4
     started = time.monotonic()  # for a liveness bound only: histories repeat their last event forever
     try:
-        outcomes = jobs.wait_for_jobs(ids, get_job, timeout=timeout, not_found_grace=grace,
-                                      raise_on_failure=False)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(jobs, "NOT_FOUND_GRACE_SECONDS", grace)
+            outcomes = collect_jobs(ScriptClient(get_job), ids, timeout)
+    except E.BatchError as err:  # what the node raises when some failed: each failure in its item's slot
+        failed = {f.index: f for f in err.failures}
+        outcomes = [failed[i] if r is None else r for i, r in enumerate(err.results)]
+    except E.JobError as err:  # one job only: its own error
+        outcomes = [err]
     except (E.AuthError, E.ForbiddenError, E.OutOfCreditsError):
         assert any(ev[0] == "fatal" for h in history for ev in h), "a fatal error out of nowhere"
         return

@@ -73,9 +73,8 @@ def assert_delivered_in_order(sandbox, images, job_ids: list[str], prompts: list
     assert images.shape == (COUNT, 768, 1344, 3) and images.dtype == torch.float32
     assert len(job_ids) == len(set(job_ids)) == COUNT
     journal = Journal()
-    state = sandbox._state  # the sandbox's own record of what each job was asked to draw
-    for i, jid in enumerate(job_ids):
-        assert state.store.job(jid).params["prompt"] == prompts[i], f"image {i + 1} is not its prompt's job"
+    for i, jid in enumerate(job_ids):  # the sandbox's own record of what each job was asked to draw
+        assert sandbox.job(jid)["params"]["prompt"] == prompts[i], f"image {i + 1} is not its prompt's job"
         assert journal.find(jid)["label"] == prompts[i][:80]
         assert torch.allclose(images[i], decoded_file(sandbox, jid), atol=1 / 255), f"image {i + 1} out of order"
 

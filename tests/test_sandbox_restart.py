@@ -13,17 +13,14 @@ from conftest import pack_module
 from node_runner import image_args, run
 
 config = pack_module("nodes.api.config")
-jobs_engine = pack_module("nodes.api.jobs")
 runtime = pack_module("nodes.runtime")
 bridge = pack_module("nodes.sandbox_bridge")
 server_module = pack_module("sandbox.server")
 
 
 @pytest.fixture
-def bundled_sandbox(monkeypatch, fresh_runtime):
+def bundled_sandbox(monkeypatch, fresh_runtime, fast_polls):
     """"sandbox" chosen in the settings; the bundled sandbox with quick jobs, started on demand."""
-    for name, value in (("FIRST_POLL_SECONDS", 0.0), ("MIN_INTERVAL", 0.02), ("PREDICT_FLOOR", 0.02)):
-        monkeypatch.setattr(jobs_engine, name, value)
     real = server_module.SandboxServer
     monkeypatch.setattr(server_module, "SandboxServer", lambda **kw: real(**{**kw, "job_seconds": 0.2}))
     config.update_config(settings_changes={"use_sandbox": True})

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from fixtures_images import png_size
 from PIL import Image
 
 from conftest import PACK_DIR, pack_module, start_sandbox
@@ -90,11 +90,6 @@ def wait_job(server, job_id, deadline=8.0, **kwargs):
         if job["status"] in ("completed", "failed") or time.monotonic() > end:
             return job
         time.sleep(0.03)
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", data[16:24])
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -539,6 +534,17 @@ def test_stats_keys(sandbox):
     assert stats["requests"]["GET /api/jobs"] == 2
     assert stats["requests_total"] == 3
     assert {"429", "5xx", "reset"} <= set(stats["faults_injected"])
+
+
+def test_jobs_made_and_looked_up_from_python_send_no_request(sandbox):
+    sandbox.set_faults(hang_jobs=True)
+    job_id = sandbox.create_job("image", IMAGE)
+    assert sandbox.job(job_id) == {"id": job_id, "kind": "image", "params": IMAGE, "status": "queued"}
+    assert sandbox.job(job_id, "ws_team") is None and sandbox.job("job_never") is None
+    stats = sandbox.stats()
+    assert stats["requests_total"] == 0 and stats["jobs_created"]["image"] == 1
+    assert stats["faults_injected"]["hung_job"] == 1  # the flags set now decide how it ends, as for a POST
+    assert api_get(sandbox, f"/api/jobs/{job_id}").json()["status"] in ("queued", "processing")
 
 
 def test_set_faults_rejects_unknown_flags_and_bad_values(sandbox):

@@ -19,6 +19,7 @@ import traceback
 import pytest
 
 from conftest import PACK_DIR, pack_module
+from node_runner import submit_job
 
 auth = pack_module("nodes.api.auth")
 config = pack_module("nodes.api.config")
@@ -232,7 +233,7 @@ BAD_IDS = ["ws_\u5de5\u4f5c", "ws\r\nX-Evil: 1", "ws\nx", "ws\x00", "ws\u2014tea
 @pytest.mark.parametrize("bad", BAD_IDS)
 @pytest.mark.parametrize("where", ["env", "file", "argument"])
 def test_bad_workspace_ids_are_refused_before_any_request(sandbox, tmp_path, monkeypatch, bad, where):
-    journal = Journal(tmp_path / "jobs.jsonl")
+    journal = Journal(tmp_path / "jobs.sqlite3")
     kwargs = {}
     if where == "env":
         if "\x00" in bad:
@@ -248,14 +249,14 @@ def test_bad_workspace_ids_are_refused_before_any_request(sandbox, tmp_path, mon
     with pytest.raises((errors.ConfigError, errors.ValidationError)) as info:
         client = client_mod.ThreeDLabsClient(config.load_settings(**kwargs), journal=journal)
         try:
-            client.submit_story("A robot learns to paint", 1)
+            submit_job(client, "story", "A robot learns to paint", 1)
         finally:
             client.close()
     message = str(info.value)
     named = {"env": "THREEDLABS_WORKSPACE_ID", "file": str(config.config_path()), "argument": "argument"}[where]
     assert named in message and "workspace" in message
     assert sandbox.stats()["requests_total"] == before, "a request reached the sandbox"
-    assert not journal.path.exists() or not journal.path.read_text().strip(), "a phantom journal entry was written"
+    assert not journal.jobs(), "a phantom journal entry was written"
 
 
 @pytest.mark.parametrize("good", ["ws_team", "org_2abcDEF", "team.a:b-c", "a" * 200])

@@ -17,13 +17,13 @@ import sys
 import textwrap
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 from fake_comfyui import install
-from fixtures_images import animated_gif, encode, large_png, solid, solid_png
+from fixtures_images import animated_gif, encode, large_png, png, solid
+from scripted_server import ScriptedServer, js, raw
 
 from conftest import pack_module
 from node_runner import run
@@ -93,12 +93,24 @@ def probe(body: str, *, setup: str = "", cap: int = 3 * GB) -> dict:
 
 
 @pytest.fixture
-def large_results(sandbox, monkeypatch):
-    """Every result and project image the sandbox serves is an 8000x8000 PNG of 190 KB (64 Mpx, 1 GB as IMAGE)."""
+def large_results(monkeypatch):
+    """An API whose every result and project image is an 8000x8000 PNG of 190 KB (64 Mpx, 1 GB as IMAGE):
+    eight image jobs, done at once, and the project proj_demo of four scenes."""
     big = large_png(8000, 8000)
     assert len(big) < 200_000
-    monkeypatch.setattr(sandbox._state, "image_bytes", lambda name: big)
-    return sandbox
+    server = ScriptedServer()
+    server.on("POST", "/api/images/generate", *(js({"jobId": f"job_big{k}"}) for k in range(8)))
+    for k in range(8):
+        server.on("GET", f"/api/jobs/job_big{k}", js({"status": "completed", "progress": 100,
+                                                       "result": {"imageUrl": f"{server.origin}/files/{k}.png"}}))
+        server.on("GET", f"/files/{k}.png", raw(big, content_type="image/png"))
+    scenes = [{"sceneNumber": k, "imagePrompt": f"scene {k}", "duration": 5,
+               "imageUrl": f"{server.origin}/files/{k}.png"} for k in range(1, 5)]
+    server.on("GET", "/api/session/proj_demo", js({"id": "proj_demo", "name": "Demo", "scenePlan": {"scenes": scenes}}))
+    monkeypatch.setenv("THREEDLABS_BASE_URL", server.api_url)
+    monkeypatch.setenv("THREEDLABS_TOKEN", "large-results-test-token")
+    yield server
+    server.stop()
 
 
 # --- the budget of decoded pixels -------------------------------------------------------------------
@@ -112,7 +124,7 @@ def test_eight_results_of_8000x8000_pngs_are_refused_before_decoding_past_the_bu
     assert "past the budget of 100 Mpx" in out["message"] and "THREEDLABS_MAX_DECODED_MEGAPIXELS" in out["message"]
     assert "64.0 Mpx" in out["message"] or "512.0 Mpx" in out["message"], out["message"]
     assert out["growth"] < 1.5 * GB, f"peak +{out['growth'] / MB:.0f} MB"
-    assert large_results.stats()["jobs_created_total"] == 8  # nothing paid twice: collected on a re-run
+    assert large_results.count("POST", "/api/images/generate") == 8  # nothing paid twice: collected on a re-run
 
 
 @needs_proc
@@ -143,7 +155,7 @@ def test_once_the_budget_is_spent_nothing_more_is_downloaded():
 
     def fetch(k):
         fetched.append(k)
-        return solid_png((k, 0, 0), (1000, 1000))
+        return png((k, 0, 0), (1000, 1000))
 
     batch.decode(lambda: fetch(0), source="image 0")  # 1.0 Mpx: all of the budget
     with pytest.raises(errors.PixelBudgetError, match="image 1.*1000x1000.*2.0 Mpx, past the budget of 1 Mpx"):
@@ -157,7 +169,7 @@ def test_a_batch_laid_out_at_a_large_first_size_is_refused_before_it_is_made():
     # Every picture is resized to the first one's size: 8 tiny pictures after a large one are 8 large slots.
     batch = images.Batch(8, images.PixelBudget(3))
     with pytest.raises(errors.PixelBudgetError, match=r"a batch of 8 images at the first one's size, 1000x1000"):
-        batch.put(0, [images.decode(solid_png((1, 2, 3), (1000, 1000)))])
+        batch.put(0, [images.decode(png((1, 2, 3), (1000, 1000)))])
     assert batch.images is None
 
 
@@ -194,40 +206,23 @@ def test_the_formats_3dlabs_sends_still_open():
 # --- scene durations ---------------------------------------------------------------------------------------
 
 
-class _ProjectHandler(BaseHTTPRequestHandler):
-    """A shared project whose one scene lasts ``server.seconds``, as a collaborator could save it."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/img/"):
-            body, kind = solid_png((200, 40, 40), (64, 36)), "image/png"
-        else:
-            scenes = [{"sceneNumber": 1, "imagePrompt": "a long night", "duration": self.server.seconds,
-                       "imageUrl": f"{self.server.origin}/img/1.png"}]
-            body = json.dumps({"id": "p_long", "name": "Long", "story": {"title": "Long"},
-                               "scenePlan": {"scenes": scenes}}).encode()
-            kind = "application/json"
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def long_project(monkeypatch):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ProjectHandler)
-    server.daemon_threads = True
-    server.origin = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("THREEDLABS_BASE_URL", server.origin + "/api")
+    """A shared project whose one scene lasts ``long_project.seconds``, as a collaborator could save it."""
+    server = ScriptedServer()
+    server.seconds = 1.0
+
+    def project(_body):
+        scenes = [{"sceneNumber": 1, "imagePrompt": "a long night", "duration": server.seconds,
+                   "imageUrl": f"{server.origin}/img/1.png"}]
+        return js({"id": "p_long", "name": "Long", "story": {"title": "Long"}, "scenePlan": {"scenes": scenes}})
+
+    server.on("GET", "/api/session/p_long", project)
+    server.on("GET", "/img/1.png", raw(png((200, 40, 40), (64, 36)), content_type="image/png"))
+    monkeypatch.setenv("THREEDLABS_BASE_URL", server.api_url)
     monkeypatch.setenv("THREEDLABS_TOKEN", "long-project-test-token")
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 PROJECT_TO_VIDEO = """

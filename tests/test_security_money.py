@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PACK_DIR, load_pack, pack_module
+from conftest import PACK_DIR, journal_events, load_pack, pack_module
 from node_runner import cancel_after, image_args, run
 
 pack = load_pack()
@@ -88,7 +88,7 @@ def test_crash_right_after_submitting_then_queue_again_pays_once(sandbox):
     client = runtime.client_for()
     body = endpoints.image_body(prompt, provider="replicate", model="flux-schnell", aspect_ratio="16:9")
     key = reuse.request_key(client, endpoints.IMAGES, body, 0)
-    job_id = client.submit(endpoints.IMAGES, "image", body, request_key=key, label=prompt)
+    job_id = client.submit_once(endpoints.IMAGES, "image", body, request_key=key, label=prompt).job_id
     runtime.reset_clients()  # the new process has a client of its own
     _, _, again = run("3DLabsImageGenerate", **image_args([prompt]))
     assert again == job_id and paid(sandbox) == (1, 1)
@@ -98,12 +98,9 @@ def _journal_unknown_job(job_id: str, prompt: str, age_seconds: float) -> None:
     """Journal a submitted image job for ``prompt`` that the sandbox never made, ``age_seconds`` ago."""
     client = runtime.client_for()
     body = endpoints.image_body(prompt, provider="replicate", model="flux-schnell", aspect_ratio="16:9")
-    path = Journal().path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"event": "submitted", "id": job_id, "kind": "image", "time": time.time() - age_seconds,
-                             "request": reuse.request_key(client, endpoints.IMAGES, body, 0), "profile": "",
-                             "workspace": None, "base_url": client.settings.base_url, "label": prompt}) + "\n")
+    journal_events({"event": "submitted", "id": job_id, "kind": "image", "time": time.time() - age_seconds,
+                    "request": reuse.request_key(client, endpoints.IMAGES, body, 0), "profile": "",
+                    "workspace": None, "base_url": client.settings.base_url, "label": prompt})
 
 
 def test_a_job_still_unknown_after_the_grace_is_gone_and_paid_for_once_more(sandbox):

@@ -29,10 +29,11 @@ import tracemalloc
 
 import pytest
 import requests
-from test_security_transport import PNG, Server, send, send_json
+from scripted_server import ScriptedServer, send, send_json
+from test_security_transport import PNG
 
 from conftest import PACK_DIR, load_pack, pack_module
-from node_runner import cancel_after, image_args, run
+from node_runner import cancel_after, image_args, run, submit_job
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
@@ -286,7 +287,7 @@ def test_an_unreadable_post_answer_is_a_typed_error_and_journaled(sandbox, how, 
 
 def test_a_poll_answer_of_32_mib_of_empty_objects_is_refused_before_it_is_parsed(sandbox):
     client = runtime.client_for()
-    job_id = client.submit_image("a kite", provider="replicate", model="flux-schnell", aspect_ratio="1:1")
+    job_id = submit_job(client, "image", "a kite", provider="replicate", model="flux-schnell", aspect_ratio="1:1")
     sandbox.set_faults(poll_answer="many_objects")
     tracemalloc.start()
     try:
@@ -302,7 +303,7 @@ def test_a_poll_answer_of_32_mib_of_empty_objects_is_refused_before_it_is_parsed
 
 def test_deep_and_bogus_poll_answers_are_typed_errors(sandbox):
     client = runtime.client_for()
-    job_id = client.submit_image("a kite", provider="replicate", model="flux-schnell", aspect_ratio="1:1")
+    job_id = submit_job(client, "image", "a kite", provider="replicate", model="flux-schnell", aspect_ratio="1:1")
     for how, words in (("deep_nesting", "nested too deeply"), ("bogus_charset", "unknown charset")):
         sandbox.set_faults(poll_answer=how)
         with pytest.raises(errors.ResponseFormatError, match=words):
@@ -336,7 +337,7 @@ def recording_api():
         else:
             send(h, 200, PNG, "image/png")
 
-    server = Server(handle)
+    server = ScriptedServer(handle)
     yield server
     server.stop()
 

@@ -1,19 +1,18 @@
 """The pack's routes under attack, over real HTTP: DNS rebinding, LAN clients without an Origin,
 base URL changes, bad workspace ids, a broken config file and bad limits.
 
-A recording server stands in for the attacker's API: it answers like the API would and notes every
-Authorization header it receives. The token must never arrive there unless the user saved it for
-that very origin.
+A scripted server (tests/scripted_server.py) stands in for the attacker's API: it answers like the
+API would and notes every Authorization header it receives. The token must never arrive there unless
+the user saved it for that very origin.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from scripted_server import ScriptedServer, send_json
 
 from conftest import pack_module
 
@@ -24,45 +23,15 @@ SECRET = "zqRebindSecret5f4e3d2c1b0a9"
 OFFICIAL = "https://www.3dlabs.it.com"
 
 
-class Recorder:
-    """An HTTP server on loopback that answers like the API and records every Authorization header."""
-
-    def __init__(self) -> None:
-        seen = self.seen = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                seen.append((self.command, self.path, self.headers.get("Authorization")))
-                body = {"sessions": []} if "session" in self.path else [{"id": "ws_evil", "name": "evil"}]
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_POST = do_GET  # noqa: N815
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
-        self.origin = self.url[: -len("/api")]
-
-    def authorizations(self) -> list[str]:
-        return [auth for _, _, auth in self.seen if auth]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def attacker_api() -> ScriptedServer:
+    """The attacker's API: answers like the API would (workspaces, no projects), records every header."""
+    return ScriptedServer(lambda h, body: send_json(h, 200, {"sessions": []} if "session" in h.path
+                                                    else [{"id": "ws_evil", "name": "evil"}]))
 
 
 @pytest.fixture
 def recorder():
-    server = Recorder()
+    server = attacker_api()
     yield server
     server.stop()
 
@@ -107,7 +76,7 @@ def test_an_attacker_never_gets_the_token(app, recorder, who):
                    "Sec-Fetch-Site": "same-origin"}
     else:  # another machine on the LAN, with ComfyUI listening on loopback only
         headers = {"Host": f"192.0.2.7:{port}"}
-    answers = attack(app, headers, recorder.url)
+    answers = attack(app, headers, recorder.api_url)
     assert recorder.authorizations() == [], f"the token reached the attacker's server ({who})"
     assert all(a.status_code == 403 and "Host" in a.json()["error"] for a in answers), [a.text for a in answers]
     assert "base_url" not in config_data().get("profiles", {}).get("default", {})
@@ -125,7 +94,7 @@ def test_a_base_url_change_through_the_routes_never_carries_the_token(app, recor
         path = pack_module("nodes.api.config").config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"profiles": {"default": {"token": SECRET}}}))
-    answers = attack(app, {}, recorder.url)
+    answers = attack(app, {}, recorder.api_url)
     assert answers[0].status_code == 200, answers[0].text
     assert recorder.authorizations() == [], f"the token from the {token_from} reached another origin"
     token = answers[0].json()["token"]
@@ -144,7 +113,7 @@ def test_a_base_url_change_through_the_routes_never_carries_the_token(app, recor
 
 def test_saving_the_token_again_binds_it_to_the_new_url(app, recorder):
     call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET})
-    status = call(app, "POST", "/3dlabs/settings", same_origin(app), {"base_url": recorder.url}).json()
+    status = call(app, "POST", "/3dlabs/settings", same_origin(app), {"base_url": recorder.api_url}).json()
     assert status["token"]["configured"] is False
     assert status["token"]["saved_for"] == OFFICIAL and status["token"]["needed_for"] == recorder.origin
     again = call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET}).json()
@@ -240,7 +209,7 @@ def test_without_an_origin_the_base_url_cannot_change_while_comfyui_listens_beyo
     """Step one of the sandbox-choice attack, from a LAN client (curl, a script): refused outright."""
     monkeypatch.setattr(pack_module("nodes.comfy"), "listen_hosts", lambda: ("0.0.0.0",))
     lan = {"Host": f"127.0.0.1:{port_of(app)}"}  # no Origin
-    for choice in (recorder.url, "sandbox"):
+    for choice in (recorder.api_url, "sandbox"):
         refused = call(app, "POST", "/3dlabs/settings", lan, {"base_url": choice})
         assert refused.status_code == 403 and "Origin" in refused.json()["error"], refused.text
     assert "base_url" not in config_data().get("profiles", {}).get("default", {})
@@ -256,7 +225,7 @@ def test_the_sandbox_choice_attack_never_gets_the_token(app, recorder, sandbox_s
     monkeypatch.setattr(pack_module("nodes.comfy"), "listen_hosts", lambda: ("0.0.0.0",))
     port = port_of(app)
     forged = {"Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}"}
-    assert call(app, "POST", "/3dlabs/settings", forged, {"base_url": recorder.url}).status_code == 200
+    assert call(app, "POST", "/3dlabs/settings", forged, {"base_url": recorder.api_url}).status_code == 200
     assert call(app, "POST", "/3dlabs/settings", forged, {"base_url": "sandbox"}).status_code == 200
     # The user pastes the real token while the panel says SANDBOX: refused, nothing saved.
     pasted = call(app, "POST", "/3dlabs/token", same_origin(app), {"token": SECRET})
@@ -269,6 +238,6 @@ def test_the_sandbox_choice_attack_never_gets_the_token(app, recorder, sandbox_s
     assert saved["configured"] and saved["bound_to"] == sandbox.origin  # the panel shows where it goes
     assert call(app, "GET", "/3dlabs/status", same_origin(app)).json()["token"]["bound_to"] == sandbox.origin
     # The client switches the base URL back to its server and presses Test: the token stays bound.
-    answers = attack(app, forged, recorder.url)
+    answers = attack(app, forged, recorder.api_url)
     assert recorder.authorizations() == [], "the token reached the attacker's server"
     assert all(SECRET not in a.text for a in answers)

@@ -1,25 +1,24 @@
 """The transport under attack, over real HTTP on loopback: who gets the token, how long a download may
 take, how much an answer may weigh, when a job-creating POST is sent again, and what redaction hides.
 
-Each test plays the attack for real with small servers started here: an "attacker" host that records
-every header it receives, a fake API whose answers name tricky result URLs, image hosts that drip,
-redirect or never stop, and an API that answers a job-creating POST with 503 or 429.
+Each test plays the attack for real with scripted servers (tests/scripted_server.py) started here: an
+"attacker" host that records every header it receives, a fake API whose answers name tricky result
+URLs, image hosts that drip, redirect or never stop, and an API that answers a job-creating POST with
+503 or 429.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from PIL import Image
+from fixtures_images import png
+from scripted_server import ScriptedServer, send, send_json
 
 from conftest import load_pack, pack_module
-from node_runner import cancel_after
+from node_runner import cancel_after, collect_jobs, submit_job
 
 load_pack()
 auth = pack_module("nodes.api.auth")
@@ -34,83 +33,15 @@ Journal = pack_module("nodes.api.journal").Journal
 SECRET = "zqTransportCanary7e6d5c4b3a2918"  # matches no token-shaped pattern: only registration masks it
 
 
-def tiny_png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (4, 4), (200, 10, 10)).save(out, "PNG")
-    return out.getvalue()
-
-
-PNG = tiny_png()
-
-
-class Server:
-    """A loopback HTTP server; ``handle(h, body)`` answers; every request's headers are recorded."""
-
-    def __init__(self, handle) -> None:
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.sent = 0  # body bytes a streaming handler managed to write
-        self.stop_event = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
-                try:
-                    handle(self, body)
-                except OSError:  # the client hung up, as it should after a limit
-                    self.close_connection = True
-
-            do_GET = do_POST = do_HEAD = _any
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def port(self) -> int:
-        return self.httpd.server_address[1]
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def authorizations(self) -> list[str]:
-        return [h["authorization"] for _, _, h in self.requests if "authorization" in h]
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def send(h, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None) -> None:
-    h.send_response(status)
-    h.send_header("Content-Type", content_type)
-    h.send_header("Content-Length", str(len(body)))
-    for k, v in (headers or {}).items():
-        h.send_header(k, v)
-    h.end_headers()
-    if h.command != "HEAD":
-        h.wfile.write(body)
-
-
-def send_json(h, status: int, value, headers: dict | None = None) -> None:
-    send(h, status, json.dumps(value).encode(), headers=headers)
+PNG = png((200, 10, 10), (4, 4))
 
 
 @pytest.fixture
 def servers():
-    made: list[Server] = []
+    made: list[ScriptedServer] = []
 
-    def start(handle) -> Server:
-        server = Server(handle)
+    def start(handle) -> ScriptedServer:
+        server = ScriptedServer(handle)
         made.append(server)
         return server
 
@@ -169,7 +100,7 @@ def make_client(tmp_path):
         settings = config.load_settings(base_url=api_url)
         tokens = auth.TokenProvider(auth.TokenSource("token", SECRET, "test"))
         retry = http.RetryPolicy(max_attempts=attempts, max_total_seconds=60, base_delay=0.01, max_delay=0.05)
-        c = client_mod.ThreeDLabsClient(settings, tokens=tokens, journal=Journal(tmp_path / "jobs.jsonl"),
+        c = client_mod.ThreeDLabsClient(settings, tokens=tokens, journal=Journal(tmp_path / "jobs.sqlite3"),
                                         retry=retry)
         made.append(c)
         return c
@@ -443,8 +374,7 @@ def test_an_oversized_answer_to_a_job_post_is_maybe_submitted_and_not_resent(ser
     holder.append(servers(endless_json(holder)))
     c = make_client(holder[0].origin + "/api")
     c.transport.max_json_bytes = 1024 * 1024
-    finished, _, outcome = in_thread(lambda: c.submit_image("a kite", provider="replicate", model="flux-schnell",
-                                                            aspect_ratio="1:1"), limit=60)
+    finished, _, outcome = in_thread(lambda: submit_job(c, "image", "a kite", **IMAGE), limit=60)
     assert finished
     assert isinstance(outcome, errors.MaybeSubmittedError), outcome
     assert "1 MiB" in str(outcome)
@@ -476,7 +406,7 @@ def test_a_5xx_on_a_job_post_is_sent_once_and_says_the_job_may_exist(api, make_c
     api.post_answers = [(status, {"error": "Service temporarily unavailable"}, {"Retry-After": "0"})]
     c = make_client(api.api_url(), attempts=5)
     with pytest.raises(errors.MaybeSubmittedError) as info:
-        c.submit_image("a kite", **IMAGE)
+        submit_job(c, "image", "a kite", **IMAGE)
     assert [m for m, _, _ in api.server.requests] == ["POST"]
     message = str(info.value)
     assert isinstance(info.value, errors.ServerError) and info.value.status == status
@@ -487,7 +417,7 @@ def test_a_5xx_on_a_job_post_is_sent_once_and_says_the_job_may_exist(api, make_c
 def test_a_429_on_a_job_post_is_sent_again(api, make_client):
     api.post_answers = [(429, {"error": "slow down"}, {"Retry-After": "0"}), (200, {"jobId": "job_after429"}, {})]
     c = make_client(api.api_url())
-    assert c.submit_image("a kite", **IMAGE) == "job_after429"
+    assert submit_job(c, "image", "a kite", **IMAGE) == "job_after429"
     assert [m for m, _, _ in api.server.requests] == ["POST", "POST"]
 
 
@@ -497,7 +427,7 @@ def test_cancel_interrupts_a_429_retry_after_sleep(api, make_client):
     c.transport.retry = http.RetryPolicy()  # the real policy: a 20 s Retry-After is honoured
     cancel_check = stop_after(0.5)
 
-    finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", cancel_check=cancel_check, **IMAGE),
+    finished, seconds, outcome = in_thread(lambda: submit_job(c, "image", "a kite", cancel_check=cancel_check, **IMAGE),
                                            limit=60)
     assert finished and isinstance(outcome, Stop), outcome
     assert seconds < 20.0, "returned only after the 20 s Retry-After sleep ended"
@@ -511,7 +441,7 @@ def test_the_clients_own_cancel_check_interrupts_a_429_sleep(api, make_client):
     c.transport.retry = http.RetryPolicy()  # the real policy: a 20 s Retry-After is honoured
     c.cancel_check = comfy.check_interrupt
     with cancel_after(0.5):
-        finished, seconds, outcome = in_thread(lambda: c.submit_image("a kite", **IMAGE), limit=60)
+        finished, seconds, outcome = in_thread(lambda: submit_job(c, "image", "a kite", **IMAGE), limit=60)
     assert finished and isinstance(outcome, comfy.interrupt_exception_type()), outcome
     assert seconds < 20.0, "returned only after the 20 s Retry-After sleep ended"
     assert len(api.server.requests) == 1
@@ -525,12 +455,12 @@ def test_key_shaped_job_ids_are_journaled_intact_and_collectable(api, make_clien
     api.post_answers = [(200, {"jobId": job_id}, {})]
     api.jobs[job_id] = {"url": f"{api.server.origin}/api/files/x.png"}
     c = make_client(api.api_url())
-    assert c.submit_image("a kite", **IMAGE) == job_id
+    assert submit_job(c, "image", "a kite", **IMAGE) == job_id
     assert c.journal.find(job_id) is not None, "the journal lost the paid job's id"
     assert job_id in {record["id"] for record in c.journal.recent(10)}
     job = c.get_job(job_id)
     assert job.status == models.SUCCEEDED and job.id == job_id
-    c.wait([job_id], timeout=10)
+    collect_jobs(c, [job_id], 10)
     assert c.journal.find(job_id)["state"] == models.SUCCEEDED
     err = errors.JobFailedError("boom", job_id=job_id)
     assert job_id in str(err)
@@ -539,8 +469,7 @@ def test_key_shaped_job_ids_are_journaled_intact_and_collectable(api, make_clien
 def test_registered_secrets_and_bearer_headers_are_still_masked(api, make_client):
     def echo(h, body: bytes) -> None:
         send_json(h, 400, {"error": f"bad header {h.headers.get('Authorization')} for key {SECRET}"})
-    server = api.server
-    server.httpd.RequestHandlerClass.do_GET = lambda h: echo(h, b"")
+    api.server.handle = echo
     c = make_client(api.api_url())
     c.tokens.get()  # registers the token
     with pytest.raises(errors.InvalidRequestError) as info:

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from test_security_routes import SECRET, Recorder
+from test_security_routes import SECRET, attacker_api
 
 from comfyui_harness import CHECKOUT_PARAMS, COMFYUI_PATH, SKIP_REASON, checkout_id, running_comfy
 from conftest import PACK_DIR
@@ -41,30 +41,30 @@ def call(comfy, path, headers, body=None):
 
 
 def test_the_sandbox_choice_attack_on_comfyui_listening_everywhere(comfy, sandbox_server):
-    recorder = Recorder()
+    recorder = attacker_api()
     try:
         port = comfy.port
         lan = {"Host": f"127.0.0.1:{port}"}
         forged = {**lan, "Origin": f"http://127.0.0.1:{port}"}
         panel = {**forged, "Sec-Fetch-Site": "same-origin"}
-        for choice in (recorder.url, "sandbox"):
+        for choice in (recorder.api_url, "sandbox"):
             status, answer = call(comfy, "/3dlabs/settings", lan, {"base_url": choice})
             assert status == 403 and "Origin" in answer["error"], answer
-        assert call(comfy, "/3dlabs/settings", forged, {"base_url": recorder.url})[0] == 200
+        assert call(comfy, "/3dlabs/settings", forged, {"base_url": recorder.api_url})[0] == 200
         assert call(comfy, "/3dlabs/settings", forged, {"base_url": "sandbox"})[0] == 200
         status, answer = call(comfy, "/3dlabs/token", panel, {"token": SECRET})
         assert status == 409 and "choose the 3DLabs service" in answer["error"], answer
         assert call(comfy, "/3dlabs/settings", panel, {"base_url": sandbox_server.api_url})[0] == 200
         status, saved = call(comfy, "/3dlabs/token", panel, {"token": SECRET})
         assert status == 200 and saved["bound_to"] == sandbox_server.origin, saved
-        assert call(comfy, "/3dlabs/settings", forged, {"base_url": recorder.url})[0] == 200
+        assert call(comfy, "/3dlabs/settings", forged, {"base_url": recorder.api_url})[0] == 200
         answers = [call(comfy, "/3dlabs/test", forged, {}), call(comfy, "/3dlabs/workspaces", forged),
                    call(comfy, "/3dlabs/projects", forged), call(comfy, "/3dlabs/status", forged)]
         assert recorder.authorizations() == [], "the token reached the attacker's server"
         assert all(SECRET not in json.dumps(a) for a in answers)
         # A page reached by DNS rebinding (its own name in Host and Origin) is refused as before.
         evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
-        status, answer = call(comfy, "/3dlabs/settings", evil, {"base_url": recorder.url})
+        status, answer = call(comfy, "/3dlabs/settings", evil, {"base_url": recorder.api_url})
         assert status == 403 and "Host" in answer["error"], answer
         assert SECRET not in comfy.log()
     finally:

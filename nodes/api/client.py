@@ -10,16 +10,12 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Sequence
 
-from . import endpoints, inflight, readers, validation
+from . import inflight, readers, validation
 from .auth import TokenProvider
 from .config import Settings, journal_api, load_settings
 from .download import DEADLINE_SECONDS_DEFAULT, MAX_BYTES_DEFAULT, fetch_image_bytes
 from .errors import (
-    JobError,
-    JobStatusUnknownError,
-    JobTimeoutError,
     MaybeSubmittedError,
     MaybeSubmittedUnreadableError,
     ResponseFormatError,
@@ -27,9 +23,8 @@ from .errors import (
     server_words,
 )
 from .http import CancelCheck, HttpTransport, RetryPolicy
-from .jobs import raise_for_failures, wait_for_jobs
 from .journal import Journal
-from .models import FAILED, ImageRef, Job, Project, ScenePlan, Story, Workspace
+from .models import ImageRef, Job, Project, ScenePlan, Story, Workspace
 
 log = logging.getLogger("3dlabs")
 
@@ -52,18 +47,13 @@ class ThreeDLabsClient:
     def close(self) -> None:
         self.transport.close()
 
-    def submit(self, endpoint: str, kind: str, body: dict, *, workspace_id: str | None = None,
-               request_key: str | None = None, label: str = "", cancel_check: CancelCheck | None = None) -> str:
-        """POST one job-creating request (body already validated); journal and return its job id."""
-        return self.submit_once(endpoint, kind, body, workspace_id=workspace_id, request_key=request_key,
-                                label=label, cancel_check=cancel_check).job_id
-
     def submit_once(self, endpoint: str, kind: str, body: dict, *, workspace_id: str | None = None,
                     request_key: str | None = None, label: str = "", cancel_check: CancelCheck | None = None,
                     once: bool = True) -> inflight.Submission:
-        """:meth:`submit`, telling whether this call paid. With a ``request_key`` (and ``once``) the key is
-        sent once at a time per user directory: a caller arriving while it is in flight gets that job, and
-        a key whose answer was lost is refused (AnswerLostError) instead of being paid for again."""
+        """POST one job-creating request (body already validated), journal its job id, and tell whether
+        this call paid. With a ``request_key`` (and ``once``) the key is sent once at a time per user
+        directory: a caller arriving while it is in flight gets that job, and a key whose answer was lost
+        is refused (AnswerLostError) instead of being paid for again."""
         ws = workspace_id or self.settings.workspace_id
         cancel_check = cancel_check or self.cancel_check
         fields = dict(endpoint=endpoint, body=body, profile=self.settings.profile, workspace=ws,
@@ -109,42 +99,10 @@ class ThreeDLabsClient:
         self.journal.record_submitted(job_id, kind, label=f"answer lost: {label}", lost=why, **fields)
         return self.journal.find(job_id) or {"id": job_id, "kind": kind, "label": label, "error": why}
 
-    def submit_story(self, topic, max_minutes, *, project_id=None, provider="gemini", workspace_id=None) -> str:
-        body = endpoints.story_body(topic, max_minutes, project_id=project_id, provider=provider)
-        return self.submit(endpoints.STORIES, "story", body, workspace_id=workspace_id, label=body["topic"][:80])
-
-    def submit_scene_plan(self, story, max_minutes, *, video_model=None, workspace_id=None) -> str:
-        body = endpoints.scene_plan_body(story, max_minutes, video_model=video_model)
-        return self.submit(endpoints.SCENE_PLANNING, "scene-plan", body, workspace_id=workspace_id,
-                           label="scene plan")
-
-    def submit_image(self, prompt, *, workspace_id=None, cancel_check: CancelCheck | None = None, **fields) -> str:
-        body = endpoints.image_body(prompt, **fields)
-        return self.submit(endpoints.IMAGES, "image", body, workspace_id=workspace_id, label=body["prompt"][:80],
-                           cancel_check=cancel_check)
-
     def get_job(self, job_id: str, *, workspace_id=None, cancel_check: CancelCheck | None = None) -> Job:
         answer = self.transport.get_json(f"jobs/{validation.optional_id('job_id', job_id)}",
                                          workspace_id=workspace_id, cancel_check=cancel_check or self.cancel_check)
         return readers.read_job(answer, job_id)
-
-    def wait(self, job_ids: Sequence[str], *, timeout: float = 600.0, cancel_check: CancelCheck | None = None,
-             workspace_id=None) -> list[Job]:
-        """Wait for jobs; final states go to the journal whatever happens to the caller."""
-        cancel_check = cancel_check or self.cancel_check
-        outcomes = wait_for_jobs(
-            job_ids, lambda jid: self.get_job(jid, workspace_id=workspace_id, cancel_check=cancel_check),
-            timeout=timeout, cancel_check=cancel_check, raise_on_failure=False)
-        for jid, outcome in zip(job_ids, outcomes):
-            if isinstance(outcome, Job):
-                self.journal.record_state(jid, outcome.status)
-            elif isinstance(outcome, JobError):
-                # Only a job the server reported failed is FAILED: a re-run resumes the others.
-                state = ("timed-out" if isinstance(outcome, JobTimeoutError)
-                         else "unknown" if isinstance(outcome, JobStatusUnknownError) else FAILED)
-                self.journal.record_state(jid, state, error=outcome.detail)
-        raise_for_failures(outcomes)
-        return outcomes
 
     def list_workspaces(self) -> list[Workspace]:
         return readers.read_workspaces(self.transport.get_json("workspaces"))

@@ -8,7 +8,6 @@ reported with its index and id without losing the others'.
 
 from __future__ import annotations
 
-import functools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -68,13 +67,12 @@ def fatal(err: BaseException) -> bool:
 
 def wait_job(job_id: str, get_job: Callable[[str], Job], *, deadline: float, index: int | None = None,
              cancel_check: Callable[[], None] | None = None, on_progress: Callable[[Job, float], None] | None = None,
-             created_at: float | None = None, not_found_grace: float | None = None) -> Job | JobError:
+             created_at: float | None = None) -> Job | JobError:
     """Poll one job until it ends or ``deadline`` (a monotonic time) passes; its outcome, never raised.
 
     Raised are only ``cancel_check``'s exception (ComfyUI's interrupt) and errors that concern every job.
-    The job may answer 404 for ``not_found_grace`` seconds after ``created_at`` (a monotonic time).
+    The job may answer 404 for NOT_FOUND_GRACE_SECONDS after ``created_at`` (a monotonic time).
     """
-    grace = NOT_FOUND_GRACE_SECONDS if not_found_grace is None else not_found_grace
     start = time.monotonic()
     born = start if created_at is None else created_at
     # A few jobs waited for together start a little apart, so their polls do not arrive in one burst.
@@ -87,7 +85,7 @@ def wait_job(job_id: str, get_job: Callable[[str], Job], *, deadline: float, ind
         try:
             job = get_job(job_id)
         except NotFoundError as err:
-            if now - born >= grace:
+            if now - born >= NOT_FOUND_GRACE_SECONDS:
                 return JobFailedError(f"3DLabs does not know this job id ({err.detail})", job_id=job_id, index=index)
             due = now + poll_interval(now - start)
         except ThreeDLabsError as err:
@@ -123,26 +121,6 @@ def wait_job(job_id: str, get_job: Callable[[str], Job], *, deadline: float, ind
         if time.monotonic() >= deadline:
             status = job.status if job else "unknown"
             return JobTimeoutError(f"still {status} after {deadline - start:.0f} s", job_id=job_id, index=index)
-
-
-def wait_for_jobs(job_ids: Sequence[str], get_job: Callable[[str], Job], *, timeout: float = 600.0,
-                  cancel_check: Callable[[], None] | None = None,
-                  on_progress: Callable[[int, Job, float], None] | None = None,
-                  created_at: Sequence[float] | None = None, not_found_grace: float | None = None,
-                  raise_on_failure: bool = True) -> list[Job | JobError]:
-    """Wait for several jobs under one deadline, on this thread; outcomes in input order (a JobError in
-    a failed job's slot, unless ``raise_on_failure``). The jobs run on the server at the same time, so
-    waiting for them in turn costs no more than the slowest; each is polled at least once."""
-    deadline = time.monotonic() + max(0.0, timeout)
-    many = len(job_ids) > 1
-    outcomes = [wait_job(str(job_id), get_job, deadline=deadline, index=i if many else None, cancel_check=cancel_check,
-                         on_progress=functools.partial(on_progress, i) if on_progress else None,
-                         created_at=created_at[i] if created_at is not None else None,
-                         not_found_grace=not_found_grace)
-                for i, job_id in enumerate(job_ids)]
-    if raise_on_failure:
-        raise_for_failures(outcomes)
-    return outcomes
 
 
 def raise_for_failures(outcomes: Sequence[Job | JobError | None]) -> None:

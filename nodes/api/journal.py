@@ -9,8 +9,8 @@ answers "nothing recorded".
 
 The records live in SQLite (``jobs.sqlite3`` in the pack's user directory, mode 0600), safe across
 processes, one merged record per job id. Settled jobs older than THREEDLABS_JOURNAL_DAYS (default 30;
-0 keeps everything) are pruned; the old JSON-lines journal (``jobs.jsonl``) is imported, then renamed;
-a damaged database is moved aside and replaced.
+0 keeps everything) are pruned. A damaged database is moved aside, untouched, and replaced by one holding
+every record still readable in it (``salvage``); Recent Jobs says so (``damage_note``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config, config_store
+from . import config, config_store, salvage
 from .errors import redact
 
 log = logging.getLogger("3dlabs")
@@ -41,7 +41,7 @@ SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY,        -- order of first appearance (the old file's line order)
+    seq INTEGER PRIMARY KEY,        -- order of first appearance
     id TEXT NOT NULL UNIQUE,
     request TEXT,
     state TEXT,
@@ -94,7 +94,7 @@ def _scrub(event: dict) -> dict:
             out[key] = value
         elif isinstance(value, str):
             out[key] = redact(value)
-        else:  # nested values only come from hand-edited old files: kept as redacted text
+        else:  # no writer here passes one; should one, it is kept as redacted text
             out[key] = redact(json.dumps(value, sort_keys=True, default=str))
     return out
 
@@ -104,7 +104,7 @@ def _number(value: object) -> float:
 
 
 def _apply(conn: sqlite3.Connection, event: dict) -> None:
-    """Merge one event (a new write, or an old file's line) into its job's record, in a write transaction."""
+    """Merge one event (a submission or a state) into its job's record, in a write transaction."""
     row = conn.execute("SELECT seq, record FROM jobs WHERE id = ?", (event["id"],)).fetchone()
     rec = json.loads(row[1]) if row else {"id": event["id"], "state": "submitted"}
     if event.get("event") == "submitted":
@@ -116,33 +116,17 @@ def _apply(conn: sqlite3.Connection, event: dict) -> None:
         rec["updated_at"] = event.get("time")
         if event.get("error"):
             rec["error"] = event["error"]
+    # An existing row keeps its seq (a new one takes the next): the job's place in the history.
+    _store(conn, rec, row[0] if row else None)
+
+
+def _store(conn: sqlite3.Connection, rec: dict, seq: int | None) -> None:
     submitted, updated = _number(rec.get("submitted_at")), _number(rec.get("updated_at"))
     request, state = (v if isinstance(v, str) else None for v in (rec.get("request"), rec.get("state")))
-    # An existing row keeps its seq (a new one takes the next): the job's place in the history.
-    values = (row[0] if row else None, rec["id"], request, state, submitted or updated, max(submitted, updated),
+    values = (seq, rec["id"], request, state, submitted or updated, max(submitted, updated),
               json.dumps(rec, sort_keys=True, default=str))
     conn.execute("INSERT OR REPLACE INTO jobs (seq, id, request, state, sort_time, touched, record) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
-
-
-def _import_lines(conn: sqlite3.Connection, path: Path, start: int = 0, level: int = logging.INFO) -> int:
-    """Merge an old-format journal's readable events from byte ``start``; return where reading stopped.
-    Broken lines (a crash mid-write, garbage) are skipped; a last line without its newline counts if it parses."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        data = fh.read()
-    count = 0
-    for line in data.splitlines():
-        try:
-            event = json.loads(line.decode("utf-8"))
-        except ValueError:
-            continue
-        if isinstance(event, dict) and isinstance(event.get("id"), str):
-            _apply(conn, event)
-            count += 1
-    if count:
-        log.log(level, "3DLabs: imported %d job journal lines from %s", count, path.name)
-    return start + len(data)
 
 
 @contextlib.contextmanager
@@ -168,6 +152,14 @@ def _is_corruption(exc: BaseException) -> bool:
     return "not a database" in str(exc).lower() or "malformed" in str(exc).lower()
 
 
+def _damage_words(note: dict) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(_number(note.get("at"))))
+    return (f"The job journal was damaged ({note.get('why')}) and was replaced on {when}: "
+            f"{note.get('read_back')} job(s) could be read back from it. It is kept, untouched, as "
+            f"{note.get('kept')}; a paid job it held that could not be read is missing here (collect it by "
+            "id with Job Wait; queueing its inputs again would pay for it again).")
+
+
 class Journal:
     """The journal: one connection per process, shared by threads under a lock."""
 
@@ -175,20 +167,13 @@ class Journal:
         self._path = Path(path) if path else None
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._db = self._legacy = Path()  # the files the open connection belongs to
+        self._db = Path()  # the file the open connection belongs to
         self._pid = os.getpid()
 
     @property
     def path(self) -> Path:
-        """The database file. A ``.jsonl`` path (the old format's name) puts it beside, as ``.sqlite3``."""
-        path = self._path or (config.user_dir() / "jobs.sqlite3")
-        return path.with_suffix(".sqlite3") if path.suffix == ".jsonl" else path
-
-    @property
-    def legacy_path(self) -> Path:
-        """Where an old JSON-lines journal would be: imported whenever one is found there."""
-        path = self.path
-        return path.with_name("jobs.jsonl") if self._path is None else path.with_suffix(".jsonl")
+        """The database file."""
+        return self._path or (config.user_dir() / "jobs.sqlite3")
 
     def close(self) -> None:
         with self._lock:
@@ -230,13 +215,14 @@ class Journal:
         path, pid = self.path, os.getpid()
         if self._conn is None or (self._db, self._pid) != (path, pid):
             self.close()
-            self._db, self._legacy, self._pid = path, self.legacy_path, pid
+            self._db, self._pid = path, pid
             self._conn = self._connect()
             self._prune_if_due(self._conn)
         return self._conn
 
     def _replace_corrupt(self, exc: BaseException) -> None:
-        """Move a damaged database (and its -wal) aside as ``<name>.corrupt`` and start a new one."""
+        """Move a damaged database (and its -wal) aside as ``<name>.corrupt``, kept as it is, and start a new
+        one holding every job record still readable in it and a note for Recent Jobs (``damage_note``)."""
         try:  # another process may have replaced it already: never move a good file aside
             self._connect(check=True).close()
             return
@@ -249,22 +235,21 @@ class Journal:
         if os.path.exists(f"{self._db}-wal"):
             os.replace(f"{self._db}-wal", f"{bad}-wal")
         Path(f"{self._db}-shm").unlink(missing_ok=True)
-        log.warning("3DLabs: the job journal %s was damaged (%s); moved it to %s and started a new one",
-                    self._db, exc, bad.name)
-        # A file of the old JSON-lines format written where the database belongs: keep its jobs. A damaged
-        # database is not read as lines: a record's JSON inside a page could pass for one, at random.
-        with contextlib.closing(self._connect()) as conn, contextlib.suppress(OSError), _transaction(conn):
-            if Path(bad).read_bytes()[:16] != b"SQLite format 3\x00":
-                _import_lines(conn, bad, level=logging.WARNING)
+        records = salvage.records(bad)
+        note = {"at": time.time(), "why": str(exc)[:200], "kept": str(bad), "read_back": len(records)}
+        with contextlib.closing(self._connect()) as conn, _transaction(conn):
+            for rec in records:
+                _store(conn, rec, None)
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('replaced', ?)", (json.dumps(note),))
+        log.warning("3DLabs: %s", _damage_words(note))
 
     def _run(self, fn: Callable[[sqlite3.Connection], object], *, write: bool = False):
-        """``fn(conn)`` under the lock (in a write transaction if ``write``), after importing any old-format
-        lines; a database found damaged (on opening, or mid-way) is replaced once and ``fn`` retried."""
+        """``fn(conn)`` under the lock (in a write transaction if ``write``); a database found damaged (on
+        opening, or mid-way) is replaced once and ``fn`` retried."""
         with self._lock:
             for attempt in (1, 2):
                 try:
                     conn = self._open()
-                    self._import_legacy(conn)
                     if not write:
                         return fn(conn)
                     with _transaction(conn):
@@ -282,27 +267,6 @@ class Journal:
         # (Recent Jobs re-runs when it changes) must still see every write.
         with contextlib.suppress(OSError):
             os.utime(self._db)
-
-    def _import_legacy(self, conn: sqlite3.Connection) -> None:
-        """Import the old JSON-lines journal if one is there (a first start after the upgrade, or an older
-        version of the pack still writing it), from where an earlier import stopped; then rename it aside.
-        One stat when it is not there."""
-        try:
-            st = os.stat(self._legacy)
-        except OSError:
-            return
-        key = f"legacy:{st.st_dev}:{st.st_ino}"
-        with _transaction(conn):
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            start = int(row[0]) if row else 0
-            if start > st.st_size:  # a different file under the same inode: read it all
-                start = 0
-            end = _import_lines(conn, self._legacy, start)
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(end)))
-        try:  # where renaming fails, the offset kept in meta stops these lines being imported again
-            os.replace(self._legacy, config_store.free_name(self._legacy, ".migrated"))
-        except OSError as exc:  # a read-only folder, or another process renamed it first
-            log.debug("3DLabs: could not rename the old job journal (%s)", exc)
 
     def _prune_if_due(self, conn: sqlite3.Connection) -> None:
         """Delete settled records older than the retention: on opening, at most once a day per process."""
@@ -355,7 +319,7 @@ class Journal:
     def _read(self, sql: str, params: tuple) -> list[dict]:
         """The records ``sql`` selects; none when there is no journal yet or it cannot be read."""
         try:
-            if not (self.path.exists() or self.legacy_path.exists()):  # reading never creates the file
+            if not self.path.exists():  # reading never creates the file
                 return []
             rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
         except Exception as exc:  # noqa: BLE001  a journal that cannot be read holds nothing usable
@@ -365,9 +329,17 @@ class Journal:
         for (text,) in rows:
             try:
                 out.append(json.loads(text))
-            except ValueError:  # a row damaged by hand: skipped, as a broken line was
+            except ValueError:  # a row damaged by hand: skipped
                 continue
         return out
+
+    def damage_note(self) -> str | None:
+        """What the user must know when this journal replaced a damaged one, for the retention's time."""
+        found = self._read("SELECT value FROM meta WHERE key = 'replaced'", ())
+        keep = retention_seconds()
+        if not found or (keep is not None and time.time() - _number(found[0].get("at")) > keep):
+            return None
+        return _damage_words(found[0])
 
     def jobs(self) -> OrderedDict[str, dict]:
         """One merged record per job id, oldest first: submission fields plus the latest state (copies)."""
