@@ -1,6 +1,6 @@
 """3DLabs project and journal nodes: Load Project, Projects (list) and Recent Jobs (local journal).
 
-Load Project reads the project and its images in its run's pool (the one every node's downloads go
+Load Project reads the project and its images in the process's one pool (the one every node's requests go
 through), so Cancel ends it at once wherever it is; the answer has a deadline of its own, and the
 images' decoded pixels a budget (a shared project is anyone's bytes).
 """
@@ -127,7 +127,7 @@ class ThreeDLabsLoadProject:
 
     @runtime.in_thread
     def run(self, project_id, unique_id=None):
-        with NodeRun("3DLabs Load Project", unique_id) as run, run.tasks() as each:
+        with NodeRun("3DLabs Load Project", unique_id) as run:
             client = run.client
 
             def read(_, cancel_check) -> Project:
@@ -135,7 +135,7 @@ class ThreeDLabsLoadProject:
                     return client.get_project(project_id)
 
             try:
-                (project,) = each(read, [None])
+                (project,) = run.each(read, [None])
             except NotFoundError as err:
                 raise unknown_project(project_id, run.settings, err) from None
             if not project.images:
@@ -151,7 +151,7 @@ class ThreeDLabsLoadProject:
                 batch.put(k, [batch.decode(lambda: client.fetch_image(placed[k], cancel_check=cancel_check),
                                            source=images.batch_label(k, f"project {project.id}"))])
 
-            each(fetch, range(len(placed)))
+            run.each(fetch, range(len(placed)))
             image, _mask = batch.result()
             lines, keys = load_report(project, plan, placed, left_out)
             run.finish("\n".join(lines))
