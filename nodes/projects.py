@@ -13,7 +13,6 @@ import time
 from dataclasses import replace
 
 from . import images, runtime
-from .api.download import answer_deadline
 from .api.errors import ImageError, NotFoundError, ResponseFormatError, ValidationError
 from .api.journal import Journal
 from .api.models import ImageRef, Project, ScenePlan, Story
@@ -131,6 +130,8 @@ class ThreeDLabsLoadProject:
             client = run.client
 
             def read(_, cancel_check) -> Project:
+                from .api.download import answer_deadline  # loads requests: on first use, not with the pack
+
                 with answer_deadline(client.transport, f"project {project_id}", cancel_check):
                     return client.get_project(project_id)
 

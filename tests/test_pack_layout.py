@@ -33,6 +33,16 @@ def test_pack_imports_without_comfyui_and_without_network(tmp_path):
     assert proc.stdout.startswith("OK")
 
 
+def test_the_pack_imports_without_loading_requests(tmp_path):
+    """requests costs about 140 ms to import (docs/performance.md): the client, and all HTTP, load on first use."""
+    proc = import_pack_in_fresh_process(tmp_path, after="""
+        loaded = [m for m in ("requests", "urllib3") if m in sys.modules]
+        assert not loaded, loaded
+        print("OK")
+    """)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def imports_of(path) -> set[str]:
     tree = ast.parse(path.read_text())
     names = set()
