@@ -1,6 +1,6 @@
 """3DLabs project and journal nodes: Load Project, Projects (list) and Recent Jobs (local journal).
 
-Load Project reads the project and its images in its run's pool (the one every node's downloads go
+Load Project reads the project and its images in the process's one pool (the one every node's requests go
 through), so Cancel ends it at once wherever it is; the answer has a deadline of its own, and the
 images' decoded pixels a budget (a shared project is anyone's bytes).
 """
@@ -13,7 +13,6 @@ import time
 from dataclasses import replace
 
 from . import images, runtime
-from .api.download import answer_deadline
 from .api.errors import ImageError, NotFoundError, ResponseFormatError, ValidationError
 from .api.journal import Journal
 from .api.models import ImageRef, Project, ScenePlan, Story
@@ -127,15 +126,17 @@ class ThreeDLabsLoadProject:
 
     @runtime.in_thread
     def run(self, project_id, unique_id=None):
-        with NodeRun("3DLabs Load Project", unique_id) as run, run.tasks() as each:
+        with NodeRun("3DLabs Load Project", unique_id) as run:
             client = run.client
 
             def read(_, cancel_check) -> Project:
+                from .api.download import answer_deadline  # loads requests: on first use, not with the pack
+
                 with answer_deadline(client.transport, f"project {project_id}", cancel_check):
                     return client.get_project(project_id)
 
             try:
-                (project,) = each(read, [None])
+                (project,) = run.each(read, [None])
             except NotFoundError as err:
                 raise unknown_project(project_id, run.settings, err) from None
             if not project.images:
@@ -151,7 +152,7 @@ class ThreeDLabsLoadProject:
                 batch.put(k, [batch.decode(lambda: client.fetch_image(placed[k], cancel_check=cancel_check),
                                            source=images.batch_label(k, f"project {project.id}"))])
 
-            each(fetch, range(len(placed)))
+            run.each(fetch, range(len(placed)))
             image, _mask = batch.result()
             lines, keys = load_report(project, plan, placed, left_out)
             run.finish("\n".join(lines))

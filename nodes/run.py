@@ -1,10 +1,12 @@
-"""One run of a 3DLabs node: the template every job node follows, its one pool, and what the node shows.
+"""One run of a 3DLabs node: the template every job node follows, the process's one pool, what the node shows.
 
 The settings are resolved once per run: the client, the cap, the dry run and the [SANDBOX] mark of the
 finish line all see the same ones. Inputs, the cap and a dry run are refused before any thread,
-allocation or request. Then one pool submits every job to pay for (jobs paid for already, per the
-journal, go straight to collection), and one worker per job waits for it, downloads, decodes and writes
-its images into the batch, so a quick job's image is ready while slow ones still run. Cancel is checked
+allocation or request. Every request of every node run (each POST, each poll, each download with its
+decoding) runs in the process's one pool of max_in_flight workers; a job waiting between two polls holds
+no thread: its run's own thread starts the next poll when it is due. Jobs paid for already, per the
+journal, go straight to collection; each job's images are downloaded, decoded and written into the
+batch as soon as it ends, so a quick job's image is ready while slow ones still run. Cancel is checked
 in every wait, and by the run itself several times a second, so it ends the node at once even while a
 request hangs. Failures are reported once every submitted job has been waited for, so nothing paid for
 is left uncollected: the first in prompt order, naming its job, or a BatchError when several failed.
@@ -12,14 +14,15 @@ is left uncollected: the first in prompt order, naming its job, or a BatchError 
 
 from __future__ import annotations
 
+import functools
+import heapq
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import comfy, images, reuse, runtime, spend
 from .api import jobs as engine
@@ -40,6 +43,26 @@ if TYPE_CHECKING:  # the client (and requests) load on first use: keeps the pack
 log = logging.getLogger("3dlabs")
 RefsOf = Callable[[Job], list[ImageRef]]
 TEXT_EVERY = 0.5  # seconds between status lines while jobs run
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # the process's one pool, and its size
+_pool_lock = threading.Lock()
+
+
+def submit(size: int, fn: Callable, *args) -> Future:
+    """Run ``fn(*args)`` in the process's one pool of ``size`` (max_in_flight) workers, shared by every
+    node run. A changed setting makes a new pool; the old one's workers end once their work has."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != size:
+            if _pool is not None:
+                _pool[1].shutdown(wait=False)
+            _pool = (size, ThreadPoolExecutor(size, thread_name_prefix="3dlabs-run"))
+        return _pool[1].submit(fn, *args)
+
+
+class Again(NamedTuple):
+    """What a step of a run returns to be run again at the monotonic time ``due`` (a job's next poll)."""
+
+    due: float
 
 
 class _Stopped(Exception):
@@ -96,83 +119,72 @@ class NodeRun:
         """
         client = self.client
         plan = reuse.plan_jobs(client, self.tally, self.settings, self.label, kind, endpoint, bodies, seed, labels)
-        with self._pool(len(bodies)) as pool:
-            try:
-                posts = self._gather([pool.submit(client.submit_once, endpoint, kind, bodies[i],
-                                                  request_key=plan.keys[i], label=labels[i], cancel_check=self._check,
-                                                  once=plan.reuse) for i in plan.todo], fatal_ends=False)
-            finally:
-                # Journaled by now (or lost, and journaled as maybe submitted): the journal counts them.
-                # On Cancel a POST may still be under way; its row then lands a moment later.
-                plan.hold.release()
-            ids = [job.id if job else None for job in plan.reused]
-            for i, outcome in zip(plan.todo, posts):
-                ids[i] = None if isinstance(outcome, ThreeDLabsError) else outcome.job_id
-            submit_errors = [(i, err) for i, err in zip(plan.todo, posts) if isinstance(err, ThreeDLabsError)]
-            # A job another node's (or process's) POST of the same request made is reused: nothing was paid here.
-            paid = sum(1 for outcome in posts if not isinstance(outcome, ThreeDLabsError) and outcome.paid)
-            n_reused = len(bodies) - len(plan.todo) + len(posts) - len(submit_errors) - paid
-            spend.record(self.tally, kind=kind, submitted=paid, node=self.label, reused=n_reused)
-            if n_reused:
-                log.info("3DLabs: %s reused %d paid job(s) instead of submitting again", self.label, n_reused)
-            if wait:
-                born = [reuse.created_at(client, job) for job in plan.reused]
-                refs_of = client.image_refs_of if with_images else None
-                outcomes = self._wait_all(pool, client, ids, plan.reused, born, timeout, refs_of)
+        try:
+            posts = self._gather([functools.partial(client.submit_once, endpoint, kind, bodies[i],
+                                                    request_key=plan.keys[i], label=labels[i],
+                                                    cancel_check=self._check, once=plan.reuse)
+                                  for i in plan.todo], fatal_ends=False)
+        finally:
+            # Journaled by now (or lost, and journaled as maybe submitted): the journal counts them.
+            # On Cancel a POST may still be under way; its row then lands a moment later.
+            plan.hold.release()
+        ids = [job.id if job else None for job in plan.reused]
+        for i, outcome in zip(plan.todo, posts):
+            ids[i] = None if isinstance(outcome, ThreeDLabsError) else outcome.job_id
+        submit_errors = [(i, err) for i, err in zip(plan.todo, posts) if isinstance(err, ThreeDLabsError)]
+        # A job another node's (or process's) POST of the same request made is reused: nothing was paid here.
+        paid = sum(1 for outcome in posts if not isinstance(outcome, ThreeDLabsError) and outcome.paid)
+        n_reused = len(bodies) - len(plan.todo) + len(posts) - len(submit_errors) - paid
+        spend.record(self.tally, kind=kind, submitted=paid, node=self.label, reused=n_reused)
+        if n_reused:
+            log.info("3DLabs: %s reused %d paid job(s) instead of submitting again", self.label, n_reused)
+        if wait:
+            born = [reuse.created_at(client, job) for job in plan.reused]
+            refs_of = client.image_refs_of if with_images else None
+            outcomes = self._wait_all(client, ids, plan.reused, born, timeout, refs_of)
         _raise_submit_errors(submit_errors, ids)
         return _raise_failures(outcomes) if wait else [i for i in ids if i]
 
     def collect(self, ids: list[str], created_at: list[float], timeout: float, refs_of: RefsOf) -> list[Job]:
         """Wait for jobs by id (nothing is submitted); ``refs_of`` says which images each result holds."""
-        with self._pool(len(ids)) as pool:
-            outcomes = self._wait_all(pool, self.client, list(ids), [None] * len(ids), created_at, timeout, refs_of)
-        return _raise_failures(outcomes)
+        return _raise_failures(self._wait_all(self.client, list(ids), [None] * len(ids), created_at, timeout, refs_of))
 
     def pixel_budget(self) -> images.PixelBudget:
         """The decoded pixels this run's images may take (the settings' THREEDLABS_MAX_DECODED_MEGAPIXELS)."""
         return images.PixelBudget(self.settings.max_decoded_megapixels)
 
-    @contextmanager
-    def tasks(self):
-        """Work besides jobs (Load Project's answer, then its images) in the run's one pool: the function it
-        gives calls ``fn(item, cancel_check)`` for each item there and waits with Cancel checked, returning
-        the results in order (or the first error in order, once all have ended)."""
-        with self._pool(4 * self.settings.max_in_flight) as pool:
-            yield lambda fn, items: _raise_failures(self._gather([pool.submit(fn, item, self._check)
-                                                                  for item in items]))
-
-    @contextmanager
-    def _pool(self, n: int):
-        # A worker holds its job until it ends and sends one request at a time, mostly sleeping between
-        # polls: a job waiting for a free worker would be seen finishing late, so workers are plenty.
-        pool = ThreadPoolExecutor(max(1, min(n, 4 * self.settings.max_in_flight)), thread_name_prefix="3dlabs-run")
-        try:
-            yield pool
-        finally:
-            # Never wait for a worker stuck in a request (Cancel must not wait for a hanging server):
-            # the stop flag ends it at its next wait.
-            self._stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
+    def each(self, fn: Callable, items) -> list:
+        """Work besides jobs (Load Project's answer, then its images) in the process's pool: ``fn(item,
+        cancel_check)`` for each item, waited for with Cancel checked; the results in order (or the first
+        error in order, once all have ended)."""
+        return _raise_failures(self._gather([functools.partial(fn, item, self._check) for item in items]))
 
     def _check(self) -> None:
         comfy.check_interrupt()
         if self._stop.is_set():
             raise _Stopped()
 
-    def _wait_all(self, pool: ThreadPoolExecutor, client: ThreeDLabsClient, ids: list, known: list,
-                  born: list[float], timeout: float, refs_of: RefsOf | None) -> list:
+    def _step(self, fn: Callable):
+        self._check()  # a step of a run that has ended never starts
+        return fn()
+
+    def _wait_all(self, client: ThreeDLabsClient, ids: list, known: list, born: list[float], timeout: float,
+                  refs_of: RefsOf | None) -> list:
         live = [i for i, job_id in enumerate(ids) if job_id]
         batch = images.Batch(len(ids), self.pixel_budget()) if refs_of is not None else None
         self.view.begin([ids[i] for i in live])
         deadline = time.monotonic() + timeout
 
-        def collect(k: int, i: int) -> Job:
-            """One job, in one worker: wait for it (unless known finished), then fetch and decode its images."""
-            job = known[i] if known[i] is not None and known[i].status == "succeeded" else None
-            if job is None:
-                job = engine.wait_job(ids[i], lambda jid: client.get_job(jid, cancel_check=self._check),
-                                      deadline=deadline, index=i if len(ids) > 1 else None, cancel_check=self._check,
-                                      created_at=born[i], on_progress=lambda job, _: self.view(k, job))
+        def step(k: int, i: int, poll: engine.JobPoll | None) -> Job | Again:
+            """One job's turn in a worker: one poll (none if known finished), and once it has ended its
+            images fetched, decoded and written into the batch."""
+            if poll is None:
+                job = known[i]
+                self.view(k, job)
+            else:
+                job = poll.poll()
+                if job is None:
+                    return Again(poll.due)
                 if isinstance(job, JobError):
                     # Only a job the server reported failed is "failed": a re-run resumes the others
                     # instead of paying again.
@@ -183,8 +195,6 @@ class NodeRun:
                     raise job
                 client.journal.record_state(ids[i], job.status)
                 spend.record(self.tally, succeeded=1)
-            else:
-                self.view(k, job)
             if batch is not None:
                 size = comfy.preview_size()
                 pictures = [batch.decode(lambda r=ref: client.fetch_image(r, job_id=job.id, cancel_check=self._check),
@@ -196,26 +206,60 @@ class NodeRun:
                     self.view.preview(preview)
             return job
 
+        def watch(k: int, i: int) -> engine.JobPoll | None:
+            if known[i] is not None and known[i].status == "succeeded":
+                return None
+            return engine.JobPoll(ids[i], lambda jid: client.get_job(jid, cancel_check=self._check),
+                                  deadline=deadline, index=i if len(ids) > 1 else None, cancel_check=self._check,
+                                  created_at=born[i], on_progress=lambda job, _: self.view(k, job))
+
+        polls = [watch(k, i) for k, i in enumerate(live)]
+        steps = [functools.partial(step, k, i, poll) for k, (i, poll) in enumerate(zip(live, polls))]
         outcomes: list = [None] * len(ids)
-        waits = runtime.wait_jobs(lambda: self._gather([pool.submit(collect, k, i) for k, i in enumerate(live)]))
+        waits = runtime.wait_jobs(lambda: self._gather(steps, due=[poll.due if poll else 0.0 for poll in polls]))
         for i, outcome in zip(live, waits):
             outcomes[i] = outcome
         if batch is not None and not any(isinstance(o, ThreeDLabsError) for o in outcomes):
             self.images = batch.result()
         return outcomes
 
-    def _gather(self, futures: list[Future], fatal_ends: bool = True) -> list:
-        """Each future's result or 3DLabs error, in order. Cancel, a bug, or while waiting an error that
-        concerns every job (auth, credits) ends the run at once; other errors wait for the rest."""
-        pending = set(futures)
-        while pending:
-            comfy.check_interrupt()
-            done, pending = wait(pending, timeout=engine.CANCEL_CHECK_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                err = future.exception()
-                if err is not None and (not isinstance(err, ThreeDLabsError) or fatal_ends and engine.fatal(err)):
-                    raise err
-        return [f.exception() or f.result() for f in futures]
+    def _gather(self, steps: list[Callable], fatal_ends: bool = True, due: list[float] | None = None) -> list:
+        """Each step's result or 3DLabs error, in order; each runs in the process's pool (at its ``due``
+        monotonic time, if given), again at the time an :class:`Again` it returns names. Cancel, a bug, or
+        (``fatal_ends``) an error that concerns every job ends the run at once; other errors wait for the rest."""
+        results: list = [None] * len(steps)
+        queue = [(when, i) for i, when in enumerate(due or [0.0] * len(steps))]
+        heapq.heapify(queue)
+        running: dict[Future, int] = {}
+        try:
+            while queue or running:
+                comfy.check_interrupt()
+                now = time.monotonic()
+                while queue and queue[0][0] <= now:
+                    i = heapq.heappop(queue)[1]
+                    running[submit(self.settings.max_in_flight, self._step, steps[i])] = i
+                nap = min(engine.CANCEL_CHECK_SECONDS, queue[0][0] - now if queue else engine.CANCEL_CHECK_SECONDS)
+                if not running:
+                    time.sleep(nap)
+                    continue
+                for future in wait(running, timeout=nap, return_when=FIRST_COMPLETED).done:
+                    i = running.pop(future)
+                    err = future.exception()
+                    if err is not None and (not isinstance(err, ThreeDLabsError) or fatal_ends and engine.fatal(err)):
+                        raise err
+                    outcome = err or future.result()
+                    if isinstance(outcome, Again):
+                        heapq.heappush(queue, (outcome.due, i))
+                    else:
+                        results[i] = outcome
+        except BaseException:
+            # Never wait for a worker stuck in a request (Cancel must not wait for a hanging server): the
+            # stop flag ends it at its next wait, and what has not started never does.
+            self._stop.set()
+            for future in running:
+                future.cancel()
+            raise
+        return results
 
 
 class ProgressView:

@@ -16,7 +16,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +27,7 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+from benchmark_concurrency import bench_concurrency  # noqa: E402
 from demo import call, load_pack  # noqa: E402
 
 ROWS: list[tuple[str, str, str, str, str]] = []  # figure, ours, baseline, ratio, target (met?)
@@ -113,19 +113,10 @@ def bench_detection(nodes, runtime, sandbox, job_seconds, count):
     sandbox.reset()
     sandbox.job_seconds = job_seconds
     runtime.reset_tallies()
-    results = {}
-
-    def ours():
-        results["ours"] = _detect_ours(nodes, sandbox, job_seconds, count)
-
-    def naive():
-        results["naive"] = _detect_naive(sandbox, job_seconds, count)
-
-    threads = [threading.Thread(target=ours), threading.Thread(target=naive)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(2) as pool:  # ours and the baseline at the same time, on the same machine
+        ours = pool.submit(_detect_ours, nodes, sandbox, job_seconds, count)
+        naive = pool.submit(_detect_naive, sandbox, job_seconds, count)
+    results = {"ours": ours.result(), "naive": naive.result()}
     polls_total = sandbox.stats()["requests"]["GET /api/jobs"]
     naive_delays = [d for d, _ in results["naive"]]
     naive_polls = sum(p for _, p in results["naive"])
@@ -325,7 +316,7 @@ def bench_timeline(mod):
         "reported")
 
 
-SECTIONS = ("fan-out", "detection", "decode", "memory", "timeline")
+SECTIONS = ("fan-out", "detection", "decode", "memory", "timeline", "concurrency")
 
 
 def main(argv=None) -> int:
@@ -367,6 +358,9 @@ def main(argv=None) -> int:
         if "timeline" in wanted:
             print("timeline")
             bench_timeline(mod)
+        if "concurrency" in wanted:
+            print("concurrency (a fresh process for each setting)")
+            bench_concurrency(row)
     finally:
         sandbox.stop()
     table = ["| figure | ours | baseline (same run) | ratio | target |", "|---|---|---|---|---|"]

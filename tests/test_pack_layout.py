@@ -33,6 +33,16 @@ def test_pack_imports_without_comfyui_and_without_network(tmp_path):
     assert proc.stdout.startswith("OK")
 
 
+def test_the_pack_imports_without_loading_requests(tmp_path):
+    """requests costs about 140 ms to import (docs/performance.md): the client, and all HTTP, load on first use."""
+    proc = import_pack_in_fresh_process(tmp_path, after="""
+        loaded = [m for m in ("requests", "urllib3") if m in sys.modules]
+        assert not loaded, loaded
+        print("OK")
+    """)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def imports_of(path) -> set[str]:
     tree = ast.parse(path.read_text())
     names = set()
@@ -121,3 +131,100 @@ def test_every_node_has_search_aliases_for_todays_node_search():
     assert found["storyboard"] >= {"3DLabsStoryboardTimeline", "3DLabsStoryboardVideo"}, found
     assert found["topic to video"] >= {"3DLabsStory", "3DLabsScenePlan", "3DLabsStoryboardVideo"}, found
     assert "3DLabsImageGenerate" in found["flux"] & found["scene images"], found
+
+
+# The registries of Pillow's plugins: public names, but walking them relies on their layout.
+PILLOW_REGISTRY = {"ID", "OPEN", "SAVE", "SAVE_ALL", "MIME", "EXTENSION", "DECODERS", "ENCODERS"}
+ATTRIBUTE_CALLS = {"getattr", "setattr", "hasattr", "delattr"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_uses(source: str) -> list[str]:
+    """Where ``source`` reaches into another library's private state: ``x._name`` (also through getattr
+    and friends, ``vars(x)`` or ``__dict__``) on anything but ``self``, ``cls``, ``super()`` or a name the
+    module itself defines or imports from the pack (a relative import); and Pillow's plugin registries.
+
+    A local variable holding one of the pack's own objects is flagged too: the pack calls its own
+    objects' public methods, and so a pack object's underscore is never mistaken for a library's."""
+    tree = ast.parse(source)
+    own = {"self", "cls"}
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            own.add(node.name)
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            own.update((alias.asname or alias.name) for alias in node.names)
+
+    def owned(value: ast.expr) -> bool:
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super":
+            return True
+        return isinstance(value, ast.Name) and value.id in own
+
+    def text(value) -> str | None:
+        return value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+
+    found = []
+    for node in ast.walk(tree):
+        where = f"line {getattr(node, 'lineno', '?')}: {ast.unparse(node)[:80]}"
+        if isinstance(node, ast.Attribute):
+            if _private(node.attr) and not owned(node.value):
+                found.append(where)
+            elif node.attr in PILLOW_REGISTRY and ast.unparse(node.value).split(".")[-1] == "Image":
+                found.append(where)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ATTRIBUTE_CALLS:
+            name = text(node.args[1]) if len(node.args) > 1 else None
+            if name is not None and _private(name) and not owned(node.args[0]):
+                found.append(where)
+        elif isinstance(node, ast.Subscript) and (name := text(node.slice)) is not None and _private(name):
+            container = node.value
+            if (isinstance(container, ast.Attribute) and container.attr == "__dict__" or isinstance(container, ast.Call)
+                    and isinstance(container.func, ast.Name) and container.func.id == "vars"):
+                found.append(where)
+    return found
+
+
+def test_the_private_attribute_check_sees_what_it_must():
+    """The check below on known cases, so that it cannot pass by seeing nothing."""
+    flagged = {
+        "sock = resp.raw._fp.fp.raw._sock": 2,
+        "getattr(getattr(resp.raw, '_fp', None), 'fp', None)": 1,
+        "conn = pool._get_conn()": 1,
+        "vars(resp.raw)['_fp']": 1,
+        "resp.raw.__dict__['_connection']": 1,
+        "from PIL import Image\nfor ext, fmt in Image.EXTENSION.items(): pass": 1,
+        "import PIL.Image\nPIL.Image.OPEN['PNG']": 1,
+        "from urllib3 import util\nutil._has_ipv6": 1,
+        "im.__transparency": 1,
+    }
+    clean = [
+        "self._lock = threading.Lock()\nself._resp.close()",
+        "class W:\n    @classmethod\n    def go(cls): return cls._watch",
+        "from . import comfy\ncomfy._module('server')",
+        "from .api import jobs as engine\nengine._private_helper()",
+        "super()._setup()",
+        "resp.raw.shutdown()\nImage.open(data, formats=('PNG',))\nImage.registered_extensions()",
+        "type(x).__name__, x.__class__, obj.__dict__",
+    ]
+    for source, count in flagged.items():
+        assert len(private_uses(source)) == count, (source, private_uses(source))
+    for source in clean:
+        assert private_uses(source) == [], (source, private_uses(source))
+
+
+@pytest.mark.parametrize("path", sorted((PACK_DIR / "nodes").rglob("*.py")), ids=lambda p: str(p.relative_to(PACK_DIR)))
+def test_no_private_attribute_of_a_library_in_nodes(path):
+    """urllib3, http.client, requests and Pillow are used through their public API only: a release of one
+    must not be able to break the pack silently (the download deadline is urllib3's HTTPResponse.shutdown)."""
+    found = private_uses(path.read_text())
+    assert not found, f"{path.relative_to(PACK_DIR)} reaches into private state: {found}"
+
+
+def test_the_dependencies_name_the_urllib3_the_pack_needs():
+    import tomllib
+
+    deps = tomllib.loads((PACK_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
+    listed = [ln.split("#")[0].strip() for ln in (PACK_DIR / "requirements.txt").read_text().splitlines()]
+    for source in (deps, listed):
+        assert "urllib3>=2.3" in [d.split("#")[0].strip() for d in source], source  # HTTPResponse.shutdown()

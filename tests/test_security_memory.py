@@ -35,6 +35,7 @@ config = pack_module("nodes.api.config")
 download = pack_module("nodes.api.download")
 plan_mod = pack_module("nodes.timeline_plan")
 client_mod = pack_module("nodes.api.client")
+run_mod = pack_module("nodes.run")
 
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
 TESTS_DIR = Path(__file__).resolve().parent
@@ -284,8 +285,17 @@ def core(request, monkeypatch, sandbox):
     return install(monkeypatch, base_exception=request.param)
 
 
-def pool_threads() -> set:
-    return {t for t in threading.enumerate() if t.name.startswith("3dlabs-run")}
+def pool_is_free(seconds: float = 3.0) -> bool:
+    """Every worker of the pack's one pool takes a task within ``seconds``: none is still held by a request."""
+    size = config.load_settings().max_in_flight
+    together = threading.Barrier(size + 1, timeout=seconds)
+    for _ in range(size):
+        run_mod.submit(size, together.wait)
+    try:
+        together.wait()
+    except threading.BrokenBarrierError:
+        return False
+    return True
 
 
 def wait_until(condition, seconds: float = 3.0) -> bool:
@@ -297,7 +307,6 @@ def wait_until(condition, seconds: float = 3.0) -> bool:
 
 def test_cancel_ends_load_project_while_the_api_drips_its_answer_and_the_next_prompt_runs(core, sandbox):
     sandbox.set_faults(session_drip_bps=400)  # the project's 4.6 KB answer over about 12 s
-    started = pool_threads()
 
     def press():
         if wait_until(lambda: sandbox.stats()["faults_injected"]["session_drip"] >= 1, 10):
@@ -318,7 +327,7 @@ def test_cancel_ends_load_project_while_the_api_drips_its_answer_and_the_next_pr
     assert isinstance(ended, core.Interrupt), f"{core.kind}: the node ended with {ended!r}"
     assert elapsed < LIMIT, f"{core.kind}: Cancel took {elapsed:.2f} s"
     # The worker reading the answer is cut off too, not left dripping behind the queue.
-    assert wait_until(lambda: not (pool_threads() - started)), "a worker still reads the dripping answer"
+    assert pool_is_free(), "a worker still reads the dripping answer"
 
     core.flag.clear()  # ComfyUI starts the next prompt
     sandbox.set_faults(session_drip_bps=0)

@@ -36,6 +36,7 @@ comfy = pack_module("nodes.comfy")
 jobs_engine = pack_module("nodes.api.jobs")
 endpoints = pack_module("nodes.api.endpoints")
 reuse = pack_module("nodes.reuse")
+run_mod = pack_module("nodes.run")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -248,6 +249,10 @@ def test_a_prompt_list_over_the_cap_is_refused_before_memory_threads_or_requests
         return real_start(self, *args, **kwargs)
 
     monkeypatch.setattr(threading.Thread, "start", spy)
+    # The pack's pool outlives a run (its workers may exist already): no work may reach it either.
+    submitted: list = []
+    real_submit = run_mod.submit
+    monkeypatch.setattr(run_mod, "submit", lambda *a: submitted.append(a) or real_submit(*a))
     prompts = [f"scene {i}: a lighthouse on a cliff at dusk, wide shot" for i in range(count)]
     gc.collect()
     rss_before = _rss_bytes()
@@ -265,6 +270,7 @@ def test_a_prompt_list_over_the_cap_is_refused_before_memory_threads_or_requests
     assert f"would submit {count} jobs" in str(info.value) and "cap of 50" in str(info.value)
     ours = [name for name in started if name.startswith("3dlabs")]
     assert ours == [], f"threads started before the cap refused: {ours}"
+    assert submitted == [], "work went to the pack's pool before the cap refused"
     assert sandbox.stats()["requests_total"] == 0
     assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MB traced before the refusal"
     assert rss_growth < 50 * 2**20, f"RSS grew by {rss_growth / 2**20:.0f} MB"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -186,47 +185,75 @@ class _Download:
 
 
 class _Watchdog:
-    """Runs ``check`` every WATCH_SECONDS on its own thread while a body is read.
+    """Runs ``check`` about every WATCH_SECONDS while a body is read, on the one watch thread that every
+    download and answer of the process shares: a deadline costs no thread of its own.
 
     A host that drips a byte a second keeps every single read within the read timeout, and a read
-    blocked on the socket checks nothing: when ``check`` raises, the watchdog shuts the attached
-    response's socket (which reads as an early end) and keeps the error for the reader to raise.
+    blocked on the socket checks nothing: when ``check`` raises, the watch thread shuts the attached
+    response's socket (urllib3's public ``HTTPResponse.shutdown``: the read sees an early end) and
+    keeps the error for the reader to raise.
     """
+
+    watched: set[_Watchdog] = set()
+    wake = threading.Condition()
+    thread: threading.Thread | None = None
 
     def __init__(self, check: Callable[[], None]) -> None:
         self.check = check
         self.tripped: list[BaseException] = []
         self._resp = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="3dlabs-download-watch", daemon=True)
+        self._lock = threading.Lock()  # held by the watch thread while it looks: no shutdown after the block
 
     def __enter__(self) -> _Watchdog:
-        self._thread.start()
+        with self.wake:
+            self.watched.add(self)
+            self._start_watching()
+            self.wake.notify()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
+        with self._lock, self.wake:
+            self.watched.discard(self)
 
     def attach(self, resp) -> None:
-        self._resp = resp
-        if self.tripped:  # it tripped between two requests: this one ends at once too
-            _shut(resp)
+        with self._lock:
+            self._resp = resp
+            if self.tripped:  # it tripped between two requests: this one ends at once too
+                _shut(resp)
 
     def checkpoint(self) -> None:
         if self.tripped:
             raise self.tripped[0]
         self.check()  # cheap, and prompt while data flows
 
-    def _watch(self) -> None:
-        while not self._done.wait(WATCH_SECONDS):
+    def look(self) -> None:
+        """The watch thread's turn: check, and on the first failure keep it and shut the response."""
+        with self._lock:
+            if self not in self.watched or self.tripped:
+                return
             try:
                 self.check()
             except BaseException as exc:  # noqa: BLE001  re-raised on the reading thread
                 self.tripped.append(exc)
                 if self._resp is not None:
                     _shut(self._resp)
-                return
+
+    @classmethod
+    def _start_watching(cls) -> None:
+        if cls.thread is None:
+            cls.thread = threading.Thread(target=cls._watch, name="3dlabs-watch", daemon=True)
+            cls.thread.start()
+
+    @classmethod
+    def _watch(cls) -> None:
+        while True:
+            with cls.wake:
+                while not cls.watched:
+                    cls.wake.wait()
+                watched = list(cls.watched)
+            for dog in watched:
+                dog.look()
+            time.sleep(WATCH_SECONDS)
 
 
 @contextmanager
@@ -274,12 +301,9 @@ def _watch_answer(resp, **_kwargs):
 
 
 def _shut(resp) -> None:
-    """Wake a read blocked on ``resp``'s socket: it then sees the end of the stream."""
-    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
-    if sock is None:  # after "Connection: close" http.client's response, not the connection, owns the socket
-        fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    """Wake a read blocked on ``resp``'s socket: it then sees the end of the stream. urllib3 refuses once
+    the response is closed or its connection is back in the pool (then no read is blocked on it)."""
     try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except (AttributeError, OSError):
+        resp.raw.shutdown()
+    except (AttributeError, RuntimeError, ValueError, OSError):
         pass

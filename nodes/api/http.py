@@ -237,7 +237,10 @@ class HttpTransport:
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self.session.auth = ApiAuth(settings.base_url, tokens)  # also keeps ~/.netrc and URL credentials out
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+        # Connections kept per host: the node runs' pool makes at most max_in_flight requests at once, and
+        # a few come from elsewhere (a node's own reuse checks and project list, the settings routes).
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=settings.max_in_flight + 4,
+                                                max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 

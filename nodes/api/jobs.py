@@ -1,4 +1,4 @@
-"""Waiting for 3DLabs jobs: one polling schedule, one plain function per job, the sleep that ends on Cancel.
+"""Waiting for 3DLabs jobs: one polling schedule, a job's polls one step at a time, the sleep that ends on Cancel.
 
 The first poll comes at once, then the interval grows with the time waited (every ~0.3 s for a job
 2 s old, every 5 s after a minute), shortened to land just after the end the job's progress predicts.
@@ -65,62 +65,85 @@ def fatal(err: BaseException) -> bool:
     return isinstance(err, (AuthError, ForbiddenError, OutOfCreditsError))
 
 
-def wait_job(job_id: str, get_job: Callable[[str], Job], *, deadline: float, index: int | None = None,
-             cancel_check: Callable[[], None] | None = None, on_progress: Callable[[Job, float], None] | None = None,
-             created_at: float | None = None) -> Job | JobError:
-    """Poll one job until it ends or ``deadline`` (a monotonic time) passes; its outcome, never raised.
+class JobPoll:
+    """One job's polling, one request per :meth:`poll`: between two polls the job holds no thread (the
+    node runs' pool polls every job when its :attr:`due` time comes). The job may answer 404 for
+    NOT_FOUND_GRACE_SECONDS after ``created_at`` (a monotonic time)."""
 
-    Raised are only ``cancel_check``'s exception (ComfyUI's interrupt) and errors that concern every job.
-    The job may answer 404 for NOT_FOUND_GRACE_SECONDS after ``created_at`` (a monotonic time).
-    """
-    start = time.monotonic()
-    born = start if created_at is None else created_at
-    # A few jobs waited for together start a little apart, so their polls do not arrive in one burst.
-    due = start + min(FIRST_POLL_SECONDS, 0.05 * (index or 0))
-    failures = 0
-    job: Job | None = None
-    while True:
-        sleep_unless_canceled(min(due, deadline) - time.monotonic(), cancel_check)
+    def __init__(self, job_id: str, get_job: Callable[[str], Job], *, deadline: float, index: int | None = None,
+                 cancel_check: Callable[[], None] | None = None,
+                 on_progress: Callable[[Job, float], None] | None = None, created_at: float | None = None) -> None:
+        self.job_id, self.get_job, self.deadline, self.index = job_id, get_job, deadline, index
+        self.cancel_check, self.on_progress = cancel_check, on_progress
+        self.start = time.monotonic()
+        self.born = self.start if created_at is None else created_at
+        # A few jobs waited for together start a little apart, so their polls do not arrive in one burst.
+        self.due = min(deadline, self.start + min(FIRST_POLL_SECONDS, 0.05 * (index or 0)))
+        self.failures = 0
+        self.job: Job | None = None
+
+    def poll(self) -> Job | JobError | None:
+        """Poll once: the outcome (never raised) once the job has ended or the deadline has passed, else
+        None and the next poll's :attr:`due` time. Raised are only ``cancel_check``'s exception (ComfyUI's
+        interrupt) and errors that concern every job."""
+        job_id, index = self.job_id, self.index
         now = time.monotonic()
         try:
-            job = get_job(job_id)
+            job = self.get_job(job_id)
         except NotFoundError as err:
-            if now - born >= NOT_FOUND_GRACE_SECONDS:
+            if now - self.born >= NOT_FOUND_GRACE_SECONDS:
                 return JobFailedError(f"3DLabs does not know this job id ({err.detail})", job_id=job_id, index=index)
-            due = now + poll_interval(now - start)
+            due = now + poll_interval(now - self.start)
         except ThreeDLabsError as err:
             if fatal(err):
                 raise
-            failures += 1
-            if failures >= MAX_CONSECUTIVE_POLL_ERRORS or not isinstance(err, (APIError, NetworkError)):
+            self.failures += 1
+            if self.failures >= MAX_CONSECUTIVE_POLL_ERRORS or not isinstance(err, (APIError, NetworkError)):
                 return JobStatusUnknownError(f"polling kept failing: {err.message}", job_id=job_id, index=index)
             wait_s = err.retry_after if isinstance(err, RateLimitedError) and err.retry_after else 0.0
-            due = now + max(wait_s, poll_interval(now - start) * (1 + failures))
+            due = now + max(wait_s, poll_interval(now - self.start) * (1 + self.failures))
         else:
-            failures = 0
+            self.failures, self.job = 0, job
             job.id = job.id or job_id
-            if on_progress is not None:
+            if self.on_progress is not None:
                 try:
-                    on_progress(job, now - start)
+                    self.on_progress(job, now - self.start)
                 except Exception:  # noqa: BLE001  a UI callback must never break the wait...
-                    if cancel_check is not None:
-                        cancel_check()  # ...but a Cancel it met (an Exception in older ComfyUI) ends it now
+                    if self.cancel_check is not None:
+                        self.cancel_check()  # ...but a Cancel it met (an Exception in older ComfyUI) ends it now
             if job.status == "succeeded":
                 return job
             if job.status == "failed":
                 return JobFailedError(job.error or "no reason given by the server", job_id=job_id, index=index)
             if job.status == "canceled":
                 return JobCanceledError(job.error or "", job_id=job_id, index=index)
-            delay = poll_interval(now - start)
+            delay = poll_interval(now - self.start)
             # A job at 90% after 54 s ends at about 60 s: poll then, not at the next 5 s tick. Progress
             # counts from creation (queue time included); progress that lies costs only one poll.
-            progress, running = job.progress, now - born
+            progress, running = job.progress, now - self.born
             if progress and running > 0 and PREDICT_MIN_PROGRESS <= progress < 1:
                 delay = max(PREDICT_FLOOR, min(delay, running * (1 - progress) / progress + PREDICT_MARGIN))
             due = now + delay
-        if time.monotonic() >= deadline:
-            status = job.status if job else "unknown"
-            return JobTimeoutError(f"still {status} after {deadline - start:.0f} s", job_id=job_id, index=index)
+        if time.monotonic() >= self.deadline:
+            status = self.job.status if self.job else "unknown"
+            return JobTimeoutError(f"still {status} after {self.deadline - self.start:.0f} s", job_id=job_id,
+                                   index=index)
+        self.due = min(due, self.deadline)
+        return None
+
+
+def wait_job(job_id: str, get_job: Callable[[str], Job], *, deadline: float, index: int | None = None,
+             cancel_check: Callable[[], None] | None = None, on_progress: Callable[[Job, float], None] | None = None,
+             created_at: float | None = None) -> Job | JobError:
+    """Poll one job on this thread until it ends or ``deadline`` (a monotonic time) passes, sleeping
+    between polls; its outcome, never raised (as :meth:`JobPoll.poll`)."""
+    poll = JobPoll(job_id, get_job, deadline=deadline, index=index, cancel_check=cancel_check,
+                   on_progress=on_progress, created_at=created_at)
+    while True:
+        sleep_unless_canceled(poll.due - time.monotonic(), cancel_check)
+        outcome = poll.poll()
+        if outcome is not None:
+            return outcome
 
 
 def raise_for_failures(outcomes: Sequence[Job | JobError | None]) -> None:
