@@ -7,10 +7,11 @@ Importing this module makes no network call and needs no token; without ComfyUI 
 from .nodes import comfy as _comfy
 from .nodes.api.config import set_default_user_dir as _set_default_user_dir
 from .nodes.generate import ThreeDLabsImageGenerate
-from .nodes.projects import ThreeDLabsLoadProject, ThreeDLabsProjects, ThreeDLabsRecentJobs
+from .nodes.projects import ThreeDLabsLoadProject, ThreeDLabsProjects
+from .nodes.recent_jobs import ThreeDLabsRecentJobs
 from .nodes.scenes import ThreeDLabsScenePlan, ThreeDLabsSceneSelect
 from .nodes.story import ThreeDLabsStory
-from .nodes.timeline import ThreeDLabsStoryboardTimeline
+from .nodes.timeline_node import ThreeDLabsStoryboardTimeline
 from .nodes.video import ThreeDLabsStoryboardVideo
 from .nodes.wait import ThreeDLabsJobWait
 

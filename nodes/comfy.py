@@ -6,9 +6,12 @@ absent; there the adapter degrades to no-ops and to a local interrupt flag that 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from functools import cache
 
 log = logging.getLogger("3dlabs")
@@ -68,7 +71,7 @@ def check_interrupt() -> None:
         raise interrupt_exception_type()()
 
 
-# Set by runtime.in_thread when ComfyUI stops awaiting a node's thread. ComfyUI consumes the Cancel flag
+# Set by in_thread when ComfyUI stops awaiting a node's thread. ComfyUI consumes the Cancel flag
 # when it starts its next node (before_node_execution) and then ends the prompt, whose event loop waits for
 # every thread still running: a node of the pack running concurrently would never see the Cancel and hold
 # the whole queue until its jobs end. asyncio.to_thread copies context variables into the node's thread.
@@ -192,3 +195,25 @@ def preview(node_id: str | None, image, done: int, total: int) -> None:
         rearm_interrupt()
     except Exception:  # noqa: BLE001
         log.debug("3DLabs: preview failed", exc_info=True)
+
+
+def in_thread(fn: Callable) -> Callable:
+    """A node's FUNCTION, run in a worker thread: its requests and waits never block ComfyUI's event loop.
+
+    When ComfyUI stops awaiting it (the prompt ended on another node's error or Cancel, and its event loop
+    cancels what is left), the thread is told at once (``check_interrupt`` raises in it), so it ends
+    at its next wait instead of holding the prompt's end until its jobs finish.
+    """
+
+    @functools.wraps(fn)
+    async def run(*args, **kwargs):
+        abandoned, token = abandon_event()
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+        finally:
+            forget_abandon_event(token)
+
+    return run

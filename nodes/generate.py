@@ -6,21 +6,14 @@ returned as one [N,H,W,3] batch in scene order, ready for ImageScaleBy or Create
 
 from __future__ import annotations
 
-from . import images, previews, runtime
+from . import comfy, images, previews
 from .api import validation
 from .api.endpoints import IMAGES, image_body
 from .api.errors import BatchError, ValidationError
 from .run import NodeRun
-from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices
+from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices, scalar_input
 
 IMAGE_TIMEOUT = 900.0
-
-
-def first(value, default=None):
-    """INPUT_IS_LIST hands every input over as a list; scalar inputs are its first item."""
-    if isinstance(value, list):
-        return value[0] if value else default
-    return value if value is not None else default
 
 
 def flatten_prompts(value) -> list:
@@ -101,12 +94,13 @@ class ThreeDLabsImageGenerate:
             return err.detail
         return True
 
-    @runtime.in_thread
+    @comfy.in_thread
     def run(self, prompt, provider, model, aspect_ratio, scene_number, seed, wait, project_id=None, unique_id=None):
-        bodies = build_bodies(prompt, first(provider), first(model), first(aspect_ratio), first(project_id, ""),
-                              first(scene_number, 0))
-        wait = bool(first(wait, True))
-        with NodeRun("3DLabs Image Generate", first(unique_id)) as run:
+        one = scalar_input
+        bodies = build_bodies(prompt, one(provider), one(model), one(aspect_ratio), one(project_id, ""),
+                              one(scene_number, 0))
+        wait = bool(one(wait, True))
+        with NodeRun("3DLabs Image Generate", one(unique_id)) as run:
             text = run.dry_run(IMAGES, bodies)
             if text is not None:
                 width, height = ASPECT_SIZES.get(bodies[0]["aspectRatio"], (1024, 1024))
@@ -115,7 +109,7 @@ class ThreeDLabsImageGenerate:
                 ids = ["dry-run"] * len(bodies)
                 return {"ui": {"text": [text]}, "result": (image, mask, "\n".join(ids))}
             try:
-                result = run.jobs("image", IMAGES, bodies, first(seed, 0), labels=[b["prompt"][:80] for b in bodies],
+                result = run.jobs("image", IMAGES, bodies, one(seed, 0), labels=[b["prompt"][:80] for b in bodies],
                                   timeout=IMAGE_TIMEOUT, wait=wait, with_images=True)
             except BatchError as err:
                 done = sum(r is not None for r in err.results)

@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import runtime, sandbox_bridge
-from .api import budget, config
+from . import clients, sandbox_bridge
+from .api import budget, config, urls
 from .api.auth import describe_token
-from .api.errors import ConfigError, ThreeDLabsError, redact, register_secret
+from .api.errors import ConfigError, ThreeDLabsError
+from .api.redaction import redact, register_secret
 from .routes_guard import Refused, guarded, origin_required_for
 
 PREFIX = "/3dlabs"
@@ -93,7 +94,7 @@ def _text(body: dict, key: str, refusal: str) -> str:
 def _save(profile_changes: dict, settings_changes: dict | None = None) -> str | None:
     """One locked read-modify-write of the config file; returns a notice to show, if any."""
     written = config.update_config(profile_changes=profile_changes, settings_changes=settings_changes)
-    runtime.reset_clients()
+    clients.reset_clients()
     return written.notice()
 
 
@@ -122,7 +123,7 @@ def post_token(body: dict) -> dict:
 
 def _checked_url(url: str) -> str:
     try:
-        url = config.normalize_base_url(url)
+        url = urls.normalize_base_url(url)
     except ConfigError as err:
         raise Refused(400, " ".join(p for p in (err.detail, err.hint) if p) or err.message) from None
     if "@" in urlsplit(url).netloc:
@@ -188,11 +189,11 @@ def post_settings(body: dict) -> dict:
 
 
 def list_workspaces() -> list[dict]:
-    return [{"id": w.id, "name": w.name} for w in runtime.client_for().list_workspaces()]
+    return [{"id": w.id, "name": w.name} for w in clients.client_for().list_workspaces()]
 
 
 def list_projects() -> list[dict]:
-    return [{"id": p.id, "name": p.name, "created": p.created} for p in runtime.client_for().list_projects()]
+    return [{"id": p.id, "name": p.name, "created": p.created} for p in clients.client_for().list_projects()]
 
 
 def _who(current: config.Settings) -> str:
@@ -210,8 +211,8 @@ def _who(current: config.Settings) -> str:
 def connection_test(_body: dict) -> dict:
     """List workspaces with the current settings; the outcome in words, for the settings panel."""
     try:
-        current = runtime.settings()
-        spaces = runtime.client_for(current).list_workspaces()
+        current = clients.settings()
+        spaces = clients.client_for(current).list_workspaces()
     except ThreeDLabsError as err:
         return {"ok": False, "message": err.message}
     except OSError as err:  # the sandbox could not start

@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from . import comfy
-from .api.config import is_loopback_host
-from .api.errors import ThreeDLabsError, redact
+from .api.errors import ThreeDLabsError
+from .api.redaction import redact
+from .api.urls import is_loopback_host
 
 log = logging.getLogger("3dlabs")
 

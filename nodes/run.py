@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import comfy, images, reuse, runtime, spend
+from . import clients, comfy, images, reuse, spend
 from .api import jobs as engine
 from .api.errors import (
     AnswerLostError,
@@ -74,7 +74,7 @@ class NodeRun:
 
     def __init__(self, label: str, node_id: str | None) -> None:
         self.label = label
-        self.settings = runtime.settings()
+        self.settings = clients.settings()
         self.tally = spend.tally()
         self.view = ProgressView(node_id, label)
         self.images: tuple | None = None  # (IMAGE, MASK) of the jobs' pictures, when asked for
@@ -90,7 +90,7 @@ class NodeRun:
 
     @property
     def client(self) -> ThreeDLabsClient:
-        return runtime.client_for(self.settings)
+        return clients.client_for(self.settings)
 
     def finish(self, extra: str = "") -> str:
         """The node's last line, on the node and in the log: what this prompt's 3DLabs jobs came to."""
@@ -216,7 +216,7 @@ class NodeRun:
         polls = [watch(k, i) for k, i in enumerate(live)]
         steps = [functools.partial(step, k, i, poll) for k, (i, poll) in enumerate(zip(live, polls))]
         outcomes: list = [None] * len(ids)
-        waits = runtime.wait_jobs(lambda: self._gather(steps, due=[poll.due if poll else 0.0 for poll in polls]))
+        waits = wait_jobs(lambda: self._gather(steps, due=[poll.due if poll else 0.0 for poll in polls]))
         for i, outcome in zip(live, waits):
             outcomes[i] = outcome
         if batch is not None and not any(isinstance(o, ThreeDLabsError) for o in outcomes):
@@ -342,3 +342,9 @@ def _raise_submit_errors(errors: list[tuple[int, ThreeDLabsError]], ids: list) -
         f"journal; {again}",
         status=first.status, summary=f"Submitting item {first_i + 1} of {len(ids)} to 3DLabs failed.",
     )
+
+
+def wait_jobs(start: Callable[[], list]) -> list:
+    """The moment a run's jobs are all submitted and their waits begin: a named step, so that fault tests
+    can change the world (revoke the token, stop the server) after the jobs are paid for."""
+    return start()

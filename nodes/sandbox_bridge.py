@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import replace
 
-from .api import config
+from .api import config, urls
 from .api.auth import TokenProvider, TokenSource
 
 log = logging.getLogger("3dlabs")
@@ -59,5 +59,5 @@ def stop() -> None:
 def sandbox_settings_and_tokens(current: config.Settings) -> tuple[config.Settings, TokenProvider]:
     server = ensure_started()
     settings = replace(current, base_url=server.api_url, base_url_source="bundled sandbox", workspace_id=None)
-    source = TokenSource("token", server.static_token, "bundled sandbox", bound_to=config.api_origin(server.api_url))
+    source = TokenSource("token", server.static_token, "bundled sandbox", bound_to=urls.api_origin(server.api_url))
     return settings, TokenProvider(source, base_url=server.api_url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import runtime
+from . import comfy
 from .api import validation
 from .api.endpoints import SCENE_PLANNING, scene_plan_body
 from .api.errors import ValidationError
@@ -21,17 +21,6 @@ def story_payload(story):
     if isinstance(story, (list, tuple)) and len(story) == 1:  # a 1-item list from a list-mode upstream
         return story_payload(story[0])
     return validation.story_object(story)
-
-
-def plan_text(plan: ScenePlan) -> str:
-    total = plan.total_duration
-    lines = [f"{len(plan.scenes)} scenes" + (f", {total:g} s in all" if total is not None else "")]
-    for scene in plan.scenes:
-        duration = f" ({scene.duration:g} s)" if scene.duration is not None else ""
-        lines.append(f"\nScene {scene.number}{duration}: {scene.image_prompt}")
-        if scene.narration:
-            lines.append(f"  Narration: {scene.narration}")
-    return "\n".join(lines)
 
 
 class ThreeDLabsScenePlan:
@@ -77,7 +66,7 @@ class ThreeDLabsScenePlan:
             return err.detail
         return True
 
-    @runtime.in_thread
+    @comfy.in_thread
     def run(self, story, max_minutes, seed=0, video_model="", unique_id=None):
         body = scene_plan_body(story_payload(story), max_minutes, video_model=validation.video_model(video_model))
         dry_story = isinstance(body["story"], dict) and bool(body["story"].get("dryRun"))
@@ -95,7 +84,7 @@ class ThreeDLabsScenePlan:
                 empty = [s.number for s in plan.scenes if not s.image_prompt.strip()]
                 note = f" Scenes without an image prompt: {empty}." if empty else ""
                 run.finish(f"Scene plan ready: {len(plan.scenes)} scenes (job {job.id}).{note}")
-        text = plan_text(plan)
+        text = plan.text()
         prompts = [s.image_prompt for s in plan.scenes]
         return {"ui": {"text": [text]}, "result": (plan, prompts, len(plan.scenes), text, plan.job_id)}
 

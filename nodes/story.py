@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import runtime
+from . import comfy
 from .api import validation
 from .api.endpoints import STORIES, story_body
 from .api.errors import ValidationError
@@ -54,7 +54,7 @@ class ThreeDLabsStory:
             return err.detail
         return True
 
-    @runtime.in_thread
+    @comfy.in_thread
     def run(self, topic, max_minutes, provider, seed=0, project_id="", unique_id=None):
         body = story_body(topic, max_minutes, project_id=project_id, provider=provider)
         with NodeRun("3DLabs Story", unique_id) as run:

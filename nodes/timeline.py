@@ -1,10 +1,11 @@
 """3DLabs Storyboard Timeline: scene images become video frames timed by the scene plan, rendered with torch.
 
 ComfyUI's CreateVideo makes one frame of each image in a batch, so four scene images would last a
-fraction of a second. This module owns the node and the renderer of any range of a ``TimelinePlan``'s
+fraction of a second. This module owns the renderer of any range of a ``TimelinePlan``'s
 frames: pictures resized to 0..1, Ken Burns views sampled with ``grid_sample`` (bilinear, border), and
 crossfades. Each frame is computed on its own, so any split into chunks gives the same frames, bit for
-bit, as the whole batch. The plan comes from ``timeline_plan``, whose names are re-exported here.
+bit, as the whole batch. The plan comes from ``timeline_plan``, whose names are re-exported here; the node
+is ``timeline_node``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import comfy
 from .timeline_plan import (
     DEFAULT_MAX_BYTES,
     KEN_BURNS_ZOOM,
@@ -43,12 +43,13 @@ from .timeline_plan import (
     plan_timeline,
     scenes_left_out,
 )
-from .types import CATEGORY, SCENE_PLAN
+from .types import SCENE_PLAN
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "KEN_BURNS_ZOOM", "MAX_BYTES_ENV", "MOTIONS", "TRANSITIONS", "ThreeDLabsStoryboardTimeline",
+    "DEFAULT_MAX_BYTES", "KEN_BURNS_ZOOM", "MAX_BYTES_ENV", "MOTIONS", "TRANSITIONS",
     "TimelinePlan", "TimelineRenderer", "crossfade_lengths", "estimate_bytes", "frame_counts", "max_bytes_setting",
-    "motion_window", "output_size", "plan_durations", "plan_timeline", "render_timeline",
+    "motion_window", "output_size", "plan_durations", "plan_timeline", "render_timeline", "scene_durations",
+    "timeline_inputs",
 ]
 
 ProgressCallback = Callable[[int, int], None]
@@ -223,67 +224,33 @@ def scene_durations(images, scene_plan, seconds_per_scene: float) -> tuple[list[
     return durations, labels, note
 
 
-class ThreeDLabsStoryboardTimeline:
-    CATEGORY = CATEGORY
-    SEARCH_ALIASES = ["storyboard", "timeline", "animatic", "ken burns", "images to frames", "slideshow",
-                      "topic to video"]
-    DESCRIPTION = ("Turns one image per scene into video frames that last as long as the scene plan says, with an "
-                   "optional slow zoom or pan and crossfades, computed locally. Connect frames and fps to "
-                   "CreateVideo.")
-    RETURN_TYPES = ("IMAGE", "FLOAT", "STRING")
-    RETURN_NAMES = ("frames", "fps", "timeline_text")
-    OUTPUT_TOOLTIPS = (
-        "Every frame of the animatic, in order: connect to CreateVideo.",
-        "The frame rate the frames were made for: connect to CreateVideo's fps.",
-        "Each scene's start, end, duration and frame count, and the total.",
-    )
-    FUNCTION = "run"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "images": ("IMAGE", {"tooltip": "One image per scene, in scene order (a batch)."}),
-                "fps": ("FLOAT", {"default": 12.0, "min": 1.0, "max": 60.0, "step": 0.5, "tooltip": (
-                    "Frames per second of the video. Each scene gets duration x fps frames, rounded so the total "
-                    "matches the plan.")}),
-                "motion": (list(MOTIONS), {"default": "none", "tooltip": (
-                    "A slow Ken Burns move on every scene: zoom in or out by 15%, or pan across (pan left moves "
-                    "the view leftward, so the picture slides right).")}),
-                "transition": (list(TRANSITIONS), {"default": "cut", "tooltip": (
-                    "cut: scenes follow each other directly. crossfade: blend over crossfade_seconds around each "
-                    "cut, without changing the total length.")}),
-                "crossfade_seconds": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 5.0, "step": 0.05, "tooltip": (
-                    "Length of each crossfade, centred on the cut; shortened to the shorter neighbouring scene.")}),
-                "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip": (
-                    "Output width in pixels; 0 keeps the images' width (or their aspect, if height is set).")}),
-                "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip": (
-                    "Output height in pixels; 0 keeps the images' height (or their aspect, if width is set).")}),
-                "seconds_per_scene": ("FLOAT", {"default": 4.0, "min": 0.1, "max": 600.0, "step": 0.1, "tooltip": (
-                    "Duration of each scene when no plan is connected, and of scenes or extra images the plan "
-                    "gives no duration.")}),
-            },
-            "optional": {
-                "scene_plan": (SCENE_PLAN, {"tooltip": (
-                    "The plan from 3DLabs Scene Plan or Load Project: its scene durations set the timing.")}),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
-
-    def run(self, images, fps, motion, transition, crossfade_seconds, width, height, seconds_per_scene,
-            scene_plan=None, unique_id=None):
-        durations, labels, note = scene_durations(images, scene_plan, seconds_per_scene)
-        progress = comfy.NodeProgress(unique_id)
-        shown = [-1]
-
-        def on_progress(done: int, total: int) -> None:
-            comfy.check_interrupt()
-            if done * 100 // total != shown[0]:  # one websocket message per percent, not per frame
-                shown[0] = done * 100 // total
-                progress.update(done / total)
-
-        frames, text = render_timeline(images, durations, fps, motion, transition, crossfade_seconds, width,
-                                       height, max_bytes_setting(), labels=labels, on_progress=on_progress)
-        progress.text(text.splitlines()[-1])
-        text += note
-        return {"ui": {"text": [text]}, "result": (frames, float(fps), text)}
+def timeline_inputs() -> dict:
+    """The Storyboard Timeline's inputs (the Storyboard Video takes the same, and more)."""
+    return {
+        "required": {
+            "images": ("IMAGE", {"tooltip": "One image per scene, in scene order (a batch)."}),
+            "fps": ("FLOAT", {"default": 12.0, "min": 1.0, "max": 60.0, "step": 0.5, "tooltip": (
+                "Frames per second of the video. Each scene gets duration x fps frames, rounded so the total "
+                "matches the plan.")}),
+            "motion": (list(MOTIONS), {"default": "none", "tooltip": (
+                "A slow Ken Burns move on every scene: zoom in or out by 15%, or pan across (pan left moves "
+                "the view leftward, so the picture slides right).")}),
+            "transition": (list(TRANSITIONS), {"default": "cut", "tooltip": (
+                "cut: scenes follow each other directly. crossfade: blend over crossfade_seconds around each "
+                "cut, without changing the total length.")}),
+            "crossfade_seconds": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 5.0, "step": 0.05, "tooltip": (
+                "Length of each crossfade, centred on the cut; shortened to the shorter neighbouring scene.")}),
+            "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip": (
+                "Output width in pixels; 0 keeps the images' width (or their aspect, if height is set).")}),
+            "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip": (
+                "Output height in pixels; 0 keeps the images' height (or their aspect, if width is set).")}),
+            "seconds_per_scene": ("FLOAT", {"default": 4.0, "min": 0.1, "max": 600.0, "step": 0.1, "tooltip": (
+                "Duration of each scene when no plan is connected, and of scenes or extra images the plan "
+                "gives no duration.")}),
+        },
+        "optional": {
+            "scene_plan": (SCENE_PLAN, {"tooltip": (
+                "The plan from 3DLabs Scene Plan or Load Project: its scene durations set the timing.")}),
+        },
+        "hidden": {"unique_id": "UNIQUE_ID"},
+    }

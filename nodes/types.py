@@ -1,4 +1,5 @@
-"""Names of the pack's ComfyUI socket types and the choices its inputs offer (a public contract)."""
+"""Names of the pack's ComfyUI socket types, the choices its inputs offer (a public contract), and how a
+node reads a scalar input when ComfyUI hands it every input as a list."""
 
 from __future__ import annotations
 
@@ -26,3 +27,9 @@ def max_minutes_input(tooltip: str) -> tuple:
 def choices(values: tuple[str, ...], tooltip: str, default: str | None = None) -> tuple:
     return (list(values), {"default": default or values[0], "tooltip": tooltip})
 
+
+def scalar_input(value, default=None):
+    """INPUT_IS_LIST hands every input over as a list; a scalar input is its first item."""
+    if isinstance(value, list):
+        return value[0] if value else default
+    return value if value is not None else default

@@ -12,7 +12,6 @@ file is what SaveVideo writes for a CreateVideo: H.264 yuv420p in MP4, metadata 
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import math
@@ -28,7 +27,7 @@ import torch
 from . import comfy
 from .api.errors import ValidationError
 from .comfy_video import AUTO, VideoComponents, VideoInputBase
-from .timeline import ThreeDLabsStoryboardTimeline, TimelineRenderer, scene_durations
+from .timeline import TimelineRenderer, scene_durations, timeline_inputs
 from .timeline_plan import TimelinePlan, check_memory, invalid, max_bytes_setting, output_size, plan_timeline
 from .types import CATEGORY
 from .video_encoding import BT709, encoder_options, tag_srgb
@@ -361,7 +360,7 @@ class ThreeDLabsStoryboardVideo:
     @classmethod
     def INPUT_TYPES(cls):
         # The timeline's own inputs, so names, defaults and tooltips can never drift apart.
-        spec = copy.deepcopy(ThreeDLabsStoryboardTimeline.INPUT_TYPES())
+        spec = timeline_inputs()
         spec.setdefault("optional", {})["audio"] = ("AUDIO", {"tooltip": AUDIO_TOOLTIP})
         return spec
 

@@ -6,15 +6,13 @@ import json
 import re
 import time
 
-from . import images, previews, runtime
+from . import comfy, images, previews
 from .api import jobs as engine
 from .api import validation
 from .api.errors import ResponseFormatError, ValidationError
 from .api.models import Job
-from .generate import first
 from .run import NodeRun
-from .scenes import plan_text
-from .types import CATEGORY
+from .types import CATEGORY, scalar_input
 
 _SPLIT = re.compile(r"[\s,;]+")
 UNKNOWN_ID_GRACE_SECONDS = 2.0
@@ -37,7 +35,7 @@ def describe_result(job: Job, kind: str | None, client) -> tuple[str, bool]:
                 raise
     if kind in (None, "scene-plan"):
         try:
-            return plan_text(client.scene_plan_of(job)), False
+            return client.scene_plan_of(job).text(), False
         except ResponseFormatError:
             if kind == "scene-plan":
                 raise
@@ -89,15 +87,15 @@ class ThreeDLabsJobWait:
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    @runtime.in_thread
+    @comfy.in_thread
     def run(self, job_id, timeout_seconds, unique_id=None):
         ids = parse_job_ids(job_id)
-        timeout = float(first(timeout_seconds))
+        timeout = float(scalar_input(timeout_seconds))
         if not ids:
             raise ValidationError("No job id given: paste one, or connect Image Generate's job_ids.")
         for one in ids:
             validation.optional_id("job_id", one)  # refuse before any request, not as a polling failure
-        with NodeRun("3DLabs Job Wait", first(unique_id)) as run:
+        with NodeRun("3DLabs Job Wait", scalar_input(unique_id)) as run:
             client = run.client
             records = {one: client.journal.find(one) or {} for one in ids}
             kinds = {one: rec.get("kind") for one, rec in records.items()}

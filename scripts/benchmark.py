@@ -65,10 +65,10 @@ def image_node(prompts, seed):
                 scene_number=[0], seed=[seed], wait=[True])
 
 
-def bench_fanout(nodes, runtime, sandbox, n=12, job_seconds=2.0, runs_of_ours=3):
+def bench_fanout(nodes, spend, sandbox, n=12, job_seconds=2.0, runs_of_ours=3):
     sandbox.reset()
     sandbox.job_seconds = job_seconds
-    runtime.reset_tallies()
+    spend.reset_tallies()
     prompts = [f"scene {i}: a lighthouse in fog, shot {i}" for i in range(n)]
     runs = []
     for attempt in range(runs_of_ours):  # the median of a few runs: one run is at the mercy of a shared VM
@@ -109,10 +109,10 @@ def _detect_naive(sandbox, job_seconds, count):
         return list(pool.map(one, range(count)))
 
 
-def bench_detection(nodes, runtime, sandbox, job_seconds, count):
+def bench_detection(nodes, spend, sandbox, job_seconds, count):
     sandbox.reset()
     sandbox.job_seconds = job_seconds
-    runtime.reset_tallies()
+    spend.reset_tallies()
     with ThreadPoolExecutor(2) as pool:  # ours and the baseline at the same time, on the same machine
         ours = pool.submit(_detect_ours, nodes, sandbox, job_seconds, count)
         naive = pool.submit(_detect_naive, sandbox, job_seconds, count)
@@ -335,17 +335,17 @@ def main(argv=None) -> int:
     sandbox = mod("sandbox.server").SandboxServer(job_seconds=2.0).start()
     os.environ["THREEDLABS_BASE_URL"] = sandbox.api_url
     os.environ["THREEDLABS_TOKEN"] = sandbox.static_token
-    nodes, runtime, jobs_mod = pack.NODE_CLASS_MAPPINGS, mod("nodes.runtime"), mod("nodes.api.jobs")
+    nodes, spend, jobs_mod = pack.NODE_CLASS_MAPPINGS, mod("nodes.spend"), mod("nodes.api.jobs")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         if "fan-out" in wanted:
             print("fan-out")
-            bench_fanout(nodes, runtime, sandbox)
+            bench_fanout(nodes, spend, sandbox)
         if "detection" in wanted:
             print("detection")
-            bench_detection(nodes, runtime, sandbox, 2.0, 8)
+            bench_detection(nodes, spend, sandbox, 2.0, 8)
             if not args.quick:
-                bench_detection(nodes, runtime, sandbox, 60.0, 4)
+                bench_detection(nodes, spend, sandbox, 60.0, 4)
             bench_long_job_polls(jobs_mod)
         if "decode" in wanted:
             print("decode")

@@ -137,14 +137,14 @@ def journal_events(*events: dict, journal=None) -> None:
 def fresh_runtime():
     """Node-level state reset around a test: per-prompt tallies, cached clients, the Cancel flag, and
     the sandbox the settings may have started (each test has its own user directory)."""
-    runtime = pack_module("nodes.runtime")
+    clients = pack_module("nodes.clients")
     comfy = pack_module("nodes.comfy")
-    runtime.reset_tallies()
-    runtime.reset_clients()
+    pack_module("nodes.spend").reset_tallies()
+    clients.reset_clients()
     comfy.set_local_interrupt(False)
     yield
     comfy.set_local_interrupt(False)
-    runtime.reset_clients()
+    clients.reset_clients()
     pack_module("nodes.sandbox_bridge").stop()
 
 

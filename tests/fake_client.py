@@ -21,7 +21,7 @@ errors = pack_module("nodes.api.errors")
 models = pack_module("nodes.api.models")
 Journal = pack_module("nodes.api.journal").Journal
 inflight = pack_module("nodes.api.inflight")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 
 
 def colour(n: int) -> tuple[int, int, int]:
@@ -121,6 +121,6 @@ class ScriptClient:
 
 def install(monkeypatch) -> FakeClient:
     """Point every node at one FakeClient (settings as the environment gives them)."""
-    fake = FakeClient(runtime.settings())
-    monkeypatch.setattr(runtime, "client_for", lambda current=None: fake)
+    fake = FakeClient(clients.settings())
+    monkeypatch.setattr(clients, "client_for", lambda current=None: fake)
     return fake

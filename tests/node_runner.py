@@ -67,8 +67,8 @@ def submit_job(client, kind: str, *args, cancel_check=None, **fields) -> str:
 def collect_jobs(client, job_ids, timeout: float = 30.0) -> list:
     """Wait for jobs the way the nodes do (``NodeRun.collect``: a worker per job, each final state
     journaled), with ``client`` (anything with ``get_job`` and ``journal``) as the run's client."""
-    runtime, run_mod = pack_module("nodes.runtime"), pack_module("nodes.run")
+    clients, run_mod = pack_module("nodes.clients"), pack_module("nodes.run")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runtime, "client_for", lambda current=None: client)
+        patch.setattr(clients, "client_for", lambda current=None: client)
         with run_mod.NodeRun("test", None) as node_run:
             return node_run.collect(list(job_ids), [time.monotonic()] * len(job_ids), timeout, None)

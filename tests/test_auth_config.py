@@ -15,6 +15,7 @@ from conftest import pack_module
 
 auth = pack_module("nodes.api.auth")
 config = pack_module("nodes.api.config")
+urls = pack_module("nodes.api.urls")
 errors = pack_module("nodes.api.errors")
 
 
@@ -38,13 +39,13 @@ def test_jwt_expiry_reads_exp_without_verifying():
     ("http://127.0.0.1:8787/api", "http://127.0.0.1:8787/api"),
 ])
 def test_base_url_accepts_published_form_and_bare_origin(url, expected):
-    assert config.normalize_base_url(url) == expected
+    assert urls.normalize_base_url(url) == expected
 
 
 @pytest.mark.parametrize("url", ["", "ftp://x/api", "www.3dlabs.it.com"])
 def test_bad_base_url_is_a_config_error(url):
     with pytest.raises(errors.ConfigError):
-        config.normalize_base_url(url)
+        urls.normalize_base_url(url)
 
 
 def test_default_base_url_and_env_override(monkeypatch):

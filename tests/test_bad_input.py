@@ -25,12 +25,13 @@ from reliability_report import report
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 comfy = pack_module("nodes.comfy")
 models = pack_module("nodes.api.models")
 jobs_engine = pack_module("nodes.api.jobs")
 journal_mod = pack_module("nodes.api.journal")
 sandbox_images = pack_module("sandbox.images")
+spend = pack_module("nodes.spend")
 N = pack.NODE_CLASS_MAPPINGS
 E = errors
 
@@ -56,11 +57,11 @@ def api(api_server, monkeypatch, fast_retries, fast_polls):
     for dotted, name in (("nodes.story", "STORY_TIMEOUT"), ("nodes.scenes", "PLAN_TIMEOUT"),
                          ("nodes.generate", "IMAGE_TIMEOUT")):
         monkeypatch.setattr(pack_module(dotted), name, 2.0)
-    runtime.reset_tallies()
-    runtime.reset_clients()
+    spend.reset_tallies()
+    clients.reset_clients()
     comfy.set_local_interrupt(False)
     yield api_server.reset()
-    runtime.reset_clients()
+    clients.reset_clients()
 
 
 def generate(prompts=("a red kite",), **over):
@@ -222,7 +223,7 @@ def _(api, monkeypatch=None):
     for bad in ("scripted-bearer\n7c1d9e0a4b", "scripted bearer 7c1d", "scripted-\u201cbearer\u201d-7c1d"):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("THREEDLABS_TOKEN", bad)
-            runtime.reset_clients()
+            clients.reset_clients()
             err = raises(E.ConfigError, lambda: generate(), "cannot be sent in an HTTP header", "nothing was sent")
             assert "7c1d" not in str(err) and "bearer" not in str(err).lower()
 

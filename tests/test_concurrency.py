@@ -17,7 +17,7 @@ from benchmark_concurrency import measure
 from conftest import pack_module
 from node_runner import image_args, run
 
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 config = pack_module("nodes.api.config")
 run_mod = pack_module("nodes.run")
 
@@ -37,7 +37,7 @@ def test_downloads_start_no_thread_of_their_own(sandbox, monkeypatch):
     """Each download's deadline is watched by the process's one watch thread: once it and the pool's workers
     exist, downloads (four at once here) start no thread at all."""
     ids = run("3DLabsImageGenerate", **image_args(["a", "b", "c", "d"]))[2].split("\n")  # both exist after it
-    client = runtime.client_for()
+    client = clients.client_for()
     refs = [ref for job_id in ids for ref in client.image_refs_of(client.get_job(job_id))]
     started = []
     real_start = threading.Thread.start

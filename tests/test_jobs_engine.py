@@ -17,6 +17,16 @@ errors = pack_module("nodes.api.errors")
 Job = pack_module("nodes.api.models").Job
 
 
+def poll_until_done(job_id, get_job, *, deadline, cancel_check=None, **kwargs):
+    """One job's JobPoll stepped on this thread, as the run's pool steps it: sleep until due, poll, repeat."""
+    poll = jobs.JobPoll(job_id, get_job, deadline=deadline, cancel_check=cancel_check, **kwargs)
+    while True:
+        jobs.sleep_unless_canceled(poll.due - time.monotonic(), cancel_check)
+        outcome = poll.poll()
+        if outcome is not None:
+            return outcome
+
+
 class Script:
     """A fake server: job i succeeds after durations[i] seconds; records concurrency."""
 
@@ -101,8 +111,8 @@ def test_many_jobs_are_waited_for_at_once_a_worker_each():
 def test_a_job_waited_for_only_after_the_deadline_is_still_polled_once():
     # A worker that starts late (the run's pool was busy) asks once before calling its job timed out.
     script = Script([0.0])
-    assert jobs.wait_job("job_0", script, deadline=time.monotonic() - 1).status == "succeeded"
-    assert isinstance(jobs.wait_job("job_0", Script([99]), deadline=time.monotonic() - 1), errors.JobTimeoutError)
+    assert poll_until_done("job_0", script, deadline=time.monotonic() - 1).status == "succeeded"
+    assert isinstance(poll_until_done("job_0", Script([99]), deadline=time.monotonic() - 1), errors.JobTimeoutError)
 
 
 def test_one_failure_keeps_the_others_results():
@@ -143,7 +153,7 @@ def test_cancel_check_runs_between_polls_and_its_exception_propagates():
 
     script = Script([99])
     with pytest.raises(Interrupted):
-        jobs.wait_job("job_0", script, deadline=time.monotonic() + 30, cancel_check=check)
+        poll_until_done("job_0", script, deadline=time.monotonic() + 30, cancel_check=check)
     # The sleeps between polls are cut into slices that each ask: more checks than polls. (A request
     # that hangs is the run's business: nodes/run.py checks Cancel itself while its workers wait.)
     assert jobs.CANCEL_CHECK_SECONDS <= 0.25
@@ -166,7 +176,7 @@ def test_not_found_after_grace_is_a_failure_naming_the_id(monkeypatch):
 
 def test_progress_callback_sees_status_fraction_and_elapsed():
     seen = []
-    jobs.wait_job("job_0", Script([0.6]), deadline=time.monotonic() + 10,
+    poll_until_done("job_0", Script([0.6]), deadline=time.monotonic() + 10,
                   on_progress=lambda job, elapsed: seen.append((job.status, job.progress, elapsed)))
     assert any(s == "running" and 0 < p < 1 for s, p, _ in seen)
     assert all(e >= 0 for *_, e in seen)

@@ -46,8 +46,8 @@ def test_unwritable_journal_never_raises(tmp_path, caplog):
 
 
 def test_tokens_never_reach_the_journal(tmp_path):
-    errors = pack_module("nodes.api.errors")
-    errors.register_secret("journal-secret-token-42")
+    redaction = pack_module("nodes.api.redaction")
+    redaction.register_secret("journal-secret-token-42")
     j = journal_mod.Journal(tmp_path / "jobs.sqlite3")
     j.record_submitted("job_1", "image", label="a cat, journal-secret-token-42")
     j.record_state("job_1", "failed", error="server said Bearer journal-secret-token-42 is bad")

@@ -21,7 +21,7 @@ from conftest import pack_module
 from node_runner import collect_jobs, run, submit_job
 
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
@@ -59,7 +59,7 @@ def test_sandbox_demo_project_loads_in_scene_order(sandbox):
 
 
 def test_sandbox_project_with_a_story_but_no_images_says_so(sandbox):
-    client = runtime.client_for()
+    client = clients.client_for()
     job_id = submit_job(client, "story", "a kite that hates wind", 1, project_id="proj_kite")
     collect_jobs(client, [job_id], 30)
     with pytest.raises(errors.ImageError) as info:
@@ -108,9 +108,9 @@ def project_server():
 def projects(project_server, monkeypatch):
     monkeypatch.setenv("THREEDLABS_BASE_URL", project_server.origin + "/api")
     monkeypatch.setenv("THREEDLABS_TOKEN", TOKEN)
-    runtime.reset_clients()
+    clients.reset_clients()
     yield project_server
-    runtime.reset_clients()
+    clients.reset_clients()
 
 
 @pytest.mark.parametrize("project_id", ["p_beside", "p_assets"])

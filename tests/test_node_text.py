@@ -19,13 +19,14 @@ from conftest import PACK_DIR, load_pack, pack_module
 from node_runner import call_node, image_args
 
 comfy = pack_module("nodes.comfy")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
+spend = pack_module("nodes.spend")
 node_js = pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
 
 
 @pytest.fixture
 def fake(monkeypatch, fast_polls):
-    runtime.reset_tallies()
+    spend.reset_tallies()
     client = install(monkeypatch)
     yield client
     client.release.set()
@@ -34,7 +35,7 @@ def fake(monkeypatch, fast_polls):
 def test_a_rerun_that_reuses_every_job_says_it_paid_nothing(fake):
     first = call_node("3DLabsImageGenerate", **image_args(["a", "b"]))["ui"]["text"][0]
     assert "submitted 2 image" in first
-    runtime.reset_tallies()  # the next prompt: ComfyUI's cache is gone (a restart), the journal is not
+    spend.reset_tallies()  # the next prompt: ComfyUI's cache is gone (a restart), the journal is not
     again = call_node("3DLabsImageGenerate", **image_args(["a", "b"]))["ui"]["text"][0]
     assert "no new job, nothing paid; reused 2 paid before" in again, again
     assert "submitted" not in again and len(fake.posts) == 2

@@ -18,9 +18,10 @@ from node_runner import cancel_after, image_args, run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 comfy = pack_module("nodes.comfy")
 models = pack_module("nodes.api.models")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -93,7 +94,7 @@ def test_eight_prompts_make_eight_jobs_and_one_ordered_batch(sandbox):
     assert len(ids) == len(set(ids)) == 8
     assert jobs_created(sandbox) == {"image": 8}
     journal = Journal()
-    client = runtime.client_for()
+    client = clients.client_for()
     for i, jid in enumerate(ids):
         assert journal.find(jid)["label"] == prompts[i]
         ref = client.image_refs_of(client.get_job(jid))[0]
@@ -173,7 +174,7 @@ def test_wait_off_then_job_wait_collects(sandbox):
 
 def test_job_wait_after_restart_needs_only_the_id(sandbox):
     image, mask, job_ids = run("3DLabsImageGenerate", **image_args(["kite"], wait=False))
-    runtime.reset_clients()  # a new process knows nothing but the id
+    clients.reset_clients()  # a new process knows nothing but the id
     _, images, _ = run("3DLabsJobWait", job_id=[f" {job_ids} ,"], timeout_seconds=[60])
     assert images.shape == (1, 768, 1344, 3)
 
@@ -192,11 +193,11 @@ def test_job_wait_rejects_empty_input(sandbox):
 
 def test_same_inputs_reuse_new_seed_submits(sandbox):
     first = run("3DLabsImageGenerate", **image_args(["a paper boat"]))
-    runtime.reset_clients()
+    clients.reset_clients()
     again = run("3DLabsImageGenerate", **image_args(["a paper boat"]))
     assert again[2] == first[2] and torch.equal(again[0], first[0])
     assert sandbox.stats()["jobs_created"]["image"] == 1
-    assert runtime.tally().reused == 1
+    assert spend.tally().reused == 1
     run("3DLabsImageGenerate", **image_args(["a paper boat"], seed=1))
     assert sandbox.stats()["jobs_created"]["image"] == 2
 
@@ -241,7 +242,7 @@ def test_cap_can_be_raised(sandbox, monkeypatch):
     with pytest.raises(errors.JobCapError):
         run("3DLabsImageGenerate", **image_args(["a", "b", "c", "d"]))
     monkeypatch.setenv("THREEDLABS_MAX_JOBS", "4")
-    runtime.reset_tallies()
+    spend.reset_tallies()
     assert run("3DLabsImageGenerate", **image_args(["a", "b", "c", "d"]))[0].shape[0] == 4
 
 
@@ -254,15 +255,15 @@ def test_dry_run_of_the_full_chain_spends_nothing(sandbox, monkeypatch):
     images, masks, ids = run("3DLabsImageGenerate", **image_args(prompts, aspect_ratio="9:16"))
     assert images.shape == (8, 1344, 768, 3) and masks.shape == (8, 1344, 768)
     assert sandbox.stats()["requests_total"] == 0
-    assert runtime.tally().dry_run == 10
-    assert "dry run" in runtime.tally().line()
+    assert spend.tally().dry_run == 10
+    assert "dry run" in spend.tally().line()
 
 
 def test_summary_counts_match_the_sandbox(sandbox):
     story, *_ = run("3DLabsStory", topic="Summary", max_minutes=1, provider="gemini", seed=0)
     with pytest.raises(errors.BatchError):
         run("3DLabsImageGenerate", **image_args(["a", "b FAIL", "c"]))
-    t = runtime.tally()
+    t = spend.tally()
     stats = sandbox.stats()["jobs_created"]
     assert t.submitted == {"story": stats["story"], "image": stats["image"]}
     assert (t.succeeded, t.failed, t.reused) == (3, 1, 0)

@@ -16,13 +16,14 @@ from node_runner import cancel_after, image_args, run
 
 errors = pack_module("nodes.api.errors")
 comfy = pack_module("nodes.comfy")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 
 
 @pytest.fixture
 def fake(monkeypatch, fast_polls):
-    runtime.reset_tallies()
+    spend.reset_tallies()
     comfy.set_local_interrupt(False)
     client = install(monkeypatch)
     yield client
@@ -66,10 +67,10 @@ def test_images_come_back_in_prompt_order_with_one_preview_each_as_its_job_finis
 
 def test_the_same_inputs_again_reuse_every_job_and_pay_nothing(fake):
     first = run("3DLabsImageGenerate", **image_args(["a", "b", "c"]))[0]
-    runtime.reset_tallies()
+    spend.reset_tallies()
     again = run("3DLabsImageGenerate", **image_args(["a", "b", "c"]))[0]
     assert torch.equal(first, again) and len(fake.posts) == 3
-    t = runtime.tally()
+    t = spend.tally()
     assert (t.reused, t.submitted) == (3, {})
     assert fake.fetches.count(fake.id_of("a")) == 2  # a reused job's image is fetched again, never paid again
 
@@ -91,7 +92,7 @@ def test_a_dry_run_posts_nothing_and_says_so(fake, monkeypatch):
     assert images.shape == (2, 768, 1344, 3) and ids == "dry-run\ndry-run"
     story, text, job_id = run("3DLabsStory", topic="x", max_minutes=1, provider="gemini", seed=0)
     assert "DRY RUN" in text and job_id == "dry-run"
-    assert fake.posts == [] and runtime.tally().dry_run == 3
+    assert fake.posts == [] and spend.tally().dry_run == 3
 
 
 def test_one_failed_job_of_several_is_a_batch_error_naming_it_after_every_job_ended(fake):
@@ -103,7 +104,7 @@ def test_one_failed_job_of_several_is_a_batch_error_naming_it_after_every_job_en
     states = {rec["id"]: rec["state"] for rec in Journal().recent(5)}
     assert states == {fake.id_of("POLLS=1 a"): "succeeded", fake.id_of("FAIL b"): "failed",
                       fake.id_of("POLLS=6 c"): "succeeded"}
-    t = runtime.tally()
+    t = spend.tally()
     assert (t.succeeded, t.failed) == (2, 1)
 
 
@@ -125,7 +126,7 @@ def test_a_failed_post_is_reported_after_the_submitted_jobs_are_collected(fake):
         run("3DLabsImageGenerate", **image_args(["a", "NOSUBMIT b", "c"]))
     assert "item 2 of 3" in str(info.value) and "2 job(s) that were submitted" in str(info.value)
     assert set(fake.finished) == {fake.id_of("a"), fake.id_of("c")}
-    runtime.reset_tallies()  # queueing again pays only for what is missing
+    spend.reset_tallies()  # queueing again pays only for what is missing
     with pytest.raises(errors.ServerError):
         run("3DLabsImageGenerate", **image_args(["a", "NOSUBMIT b", "c"]))
     assert len(fake.posts) == 2
@@ -152,8 +153,8 @@ def test_wait_off_then_job_wait_collects_images_and_text_in_order(fake, previews
 
 def test_settings_are_read_once_per_run(fake, monkeypatch):
     calls = []
-    real = runtime.settings
-    monkeypatch.setattr(runtime, "settings", lambda: calls.append(1) or real())
+    real = clients.settings
+    monkeypatch.setattr(clients, "settings", lambda: calls.append(1) or real())
     run("3DLabsImageGenerate", **image_args(["a", "b"]))
     run("3DLabsStory", topic="a story", max_minutes=1, provider="gemini", seed=0)
     assert len(calls) == 2

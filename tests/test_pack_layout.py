@@ -228,3 +228,27 @@ def test_the_dependencies_name_the_urllib3_the_pack_needs():
     listed = [ln.split("#")[0].strip() for ln in (PACK_DIR / "requirements.txt").read_text().splitlines()]
     for source in (deps, listed):
         assert "urllib3>=2.3" in [d.split("#")[0].strip() for d in source], source  # HTTPResponse.shutdown()
+
+
+def node_modules() -> set[str]:
+    """The modules of nodes/ that define a node class (one with INPUT_TYPES): the leaves of the pack."""
+    found = set()
+    for path in (PACK_DIR / "nodes").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        if any(isinstance(c, ast.ClassDef) and any(isinstance(f, ast.FunctionDef) and f.name == "INPUT_TYPES"
+                                                   for f in c.body) for c in tree.body):
+            found.add(path.stem)
+    return found
+
+
+def test_node_modules_import_no_other_node_module():
+    """A node module is a leaf: what two nodes share lives in a module named for it, never in one of them."""
+    nodes = node_modules()
+    assert {"story", "scenes", "generate", "wait", "projects", "recent_jobs", "timeline_node", "video"} <= nodes, nodes
+    for name in sorted(nodes):
+        imported = {n.lstrip(".").split(".")[0] for n in imports_of(PACK_DIR / "nodes" / f"{name}.py")
+                    if n.startswith(".")}
+        tree = ast.parse((PACK_DIR / "nodes" / f"{name}.py").read_text())
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     and node.level == 1 and node.module is None for alias in node.names}
+        assert not imported & (nodes - {name}), f"nodes/{name}.py imports the node module(s) {imported & nodes}"

@@ -25,7 +25,7 @@ from node_runner import call_node, run
 errors = pack_module("nodes.api.errors")
 models = pack_module("nodes.api.models")
 readers = pack_module("nodes.api.readers")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 timeline = pack_module("nodes.timeline")
 
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
@@ -165,9 +165,9 @@ def project_server():
 def projects(project_server, monkeypatch):
     monkeypatch.setenv("THREEDLABS_BASE_URL", project_server.origin + "/api")
     monkeypatch.setenv("THREEDLABS_TOKEN", TOKEN)
-    runtime.reset_clients()
+    clients.reset_clients()
     yield project_server
-    runtime.reset_clients()
+    clients.reset_clients()
 
 
 @pytest.mark.parametrize("project_id,images,scenes,missing", [

@@ -21,8 +21,9 @@ from node_runner import cancel_after, run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 comfy = pack_module("nodes.comfy")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -47,7 +48,7 @@ mode, prompt = sys.argv[2], sys.argv[3]
 if mode in ("generate", "requeue"):
     images, masks, ids = run("3DLabsImageGenerate", prompt=[prompt], provider=["replicate"], model=["flux-schnell"],
                              aspect_ratio=["16:9"], scene_number=[0], seed=[0], wait=[True], unique_id=["1"])
-    tally = pack_module("nodes.runtime").tally()
+    tally = pack_module("nodes.clients").tally()
     print(json.dumps({"ids": ids, "shape": list(images.shape), "reused": tally.reused,
                       "submitted": tally.submitted}))
 elif mode == "collect":
@@ -123,10 +124,10 @@ def test_cancel_then_queue_again_resumes_instead_of_paying_twice(sandbox, fresh_
         run("3DLabsImageGenerate", **args)
     [record] = Journal().recent(5)
     assert record["state"] == "submitted"
-    runtime.reset_tallies()
+    spend.reset_tallies()
     images, _, job_ids = run("3DLabsImageGenerate", **args)
     assert job_ids == record["id"] and images.shape == (1, 1024, 1024, 3)
-    assert sandbox.stats()["jobs_created_total"] == 1 and runtime.tally().reused == 1
+    assert sandbox.stats()["jobs_created_total"] == 1 and spend.tally().reused == 1
 
 
 def test_timed_out_then_queue_again_resumes(sandbox, fresh_runtime, monkeypatch):
@@ -143,12 +144,12 @@ def test_timed_out_then_queue_again_resumes(sandbox, fresh_runtime, monkeypatch)
     message = str(info.value)
     assert "queue the prompt again to go on waiting" in message and "change the seed of the node" in message
     monkeypatch.setattr(generate, "IMAGE_TIMEOUT", 60.0)
-    runtime.reset_tallies()
+    spend.reset_tallies()
     images, _, job_ids = run("3DLabsImageGenerate", **args)
     assert job_ids == job_id and sandbox.stats()["jobs_created_total"] == 1
     assert Journal().find(job_id)["state"] == "succeeded"
     # What the message promises for giving up: another seed is another (paid) job.
-    runtime.reset_tallies()
+    spend.reset_tallies()
     _, _, other = run("3DLabsImageGenerate", **{**args, "seed": [1]})
     assert other != job_id and sandbox.stats()["jobs_created_total"] == 2
 
@@ -158,11 +159,11 @@ def test_a_paid_job_the_service_forgot_is_submitted_again_once(sandbox, fresh_ru
                 scene_number=[0], seed=[0], wait=[True], unique_id=["5"])
     first = run("3DLabsImageGenerate", **args)[2]
     sandbox.reset()  # the service forgets every job (404 from now on)
-    runtime.reset_tallies()
+    spend.reset_tallies()
     second = run("3DLabsImageGenerate", **args)[2]
     assert second != first and sandbox.stats()["jobs_created_total"] == 1
     assert Journal().find(first)["state"] == "gone"
-    runtime.reset_tallies()
+    spend.reset_tallies()
     assert run("3DLabsImageGenerate", **args)[2] == second  # and from then on it is reused
     assert sandbox.stats()["jobs_created_total"] == 1
 
@@ -174,7 +175,7 @@ def test_a_forgotten_result_does_not_hide_a_newer_unfinished_job(sandbox, fresh_
     endpoints = pack_module("nodes.api.endpoints")
     args = dict(prompt=["a kite, twice"], provider=["replicate"], model=["flux-schnell"], aspect_ratio=["1:1"],
                 scene_number=[0], seed=[0], wait=[True], unique_id=["6"])
-    client = runtime.client_for()
+    client = clients.client_for()
     body = endpoints.image_body("a kite, twice", provider="replicate", model="flux-schnell", aspect_ratio="1:1")
     key = reuse.request_key(client, endpoints.IMAGES, body, 0)
     fields = dict(endpoint=endpoints.IMAGES, body=body, workspace=None, base_url=client.settings.base_url,

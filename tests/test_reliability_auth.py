@@ -21,9 +21,11 @@ from reliability_report import report
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 comfy = pack_module("nodes.comfy")
 auth = pack_module("nodes.api.auth")
+run_mod = pack_module("nodes.run")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -126,7 +128,7 @@ def test_revoked_mid_job_one_auth_error_then_resumed_without_paying_twice(sandbo
     token = sandbox.issue_token(ttl=3600)
     command.print_this(token)
     sandbox.job_seconds = 1.0
-    real_wait = runtime.wait_jobs
+    real_wait = run_mod.wait_jobs
     seen = {}
 
     def revoke_then_wait(*a, **kw):
@@ -134,7 +136,7 @@ def test_revoked_mid_job_one_auth_error_then_resumed_without_paying_twice(sandbo
         sandbox.revoke(token)
         return real_wait(*a, **kw)
 
-    monkeypatch.setattr(runtime, "wait_jobs", revoke_then_wait)
+    monkeypatch.setattr(run_mod, "wait_jobs", revoke_then_wait)
     with pytest.raises(errors.AuthError) as info:
         run("3DLabsImageGenerate", **image_args(["a kite", "a boat"]))
     assert "did not accept the token" in str(info.value)
@@ -146,11 +148,11 @@ def test_revoked_mid_job_one_auth_error_then_resumed_without_paying_twice(sandbo
     assert [r["state"] for r in Journal().recent(5)] == ["submitted", "submitted"]
 
     # A new token: queueing again collects the two paid jobs and submits nothing.
-    monkeypatch.setattr(runtime, "wait_jobs", real_wait)
+    monkeypatch.setattr(run_mod, "wait_jobs", real_wait)
     command.print_this(sandbox.issue_token(ttl=3600))
-    runtime.reset_clients()
-    runtime.reset_tallies()
+    clients.reset_clients()
+    spend.reset_tallies()
     images, _, _ = run("3DLabsImageGenerate", **image_args(["a kite", "a boat"]))
     assert images.shape == (2, 1024, 1024, 3)
     assert sandbox.stats()["jobs_created"]["image"] == 2
-    assert runtime.tally().reused == 2
+    assert spend.tally().reused == 2

@@ -19,6 +19,7 @@ from test_reliability_faults import (  # noqa: F401  fast, keep_rendered_pngs, m
     Journal,
     batch_of,
     check,
+    clients,
     errors,
     everywhere,
     fast,
@@ -28,10 +29,14 @@ from test_reliability_faults import (  # noqa: F401  fast, keep_rendered_pngs, m
     ok_everywhere,
     run,
     run_node,
-    runtime,
     submit_failed,
     unknown_status,
 )
+
+from conftest import pack_module
+
+run_mod = pack_module("nodes.run")
+spend = pack_module("nodes.spend")
 
 COMBINED: dict[str, tuple[dict, dict, dict]] = {
     # A bad day that must still deliver: flaky reads, GET resets, shifting shapes, late visibility.
@@ -109,14 +114,14 @@ RESUMABLE = {
 def test_queueing_again_after_the_fault_resumes_and_pays_nothing_twice(case, node, sandbox, monkeypatch):
     """The job was made, then polling failed: the journal keeps it unfinished, not failed, and the
     next queueing (same inputs, faults gone) waits for that job instead of submitting another."""
-    real_wait = runtime.wait_jobs
+    real_wait = run_mod.wait_jobs
     if case == "server_down after submit":
         # The server goes down once the jobs are submitted: every poll answer is a 500.
         def down_then_wait(*a, **kw):
             sandbox.set_faults(server_down=True)
             return real_wait(*a, **kw)
 
-        monkeypatch.setattr(runtime, "wait_jobs", down_then_wait)
+        monkeypatch.setattr(run_mod, "wait_jobs", down_then_wait)
     else:
         sandbox.set_faults(retry_after=0, **RESUMABLE[case])
     with pytest.raises((errors.JobStatusUnknownError, errors.BatchError)) as info:
@@ -126,12 +131,12 @@ def test_queueing_again_after_the_fault_resumes_and_pays_nothing_twice(case, nod
     assert made == JOBS_MADE[node]
     assert {r["state"] for r in Journal().recent(10)} == {"unknown"}
 
-    monkeypatch.setattr(runtime, "wait_jobs", real_wait)  # the fault has cleared
+    monkeypatch.setattr(run_mod, "wait_jobs", real_wait)  # the fault has cleared
     sandbox.set_faults(error_rate=0.0, empty_200=0.0, server_down=False)
-    runtime.reset_tallies()
-    runtime.reset_clients()
+    spend.reset_tallies()
+    clients.reset_clients()
     run_node(node, sandbox, 60.0)
     assert sandbox.stats()["jobs_created_total"] == made, "queueing again paid for the same job twice"
-    assert runtime.tally().reused == JOBS_MADE[node] and not runtime.tally().submitted
+    assert spend.tally().reused == JOBS_MADE[node] and not spend.tally().submitted
     assert {r["state"] for r in Journal().recent(10)} == {"succeeded"}
 

@@ -30,13 +30,14 @@ from reliability_report import report
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 comfy = pack_module("nodes.comfy")
 models = pack_module("nodes.api.models")
 jobs_engine = pack_module("nodes.api.jobs")
 story_mod = pack_module("nodes.story")
 scenes_mod = pack_module("nodes.scenes")
 generate_mod = pack_module("nodes.generate")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -223,11 +224,11 @@ def fast(sandbox, monkeypatch, fast_retries, fast_polls):
     """Same rules, shorter waits: retry backoff, poll intervals and job duration tuned down."""
     monkeypatch.setattr(jobs_engine, "NOT_FOUND_GRACE_SECONDS", 3.0)
     sandbox.job_seconds = 0.05
-    runtime.reset_tallies()
-    runtime.reset_clients()
+    spend.reset_tallies()
+    clients.reset_clients()
     comfy.set_local_interrupt(False)
     yield
-    runtime.reset_clients()
+    clients.reset_clients()
 
 
 def make_job_for_wait(sandbox) -> str:

@@ -35,6 +35,7 @@ from conftest import pack_module, poll_fast
 from node_runner import collect_jobs
 
 errors = pack_module("nodes.api.errors")
+http_errors = pack_module("nodes.api.http_errors")
 http = pack_module("nodes.api.http")
 jobs = pack_module("nodes.api.jobs")
 auth = pack_module("nodes.api.auth")
@@ -119,7 +120,7 @@ def test_one_answer_maps_to_a_value_or_a_typed_error(status, body, hdrs, creates
                                                                        errors.ResponseFormatError)):
             assert isinstance(err, errors.MaybeSubmittedError), type(err)
     if status >= 300:
-        err = errors.error_for_response(FuzzResponse(status, body, hdrs), body.decode("utf-8", "replace"))
+        err = http_errors.error_for_response(FuzzResponse(status, body, hdrs), body.decode("utf-8", "replace"))
         assert isinstance(err, errors.APIError) and err.status == status
 
 

@@ -32,10 +32,11 @@ from reliability_report import report
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 comfy = pack_module("nodes.comfy")
 jobs_engine = pack_module("nodes.api.jobs")
 http = pack_module("nodes.api.http")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -97,7 +98,7 @@ def test_fifty_images_under_get_faults_all_delivered_in_order_nothing_paid_twice
     assert injected["reset"] >= 1 and injected["429"] + injected["5xx"] >= 5
     bound = REQUESTS_PER_IMAGE_BOUND * COUNT
     assert stats["requests_total"] <= bound, f"{stats['requests_total']} API requests for {COUNT} images"
-    t = runtime.tally()
+    t = spend.tally()
     assert (t.submitted, t.succeeded, t.failed, t.reused) == ({"image": COUNT}, COUNT, 0, 0)
     report("load_get_faults", images=COUNT, jobs_created=stats["jobs_created"]["image"],
            posts=stats["requests"]["POST /api/images/generate"], status_reads=stats["requests"]["GET /api/jobs"],
@@ -127,7 +128,7 @@ def test_fifty_images_with_post_resets_requeue_is_refused_and_pays_once(sandbox)
     assert len(lost) >= 2 and made + len(lost) == COUNT, (made, len(lost))
     assert all(r["label"].startswith("answer lost") and r["state"] == "maybe-submitted" for r in lost)
 
-    runtime.reset_tallies()  # queued again: a new ComfyUI prompt
+    spend.reset_tallies()  # queued again: a new ComfyUI prompt
     with pytest.raises(errors.AnswerLostError) as again:
         run("3DLabsImageGenerate", **image_args(prompts))
     after = sandbox.stats()
@@ -135,7 +136,7 @@ def test_fifty_images_with_post_resets_requeue_is_refused_and_pays_once(sandbox)
     named = {int(n) for n in re.findall(rf"item (\d+) of {COUNT}", str(again.value))}
     assert len(named) == min(5, len(lost)) and "change the node's seed" in str(again.value)
 
-    runtime.reset_tallies()
+    spend.reset_tallies()
     images, _masks, job_ids = run("3DLabsImageGenerate", **image_args(prompts, seed=1))
     assert_delivered_in_order(sandbox, images, job_ids.split("\n"), prompts)
     assert sandbox.stats()["jobs_created"]["image"] == made + COUNT  # the new seed's batch, paid once

@@ -172,8 +172,8 @@ def test_settings_validation(app, body, words):
 
 
 def test_settings_are_written_and_reported(app):
-    runtime = pack_module("nodes.runtime")
-    runtime.client_for()  # a cached client for the default URL, which the change must drop
+    clients = pack_module("nodes.clients")
+    clients.client_for()  # a cached client for the default URL, which the change must drop
     answer = post(app, "/3dlabs/settings", {"base_url": "http://127.0.0.1:9/", "workspace_id": "ws_team",
                                             "dry_run": True, "max_jobs": 7})
     assert answer.status_code == 200, answer.text
@@ -181,8 +181,8 @@ def test_settings_are_written_and_reported(app):
     assert body["base_url"] == "http://127.0.0.1:9/api"  # normalized to the published form
     assert body["base_url_source"] == "profile default" and body["base_url_choice"] == "custom"
     assert body["workspace_id"] == "ws_team" and body["dry_run"] is True and body["max_jobs"] == 7
-    assert runtime._clients == {}, "settings changes must reset the runtime's cached clients"
-    assert runtime.settings().base_url == "http://127.0.0.1:9/api"
+    assert clients.cached_client_count() == 0, "settings changes must reset the runtime's cached clients"
+    assert clients.settings().base_url == "http://127.0.0.1:9/api"
     data = json.loads(config_file().read_text())
     assert data["profiles"]["default"] == {"base_url": "http://127.0.0.1:9/api", "workspace_id": "ws_team"}
     assert data["settings"] == {"dry_run": True, "max_jobs": 7, "use_sandbox": False}
@@ -295,7 +295,7 @@ def test_routes_answer_with_the_errors_own_status(app, sandbox, monkeypatch):
     answer = get(app, "/3dlabs/projects")
     assert answer.status_code == 502 and "server error" in answer.json()["error"]
     monkeypatch.setenv("THREEDLABS_BASE_URL", "http://127.0.0.1:9/api")
-    pack_module("nodes.runtime").reset_clients()
+    pack_module("nodes.clients").reset_clients()
     answer = get(app, "/3dlabs/workspaces")
     assert answer.status_code == 504 and "Could not reach 3DLabs" in answer.json()["error"]
 

@@ -13,9 +13,10 @@ from conftest import pack_module
 from node_runner import image_args, run
 
 config = pack_module("nodes.api.config")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 bridge = pack_module("nodes.sandbox_bridge")
 server_module = pack_module("sandbox.server")
+spend = pack_module("nodes.spend")
 
 
 @pytest.fixture
@@ -28,12 +29,12 @@ def bundled_sandbox(monkeypatch, fresh_runtime, fast_polls):
 
 def the_graph():
     """Story -> Scene Plan -> Image Generate, as the templates chain them; what each returned and paid."""
-    runtime.reset_tallies()
+    spend.reset_tallies()
     story, _, story_id = run("3DLabsStory", topic="A lighthouse keeper's cat", max_minutes=1, provider="gemini",
                              seed=0, unique_id="1")
     plan, prompts, _, _, plan_id = run("3DLabsScenePlan", story=story, max_minutes=1, seed=0, unique_id="2")
     images, _, image_ids = run("3DLabsImageGenerate", **image_args(prompts))
-    tally = runtime.tally()
+    tally = spend.tally()
     return {"ids": [story_id, plan_id, *image_ids.split("\n")], "images": images,
             "reused": tally.reused, "submitted": dict(tally.submitted)}
 
@@ -45,7 +46,7 @@ def test_a_rerun_after_the_sandbox_restarts_on_another_port_reuses_every_job(bun
     assert sum(old.stats()["jobs_created"].values()) == len(first["ids"]) and first["reused"] == 0
 
     bridge.stop()
-    runtime.reset_clients()
+    clients.reset_clients()
     # Hold the old port, so that the restarted sandbox surely gets another one, as after a ComfyUI restart.
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the old one may be in TIME_WAIT

@@ -3,7 +3,7 @@ saved PNGs, node outputs, or any request to a host other than the API's; the tok
 cross-origin writes; the config file that can hold the token is mode 0600.
 
 The sandbox here accepts one distinctive static token that no token-shaped pattern matches, so
-only the pack's own bookkeeping of secrets (errors.register_secret) can mask it: a leak anywhere
+only the pack's own bookkeeping of secrets (redaction.register_secret) can mask it: a leak anywhere
 shows up as the literal string, or as any 12-character piece of it.
 """
 
@@ -28,9 +28,10 @@ from node_runner import image_args as _image_args
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 config = pack_module("nodes.api.config")
 images_mod = pack_module("nodes.images")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -166,7 +167,7 @@ def exercise_everything(sandbox, evidence: Evidence, token_for_errors: str | Non
     for faults, exc_type, fn in failures:
         sandbox.reset()
         sandbox.set_faults(retry_after=0, **faults)
-        runtime.reset_tallies()
+        spend.reset_tallies()
         expect_error(evidence, f"{exc_type.__name__} under {faults}", exc_type, fn)
         assert sandbox.stats()["file_requests_with_authorization"] == 0
     sandbox.reset()
@@ -253,7 +254,7 @@ def test_saved_png_carries_no_metadata_from_the_pack(sandbox_s):
 def test_unsendable_token_is_refused_without_quoting_it(sandbox_s, monkeypatch):
     for bad in (SECRET[:10] + "\n" + SECRET[10:], SECRET[:10] + "\u201c" + SECRET[10:]):
         monkeypatch.setenv("THREEDLABS_TOKEN", bad)
-        runtime.reset_clients()
+        clients.reset_clients()
         with pytest.raises(errors.ConfigError) as info:
             run_full("3DLabsProjects", refresh=0)
         evidence = Evidence()

@@ -31,12 +31,13 @@ from node_runner import cancel_after, image_args, run
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 comfy = pack_module("nodes.comfy")
 jobs_engine = pack_module("nodes.api.jobs")
 endpoints = pack_module("nodes.api.endpoints")
 reuse = pack_module("nodes.reuse")
 run_mod = pack_module("nodes.run")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -59,12 +60,12 @@ def test_wait_off_then_wait_on_during_the_early_404_pays_once(sandbox):
     sandbox.job_seconds = 0.5
     job_id = run("3DLabsImageGenerate", **image_args(["a kite at dawn, early 404"], wait=False))[2]
     time.sleep(1.0)  # inside the job's first 404 seconds
-    runtime.reset_tallies()
+    spend.reset_tallies()
     images, _, again = run("3DLabsImageGenerate", **image_args(["a kite at dawn, early 404"]))
     assert again == job_id and images.shape == (1, 768, 1344, 3)
     assert paid(sandbox) == (1, 1)
     assert sandbox.stats()["faults_injected"]["job_404"] >= 1, "the early 404 never happened: no test"
-    assert Journal().find(job_id)["state"] == "succeeded" and runtime.tally().reused == 1
+    assert Journal().find(job_id)["state"] == "succeeded" and spend.tally().reused == 1
 
 
 def test_cancel_during_the_early_404_then_queue_again_pays_once(sandbox):
@@ -75,7 +76,7 @@ def test_cancel_during_the_early_404_then_queue_again_pays_once(sandbox):
         run("3DLabsImageGenerate", **args)
     [record] = Journal().recent(5)
     assert record["state"] == "submitted"
-    runtime.reset_tallies()
+    spend.reset_tallies()
     images, _, job_id = run("3DLabsImageGenerate", **args)
     assert job_id == record["id"] and images.shape == (1, 1024, 1024, 3)
     assert paid(sandbox) == (1, 1)
@@ -86,18 +87,18 @@ def test_crash_right_after_submitting_then_queue_again_pays_once(sandbox):
     sandbox.set_faults(job_404_seconds=3.0)
     sandbox.job_seconds = 0.5
     prompt = "a kite, the process died after paying"
-    client = runtime.client_for()
+    client = clients.client_for()
     body = endpoints.image_body(prompt, provider="replicate", model="flux-schnell", aspect_ratio="16:9")
     key = reuse.request_key(client, endpoints.IMAGES, body, 0)
     job_id = client.submit_once(endpoints.IMAGES, "image", body, request_key=key, label=prompt).job_id
-    runtime.reset_clients()  # the new process has a client of its own
+    clients.reset_clients()  # the new process has a client of its own
     _, _, again = run("3DLabsImageGenerate", **image_args([prompt]))
     assert again == job_id and paid(sandbox) == (1, 1)
 
 
 def _journal_unknown_job(job_id: str, prompt: str, age_seconds: float) -> None:
     """Journal a submitted image job for ``prompt`` that the sandbox never made, ``age_seconds`` ago."""
-    client = runtime.client_for()
+    client = clients.client_for()
     body = endpoints.image_body(prompt, provider="replicate", model="flux-schnell", aspect_ratio="16:9")
     journal_events({"event": "submitted", "id": job_id, "kind": "image", "time": time.time() - age_seconds,
                     "request": reuse.request_key(client, endpoints.IMAGES, body, 0), "profile": "",
@@ -126,7 +127,7 @@ def test_a_job_unknown_inside_its_grace_is_waited_for_and_gone_only_after_it(san
     assert "does not know" in str(info.value) and "job_00000000000b0b00" in str(info.value)
     assert 0.8 <= waited < 5.0, waited  # about the 1.5 s left of the grace, not a fresh 2.5 s or none
     assert paid(sandbox) == (0, 0)
-    runtime.reset_tallies()
+    spend.reset_tallies()
     _, _, job_id = run("3DLabsImageGenerate", **image_args([prompt]))
     assert job_id != "job_00000000000b0b00" and paid(sandbox) == (1, 1)
 
@@ -282,10 +283,10 @@ def test_the_cap_counts_only_what_would_be_paid_for(sandbox, monkeypatch):
     prompts = [f"a kite, take {i}" for i in range(3)]
     run("3DLabsImageGenerate", **image_args(prompts))
     monkeypatch.setenv("THREEDLABS_MAX_JOBS", "2")
-    runtime.reset_tallies()
+    spend.reset_tallies()
     run("3DLabsImageGenerate", **image_args(prompts + ["a kite, take 3", "a kite, take 4"]))
     assert sandbox.stats()["jobs_created_total"] == 5
-    runtime.reset_tallies()
+    spend.reset_tallies()
     with pytest.raises(errors.JobCapError):
         run("3DLabsImageGenerate", **image_args(prompts + [f"a boat, take {i}" for i in range(3)]))
     assert sandbox.stats()["jobs_created_total"] == 5

@@ -37,12 +37,13 @@ from node_runner import cancel_after, image_args, run, submit_job
 
 pack = load_pack()
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
 comfy = pack_module("nodes.comfy")
 http = pack_module("nodes.api.http")
 reuse = pack_module("nodes.reuse")
 endpoints = pack_module("nodes.api.endpoints")
 journal_mod = pack_module("nodes.api.journal")
+spend = pack_module("nodes.spend")
 Journal = journal_mod.Journal
 N = pack.NODE_CLASS_MAPPINGS
 
@@ -61,7 +62,7 @@ def generate(prompt: str = PROMPT, **over):
 
 
 def queue_again(prompt: str = PROMPT, **over):
-    runtime.reset_tallies()  # a new ComfyUI prompt
+    spend.reset_tallies()  # a new ComfyUI prompt
     return generate(prompt, **over)
 
 
@@ -87,8 +88,8 @@ def refused(sandbox, fn, paid_posts: int = 1) -> errors.AnswerLostError:
 
 def slow_reads(monkeypatch, seconds: float) -> None:
     """The node's client gives up on an answer after ``seconds`` of silence (the read timeout)."""
-    real = runtime.settings
-    monkeypatch.setattr(runtime, "settings", lambda: dataclasses.replace(real(), read_timeout=seconds))
+    real = clients.settings
+    monkeypatch.setattr(clients, "settings", lambda: dataclasses.replace(real(), read_timeout=seconds))
 
 
 # --- 1. a lost answer stays "maybe submitted": queueing again is refused, not paid -------------------
@@ -103,7 +104,7 @@ def test_a_lost_answer_then_queue_again_is_refused_not_paid_again(sandbox):
     err = refused(sandbox, queue_again)
     [lost] = lost_records()
     assert lost["state"] == journal_mod.MAYBE_SUBMITTED and lost["label"].startswith("answer lost")
-    assert lost["id"] in str(err) and runtime.tally().submitted == {}
+    assert lost["id"] in str(err) and spend.tally().submitted == {}
     assert "queueing the same inputs again will not send it" in str(first.value)
     # What the message promises: a new seed pays for a new job, once.
     images, _, job_id = queue_again(seed=1)
@@ -130,7 +131,7 @@ def test_cancel_during_the_post_then_queue_again_pays_once(sandbox):
     images, _, job_id = queue_again()
     assert images.shape[0] == 1 and Journal().find(job_id)["state"] == "succeeded"
     assert posts(sandbox) == 1 and sandbox.stats()["jobs_created_total"] == 1
-    assert runtime.tally().submitted == {} and runtime.tally().reused == 1
+    assert spend.tally().submitted == {} and spend.tally().reused == 1
 
 
 # --- 2. one request key in flight once: per process, and per user directory -------------------------
@@ -147,7 +148,7 @@ def test_two_identical_nodes_in_one_prompt_pay_once(sandbox):
     first, second = asyncio.run(prompt())
     assert first["result"][2] == second["result"][2]
     assert posts(sandbox) == 1 and sandbox.stats()["jobs_created_total"] == 1
-    tally = runtime.tally()
+    tally = spend.tally()
     assert tally.submitted == {"image": 1} and tally.reused == 1, tally
 
 
@@ -189,7 +190,7 @@ def test_two_processes_on_one_journal_pay_once(sandbox):
     assert child.returncode == 0, err[-3000:]
     assert json.loads(out.strip().splitlines()[-1])["ids"] == job_id and images.shape[0] == 1
     assert posts(sandbox) == 1 and sandbox.stats()["jobs_created_total"] == 1
-    assert runtime.tally().submitted == {} and runtime.tally().reused == 1
+    assert spend.tally().submitted == {} and spend.tally().reused == 1
 
 
 def test_a_process_killed_mid_post_leaves_a_maybe_submitted_request_that_is_refused(sandbox):
@@ -209,7 +210,7 @@ def test_a_process_killed_mid_post_leaves_a_maybe_submitted_request_that_is_refu
 
 def test_a_claim_older_than_a_post_may_take_is_refused_as_maybe_submitted(sandbox):
     """A claimant that is alive but far past the POST's own timeouts (a hung process, another host)."""
-    client = runtime.client_for()
+    client = clients.client_for()
     body = endpoints.image_body(PROMPT, provider="replicate", model="flux-schnell", aspect_ratio="16:9")
     key = reuse.request_key(client, endpoints.IMAGES, body, 0)
     then = time.time() - 3600
@@ -286,7 +287,7 @@ def test_an_unreadable_post_answer_is_a_typed_error_and_journaled(sandbox, how, 
 
 
 def test_a_poll_answer_of_32_mib_of_empty_objects_is_refused_before_it_is_parsed(sandbox):
-    client = runtime.client_for()
+    client = clients.client_for()
     job_id = submit_job(client, "image", "a kite", provider="replicate", model="flux-schnell", aspect_ratio="1:1")
     sandbox.set_faults(poll_answer="many_objects")
     tracemalloc.start()
@@ -302,7 +303,7 @@ def test_a_poll_answer_of_32_mib_of_empty_objects_is_refused_before_it_is_parsed
 
 
 def test_deep_and_bogus_poll_answers_are_typed_errors(sandbox):
-    client = runtime.client_for()
+    client = clients.client_for()
     job_id = submit_job(client, "image", "a kite", provider="replicate", model="flux-schnell", aspect_ratio="1:1")
     for how, words in (("deep_nesting", "nested too deeply"), ("bogus_charset", "unknown charset")):
         sandbox.set_faults(poll_answer=how)
@@ -354,7 +355,7 @@ def test_every_job_post_carries_an_idempotency_key_from_the_request_key(recordin
     assert keys[0] == keys[1], "a retry after a 429 must carry the same key"
     assert len({keys[1], keys[2], keys[3]}) == 3, "a new attempt, or a new seed, is a new key"
     assert not any("canary" in k for k in keys)
-    client = runtime.client_for()
+    client = clients.client_for()
     body = endpoints.image_body(PROMPT, provider="replicate", model="flux-schnell", aspect_ratio="16:9")
     request_key = reuse.request_key(client, endpoints.IMAGES, body, 0)
     salt = client.journal.transaction(

@@ -26,6 +26,7 @@ client_mod = pack_module("nodes.api.client")
 comfy = pack_module("nodes.comfy")
 config = pack_module("nodes.api.config")
 errors = pack_module("nodes.api.errors")
+redaction = pack_module("nodes.api.redaction")
 http = pack_module("nodes.api.http")
 models = pack_module("nodes.api.models")
 Journal = pack_module("nodes.api.journal").Journal
@@ -475,27 +476,27 @@ def test_registered_secrets_and_bearer_headers_are_still_masked(api, make_client
     with pytest.raises(errors.InvalidRequestError) as info:
         c.list_workspaces()
     assert SECRET not in str(info.value) and "***" in str(info.value)
-    assert re.search(r"eyJ\w+\.\w+\.\w+", errors.redact("token eyJhbGciOi.eyJzdWIiOjF9.c2ln")) is None
+    assert re.search(r"eyJ\w+\.\w+\.\w+", redaction.redact("token eyJhbGciOi.eyJzdWIiOjF9.c2ln")) is None
 
 
 def test_the_secret_registry_stays_bounded_and_masks_the_newest():
     """A 60 s token command mints ~1,700 tokens a day; only the newest are kept, and they stay masked."""
     minted = [f"zqMinted{n:06d}Token" for n in range(5000)]
     for token in minted:
-        errors.register_secret(token)
-    assert len(errors._secrets) == errors.MAX_SECRETS
-    assert list(errors._secrets) == minted[-errors.MAX_SECRETS:]
-    for token in minted[-errors.MAX_SECRETS:]:
-        assert errors.redact(f"saw {token}.") == "saw ***.", token
+        redaction.register_secret(token)
+    assert len(redaction._secrets) == redaction.MAX_SECRETS
+    assert list(redaction._secrets) == minted[-redaction.MAX_SECRETS:]
+    for token in minted[-redaction.MAX_SECRETS:]:
+        assert redaction.redact(f"saw {token}.") == "saw ***.", token
 
 
 def test_a_token_in_use_outlives_newer_registrations(api, make_client):
     c = make_client(api.api_url())
     c.tokens.get()
-    for n in range(errors.MAX_SECRETS * 2):
-        errors.register_secret(f"zqOtherToken{n:05d}x")
+    for n in range(redaction.MAX_SECRETS * 2):
+        redaction.register_secret(f"zqOtherToken{n:05d}x")
     c.tokens.get()  # every use registers it again
-    assert errors.redact(f"key {SECRET}") == "key ***"
+    assert redaction.redact(f"key {SECRET}") == "key ***"
 
 
 @pytest.mark.parametrize("url", ["https://cdn.example.com/out/a.png?sig=abc%2F&exp=1", "http://[::1]:8080/x.png",

@@ -16,7 +16,8 @@ from node_runner import image_args, run
 
 budget = pack_module("nodes.api.budget")
 errors = pack_module("nodes.api.errors")
-runtime = pack_module("nodes.runtime")
+clients = pack_module("nodes.clients")
+spend = pack_module("nodes.spend")
 Journal = pack_module("nodes.api.journal").Journal
 
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 def one_prompt(n: int, seed: int) -> None:
     """One prompt of ``n`` one-job nodes (each its own tally, as ComfyUI gives each prompt one)."""
-    runtime.reset_tallies()
+    spend.reset_tallies()
     for k in range(n):
         run("3DLabsImageGenerate", **image_args([f"scene {k} of prompt {seed}"], seed=seed))
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from conftest import PACK_DIR, pack_module
 
 timeline = pack_module("nodes.timeline")
+timeline_node = pack_module("nodes.timeline_node")
 errors = pack_module("nodes.api.errors")
 models = pack_module("nodes.api.models")
 
@@ -254,7 +255,7 @@ def test_the_limit_comes_from_the_environment(monkeypatch, no_allocation):
     monkeypatch.setenv(timeline.MAX_BYTES_ENV, str(1024 * 1024))
     images = torch.rand(1, 64, 64, 3)  # 48 KiB a frame: 22 frames fit in 1 MiB, 24 do not
     with pytest.raises(errors.ValidationError, match="24 frames of 64x64"):
-        timeline.ThreeDLabsStoryboardTimeline().run(images, 12, "none", "cut", 0.5, 0, 0, 2.0)
+        timeline_node.ThreeDLabsStoryboardTimeline().run(images, 12, "none", "cut", 0.5, 0, 0, 2.0)
 
 
 def test_the_estimate_is_frames_times_pixels_times_twelve():
@@ -294,13 +295,13 @@ def test_plan_durations_and_fallbacks():
 
 
 def test_fewer_images_than_scenes_is_an_error():
-    node = timeline.ThreeDLabsStoryboardTimeline()
+    node = timeline_node.ThreeDLabsStoryboardTimeline()
     with pytest.raises(errors.ValidationError, match="The scene plan has 3 scenes but only 2 images"):
         node.run(torch.rand(2, 8, 8, 3), 12, "none", "cut", 0.5, 0, 0, 4.0, scene_plan=plan(1, 1, 1))
 
 
 def test_node_without_a_plan_uses_seconds_per_scene():
-    out = timeline.ThreeDLabsStoryboardTimeline().run(torch.rand(3, 8, 8, 3), 12.0, "none", "cut", 0.5, 0, 0, 2.5)
+    out = timeline_node.ThreeDLabsStoryboardTimeline().run(torch.rand(3, 8, 8, 3), 12.0, "none", "cut", 0.5, 0, 0, 2.5)
     frames, fps, text = out["result"]
     assert out["ui"]["text"] == [text]
     assert frames.shape == (90, 8, 8, 3) and fps == 12.0
@@ -309,7 +310,7 @@ def test_node_without_a_plan_uses_seconds_per_scene():
 
 def test_node_with_a_plan():
     images = solid((1, 0, 0), (0, 1, 0), (0, 0, 1), height=16, width=24)
-    frames, fps, text = timeline.ThreeDLabsStoryboardTimeline().run(
+    frames, fps, text = timeline_node.ThreeDLabsStoryboardTimeline().run(
         images, 24.0, "slow zoom in", "crossfade", 0.25, 48, 0, 4.0, scene_plan=plan(1 / 3, 2.5, None))["result"]
     assert isinstance(fps, float) and fps == 24.0
     assert frames.shape == (8 + 60 + 96, 32, 48, 3)
@@ -323,7 +324,7 @@ def test_node_with_a_plan():
 
 
 def test_node_inputs_are_the_public_contract():
-    node = timeline.ThreeDLabsStoryboardTimeline
+    node = timeline_node.ThreeDLabsStoryboardTimeline
     inputs = node.INPUT_TYPES()
     assert list(inputs["required"]) == ["images", "fps", "motion", "transition", "crossfade_seconds", "width",
                                         "height", "seconds_per_scene"]
@@ -345,7 +346,8 @@ def test_cancel_stops_the_render(monkeypatch):
     comfy.set_local_interrupt(True)
     try:
         with pytest.raises(comfy.LocalInterrupted):
-            timeline.ThreeDLabsStoryboardTimeline().run(torch.rand(2, 16, 16, 3), 12, "pan left", "cut", 0, 0, 0, 2.0)
+            node = timeline_node.ThreeDLabsStoryboardTimeline()
+            node.run(torch.rand(2, 16, 16, 3), 12, "pan left", "cut", 0, 0, 0, 2.0)
     finally:
         comfy.set_local_interrupt(False)
 

@@ -18,6 +18,7 @@ import torch
 from conftest import PACK_DIR, load_pack, pack_module
 
 timeline = pack_module("nodes.timeline")
+timeline_node = pack_module("nodes.timeline_node")
 video = pack_module("nodes.video")
 comfy = pack_module("nodes.comfy")
 errors = pack_module("nodes.api.errors")
@@ -47,7 +48,7 @@ def make(images=None, audio=None, **over):
     args = {**BASE, **over}
     images = solid(*COLOURS) if images is None else images
     vid, text = video.ThreeDLabsStoryboardVideo().run(images=images, audio=audio, **args)["result"]
-    frames = timeline.ThreeDLabsStoryboardTimeline().run(images=images, **args)["result"][0]
+    frames = timeline_node.ThreeDLabsStoryboardTimeline().run(images=images, **args)["result"][0]
     return vid, text, frames
 
 
@@ -91,12 +92,12 @@ def test_registered_with_the_timelines_inputs_plus_audio():
     assert pack.NODE_CLASS_MAPPINGS["3DLabsStoryboardVideo"] is video.ThreeDLabsStoryboardVideo
     assert pack.NODE_DISPLAY_NAME_MAPPINGS["3DLabsStoryboardVideo"] == "3DLabs Storyboard Video"
     spec = video.ThreeDLabsStoryboardVideo.INPUT_TYPES()
-    base = timeline.ThreeDLabsStoryboardTimeline.INPUT_TYPES()
+    base = timeline_node.ThreeDLabsStoryboardTimeline.INPUT_TYPES()
     assert spec["required"] == base["required"]
     assert spec["optional"]["scene_plan"] == base["optional"]["scene_plan"]
     assert spec["optional"]["audio"][0] == "AUDIO" and spec["optional"]["audio"][1]["tooltip"]
     assert video.ThreeDLabsStoryboardVideo.RETURN_TYPES == ("VIDEO", "STRING")
-    assert video.ThreeDLabsStoryboardVideo.CATEGORY == timeline.ThreeDLabsStoryboardTimeline.CATEGORY
+    assert video.ThreeDLabsStoryboardVideo.CATEGORY == timeline_node.ThreeDLabsStoryboardTimeline.CATEGORY
 
 
 def test_text_and_members_without_rendering():
@@ -153,7 +154,7 @@ def test_moving_crossfaded_frames_match_the_timeline_after_decoding(tmp_path):
 def test_chunked_frames_fed_to_the_encoder_equal_the_timeline_nodes(chunk_frames, overlap):
     images = patterned()
     args = dict(motion="pan left", transition="crossfade", fps=8.0, seconds_per_scene=1.4, width=40, height=32)
-    frames = timeline.ThreeDLabsStoryboardTimeline().run(images=images, **{**BASE, **args})["result"][0]
+    frames = timeline_node.ThreeDLabsStoryboardTimeline().run(images=images, **{**BASE, **args})["result"][0]
     vid = video.ThreeDLabsStoryboardVideo().run(images=images, **{**BASE, **args})["result"][0]
     vid.chunk_frames = chunk_frames
     assert np.array_equal(fed(vid, overlap=overlap), as_fed(frames))

@@ -3,7 +3,7 @@
 Clerk session tokens live 60 s, so a pasted token dies in a minute. Sources, in order:
 ``THREEDLABS_TOKEN`` (a token or long-lived key), ``THREEDLABS_TOKEN_COMMAND`` (prints a fresh token;
 re-run when a JWT's ``exp`` is near and once after a 401), then the same two fields in the active
-profile of the config file. Every token seen is registered with ``errors.redact``.
+profile of the config file. Every token seen is registered with ``redaction.register_secret``.
 
 A token is handed out only for the API origin (scheme://host[:port]) it belongs to: the env pair's
 is ``THREEDLABS_BASE_URL`` (else the official one), a config token's the one recorded when it was
@@ -24,8 +24,9 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from . import config
-from .errors import AuthError, ConfigError, redact, register_secret
+from . import config, urls
+from .errors import AuthError, ConfigError
+from .redaction import redact, register_secret
 
 REFRESH_MARGIN_SECONDS = 10.0
 COMMAND_TIMEOUT_SECONDS = 30.0
@@ -56,7 +57,7 @@ class TokenSource:
 
 def configured_sources(profile: str | None = None) -> list[TokenSource]:
     """Every configured token source, in order of precedence, each with the origin it belongs to."""
-    env_bound = config.origin_or_none(os.environ.get("THREEDLABS_BASE_URL", "").strip())
+    env_bound = urls.origin_or_none(os.environ.get("THREEDLABS_BASE_URL", "").strip())
     data = config.read_config_file()
     name = profile or config.active_profile_name(data)
     prof = config.read_profile(name, data)
@@ -71,7 +72,7 @@ def configured_sources(profile: str | None = None) -> list[TokenSource]:
 def _target_origin(profile: str | None, base_url: str | None) -> str | None:
     """The origin requests will go to: ``base_url``, else the current settings' (None if unusable)."""
     try:
-        return config.api_origin(base_url or config.load_settings(profile=profile).base_url)
+        return urls.api_origin(base_url or config.load_settings(profile=profile).base_url)
     except ConfigError:
         return None
 

@@ -15,14 +15,9 @@ from . import inflight, readers, validation
 from .auth import TokenProvider
 from .config import Settings, journal_api, load_settings
 from .download import DEADLINE_SECONDS_DEFAULT, MAX_BYTES_DEFAULT, fetch_image_bytes
-from .errors import (
-    MaybeSubmittedError,
-    MaybeSubmittedUnreadableError,
-    ResponseFormatError,
-    ValidationError,
-    server_words,
-)
+from .errors import MaybeSubmittedError, MaybeSubmittedUnreadableError, ResponseFormatError, ValidationError
 from .http import CancelCheck, HttpTransport, RetryPolicy
+from .http_errors import server_words
 from .journal import Journal
 from .models import ImageRef, Job, Project, ScenePlan, Story, Workspace
 

@@ -2,28 +2,26 @@
 
 Precedence: explicit arguments, then environment variables (``THREEDLABS_*``), then the active
 profile of the config file, then defaults. Nothing here raises at import time or does network I/O.
-Owns, besides, the checks on values that end up in HTTP (a base URL is https unless it names this
-machine; a workspace id is one safe word) and the origin a saved token is bound to (``token_origin``
-in its profile). Reading, locking and writing the file itself is ``config_store``'s job.
+Owns, besides, the check of the workspace id (one safe word: it ends up in a header) and the origin a
+saved token is bound to (``token_origin`` in its profile). Which base URLs are accepted is ``urls``'s
+job; reading, locking and writing the file itself is ``config_store``'s.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from . import config_store
 from .config_store import ConfigWrite
 from .errors import ConfigError
+from .urls import DEFAULT_BASE_URL, api_origin, normalize_base_url, origin_or_none
 
 log = logging.getLogger("3dlabs")
 
-DEFAULT_BASE_URL = "https://www.3dlabs.it.com/api"
 DEFAULT_PROFILE = "default"
 DEFAULT_MAX_JOBS = 50
 # The spend budget across prompts: far above a person making videos (a 5-minute short is ~70 jobs).
@@ -63,64 +61,7 @@ def config_path() -> Path:
     return user_dir() / "config.json"
 
 
-# --- values that end up in HTTP ---------------------------------------------------------------
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """Whether ``host`` (a name or an address, brackets allowed) can only mean this machine."""
-    name = (host or "").strip().strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        addr = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return addr.is_loopback or bool(mapped and mapped.is_loopback)
-
-
-def normalize_base_url(url: str) -> str:
-    """The API root in its published form, ending in ``/api`` (added to a bare origin; a doubled one collapsed).
-
-    Plain http is for this machine only (the sandbox, a local proxy): elsewhere the token would
-    cross the network in clear.
-    """
-    raw = (url or "").strip()
-    if not raw:
-        raise ConfigError("THREEDLABS_BASE_URL is empty.")
-    parts = urlsplit(raw)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"The base URL {raw!r} is not an http(s) URL such as {DEFAULT_BASE_URL}.")
-    try:
-        parts.port  # noqa: B018  a port that is not a number is an unusable URL
-    except ValueError:
-        raise ConfigError(f"The base URL {raw!r} has a port that is not a number.") from None
-    if parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigError(f"The base URL {raw!r} uses plain http:// to another machine; use https://",
-                          hint="Plain http is accepted only for this machine (localhost, 127.0.0.1, ::1).")
-    path = parts.path.rstrip("/")
-    while path.endswith("/api/api"):
-        path = path[: -len("/api")]
-    if not path.endswith("/api"):
-        path = path + "/api"
-    return urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
-
-
-def api_origin(url: str) -> str:
-    """``scheme://host[:port]`` of a base URL, normalised (lower case, default port left out)."""
-    parts = urlsplit(normalize_base_url(url))
-    host = parts.hostname or ""  # lower case already
-    host = f"[{host}]" if ":" in host else host
-    port = "" if parts.port in (None, 443 if parts.scheme == "https" else 80) else f":{parts.port}"
-    return f"{parts.scheme}://{host}{port}"
-
-
-def origin_or_none(url: str | None) -> str | None:
-    """The origin of ``url`` (of the official API if it is empty); None if the URL is unusable."""
-    try:
-        return api_origin(url or DEFAULT_BASE_URL)
-    except ConfigError:
-        return None
+# --- values that end up in HTTP (the base URL's own rules: urls) ----------------------------
 
 
 def check_workspace_id(value: str | None, where: str) -> str | None:
@@ -276,7 +217,7 @@ def journal_api(settings: Settings) -> str:
     return BUNDLED_SANDBOX_ID if settings.base_url_source == "bundled sandbox" else settings.base_url
 
 
-def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
+def _first_given(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
     """The first (value, where it comes from) that has a value."""
     return next(((value, where) for value, where in candidates if value), (None, ""))
 
@@ -292,9 +233,9 @@ def load_settings(*, base_url: str | None = None, workspace_id: str | None = Non
     data = read_config_file(path)
     profile_name = profile or active_profile_name(data)
     prof = read_profile(profile_name, data)
-    url, source = _first((base_url, "argument"), (_env("THREEDLABS_BASE_URL"), "env THREEDLABS_BASE_URL"),
+    url, source = _first_given((base_url, "argument"), (_env("THREEDLABS_BASE_URL"), "env THREEDLABS_BASE_URL"),
                          (prof.get("base_url"), f"profile {profile_name}"), (DEFAULT_BASE_URL, "default"))
-    ws = check_workspace_id(*_first(((workspace_id or "").strip(), "the argument workspace_id"),
+    ws = check_workspace_id(*_first_given(((workspace_id or "").strip(), "the argument workspace_id"),
                                     (_env("THREEDLABS_WORKSPACE_ID"), "env THREEDLABS_WORKSPACE_ID"),
                                     (prof.get("workspace_id"), f"{path} (profile {profile_name})")))
     section = data.get("settings") if isinstance(data.get("settings"), dict) else {}

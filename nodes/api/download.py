@@ -19,16 +19,7 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from requests import exceptions as rexc
 
-from .errors import (
-    ImageDownloadError,
-    ImageError,
-    ImageTooLargeError,
-    NetworkError,
-    error_for_response,
-    parse_retry_after,
-    redact,
-    refused_token,
-)
+from .errors import ImageDownloadError, ImageError, ImageTooLargeError, NetworkError
 from .http import (
     MAX_ERROR_BODY_BYTES,
     RETRY_STATUSES,
@@ -38,7 +29,9 @@ from .http import (
     read_capped,
     unsafe_url_reason,
 )
+from .http_errors import error_for_response, parse_retry_after, refused_token
 from .models import ImageRef
+from .redaction import redact
 
 MAX_BYTES_DEFAULT = 64 * 1024 * 1024
 DEADLINE_SECONDS_DEFAULT = 120.0  # per image, redirects and retries included

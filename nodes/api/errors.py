@@ -1,56 +1,13 @@
-"""Every typed error of the pack, the redaction of secrets, and the mapping of HTTP answers to errors.
+"""Every typed error of the pack.
 
 An error renders as one plain sentence for a ComfyUI user (``summary``) followed by the detail (the
-server's own words, a job id) and a hint. Everything passes through :func:`redact`, so that a token never
+server's own words, a job id) and a hint. Everything passes through redaction.redact, so that a token never
 reaches the UI, a log or ComfyUI's history. ``http_status`` is what the pack's routes answer with.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-import re
-import threading
-import time
-from collections import OrderedDict
-from typing import Any
-
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-# No pattern for key-shaped words (sk-..., key_..., tdl-...): job ids take such shapes too, and a masked
-# job id is a paid job nobody can collect. Keys in use are registered (register_secret) and masked exactly.
-
-# A 60 s token command mints about 1,700 tokens a day, so only the newest MAX_SECRETS are kept; a token
-# in use is registered again on every use and so stays.
-MAX_SECRETS = 64
-_secrets: OrderedDict[str, None] = OrderedDict()
-_secrets_lock = threading.Lock()
-_secrets_pattern: re.Pattern[str] | None = None
-
-
-def register_secret(secret: str | None) -> None:
-    """Remember a secret so that every later error message and log line masks it."""
-    global _secrets_pattern
-    if not secret or len(secret) < 6:
-        return
-    with _secrets_lock:
-        if secret in _secrets:
-            _secrets.move_to_end(secret)
-            return
-        _secrets[secret] = None
-        while len(_secrets) > MAX_SECRETS:
-            _secrets.popitem(last=False)
-        # Longest first, so that a secret containing another is masked whole.
-        _secrets_pattern = re.compile("|".join(map(re.escape, sorted(_secrets, key=len, reverse=True))))
-
-
-def redact(text: object) -> str:
-    """Return ``text`` as a string with every known or token-shaped secret masked."""
-    out = str(text)
-    if _secrets_pattern is not None:
-        out = _secrets_pattern.sub("***", out)
-    return _JWT.sub("***", _BEARER.sub(r"\1***", out))
-
+from .redaction import redact
 
 # ComfyUI names a node's error type `__module__ + "." + __qualname__` in its error panel, and a custom
 # pack's module is named after its folder path: a short stable name reads better. Nothing imports these
@@ -295,89 +252,3 @@ class ImageDecodeError(ImageError):
 
 class PixelBudgetError(ImageError):
     summary = "The 3DLabs images would pass the budget of decoded pixels, so no more were downloaded or decoded."
-
-
-# --- mapping an HTTP answer (a requests.Response, duck-typed: no requests here) to one of them
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After value (seconds or an HTTP date); None if absent or unreadable."""
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def server_words(body: object) -> str:
-    """The server's own message in a JSON answer (``{"error": ...}`` and kin), or ""."""
-    if not isinstance(body, dict):
-        return ""
-    for key in ("error", "message", "detail", "details", "reason"):
-        value = body.get(key)
-        if isinstance(value, dict):
-            value = value.get("message") or value.get("detail") or json.dumps(value)[:300]
-        if isinstance(value, str) and value.strip():
-            return redact(value.strip()[:300])
-    return ""
-
-
-def _server_message(body: str) -> str:
-    """The server's own words about an error, short and with markup stripped."""
-    try:
-        text = server_words(json.loads(body))
-    except (ValueError, RecursionError):
-        text = ""
-    if not text:
-        raw = body
-        if "<" in raw[:200]:
-            title = re.search(r"<title[^>]*>(.*?)</title>", raw, re.I | re.S)
-            raw = title.group(1) if title else re.sub(r"<[^>]+>", " ", raw)
-        text = " ".join(raw.split())
-    return redact(text[:300])
-
-
-def looks_like_sign_in(text: str, url: str = "") -> bool:
-    probe = (text[:4000] + " " + url).lower()
-    return any(w in probe for w in ("sign-in", "signin", "sign in", "clerk", "/login", "log in"))
-
-
-def refused_token(resp: Any) -> bool:
-    """Whether the API host turned the token away: a 401, or Clerk's bare 404 for an expired session."""
-    return resp.status_code == 401 or (resp.status_code == 404 and bool(_clerk_headers(resp)))
-
-
-def _clerk_headers(resp: Any) -> dict[str, str]:
-    names = ("x-clerk-auth-status", "x-clerk-auth-reason", "x-clerk-auth-message")
-    return {h: resp.headers[h] for h in names if resp.headers.get(h)}
-
-
-def error_for_response(resp: Any, body: str = "", *, workspace_id: str | None = None) -> APIError:
-    """Map a non-success answer (its status and headers, and the ``body`` text read so far) to one
-    typed error, with the server's reason."""
-    status = resp.status_code
-    message = _server_message(body)
-    if refused_token(resp):
-        reason = _clerk_headers(resp).get("x-clerk-auth-reason") or message or "unauthorized"
-        return AuthError(f"Clerk says: {reason} (HTTP {status})", status=status,
-                         hint="Clerk session tokens live 60 s: use THREEDLABS_TOKEN_COMMAND to mint fresh ones, "
-                              "or a long-lived API key.")
-    if status == 403:
-        ws = f" Workspace sent: {workspace_id}." if workspace_id else ""
-        return ForbiddenError(f"{message or 'forbidden'} (HTTP 403).{ws}", status=status,
-                              hint="Check THREEDLABS_WORKSPACE_ID or the workspace in the 3DLabs settings.")
-    if status == 402:
-        return OutOfCreditsError(message, status=status)
-    if status == 404:
-        return NotFoundError(f"{message or 'not found'} (HTTP 404)", status=status)
-    if status == 429:
-        return RateLimitedError(message, status=status, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
-    if 400 <= status < 500:
-        return InvalidRequestError(f"{message or 'bad request'} (HTTP {status})", status=status)
-    if 300 <= status < 400:
-        location = resp.headers.get("Location", "")
-        if looks_like_sign_in("", location):
-            return AuthError(f"redirected to a sign-in page (HTTP {status})", status=status)
-        return ServerError(f"unexpected redirect to {redact(location)[:200]} (HTTP {status})", status=status)
-    return ServerError(f"{message or 'no details'} (HTTP {status})", status=status)

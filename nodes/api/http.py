@@ -40,13 +40,10 @@ from .errors import (
     MaybeSubmittedUnreadableError,
     NetworkError,
     ResponseFormatError,
-    error_for_response,
-    looks_like_sign_in,
-    parse_retry_after,
-    redact,
-    refused_token,
 )
+from .http_errors import error_for_response, looks_like_sign_in, parse_retry_after, refused_token
 from .jobs import sleep_unless_canceled
+from .redaction import redact
 from .version import USER_AGENT
 
 log = logging.getLogger("3dlabs")

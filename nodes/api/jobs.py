@@ -132,20 +132,6 @@ class JobPoll:
         return None
 
 
-def wait_job(job_id: str, get_job: Callable[[str], Job], *, deadline: float, index: int | None = None,
-             cancel_check: Callable[[], None] | None = None, on_progress: Callable[[Job, float], None] | None = None,
-             created_at: float | None = None) -> Job | JobError:
-    """Poll one job on this thread until it ends or ``deadline`` (a monotonic time) passes, sleeping
-    between polls; its outcome, never raised (as :meth:`JobPoll.poll`)."""
-    poll = JobPoll(job_id, get_job, deadline=deadline, index=index, cancel_check=cancel_check,
-                   on_progress=on_progress, created_at=created_at)
-    while True:
-        sleep_unless_canceled(poll.due - time.monotonic(), cancel_check)
-        outcome = poll.poll()
-        if outcome is not None:
-            return outcome
-
-
 def raise_for_failures(outcomes: Sequence[Job | JobError | None]) -> None:
     """Raise what the user sees when any outcome is a JobError: the error itself for a single job,
     else a BatchError naming each failed item by its position, with the other results kept."""

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import config, config_store, salvage
-from .errors import redact
+from .redaction import redact
 
 log = logging.getLogger("3dlabs")
 

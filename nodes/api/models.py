@@ -67,6 +67,17 @@ class ScenePlan:
             return None
         return float(sum(durations))  # type: ignore[arg-type]
 
+    def text(self) -> str:
+        """The plan as the nodes show it: the scene count and length, then each scene's prompt and narration."""
+        total = self.total_duration
+        lines = [f"{len(self.scenes)} scenes" + (f", {total:g} s in all" if total is not None else "")]
+        for scene in self.scenes:
+            duration = f" ({scene.duration:g} s)" if scene.duration is not None else ""
+            lines.append(f"\nScene {scene.number}{duration}: {scene.image_prompt}")
+            if scene.narration:
+                lines.append(f"  Narration: {scene.narration}")
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class ImageRef:
