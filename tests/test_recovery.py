@@ -48,7 +48,7 @@ mode, prompt = sys.argv[2], sys.argv[3]
 if mode in ("generate", "requeue"):
     images, masks, ids = run("3DLabsImageGenerate", prompt=[prompt], provider=["replicate"], model=["flux-schnell"],
                              aspect_ratio=["16:9"], scene_number=[0], seed=[0], wait=[True], unique_id=["1"])
-    tally = pack_module("nodes.clients").tally()
+    tally = pack_module("nodes.spend").tally()
     print(json.dumps({"ids": ids, "shape": list(images.shape), "reused": tally.reused,
                       "submitted": tally.submitted}))
 elif mode == "collect":

@@ -181,7 +181,7 @@ def test_settings_are_written_and_reported(app):
     assert body["base_url"] == "http://127.0.0.1:9/api"  # normalized to the published form
     assert body["base_url_source"] == "profile default" and body["base_url_choice"] == "custom"
     assert body["workspace_id"] == "ws_team" and body["dry_run"] is True and body["max_jobs"] == 7
-    assert clients.cached_client_count() == 0, "settings changes must reset the runtime's cached clients"
+    assert clients.cached_client_count() == 0, "settings changes must reset the cached clients"
     assert clients.settings().base_url == "http://127.0.0.1:9/api"
     data = json.loads(config_file().read_text())
     assert data["profiles"]["default"] == {"base_url": "http://127.0.0.1:9/api", "workspace_id": "ws_team"}
