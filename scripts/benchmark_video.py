@@ -93,7 +93,7 @@ def child(mode: str, seconds: float, out: str) -> dict:
     from demo import load_pack
 
     _, mod = load_pack()
-    video = mod("nodes.video")
+    video = mod("nodes.storyboard.video")
     import av  # noqa: F401  loaded before the baseline, as it is in ComfyUI
 
     inputs = node_inputs(seconds)
@@ -102,7 +102,7 @@ def child(mode: str, seconds: float, out: str) -> dict:
     memory = PeakRss()
     start = time.perf_counter()
     if mode == "comfyui":
-        timeline = mod("nodes.timeline")
+        timeline = mod("nodes.storyboard.timeline")
         plan = dict(inputs)
         frames, _ = timeline.render_timeline(plan.pop("images"), [seconds / SCENES] * SCENES, FPS, "slow zoom in",
                                              "crossfade", 0.5, WIDTH, HEIGHT, max_bytes=1 << 62)

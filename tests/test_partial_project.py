@@ -26,7 +26,7 @@ errors = pack_module("nodes.api.errors")
 models = pack_module("nodes.api.models")
 readers = pack_module("nodes.api.readers")
 clients = pack_module("nodes.clients")
-timeline = pack_module("nodes.timeline")
+timeline = pack_module("nodes.storyboard.timeline")
 
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
 

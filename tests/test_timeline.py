@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from conftest import PACK_DIR, pack_module
 
-timeline = pack_module("nodes.timeline")
-timeline_node = pack_module("nodes.timeline_node")
+timeline = pack_module("nodes.storyboard.timeline")
+timeline_node = pack_module("nodes.storyboard.timeline_node")
 errors = pack_module("nodes.api.errors")
 models = pack_module("nodes.api.models")
 
@@ -363,13 +363,13 @@ def test_renders_under_inference_mode_like_comfyui_runs_nodes():
 
 # --- the planner alone ----------------------------------------------------------------------------
 
-plan_mod = pack_module("nodes.timeline_plan")
+plan_mod = pack_module("nodes.storyboard.timeline_plan")
 
 
 def test_the_planner_knows_no_torch():
     import ast
 
-    tree = ast.parse((PACK_DIR / "nodes" / "timeline_plan.py").read_text())
+    tree = ast.parse((PACK_DIR / "nodes" / "storyboard" / "timeline_plan.py").read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)

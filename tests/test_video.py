@@ -17,9 +17,9 @@ import torch
 
 from conftest import PACK_DIR, load_pack, pack_module
 
-timeline = pack_module("nodes.timeline")
-timeline_node = pack_module("nodes.timeline_node")
-video = pack_module("nodes.video")
+timeline = pack_module("nodes.storyboard.timeline")
+timeline_node = pack_module("nodes.storyboard.timeline_node")
+video = pack_module("nodes.storyboard.video")
 comfy = pack_module("nodes.comfy")
 errors = pack_module("nodes.api.errors")
 
@@ -275,7 +275,7 @@ MEMORY_PROBE = """
 import resource, sys, av, torch
 sys.path.insert(0, {tests!r})
 from conftest import pack_module
-video = pack_module("nodes.video")
+video = pack_module("nodes.storyboard.video")
 frames = int(sys.argv[1])
 y, x = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
 images = torch.stack([torch.stack([x, y, (x + k / 4) % 1], -1) for k in range(4)])

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..types import SCENE_PLAN
 from .timeline_plan import (
     DEFAULT_MAX_BYTES,
     KEN_BURNS_ZOOM,
@@ -43,7 +44,6 @@ from .timeline_plan import (
     plan_timeline,
     scenes_left_out,
 )
-from .types import SCENE_PLAN
 
 __all__ = [
     "DEFAULT_MAX_BYTES", "KEN_BURNS_ZOOM", "MAX_BYTES_ENV", "MOTIONS", "TRANSITIONS",

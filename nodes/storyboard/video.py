@@ -24,12 +24,12 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from . import comfy
-from .api.errors import ValidationError
+from .. import comfy
+from ..api.errors import ValidationError
+from ..types import CATEGORY
 from .comfy_video import AUTO, VideoComponents, VideoInputBase
 from .timeline import TimelineRenderer, scene_durations, timeline_inputs
 from .timeline_plan import TimelinePlan, check_memory, invalid, max_bytes_setting, output_size, plan_timeline
-from .types import CATEGORY
 from .video_encoding import BT709, encoder_options, tag_srgb
 
 CHUNK_FRAMES = 8  # frames handed to the encoder at a time

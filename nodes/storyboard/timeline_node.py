@@ -3,9 +3,9 @@ renderer is ``timeline``)."""
 
 from __future__ import annotations
 
-from . import comfy
+from .. import comfy
+from ..types import CATEGORY
 from .timeline import max_bytes_setting, render_timeline, scene_durations, timeline_inputs
-from .types import CATEGORY
 
 
 class ThreeDLabsStoryboardTimeline:
