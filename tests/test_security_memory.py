@@ -228,9 +228,10 @@ def long_project(monkeypatch):
 
 PROJECT_TO_VIDEO = """
 video = pack_module("nodes.storyboard.video")
+video_node = pack_module("nodes.storyboard.video_node")
 story, plan, batch, _ = run("3DLabsLoadProject", project_id="p_long")
 # The shipped "Project to video" workflow's settings, then the first frames SaveVideo would ask for.
-vid = video.ThreeDLabsStoryboardVideo().run(images=batch, fps=24.0, motion="pan right", transition="crossfade",
+vid = video_node.ThreeDLabsStoryboardVideo().run(images=batch, fps=24.0, motion="pan right", transition="crossfade",
     crossfade_seconds=0.5, width=1344, height=768, seconds_per_scene=4.0, scene_plan=plan)["result"][0]
 next(iter(vid.encoder_frames()))
 """

@@ -90,8 +90,9 @@ class TimelineRenderer:
     shows (two, unless scenes are shorter than a step) and the step's grid_sample views.
     """
 
-    def __init__(self, images, plan: TimelinePlan, height: int, width: int) -> None:
+    def __init__(self, images, plan: TimelinePlan, height: int, width: int, overlay=None) -> None:
         self.images = _as_batch(images)
+        self.overlay = overlay  # burned-in captions (caption_render.CaptionOverlay), laid over each step
         if int(self.images.shape[0]) != len(plan.counts):
             raise invalid(f"there are {self.images.shape[0]} images but {len(plan.counts)} scenes in the plan; "
                           "give one image per scene")
@@ -156,6 +157,8 @@ class TimelineRenderer:
                     list(pool.map(partial(self._moving_frame, torch.is_inference_mode_enabled()), batch, targets))
                 else:
                     self._render_still(batch, targets)
+                if self.overlay is not None:
+                    self.overlay.apply(targets, batch[0].index)
                 if on_progress is not None:
                     on_progress(min(count, lo + self.step), count)
         return out

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from .. import comfy
 from ..types import CATEGORY
-from .timeline import max_bytes_setting, render_timeline, scene_durations, timeline_inputs
+from .caption_inputs import make_captions
+from .node_inputs import read_inputs, storyboard_inputs
+from .timeline import TimelineRenderer, scene_durations
+from .timeline_plan import check_memory, max_bytes_setting, output_size, plan_timeline
 
 
 class ThreeDLabsStoryboardTimeline:
@@ -15,23 +18,31 @@ class ThreeDLabsStoryboardTimeline:
     DESCRIPTION = ("Turns one image per scene into video frames that last as long as the scene plan says, with an "
                    "optional slow zoom or pan and crossfades, computed locally. Connect frames and fps to "
                    "CreateVideo.")
-    RETURN_TYPES = ("IMAGE", "FLOAT", "STRING")
-    RETURN_NAMES = ("frames", "fps", "timeline_text")
+    RETURN_TYPES = ("IMAGE", "FLOAT", "STRING", "STRING", "STRING")
+    RETURN_NAMES = ("frames", "fps", "timeline_text", "srt", "vtt")
     OUTPUT_TOOLTIPS = (
         "Every frame of the animatic, in order: connect to CreateVideo.",
         "The frame rate the frames were made for: connect to CreateVideo's fps.",
         "Each scene's start, end, duration and frame count, and the total.",
+        "The captions as SubRip (.srt) text, timed to the scenes (empty without captions).",
+        "The captions as WebVTT (.vtt) text (empty without captions).",
     )
     FUNCTION = "run"
+    INPUT_IS_LIST = True  # a list of caption texts, one per scene, arrives whole
 
     @classmethod
     def INPUT_TYPES(cls):
-        return timeline_inputs()
+        return storyboard_inputs()
 
     def run(self, images, fps, motion, transition, crossfade_seconds, width, height, seconds_per_scene,
-            scene_plan=None, unique_id=None):
-        durations, labels, note = scene_durations(images, scene_plan, seconds_per_scene)
-        progress = comfy.NodeProgress(unique_id)
+            scene_plan=None, unique_id=None, **captions):
+        a = read_inputs({"images": images, "fps": fps, "motion": motion, "transition": transition,
+                         "crossfade_seconds": crossfade_seconds, "width": width, "height": height,
+                         "seconds_per_scene": seconds_per_scene, "scene_plan": scene_plan, "unique_id": unique_id,
+                         **captions})
+        images, scene_plan = a["images"], a["scene_plan"]
+        durations, labels, note = scene_durations(images, scene_plan, a["seconds_per_scene"])
+        progress = comfy.NodeProgress(a["unique_id"])
         shown = [-1]
 
         def on_progress(done: int, total: int) -> None:
@@ -40,8 +51,18 @@ class ThreeDLabsStoryboardTimeline:
                 shown[0] = done * 100 // total
                 progress.update(done / total)
 
-        frames, text = render_timeline(images, durations, fps, motion, transition, crossfade_seconds, width,
-                                       height, max_bytes_setting(), labels=labels, on_progress=on_progress)
+        plan = plan_timeline(durations, a["fps"], a["motion"], a["transition"], a["crossfade_seconds"], labels)
+        renderer = TimelineRenderer(images, plan, 1, 1)  # checks the batch against the plan first
+        out_h, out_w = output_size(int(renderer.images.shape[1]), int(renderer.images.shape[2]), a["width"],
+                                   a["height"])
+        check_memory(plan.total, out_h, out_w, a["fps"], max_bytes_setting())
+        subtitles = make_captions(plan, out_h, out_w, scene_plan, a)
+        renderer = TimelineRenderer(renderer.images, plan, out_h, out_w, subtitles and subtitles.overlay)
+        frames = renderer.render(on_progress=on_progress)
+        text = plan.text(out_h, out_w)
         progress.text(text.splitlines()[-1])
         text += note
-        return {"ui": {"text": [text]}, "result": (frames, float(fps), text)}
+        if subtitles is not None and subtitles.files:
+            text += f"\nCaptions: {len(subtitles.cues)} cues" + (", burned in" if subtitles.overlay else "")
+        srt, vtt = (subtitles.srt(), subtitles.vtt()) if subtitles is not None else ("", "")
+        return {"ui": {"text": [text]}, "result": (frames, float(a["fps"]), text, srt, vtt)}
