@@ -22,7 +22,7 @@ from conftest import PACK_DIR, jobs_created
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
 
-CAPTION_INPUTS = ("captions", "caption_texts", "caption_font_size", "caption_position", "caption_color",
+NEW_INPUTS = ("size", "fit", "captions", "caption_texts", "caption_font_size", "caption_position", "caption_color",
                   "caption_outline_color", "caption_outline", "caption_box", "caption_max_width", "caption_font")
 CONTRACT = {
     "3DLabsStory": {"topic", "max_minutes", "provider", "project_id", "seed"},
@@ -35,9 +35,9 @@ CONTRACT = {
     "3DLabsProjects": {"refresh"},
     "3DLabsRecentJobs": {"limit"},
     "3DLabsStoryboardTimeline": {"images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
-                                 "seconds_per_scene", "scene_plan", *CAPTION_INPUTS},
+                                 "seconds_per_scene", "scene_plan", *NEW_INPUTS},
     "3DLabsStoryboardVideo": {"images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
-                              "seconds_per_scene", "scene_plan", "audio", *CAPTION_INPUTS},
+                              "seconds_per_scene", "scene_plan", "audio", *NEW_INPUTS},
 }
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
 # Appended after the inputs saved workflows know (their widgets keep their places), in this order.
-CAPTION_INPUTS = ["captions", "caption_texts", "caption_font_size", "caption_position", "caption_color",
+NEW_INPUTS = ["size", "fit", "captions", "caption_texts", "caption_font_size", "caption_position", "caption_color",
                   "caption_outline_color", "caption_outline", "caption_box", "caption_max_width", "caption_font"]
 
 def test_every_node_declares_the_contract():
@@ -44,9 +44,9 @@ def test_every_node_declares_the_contract():
         "3DLabsProjects": ["refresh"],
         "3DLabsRecentJobs": ["limit"],
         "3DLabsStoryboardTimeline": ["images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
-                                     "seconds_per_scene", "scene_plan", *CAPTION_INPUTS],
+                                     "seconds_per_scene", "scene_plan", *NEW_INPUTS],
         "3DLabsStoryboardVideo": ["images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
-                                  "seconds_per_scene", "scene_plan", "audio", *CAPTION_INPUTS],
+                                  "seconds_per_scene", "scene_plan", "audio", *NEW_INPUTS],
     }
     assert set(expected) <= set(N)  # nodes added by other parts of the pack declare their own contract
     for node_id, names in expected.items():

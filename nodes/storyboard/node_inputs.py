@@ -8,6 +8,7 @@ import torch
 
 from ..types import scalar_input
 from .caption_inputs import caption_inputs
+from .framing import framing_inputs
 from .timeline import timeline_inputs
 from .timeline_plan import invalid
 
@@ -19,6 +20,7 @@ def storyboard_inputs(extra: dict | None = None, video: bool = False) -> dict:
     order, so the widgets of a workflow saved before them keep their places)."""
     spec = timeline_inputs()
     spec["optional"].update(extra or {})
+    spec["optional"].update(framing_inputs())
     spec["optional"].update(caption_inputs(video))
     return spec
 

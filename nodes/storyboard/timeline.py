@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..types import SCENE_PLAN
+from .framing import fit_picture
 from .timeline_plan import (
     DEFAULT_MAX_BYTES,
     KEN_BURNS_ZOOM,
@@ -90,16 +91,20 @@ class TimelineRenderer:
     shows (two, unless scenes are shorter than a step) and the step's grid_sample views.
     """
 
-    def __init__(self, images, plan: TimelinePlan, height: int, width: int, overlay=None) -> None:
+    def __init__(self, images, plan: TimelinePlan, height: int, width: int, overlay=None,
+                 fit: str = "stretch") -> None:
         self.images = _as_batch(images)
         self.overlay = overlay  # burned-in captions (caption_render.CaptionOverlay), laid over each step
+        self.fit = fit  # how a picture of another shape fills the frame (framing.FITS)
         if int(self.images.shape[0]) != len(plan.counts):
             raise invalid(f"there are {self.images.shape[0]} images but {len(plan.counts)} scenes in the plan; "
                           "give one image per scene")
         self.plan, self.height, self.width = plan, int(height), int(width)
         self.moving = plan.motion != "none"
         self.source_size = (self.height, self.width)
-        if self.moving:
+        if self.moving and fit != "stretch":  # the frame's own shape, so that views of it are not distorted
+            self.source_size = (math.ceil(self.height * KEN_BURNS_ZOOM), math.ceil(self.width * KEN_BURNS_ZOOM))
+        elif self.moving:
             # Up to 1.15x the output's detail for zooms and pans (so the closest view is not an upscale of
             # a downscale), never more: bilinear sampling aliases above a 1.15x reduction.
             self.source_size = (min(int(self.images.shape[1]), math.ceil(self.height * KEN_BURNS_ZOOM)),
@@ -123,7 +128,9 @@ class TimelineRenderer:
             elif picture.shape[-1] == 1:
                 picture = picture.expand(-1, -1, 3)
             height, width = self.source_size
-            if tuple(picture.shape[:2]) != (height, width):
+            if self.fit != "stretch":
+                picture = fit_picture(picture, height, width, self.fit)
+            elif tuple(picture.shape[:2]) != (height, width):
                 shrinking = height < picture.shape[0] or width < picture.shape[1]
                 picture = F.interpolate(picture.permute(2, 0, 1).unsqueeze(0), size=(height, width), mode="bilinear",
                                         align_corners=False, antialias=shrinking)[0].permute(1, 2, 0)

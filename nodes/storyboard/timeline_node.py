@@ -6,9 +6,10 @@ from __future__ import annotations
 from .. import comfy
 from ..types import CATEGORY
 from .caption_inputs import make_captions
+from .framing import fit_mode, frame_size
 from .node_inputs import read_inputs, storyboard_inputs
 from .timeline import TimelineRenderer, scene_durations
-from .timeline_plan import check_memory, max_bytes_setting, output_size, plan_timeline
+from .timeline_plan import check_memory, max_bytes_setting, plan_timeline
 
 
 class ThreeDLabsStoryboardTimeline:
@@ -53,11 +54,12 @@ class ThreeDLabsStoryboardTimeline:
 
         plan = plan_timeline(durations, a["fps"], a["motion"], a["transition"], a["crossfade_seconds"], labels)
         renderer = TimelineRenderer(images, plan, 1, 1)  # checks the batch against the plan first
-        out_h, out_w = output_size(int(renderer.images.shape[1]), int(renderer.images.shape[2]), a["width"],
-                                   a["height"])
+        out_h, out_w = frame_size(int(renderer.images.shape[1]), int(renderer.images.shape[2]), a["width"],
+                                  a["height"], a.get("size"))
+        fit = fit_mode(a.get("fit"), a.get("size"))
         check_memory(plan.total, out_h, out_w, a["fps"], max_bytes_setting())
         subtitles = make_captions(plan, out_h, out_w, scene_plan, a)
-        renderer = TimelineRenderer(renderer.images, plan, out_h, out_w, subtitles and subtitles.overlay)
+        renderer = TimelineRenderer(renderer.images, plan, out_h, out_w, subtitles and subtitles.overlay, fit)
         frames = renderer.render(on_progress=on_progress)
         text = plan.text(out_h, out_w)
         progress.text(text.splitlines()[-1])

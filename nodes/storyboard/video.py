@@ -96,13 +96,14 @@ class StoryboardVideo(VideoInputBase):
 
     def __init__(self, images: torch.Tensor, plan: TimelinePlan, height: int, width: int,
                  audio: AudioTrack | None = None, window: tuple[int, int] | None = None,
-                 captions: Captions | None = None) -> None:
+                 captions: Captions | None = None, fit: str = "stretch") -> None:
         # Checks the batch against the plan now rather than at save time; keeps the batch as [B,H,W,C].
         self.images = TimelineRenderer(images, plan, height, width).images
         self.plan, self.height, self.width, self.audio = plan, int(height), int(width), audio
         self.window = window or (0, plan.total)
         self.captions = captions
-        self.overlay = captions.overlay if captions is not None else None
+        # How each renderer of this video finishes its frames: captions laid over, pictures fitted.
+        self.finish = {"overlay": captions.overlay if captions is not None else None, "fit": fit}
         self.chunk_frames = max(1, min(CHUNK_FRAMES, CHUNK_BYTES // (self.height * self.width * 3)))
         self.overlap = True  # False renders and encodes in turn: the baseline that overlap is measured against
 
@@ -162,7 +163,8 @@ class StoryboardVideo(VideoInputBase):
             return None
         last = min(hi, last)
         captions = self.captions.part(first, last) if self.captions is not None else None
-        return StoryboardVideo(self.images, self.plan, self.height, self.width, self.audio, (first, last), captions)
+        return StoryboardVideo(self.images, self.plan, self.height, self.width, self.audio, (first, last), captions,
+                               self.finish["fit"])
 
     def get_stream_source(self) -> io.BytesIO:
         """The encoded MP4 in memory (compressed: megabytes, not the frames' gigabytes)."""
@@ -190,7 +192,7 @@ class StoryboardVideo(VideoInputBase):
                      "at a time.",
             ) from None
         with torch.inference_mode():
-            frames = TimelineRenderer(self.images, self.plan, self.height, self.width, self.overlay).render(
+            frames = TimelineRenderer(self.images, self.plan, self.height, self.width, **self.finish).render(
                 lo, hi, on_progress=lambda done, total: comfy.check_interrupt())
         audio = None
         if self.audio is not None:
@@ -213,7 +215,7 @@ class StoryboardVideo(VideoInputBase):
         h, w = self.height, self.width
         stopped = threading.Event()
         with torch.inference_mode():  # as ComfyUI's own node execution: no autograd bookkeeping
-            renderer = TimelineRenderer(self.images, self.plan, h, w, self.overlay)  # its own for this pass
+            renderer = TimelineRenderer(self.images, self.plan, h, w, **self.finish)  # its own for this pass
             step = max(1, min(self.chunk_frames, renderer.step, SCRATCH_BYTES // (h * w * 3 * 4)))
             scratch = torch.empty((step, h, w, 3), dtype=torch.float32)
         buffers: dict[int, torch.Tensor] = {}  # made on first use, so a short video makes fewer

@@ -9,9 +9,10 @@ import torch
 
 from ..types import CATEGORY
 from .caption_inputs import make_captions
+from .framing import fit_mode, frame_size
 from .node_inputs import read_inputs, storyboard_inputs
 from .timeline import scene_durations
-from .timeline_plan import invalid, output_size, plan_timeline
+from .timeline_plan import invalid, plan_timeline
 from .video import AUDIO_TOOLTIP, StoryboardVideo, audio_track
 
 
@@ -49,7 +50,8 @@ class ThreeDLabsStoryboardVideo:
         plan = plan_timeline(durations, a["fps"], a["motion"], a["transition"], a["crossfade_seconds"], labels)
         if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
             raise invalid(f"images must be an IMAGE batch [B,H,W,3], not {type(images).__name__}")
-        out_h, out_w = output_size(int(images.shape[-3]), int(images.shape[-2]), a["width"], a["height"])
+        out_h, out_w = frame_size(int(images.shape[-3]), int(images.shape[-2]), a["width"], a["height"], a.get("size"))
+        fit = fit_mode(a.get("fit"), a.get("size"))
         if out_h % 2 or out_w % 2:
             # H.264 in yuv420p halves the colour resolution: odd sizes cannot be encoded.
             raise invalid(f"the video would be {out_w}x{out_h}, but H.264 video needs an even width and height",
@@ -57,7 +59,7 @@ class ThreeDLabsStoryboardVideo:
         track = audio_track(a["audio"], Fraction(plan.total) / Fraction(repr(float(plan.fps))))
         subtitles = make_captions(plan, out_h, out_w, scene_plan, a)
         # The batch is kept by reference: ComfyUI never changes a node's output in place.
-        video = StoryboardVideo(images, plan, out_h, out_w, track, captions=subtitles)
+        video = StoryboardVideo(images, plan, out_h, out_w, track, captions=subtitles, fit=fit)
         text = plan.text(out_h, out_w) + ("\n" + track.describe() if track is not None else "") + note
         if subtitles is not None and subtitles.files:
             text += f"\nCaptions: {len(subtitles.cues)} cues" + (", burned in" if subtitles.overlay else "")
