@@ -183,7 +183,7 @@ def burned(**style):
 def test_burned_in_captions_change_only_their_place_and_follow_the_cues():
     plain = timeline_node.ThreeDLabsStoryboardTimeline().run(
         pictures(height=180, width=320), 10.0, scene_plan=scene_plan(), **BASE)["result"][0]
-    frames, _fps, _text, srt, _vtt = burned(caption_outline=2, caption_box=True)
+    frames, _fps, _text, srt, _vtt, _audio = burned(caption_outline=2, caption_box=True)
     changed = (frames - plain).abs().amax(dim=-1) > 1e-6  # [F, H, W]
     assert bool(changed.any(dim=(1, 2)).all()), "every frame shows a caption"
     rows = changed.any(dim=(0, 2)).nonzero()

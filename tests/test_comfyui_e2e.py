@@ -22,8 +22,11 @@ from conftest import PACK_DIR, jobs_created
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
 
-NEW_INPUTS = ("size", "fit", "captions", "caption_texts", "caption_font_size", "caption_position", "caption_color",
-                  "caption_outline_color", "caption_outline", "caption_box", "caption_max_width", "caption_font")
+NEW_INPUTS = (
+    "size", "fit", "narration", "narration_pause", "music", "music_volume_db",
+    "music_ducking_db", "music_fade_seconds", "captions", "caption_texts", "caption_font_size", "caption_position",
+    "caption_color", "caption_outline_color", "caption_outline", "caption_box", "caption_max_width", "caption_font",
+)
 CONTRACT = {
     "3DLabsStory": {"topic", "max_minutes", "provider", "project_id", "seed"},
     "3DLabsScenePlan": {"story", "max_minutes", "video_model", "seed"},

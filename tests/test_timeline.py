@@ -302,8 +302,10 @@ def test_fewer_images_than_scenes_is_an_error():
 
 def test_node_without_a_plan_uses_seconds_per_scene():
     out = timeline_node.ThreeDLabsStoryboardTimeline().run(torch.rand(3, 8, 8, 3), 12.0, "none", "cut", 0.5, 0, 0, 2.5)
-    frames, fps, text, srt, vtt = out["result"]
+    frames, fps, text, srt, vtt, audio = out["result"]
     assert srt == vtt == ""  # no plan, no caption texts: no captions
+    assert audio["sample_rate"] == 48000 and not audio["waveform"].any()  # no sound given: silence...
+    assert audio["waveform"].shape[-1] == 3 * 30 * 48000 // 12  # ...as long as the frames
     assert out["ui"]["text"] == [text]
     assert frames.shape == (90, 8, 8, 3) and fps == 12.0
     assert text.splitlines()[1] == "Scene 2: 2.50 s - 5.00 s (2.50 s, 30 frames)"
@@ -337,10 +339,10 @@ def test_node_inputs_are_the_public_contract():
     assert (fps["default"], fps["min"], fps["max"], fps["step"]) == (12.0, 1.0, 60.0, 0.5)
     for name, (_, options) in {**inputs["required"], **inputs["optional"]}.items():
         assert options.get("tooltip"), name
-    # srt and vtt are appended: the outputs saved workflows link to keep their numbers.
-    assert node.RETURN_TYPES == ("IMAGE", "FLOAT", "STRING", "STRING", "STRING")
-    assert node.RETURN_NAMES == ("frames", "fps", "timeline_text", "srt", "vtt")
-    assert len(node.OUTPUT_TOOLTIPS) == 5 and node.FUNCTION == "run" and node.DESCRIPTION
+    # srt, vtt and audio are appended: the outputs saved workflows link to keep their numbers.
+    assert node.RETURN_TYPES == ("IMAGE", "FLOAT", "STRING", "STRING", "STRING", "AUDIO")
+    assert node.RETURN_NAMES == ("frames", "fps", "timeline_text", "srt", "vtt", "audio")
+    assert len(node.OUTPUT_TOOLTIPS) == 6 and node.FUNCTION == "run" and node.DESCRIPTION
 
 
 def test_cancel_stops_the_render(monkeypatch):

@@ -1,6 +1,6 @@
 """The storyboard nodes' inputs: their spec (the timeline's, then the extras, then the captions'), and how a
-run reads them when ComfyUI hands every input over as a list (INPUT_IS_LIST, so that a list of texts, one
-per scene, arrives whole instead of running the node once per item)."""
+run reads them when ComfyUI hands every input over as a list (INPUT_IS_LIST, so that a list of texts or sounds,
+one per scene, arrives whole instead of running the node once per item)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import torch
 from ..types import scalar_input
 from .caption_inputs import caption_inputs
 from .framing import framing_inputs
+from .sound_inputs import sound_inputs
 from .timeline import timeline_inputs
 from .timeline_plan import invalid
 
-LIST_INPUTS = ("caption_texts",)
+LIST_INPUTS = ("caption_texts", "narration")
 
 
 def storyboard_inputs(extra: dict | None = None, video: bool = False) -> dict:
@@ -21,6 +22,7 @@ def storyboard_inputs(extra: dict | None = None, video: bool = False) -> dict:
     spec = timeline_inputs()
     spec["optional"].update(extra or {})
     spec["optional"].update(framing_inputs())
+    spec["optional"].update(sound_inputs())
     spec["optional"].update(caption_inputs(video))
     return spec
 

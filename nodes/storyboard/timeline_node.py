@@ -8,6 +8,7 @@ from ..types import CATEGORY
 from .caption_inputs import make_captions
 from .framing import fit_mode, frame_size
 from .node_inputs import read_inputs, storyboard_inputs
+from .sound_inputs import Sound, silence
 from .timeline import TimelineRenderer, scene_durations
 from .timeline_plan import check_memory, max_bytes_setting, plan_timeline
 
@@ -19,14 +20,16 @@ class ThreeDLabsStoryboardTimeline:
     DESCRIPTION = ("Turns one image per scene into video frames that last as long as the scene plan says, with an "
                    "optional slow zoom or pan and crossfades, computed locally. Connect frames and fps to "
                    "CreateVideo.")
-    RETURN_TYPES = ("IMAGE", "FLOAT", "STRING", "STRING", "STRING")
-    RETURN_NAMES = ("frames", "fps", "timeline_text", "srt", "vtt")
+    RETURN_TYPES = ("IMAGE", "FLOAT", "STRING", "STRING", "STRING", "AUDIO")
+    RETURN_NAMES = ("frames", "fps", "timeline_text", "srt", "vtt", "audio")
     OUTPUT_TOOLTIPS = (
         "Every frame of the animatic, in order: connect to CreateVideo.",
         "The frame rate the frames were made for: connect to CreateVideo's fps.",
         "Each scene's start, end, duration and frame count, and the total.",
         "The captions as SubRip (.srt) text, timed to the scenes (empty without captions).",
         "The captions as WebVTT (.vtt) text (empty without captions).",
+        "The narrations on their scenes and the music, as long as the frames (silence without them): connect "
+        "to CreateVideo's audio.",
     )
     FUNCTION = "run"
     INPUT_IS_LIST = True  # a list of caption texts, one per scene, arrives whole
@@ -43,6 +46,8 @@ class ThreeDLabsStoryboardTimeline:
                          **captions})
         images, scene_plan = a["images"], a["scene_plan"]
         durations, labels, note = scene_durations(images, scene_plan, a["seconds_per_scene"])
+        sound = Sound.from_inputs(a, len(durations), labels, scene_plan)
+        durations, lengthened = sound.durations(durations)
         progress = comfy.NodeProgress(a["unique_id"])
         shown = [-1]
 
@@ -63,8 +68,10 @@ class ThreeDLabsStoryboardTimeline:
         frames = renderer.render(on_progress=on_progress)
         text = plan.text(out_h, out_w)
         progress.text(text.splitlines()[-1])
-        text += note
+        mix = sound.mix(plan)
+        audio = mix.as_comfy_audio() if mix is not None else silence(plan)
+        text += ("\n" + mix.describe() if mix is not None else "") + note + lengthened
         if subtitles is not None and subtitles.files:
             text += f"\nCaptions: {len(subtitles.cues)} cues" + (", burned in" if subtitles.overlay else "")
         srt, vtt = (subtitles.srt(), subtitles.vtt()) if subtitles is not None else ("", "")
-        return {"ui": {"text": [text]}, "result": (frames, float(a["fps"]), text, srt, vtt)}
+        return {"ui": {"text": [text]}, "result": (frames, float(a["fps"]), text, srt, vtt, audio)}

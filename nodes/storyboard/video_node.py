@@ -11,6 +11,7 @@ from ..types import CATEGORY
 from .caption_inputs import make_captions
 from .framing import fit_mode, frame_size
 from .node_inputs import read_inputs, storyboard_inputs
+from .sound_inputs import Sound
 from .timeline import scene_durations
 from .timeline_plan import invalid, plan_timeline
 from .video import AUDIO_TOOLTIP, StoryboardVideo, audio_track
@@ -19,10 +20,12 @@ from .video import AUDIO_TOOLTIP, StoryboardVideo, audio_track
 class ThreeDLabsStoryboardVideo:
     CATEGORY = CATEGORY
     SEARCH_ALIASES = ["storyboard", "storyboard video", "topic to video", "slideshow video", "animatic", "ken burns",
-                      "images to video", "scene images to video", "captions", "subtitles", "short video"]
+                      "images to video", "scene images to video", "captions", "subtitles", "short video",
+                      "narration", "voice over", "music"]
     DESCRIPTION = ("The Storyboard Timeline as a video: one image per scene, timed by the scene plan, with an "
-                   "optional slow zoom or pan, crossfades, sound and captions. Frames are made while the video "
-                   "is saved, a few at a time, so videos of any length fit in memory. Connect to SaveVideo.")
+                   "optional slow zoom or pan, crossfades, narration, music and captions. Frames are made while "
+                   "the video is saved, a few at a time, so videos of any length fit in memory. Connect to "
+                   "SaveVideo.")
     RETURN_TYPES = ("VIDEO", "STRING", "STRING", "STRING")
     RETURN_NAMES = ("video", "timeline_text", "srt", "vtt")
     OUTPUT_TOOLTIPS = (
@@ -47,6 +50,8 @@ class ThreeDLabsStoryboardVideo:
                          **captions})
         images, scene_plan = a["images"], a["scene_plan"]
         durations, labels, note = scene_durations(images, scene_plan, a["seconds_per_scene"])
+        sound = Sound.from_inputs(a, len(durations), labels, scene_plan)
+        durations, lengthened = sound.durations(durations)
         plan = plan_timeline(durations, a["fps"], a["motion"], a["transition"], a["crossfade_seconds"], labels)
         if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
             raise invalid(f"images must be an IMAGE batch [B,H,W,3], not {type(images).__name__}")
@@ -56,11 +61,11 @@ class ThreeDLabsStoryboardVideo:
             # H.264 in yuv420p halves the colour resolution: odd sizes cannot be encoded.
             raise invalid(f"the video would be {out_w}x{out_h}, but H.264 video needs an even width and height",
                           hint="Set width or height (a multiple of 8 works everywhere).")
-        track = audio_track(a["audio"], Fraction(plan.total) / Fraction(repr(float(plan.fps))))
+        track = sound.mix(plan) or audio_track(a["audio"], Fraction(plan.total) / Fraction(repr(float(plan.fps))))
         subtitles = make_captions(plan, out_h, out_w, scene_plan, a)
         # The batch is kept by reference: ComfyUI never changes a node's output in place.
         video = StoryboardVideo(images, plan, out_h, out_w, track, captions=subtitles, fit=fit)
-        text = plan.text(out_h, out_w) + ("\n" + track.describe() if track is not None else "") + note
+        text = plan.text(out_h, out_w) + ("\n" + track.describe() if track is not None else "") + note + lengthened
         if subtitles is not None and subtitles.files:
             text += f"\nCaptions: {len(subtitles.cues)} cues" + (", burned in" if subtitles.overlay else "")
         srt, vtt = (subtitles.srt(), subtitles.vtt()) if subtitles is not None else ("", "")
