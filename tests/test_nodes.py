@@ -31,7 +31,8 @@ pytestmark = pytest.mark.usefixtures("fresh_runtime")
 # Appended after the inputs saved workflows know (their widgets keep their places), in this order.
 NEW_INPUTS = [
     "size", "fit", "narration", "narration_pause", "music", "music_volume_db",
-    "music_ducking_db", "music_fade_seconds", "captions", "caption_texts", "caption_font_size", "caption_position",
+    "music_ducking_db", "music_fade_seconds", "clips", "clip_mode",
+    "captions", "caption_texts", "caption_font_size", "caption_position",
     "caption_color", "caption_outline_color", "caption_outline", "caption_box", "caption_max_width", "caption_font",
 ]
 

@@ -8,12 +8,13 @@ import torch
 
 from ..types import scalar_input
 from .caption_inputs import caption_inputs
+from .clips import clip_inputs
 from .framing import framing_inputs
 from .sound_inputs import sound_inputs
 from .timeline import timeline_inputs
 from .timeline_plan import invalid
 
-LIST_INPUTS = ("caption_texts", "narration")
+LIST_INPUTS = ("caption_texts", "narration", "clips")
 
 
 def storyboard_inputs(extra: dict | None = None, video: bool = False) -> dict:
@@ -23,6 +24,7 @@ def storyboard_inputs(extra: dict | None = None, video: bool = False) -> dict:
     spec["optional"].update(extra or {})
     spec["optional"].update(framing_inputs())
     spec["optional"].update(sound_inputs())
+    spec["optional"].update(clip_inputs())
     spec["optional"].update(caption_inputs(video))
     return spec
 

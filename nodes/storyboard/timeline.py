@@ -92,10 +92,11 @@ class TimelineRenderer:
     """
 
     def __init__(self, images, plan: TimelinePlan, height: int, width: int, overlay=None,
-                 fit: str = "stretch") -> None:
+                 fit: str = "stretch", clips=None) -> None:
         self.images = _as_batch(images)
         self.overlay = overlay  # burned-in captions (caption_render.CaptionOverlay), laid over each step
         self.fit = fit  # how a picture of another shape fills the frame (framing.FITS)
+        self.clips = clips or ()  # clips.ClipFrames: the scenes that play a clip instead of their still
         if int(self.images.shape[0]) != len(plan.counts):
             raise invalid(f"there are {self.images.shape[0]} images but {len(plan.counts)} scenes in the plan; "
                           "give one image per scene")
@@ -177,11 +178,17 @@ class TimelineRenderer:
         for key, run in groupby(batch, lambda frame: frame.base.scene if frame.over is None else frame):
             hi = lo + len(list(run))
             if isinstance(key, Frame):
-                torch.lerp(self._pictures[key.base.scene], self._pictures[key.over.scene], key.weight,
+                torch.lerp(self._still(key.base, key.index), self._still(key.over, key.index), key.weight,
                            out=targets[lo])
+            elif key in self.clips:
+                for offset in range(lo, hi):
+                    targets[offset].copy_(self.clips.picture(key, batch[offset].index))
             else:
                 targets[lo:hi].copy_(self._pictures[key].expand(hi - lo, -1, -1, -1))
             lo = hi
+
+    def _still(self, view: View, index: int) -> torch.Tensor:
+        return self.clips.picture(view.scene, index) if view.scene in self.clips else self._pictures[view.scene]
 
     def _sample(self, view: View) -> torch.Tensor:
         """The view as [H,W,3]: a permuted view of grid_sample's [1,3,H,W] output, not yet clamped."""
@@ -195,9 +202,14 @@ class TimelineRenderer:
     def _moving_frame(self, inference: bool, frame: Frame, target: torch.Tensor) -> None:
         # Bilinear weights can sum to a hair over 1, hence the clamps.
         with torch.inference_mode(inference):
-            torch.clamp(self._sample(frame.base), 0.0, 1.0, out=target)
+            if frame.base.scene in self.clips:  # a clip moves by itself: no zoom or pan over it
+                target.copy_(self.clips.picture(frame.base.scene, frame.index))
+            else:
+                torch.clamp(self._sample(frame.base), 0.0, 1.0, out=target)
             if frame.over is not None:
-                target.lerp_(self._sample(frame.over).clamp_(0.0, 1.0), frame.weight)
+                over = (self.clips.picture(frame.over.scene, frame.index) if frame.over.scene in self.clips
+                        else self._sample(frame.over).clamp_(0.0, 1.0))
+                target.lerp_(over, frame.weight)
 
 
 def render_timeline(images: torch.Tensor, durations: Sequence[float], fps: float, motion: str = "none",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .. import comfy
 from ..types import CATEGORY
 from .caption_inputs import make_captions
+from .clips import MODES, ClipFrames, retimed_durations, scene_clips
 from .framing import fit_mode, frame_size
 from .node_inputs import read_inputs, storyboard_inputs
 from .sound_inputs import Sound, silence
@@ -46,6 +47,8 @@ class ThreeDLabsStoryboardTimeline:
                          **captions})
         images, scene_plan = a["images"], a["scene_plan"]
         durations, labels, note = scene_durations(images, scene_plan, a["seconds_per_scene"])
+        clips = scene_clips(a.get("clips"), len(durations), labels, scene_plan)
+        durations = retimed_durations(durations, clips, a["fps"], a.get("clip_mode") or MODES[0])
         sound = Sound.from_inputs(a, len(durations), labels, scene_plan)
         durations, lengthened = sound.durations(durations)
         progress = comfy.NodeProgress(a["unique_id"])
@@ -64,7 +67,8 @@ class ThreeDLabsStoryboardTimeline:
         fit = fit_mode(a.get("fit"), a.get("size"))
         check_memory(plan.total, out_h, out_w, a["fps"], max_bytes_setting())
         subtitles = make_captions(plan, out_h, out_w, scene_plan, a)
-        renderer = TimelineRenderer(renderer.images, plan, out_h, out_w, subtitles and subtitles.overlay, fit)
+        moving = ClipFrames(clips, plan, a.get("clip_mode") or MODES[0], out_h, out_w, fit) if clips else None
+        renderer = TimelineRenderer(renderer.images, plan, out_h, out_w, subtitles and subtitles.overlay, fit, moving)
         frames = renderer.render(on_progress=on_progress)
         text = plan.text(out_h, out_w)
         progress.text(text.splitlines()[-1])

@@ -96,14 +96,14 @@ class StoryboardVideo(VideoInputBase):
 
     def __init__(self, images: torch.Tensor, plan: TimelinePlan, height: int, width: int,
                  audio: AudioTrack | None = None, window: tuple[int, int] | None = None,
-                 captions: Captions | None = None, fit: str = "stretch") -> None:
+                 captions: Captions | None = None, fit: str = "stretch", clips=None) -> None:
         # Checks the batch against the plan now rather than at save time; keeps the batch as [B,H,W,C].
         self.images = TimelineRenderer(images, plan, height, width).images
         self.plan, self.height, self.width, self.audio = plan, int(height), int(width), audio
         self.window = window or (0, plan.total)
         self.captions = captions
         # How each renderer of this video finishes its frames: captions laid over, pictures fitted.
-        self.finish = {"overlay": captions.overlay if captions is not None else None, "fit": fit}
+        self.finish = {"overlay": captions.overlay if captions is not None else None, "fit": fit, "clips": clips}
         self.chunk_frames = max(1, min(CHUNK_FRAMES, CHUNK_BYTES // (self.height * self.width * 3)))
         self.overlap = True  # False renders and encodes in turn: the baseline that overlap is measured against
 
@@ -164,7 +164,7 @@ class StoryboardVideo(VideoInputBase):
         last = min(hi, last)
         captions = self.captions.part(first, last) if self.captions is not None else None
         return StoryboardVideo(self.images, self.plan, self.height, self.width, self.audio, (first, last), captions,
-                               self.finish["fit"])
+                               self.finish["fit"], self.finish["clips"])
 
     def get_stream_source(self) -> io.BytesIO:
         """The encoded MP4 in memory (compressed: megabytes, not the frames' gigabytes)."""

@@ -9,6 +9,7 @@ import torch
 
 from ..types import CATEGORY
 from .caption_inputs import make_captions
+from .clips import MODES, ClipFrames, retimed_durations, scene_clips
 from .framing import fit_mode, frame_size
 from .node_inputs import read_inputs, storyboard_inputs
 from .sound_inputs import Sound
@@ -50,6 +51,8 @@ class ThreeDLabsStoryboardVideo:
                          **captions})
         images, scene_plan = a["images"], a["scene_plan"]
         durations, labels, note = scene_durations(images, scene_plan, a["seconds_per_scene"])
+        clips = scene_clips(a.get("clips"), len(durations), labels, scene_plan)
+        durations = retimed_durations(durations, clips, a["fps"], a.get("clip_mode") or MODES[0])
         sound = Sound.from_inputs(a, len(durations), labels, scene_plan)
         durations, lengthened = sound.durations(durations)
         plan = plan_timeline(durations, a["fps"], a["motion"], a["transition"], a["crossfade_seconds"], labels)
@@ -64,7 +67,8 @@ class ThreeDLabsStoryboardVideo:
         track = sound.mix(plan) or audio_track(a["audio"], Fraction(plan.total) / Fraction(repr(float(plan.fps))))
         subtitles = make_captions(plan, out_h, out_w, scene_plan, a)
         # The batch is kept by reference: ComfyUI never changes a node's output in place.
-        video = StoryboardVideo(images, plan, out_h, out_w, track, captions=subtitles, fit=fit)
+        moving = ClipFrames(clips, plan, a.get("clip_mode") or MODES[0], out_h, out_w, fit) if clips else None
+        video = StoryboardVideo(images, plan, out_h, out_w, track, captions=subtitles, fit=fit, clips=moving)
         text = plan.text(out_h, out_w) + ("\n" + track.describe() if track is not None else "") + note + lengthened
         if subtitles is not None and subtitles.files:
             text += f"\nCaptions: {len(subtitles.cues)} cues" + (", burned in" if subtitles.overlay else "")
