@@ -31,8 +31,6 @@ MAX_PIXELS_DEFAULT = 64 * 1024 * 1024
 API_FORMATS = ("PNG", "JPEG", "WEBP")  # what 3DLabs (Replicate, Gemini) sends; ``formats=None`` opens any
 
 _U8_MAX = np.float32(255.0)
-_U16_MAX = np.float32(65535.0)
-_I32_MAX = np.float32(2**31 - 1)
 _RESIZE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 # Signatures of formats a result may come in, so that a damaged file is reported as a damaged PNG
@@ -321,7 +319,7 @@ def _high_bit_to_float(im: Image.Image) -> Image.Image:
         values = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     else:
         peak = int(arr.max()) if arr.size else 0
-        divisor = _U16_MAX if mode.startswith("I;16") or peak <= 65535 else _I32_MAX
+        divisor = np.float32(65535 if mode.startswith("I;16") or peak <= 65535 else 2**31 - 1)
         values = np.divide(arr, divisor, dtype=np.float32)
     np.clip(values, 0.0, 1.0, out=values)
     return Image.fromarray(values, "F")

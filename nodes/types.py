@@ -24,8 +24,8 @@ def max_minutes_input(tooltip: str) -> tuple:
     return ("INT", {"default": 1, "min": 1, "max": 5, "step": 1, "tooltip": tooltip})
 
 
-def choices(values: tuple[str, ...], tooltip: str, default: str | None = None) -> tuple:
-    return (list(values), {"default": default or values[0], "tooltip": tooltip})
+def choices(values: tuple[str, ...], tooltip: str) -> tuple:
+    return (list(values), {"default": values[0], "tooltip": tooltip})
 
 
 def scalar_input(value, default=None):
