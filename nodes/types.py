@@ -1,5 +1,5 @@
-"""Names of the pack's ComfyUI socket types, the choices its inputs offer (a public contract), and how a
-node reads a scalar input when ComfyUI hands it every input as a list."""
+"""Names of the pack's ComfyUI socket types, the choices its inputs offer (a public contract), the base of
+its node classes, and how a node reads a scalar input when ComfyUI hands it every input as a list."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ from .api.validation import ASPECT_RATIOS, IMAGE_PROVIDERS, STORY_PROVIDERS  # n
 CATEGORY = "3DLabs"
 STORY = "3DLABS_STORY"
 SCENE_PLAN = "3DLABS_SCENE_PLAN"
+
+
+class Node:
+    """What every 3DLabs node class shares: its menu category, and ``run`` as its FUNCTION."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "run"
 
 # Output image sizes per aspect ratio (Flux's native sizes), used for placeholders in dry runs.
 ASPECT_SIZES = {"16:9": (1344, 768), "9:16": (768, 1344), "1:1": (1024, 1024), "4:3": (1152, 896)}
