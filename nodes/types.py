@@ -10,13 +10,6 @@ CATEGORY = "3DLabs"
 STORY = "3DLABS_STORY"
 SCENE_PLAN = "3DLABS_SCENE_PLAN"
 
-
-class Node:
-    """What every 3DLabs node class shares: its menu category, and ``run`` as its FUNCTION."""
-
-    CATEGORY = CATEGORY
-    FUNCTION = "run"
-
 # Output image sizes per aspect ratio (Flux's native sizes), used for placeholders in dry runs.
 ASPECT_SIZES = {"16:9": (1344, 768), "9:16": (768, 1344), "1:1": (1024, 1024), "4:3": (1152, 896)}
 
@@ -40,3 +33,10 @@ def scalar_input(value, default=None):
     if isinstance(value, list):
         return value[0] if value else default
     return value if value is not None else default
+
+
+class Node:
+    """What every 3DLabs node class shares: its menu category, and ``run`` as its FUNCTION."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "run"
