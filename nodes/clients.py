@@ -46,9 +46,3 @@ def reset_clients() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
-
-
-def cached_client_count() -> int:
-    """How many clients are kept (the settings routes empty the cache when the settings change)."""
-    with _clients_lock:
-        return len(_clients)

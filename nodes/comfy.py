@@ -23,13 +23,6 @@ class LocalInterrupted(Exception):
     """Raised by :func:`check_interrupt` outside ComfyUI, as ComfyUI 0.3.64's interrupt: an ``Exception``."""
 
 
-class LocalInterruptedBase(BaseException):
-    """The same as today's cores raise it: a ``BaseException``, which ``except Exception`` does not catch."""
-
-
-_local_kind: list[type[BaseException]] = [LocalInterrupted]
-
-
 @cache
 def _module(name: str):
     try:
@@ -43,12 +36,7 @@ def _cli_arg(name: str):
 
 
 def interrupt_exception_type() -> type[BaseException]:
-    return getattr(_module("comfy.model_management"), "InterruptProcessingException", _local_kind[0])
-
-
-def set_local_interrupt_kind(base_exception: bool) -> None:
-    """Outside ComfyUI, which kind of interrupt the stand-in raises: today's (a BaseException) or 0.3.64's."""
-    _local_kind[0] = LocalInterruptedBase if base_exception else LocalInterrupted
+    return getattr(_module("comfy.model_management"), "InterruptProcessingException", LocalInterrupted)
 
 
 def rearm_interrupt() -> None:
@@ -77,17 +65,6 @@ def check_interrupt() -> None:
 # the whole queue until its jobs end. asyncio.to_thread copies context variables into the node's thread.
 _abandoned: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("3dlabs_abandoned",
                                                                                      default=None)
-
-
-def abandon_event() -> tuple[threading.Event, contextvars.Token]:
-    """A fresh 'the prompt stopped awaiting this node' event, current in this context (and the threads
-    started from it with its context); hand the token back to :func:`forget_abandon_event`."""
-    event = threading.Event()
-    return event, _abandoned.set(event)
-
-
-def forget_abandon_event(token: contextvars.Token) -> None:
-    _abandoned.reset(token)
 
 
 def set_local_interrupt(value: bool = True) -> None:
@@ -122,19 +99,20 @@ def executing_context() -> tuple[str | None, str | None]:
     return (ctx.prompt_id, ctx.node_id) if ctx is not None else (None, None)
 
 
-def user_directory() -> str | None:
+def _folder(getter: str) -> str | None:
     try:
-        return _module("folder_paths").get_user_directory()
+        return getattr(_module("folder_paths"), getter)()
     except Exception:  # noqa: BLE001  outside ComfyUI (no folder_paths), or broken
         return None
+
+
+def user_directory() -> str | None:
+    return _folder("get_user_directory")
 
 
 def temp_directory() -> str | None:
     """ComfyUI's folder for temporary outputs (what PreviewImage writes and /view serves as "temp")."""
-    try:
-        return _module("folder_paths").get_temp_directory()
-    except Exception:  # noqa: BLE001  outside ComfyUI (no folder_paths), or broken
-        return None
+    return _folder("get_temp_directory")
 
 
 def _progress_bar(total: int, node_id: str | None):
@@ -207,13 +185,14 @@ def in_thread(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     async def run(*args, **kwargs):
-        abandoned, token = abandon_event()
+        abandoned = threading.Event()  # current in the node's thread: to_thread copies the context
+        token = _abandoned.set(abandoned)
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except asyncio.CancelledError:
             abandoned.set()
             raise
         finally:
-            forget_abandon_event(token)
+            _abandoned.reset(token)
 
     return run

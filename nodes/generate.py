@@ -11,7 +11,7 @@ from .api import validation
 from .api.endpoints import IMAGES, image_body
 from .api.errors import BatchError, ValidationError
 from .run import NodeRun
-from .types import ASPECT_RATIOS, ASPECT_SIZES, CATEGORY, IMAGE_PROVIDERS, SEED, choices, scalar_input
+from .types import ASPECT_RATIOS, ASPECT_SIZES, IMAGE_PROVIDERS, SEED, Node, choices, scalar_input
 
 IMAGE_TIMEOUT = 900.0
 
@@ -40,8 +40,7 @@ def build_bodies(prompts, provider, model, aspect_ratio, project_id, scene_numbe
             for i, (p, n) in enumerate(zip(prompts, numbers))]
 
 
-class ThreeDLabsImageGenerate:
-    CATEGORY = CATEGORY
+class ThreeDLabsImageGenerate(Node):
     SEARCH_ALIASES = ["flux", "flux dev", "flux schnell", "text to image", "scene images", "image generate",
                       "replicate", "gemini image", "api image"]
     DESCRIPTION = ("Generates images with the 3DLabs API (Flux and others). Takes one prompt, or the list of prompts "
@@ -56,7 +55,6 @@ class ThreeDLabsImageGenerate:
         "The 3DLabs job ids, one per line.",
     )
     INPUT_IS_LIST = True
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -31,8 +31,6 @@ MAX_PIXELS_DEFAULT = 64 * 1024 * 1024
 API_FORMATS = ("PNG", "JPEG", "WEBP")  # what 3DLabs (Replicate, Gemini) sends; ``formats=None`` opens any
 
 _U8_MAX = np.float32(255.0)
-_U16_MAX = np.float32(65535.0)
-_I32_MAX = np.float32(2**31 - 1)
 _RESIZE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 # Signatures of formats a result may come in, so that a damaged file is reported as a damaged PNG
@@ -212,23 +210,20 @@ def batch_label(index: int, source: str) -> str:
 
 def empty_image(width: int = 64, height: int = 64, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Black IMAGE [B,H,W,3] and zero MASK [B,H,W]: a placeholder where no result exists."""
-    mask = empty_mask(batch, width, height)
-    return torch.zeros((batch, height, width, 3), dtype=torch.float32), mask
+    return _filled(0.0, batch, width, height, 3), empty_mask(batch, width, height)
 
 
 def empty_mask(count: int, width: int, height: int) -> torch.Tensor:
     """Zero MASK [count,H,W] to go with placeholder images (nothing masked)."""
-    _check_dims(width, height, count)
-    return torch.zeros((count, height, width), dtype=torch.float32)
+    return _filled(0.0, count, width, height)
 
 
 def placeholder_images(count: int, width: int, height: int) -> torch.Tensor:
     """Mid-grey IMAGE [count,H,W,3] standing in for images not generated (dry run, wait off)."""
-    _check_dims(width, height, count)
-    return torch.full((count, height, width, 3), 0.5, dtype=torch.float32)
+    return _filled(0.5, count, width, height, 3)
 
 
-def tensor_to_png_bytes(image: torch.Tensor, *, compress_level: int = 1) -> bytes:
+def tensor_to_png_bytes(image: torch.Tensor) -> bytes:
     """Encode one IMAGE ([H,W,3] or [1,H,W,3], 0..1) as PNG bytes."""
     if image.ndim == 4:
         if image.shape[0] != 1:
@@ -239,7 +234,7 @@ def tensor_to_png_bytes(image: torch.Tensor, *, compress_level: int = 1) -> byte
     # Rounding (not truncation as in core SaveImage) makes bytes -> tensor -> bytes lossless.
     pixels = image.detach().to("cpu", torch.float32).nan_to_num(0.0).clamp_(0.0, 1.0).mul_(255.0).round_()
     buf = io.BytesIO()
-    Image.fromarray(pixels.to(torch.uint8).numpy(), "RGB").save(buf, format="PNG", compress_level=compress_level)
+    Image.fromarray(pixels.to(torch.uint8).numpy(), "RGB").save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
@@ -321,7 +316,7 @@ def _high_bit_to_float(im: Image.Image) -> Image.Image:
         values = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     else:
         peak = int(arr.max()) if arr.size else 0
-        divisor = _U16_MAX if mode.startswith("I;16") or peak <= 65535 else _I32_MAX
+        divisor = np.float32(65535 if mode.startswith("I;16") or peak <= 65535 else 2**31 - 1)
         values = np.divide(arr, divisor, dtype=np.float32)
     np.clip(values, 0.0, 1.0, out=values)
     return Image.fromarray(values, "F")
@@ -391,6 +386,7 @@ def _empty_batch(count: int, width: int, height: int) -> tuple[torch.Tensor, tor
             torch.from_numpy(np.zeros((count, height, width), dtype=np.float32)))
 
 
-def _check_dims(width: int, height: int, count: int) -> None:
+def _filled(value: float, count: int, width: int, height: int, *channels: int) -> torch.Tensor:
     if width < 1 or height < 1 or count < 1:
         raise ValidationError(f"images need a positive size and count, not {width}x{height} x{count}")
+    return torch.full((count, height, width, *channels), value, dtype=torch.float32)

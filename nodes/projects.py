@@ -15,7 +15,7 @@ from .api.errors import ImageError, NotFoundError, ResponseFormatError
 from .api.models import ImageRef, Project, ScenePlan, Story
 from .api.readers import describe
 from .run import NodeRun
-from .types import CATEGORY, SCENE_PLAN, STORY
+from .types import SCENE_PLAN, STORY, Node
 
 
 def no_images(project: Project) -> Exception:
@@ -90,8 +90,7 @@ def load_report(project: Project, plan: ScenePlan, placed: list[ImageRef], left_
     return lines, {"image_scenes": covered, "scenes_without_image": missing, "images_left_out": shown}
 
 
-class ThreeDLabsLoadProject:
-    CATEGORY = CATEGORY
+class ThreeDLabsLoadProject(Node):
     SEARCH_ALIASES = ["load project", "open project", "3dlabs project", "project to video", "scene images"]
     DESCRIPTION = ("Loads an existing 3DLabs project: its story, scene plan and scene images (downloaded now, "
                    "wherever the project keeps them), without submitting any job. Each image goes to the scene "
@@ -107,7 +106,6 @@ class ThreeDLabsLoadProject:
                        "The scene images as one batch, in scene order: one per scene that has an image.",
                        "The whole project as JSON, with image_scenes (the scene of each image of the batch) "
                        "and scenes_without_image.")
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -158,8 +156,7 @@ class ThreeDLabsLoadProject:
         return {"ui": {"text": ["\n".join(lines), story.text[:2000]]}, "result": (story, plan, image, raw)}
 
 
-class ThreeDLabsProjects:
-    CATEGORY = CATEGORY
+class ThreeDLabsProjects(Node):
     SEARCH_ALIASES = ["projects", "list projects", "sessions", "workspace projects"]
     DESCRIPTION = "Lists the projects of your 3DLabs workspace (id, name, date). Submits nothing."
     # Their text is the point: alone on a canvas, Run must have an output to run.
@@ -167,7 +164,6 @@ class ThreeDLabsProjects:
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("text",)
     OUTPUT_TOOLTIPS = ("One line per project: id, name, date.",)
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -8,7 +8,7 @@ import time
 
 from .api.errors import ValidationError
 from .api.journal import Journal
-from .types import CATEGORY
+from .types import Node
 
 
 def format_age(seconds: float) -> str:
@@ -18,8 +18,7 @@ def format_age(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days ago"
 
 
-class ThreeDLabsRecentJobs:
-    CATEGORY = CATEGORY
+class ThreeDLabsRecentJobs(Node):
     SEARCH_ALIASES = ["recent jobs", "job history", "journal", "paid jobs"]
     DESCRIPTION = ("Lists the most recent 3DLabs jobs from the local journal (id, kind, state, age), so that a "
                    "result paid for before a crash or restart can be collected with Job Wait.")
@@ -28,7 +27,6 @@ class ThreeDLabsRecentJobs:
     RETURN_TYPES = ("STRING", "STRING")
     RETURN_NAMES = ("text", "job_ids")
     OUTPUT_TOOLTIPS = ("One line per job: id, kind, state, age, label.", "The listed job ids, one per line.")
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):

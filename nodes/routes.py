@@ -91,11 +91,12 @@ def _text(body: dict, key: str, refusal: str) -> str:
     return value.strip()
 
 
-def _save(profile_changes: dict, settings_changes: dict | None = None) -> str | None:
-    """One locked read-modify-write of the config file; returns a notice to show, if any."""
+def _save(profile_changes: dict, settings_changes: dict | None = None) -> dict:
+    """One locked read-modify-write of the config file; the notice to add to the answer, if any."""
     written = config.update_config(profile_changes=profile_changes, settings_changes=settings_changes)
     clients.reset_clients()
-    return written.notice()
+    notice = written.notice()
+    return {"notice": notice} if notice else {}
 
 
 def post_token(body: dict) -> dict:
@@ -115,10 +116,7 @@ def post_token(body: dict) -> dict:
                            "3DLabs token, choose the 3DLabs service (or your own URL) as the base URL first, "
                            "then save the token: it is bound to that address, which the panel shows.")
     notice = _save({"token": token or None})
-    answer = describe_token()
-    if notice:
-        answer["notice"] = notice
-    return answer
+    return describe_token() | notice
 
 
 def _checked_url(url: str) -> str:
@@ -182,10 +180,7 @@ def post_settings(body: dict) -> dict:
             sandbox_bridge.ensure_started()
         except OSError as err:
             raise Refused(500, f"The bundled sandbox could not start: {err}") from None
-    status = status_snapshot()
-    if notice:
-        status["notice"] = notice
-    return status
+    return status_snapshot() | notice
 
 
 def list_workspaces() -> list[dict]:

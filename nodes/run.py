@@ -267,7 +267,6 @@ class ProgressView:
 
     def __init__(self, node_id: str | None, label: str) -> None:
         self.bar = comfy.NodeProgress(node_id)
-        self.node_id = node_id
         self.label = label
         self.job_ids: list[str] = []
         self.fractions: list[float] = []
@@ -313,7 +312,7 @@ class ProgressView:
         with self._lock:
             self.previews += 1
             done = self.previews
-        comfy.preview(self.node_id, image, done, len(self.job_ids))
+        comfy.preview(self.bar.node_id, image, done, len(self.job_ids))
 
 
 def _raise_failures(outcomes: list) -> list[Job]:

@@ -8,7 +8,7 @@ from .api.endpoints import SCENE_PLANNING, scene_plan_body
 from .api.errors import ValidationError
 from .api.models import Scene, ScenePlan, Story
 from .run import NodeRun
-from .types import CATEGORY, SCENE_PLAN, SEED, STORY, max_minutes_input
+from .types import SCENE_PLAN, SEED, STORY, Node, max_minutes_input
 
 PLAN_TIMEOUT = 900.0
 DRY_RUN_SCENES_PER_MINUTE = 4
@@ -23,8 +23,7 @@ def story_payload(story):
     return validation.story_object(story)
 
 
-class ThreeDLabsScenePlan:
-    CATEGORY = CATEGORY
+class ThreeDLabsScenePlan(Node):
     SEARCH_ALIASES = ["scene plan", "storyboard plan", "shot list", "scenes", "topic to video", "script to scenes"]
     DESCRIPTION = ("Plans the scenes of a story with the 3DLabs API: one image prompt, narration and duration per "
                    "scene. The prompts output is a list: connect it to 3DLabs Image Generate for one image per scene.")
@@ -38,7 +37,6 @@ class ThreeDLabsScenePlan:
         "The plan as readable text.",
         "The 3DLabs job id of this plan.",
     )
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -89,15 +87,13 @@ class ThreeDLabsScenePlan:
         return {"ui": {"text": [text]}, "result": (plan, prompts, len(plan.scenes), text, plan.job_id)}
 
 
-class ThreeDLabsSceneSelect:
-    CATEGORY = CATEGORY
+class ThreeDLabsSceneSelect(Node):
     SEARCH_ALIASES = ["scene select", "pick scene", "scene prompt", "narration"]
     DESCRIPTION = "Picks one scene of a 3DLabs scene plan: its image prompt, narration and duration."
     RETURN_TYPES = ("STRING", "STRING", "FLOAT")
     RETURN_NAMES = ("prompt", "narration", "duration_seconds")
     OUTPUT_TOOLTIPS = ("The scene's image prompt.", "The scene's narration (may be empty).",
                        "The scene's planned duration in seconds (0 when the plan gives none).")
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):

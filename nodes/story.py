@@ -8,13 +8,12 @@ from .api.endpoints import STORIES, story_body
 from .api.errors import ValidationError
 from .api.models import Story
 from .run import NodeRun
-from .types import CATEGORY, SEED, STORY, STORY_PROVIDERS, choices, max_minutes_input
+from .types import SEED, STORY, STORY_PROVIDERS, Node, choices, max_minutes_input
 
 STORY_TIMEOUT = 900.0
 
 
-class ThreeDLabsStory:
-    CATEGORY = CATEGORY
+class ThreeDLabsStory(Node):
     SEARCH_ALIASES = ["story", "topic to story", "script writer", "llm story", "topic to video", "gemini", "claude"]
     DESCRIPTION = ("Writes a story about a topic with the 3DLabs API (an LLM job). Outputs the story for Scene "
                    "Plan, its readable text, and the job id (collectable later with Job Wait).")
@@ -25,7 +24,6 @@ class ThreeDLabsStory:
         "The story as readable text (title, logline, narration).",
         "The 3DLabs job id of this story.",
     )
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):

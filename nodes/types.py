@@ -1,5 +1,5 @@
-"""Names of the pack's ComfyUI socket types, the choices its inputs offer (a public contract), and how a
-node reads a scalar input when ComfyUI hands it every input as a list."""
+"""Names of the pack's ComfyUI socket types, the choices its inputs offer (a public contract), the base of
+its node classes, and how a node reads a scalar input when ComfyUI hands it every input as a list."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def max_minutes_input(tooltip: str) -> tuple:
     return ("INT", {"default": 1, "min": 1, "max": 5, "step": 1, "tooltip": tooltip})
 
 
-def choices(values: tuple[str, ...], tooltip: str, default: str | None = None) -> tuple:
-    return (list(values), {"default": default or values[0], "tooltip": tooltip})
+def choices(values: tuple[str, ...], tooltip: str) -> tuple:
+    return (list(values), {"default": values[0], "tooltip": tooltip})
 
 
 def scalar_input(value, default=None):
@@ -33,3 +33,10 @@ def scalar_input(value, default=None):
     if isinstance(value, list):
         return value[0] if value else default
     return value if value is not None else default
+
+
+class Node:
+    """What every 3DLabs node class shares: its menu category, and ``run`` as its FUNCTION."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "run"

@@ -12,7 +12,7 @@ from .api import validation
 from .api.errors import ResponseFormatError, ValidationError
 from .api.models import Job
 from .run import NodeRun
-from .types import CATEGORY, scalar_input
+from .types import Node, scalar_input
 
 _SPLIT = re.compile(r"[\s,;]+")
 UNKNOWN_ID_GRACE_SECONDS = 2.0
@@ -59,8 +59,7 @@ def _created_at(records: dict[str, dict], ids: list[str]) -> list[float]:
     return out
 
 
-class ThreeDLabsJobWait:
-    CATEGORY = CATEGORY
+class ThreeDLabsJobWait(Node):
     SEARCH_ALIASES = ["job wait", "collect job", "job result", "resume job", "async job"]
     DESCRIPTION = ("Waits for 3DLabs jobs by id and returns their results: images as one batch, text for stories "
                    "and plans, and the raw result JSON. Use it after Image Generate with wait off, or to collect a "
@@ -73,7 +72,6 @@ class ThreeDLabsJobWait:
         "Readable text: a story, a scene plan, or a line per image job.",
     )
     INPUT_IS_LIST = True
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):

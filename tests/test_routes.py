@@ -173,7 +173,8 @@ def test_settings_validation(app, body, words):
 
 def test_settings_are_written_and_reported(app):
     clients = pack_module("nodes.clients")
-    clients.client_for()  # a cached client for the default URL, which the change must drop
+    before = clients.settings()
+    cached = clients.client_for(before)  # a cached client for the default URL, which the change must drop
     answer = post(app, "/3dlabs/settings", {"base_url": "http://127.0.0.1:9/", "workspace_id": "ws_team",
                                             "dry_run": True, "max_jobs": 7})
     assert answer.status_code == 200, answer.text
@@ -181,7 +182,7 @@ def test_settings_are_written_and_reported(app):
     assert body["base_url"] == "http://127.0.0.1:9/api"  # normalized to the published form
     assert body["base_url_source"] == "profile default" and body["base_url_choice"] == "custom"
     assert body["workspace_id"] == "ws_team" and body["dry_run"] is True and body["max_jobs"] == 7
-    assert clients.cached_client_count() == 0, "settings changes must reset the cached clients"
+    assert clients.client_for(before) is not cached, "settings changes must reset the cached clients"
     assert clients.settings().base_url == "http://127.0.0.1:9/api"
     data = json.loads(config_file().read_text())
     assert data["profiles"]["default"] == {"base_url": "http://127.0.0.1:9/api", "workspace_id": "ws_team"}
