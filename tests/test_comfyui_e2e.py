@@ -30,7 +30,7 @@ NEW_INPUTS = (
 )
 CONTRACT = {
     "3DLabsStory": {"topic", "max_minutes", "provider", "project_id", "seed"},
-    "3DLabsScenePlan": {"story", "max_minutes", "video_model", "seed"},
+    "3DLabsScenePlan": {"story", "max_minutes", "video_model", "seed", "clip_fps", "frame_rule"},
     "3DLabsImageGenerate": {"prompt", "provider", "model", "aspect_ratio", "project_id", "scene_number", "seed",
                             "wait"},
     "3DLabsJobWait": {"job_id", "timeout_seconds"},
