@@ -20,15 +20,7 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 from requests import exceptions as rexc
 
 from .errors import ImageDownloadError, ImageError, ImageTooLargeError, NetworkError
-from .http import (
-    MAX_ERROR_BODY_BYTES,
-    RETRY_STATUSES,
-    HttpTransport,
-    Retryable,
-    body_text,
-    read_capped,
-    unsafe_url_reason,
-)
+from .http import RETRY_STATUSES, HttpTransport, Retryable, error_text, unsafe_url_reason
 from .http_errors import error_for_response, parse_retry_after, refused_token
 from .models import ImageRef
 from .redaction import redact
@@ -137,11 +129,7 @@ class _Download:
     def _answer(self, resp, url: str) -> bytes:
         status, shown, mib = resp.status_code, _shorten(url), self.max_bytes // (1024 * 1024)
         if "Authorization" in resp.request.headers and refused_token(resp):
-            try:
-                said = body_text(resp, read_capped(resp, MAX_ERROR_BODY_BYTES, truncate=True)[0])
-            except rexc.RequestException:
-                said = ""
-            refusal = error_for_response(resp, said)
+            refusal = error_for_response(resp, error_text(resp))
             raise ImageDownloadError(f"{shown}: {refusal.detail}", status=status, hint=refusal.hint)
         if status in RETRY_STATUSES:
             raise Retryable(ImageDownloadError(f"{shown} answered HTTP {status}", status=status),
