@@ -33,9 +33,8 @@ WATCH_SECONDS = 0.1  # how often a running download looks at the deadline and th
 _watching = threading.local()  # the Watchdog of the answer this thread reads under answer_deadline
 
 
-def fetch_image_bytes(ref: ImageRef, transport: HttpTransport, *, max_bytes: int = MAX_BYTES_DEFAULT,
-                      deadline: float = DEADLINE_SECONDS_DEFAULT, cancel_check: Callable[[], None] | None = None,
-                      job_id: str | None = None) -> bytes:
+def fetch_image_bytes(ref: ImageRef, transport: HttpTransport, *, max_bytes: int, deadline: float,
+                      cancel_check: Callable[[], None] | None, job_id: str | None) -> bytes:
     """The bytes of one result image. ``cancel_check`` raises to abort (its exception propagates);
     ``job_id`` names the paid job in every error, so that it can be collected again by id."""
     limit = f"{max_bytes // (1024 * 1024)} MiB limit"
@@ -103,7 +102,6 @@ class _Download:
                                      "one image (the image host is too slow or stalled)")
 
     def once(self, url: str) -> bytes:
-        """One attempt: the redirects by hand, each hop checked like the first."""
         current, settings = url, self.transport.settings
         for _hop in range(MAX_REDIRECTS + 1):
             reason = unsafe_url_reason(current)
@@ -188,7 +186,9 @@ class _Watchdog:
     def __enter__(self) -> _Watchdog:
         with self.wake:
             self.watched.add(self)
-            self._start_watching()
+            if _Watchdog.thread is None:
+                _Watchdog.thread = threading.Thread(target=self._watch, name="3dlabs-watch", daemon=True)
+                _Watchdog.thread.start()
             self.wake.notify()
         return self
 
@@ -208,7 +208,6 @@ class _Watchdog:
         self.check()  # cheap, and prompt while data flows
 
     def look(self) -> None:
-        """The watch thread's turn: check, and on the first failure keep it and shut the response."""
         with self._lock:
             if self not in self.watched or self.tripped:
                 return
@@ -218,12 +217,6 @@ class _Watchdog:
                 self.tripped.append(exc)
                 if self._resp is not None:
                     _shut(self._resp)
-
-    @classmethod
-    def _start_watching(cls) -> None:
-        if cls.thread is None:
-            cls.thread = threading.Thread(target=cls._watch, name="3dlabs-watch", daemon=True)
-            cls.thread.start()
 
     @classmethod
     def _watch(cls) -> None:
@@ -238,12 +231,11 @@ class _Watchdog:
 
 
 @contextmanager
-def answer_deadline(transport: HttpTransport, what: str, cancel_check: Callable[[], None] | None = None,
-                    seconds: float | None = None):
-    """API requests made by this thread inside the block end on Cancel and after ``seconds`` in all (default
-    ANSWER_DEADLINE_SECONDS), even while the API drips its answer: the per-read timeout alone lets a host
-    that sends a byte now and then hold the node for as long as it likes."""
-    seconds = ANSWER_DEADLINE_SECONDS if seconds is None else seconds
+def answer_deadline(transport: HttpTransport, what: str, cancel_check: Callable[[], None] | None):
+    """API requests made by this thread inside the block end on Cancel and after ANSWER_DEADLINE_SECONDS in
+    all, even while the API drips its answer: the per-read timeout alone lets a host that sends a byte now
+    and then hold the node for as long as it likes."""
+    seconds = ANSWER_DEADLINE_SECONDS
     ends_at = time.monotonic() + seconds
 
     def check() -> None:
