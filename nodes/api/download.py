@@ -231,11 +231,12 @@ class _Watchdog:
 
 
 @contextmanager
-def answer_deadline(transport: HttpTransport, what: str, cancel_check: Callable[[], None] | None):
-    """API requests made by this thread inside the block end on Cancel and after ANSWER_DEADLINE_SECONDS in
-    all, even while the API drips its answer: the per-read timeout alone lets a host that sends a byte now
-    and then hold the node for as long as it likes."""
-    seconds = ANSWER_DEADLINE_SECONDS
+def answer_deadline(transport: HttpTransport, what: str, cancel_check: Callable[[], None] | None = None,
+                    seconds: float | None = None):
+    """API requests made by this thread inside the block end on Cancel and after ``seconds`` in all (default
+    ANSWER_DEADLINE_SECONDS), even while the API drips its answer: the per-read timeout alone lets a host
+    that sends a byte now and then hold the node for as long as it likes."""
+    seconds = ANSWER_DEADLINE_SECONDS if seconds is None else seconds
     ends_at = time.monotonic() + seconds
 
     def check() -> None:
