@@ -99,11 +99,7 @@ def created_at(client: ThreeDLabsClient, job: Job | None) -> float:
 class JobPlan:
     """What a node will do for its bodies: reuse (``reused[i]`` a Job) or pay (``todo``), cap reserved."""
 
-    kind: str
-    endpoint: str
-    bodies: list[dict]
     keys: list[str]
-    labels: list[str]
     reused: list[Job | None]
     todo: list[int]
     reuse: bool = True  # THREEDLABS_REUSE: off, every run pays (no reuse, no waiting for the same key)
@@ -132,7 +128,7 @@ def plan_jobs(client: ThreeDLabsClient, t: PromptTally, current: Settings, node_
     # Across prompts too: the rolling hour's and day's jobs, from the journal (refused before any POST).
     limits = {"hour": current.max_jobs_per_hour, "day": current.max_jobs_per_day}
     hold = budget.reserve(client.journal, len(todo), limits, node_label)
-    return JobPlan(kind, endpoint, bodies, keys, labels, reused, todo, reuse, hold)
+    return JobPlan(keys, reused, todo, reuse, hold)
 
 
 def _refuse_lost(client: ThreeDLabsClient, node_label: str, keys: list[tuple[int, str]], total: int) -> None:

@@ -33,9 +33,8 @@ class PromptTally:
             # A re-run that only collected what was paid for before must not read like a new spend.
             return f"3DLabs jobs this prompt: no new job, nothing paid; reused {self.reused} paid before{dry}"
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.submitted.items())) or "none"
-        text = (f"3DLabs jobs this prompt: submitted {kinds}; succeeded {self.succeeded}, failed {self.failed}, "
-                f"reused {self.reused}")
-        return text + dry
+        return (f"3DLabs jobs this prompt: submitted {kinds}; succeeded {self.succeeded}, failed {self.failed}, "
+                f"reused {self.reused}{dry}")
 
 
 _tallies: OrderedDict[str, PromptTally] = OrderedDict()

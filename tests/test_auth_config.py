@@ -58,7 +58,7 @@ def test_default_base_url_and_env_override(monkeypatch):
 
 
 def test_env_token_wins_over_config_file(monkeypatch):
-    config.update_profile({"token": "file-token-abcdefgh1234"})
+    config.update_config(profile_changes={"token": "file-token-abcdefgh1234"})
     assert auth.TokenProvider().get() == "file-token-abcdefgh1234"
     monkeypatch.setenv("THREEDLABS_TOKEN", "env-token-abcdefgh5678")
     assert auth.TokenProvider().get() == "env-token-abcdefgh5678"
@@ -68,19 +68,20 @@ def test_env_token_wins_over_config_file(monkeypatch):
 
 
 def test_profiles_are_separate(monkeypatch):
-    config.update_profile({"token": "tok-default-aaaaaaaa", "base_url": "http://127.0.0.1:1/api"}, "default")
-    config.update_profile({"token": "tok-studio-bbbbbbbb", "workspace_id": "ws_team"}, "studio")
+    config.update_config(profile_changes={"token": "tok-default-aaaaaaaa", "base_url": "http://127.0.0.1:1/api"},
+                         name="default")
+    config.update_config(profile_changes={"token": "tok-studio-bbbbbbbb", "workspace_id": "ws_team"}, name="studio")
     assert auth.TokenProvider(profile="studio").get() == "tok-studio-bbbbbbbb"
     monkeypatch.setenv("THREEDLABS_PROFILE", "studio")
     s = config.load_settings()
     assert s.profile == "studio" and s.workspace_id == "ws_team"
     assert s.base_url == config.DEFAULT_BASE_URL
-    config.update_profile({"token": None}, "studio")
+    config.update_config(profile_changes={"token": None}, name="studio")
     assert "token" not in config.read_profile("studio")
 
 
 def test_config_file_is_private():
-    path = config.update_profile({"token": "secret-token-123456789"})
+    path = config.update_config(profile_changes={"token": "secret-token-123456789"}).path
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
 

@@ -273,7 +273,7 @@ def test_config_file_is_0600_in_a_0700_folder_even_if_it_was_looser():
     path.write_text("{}")
     os.chmod(path, 0o644)
     os.chmod(path.parent, 0o755)
-    config.update_profile({"token": SECRET})
+    config.update_config(profile_changes={"token": SECRET})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     leftovers = [p.name for p in path.parent.iterdir() if p.name != path.name]

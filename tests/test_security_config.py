@@ -58,16 +58,16 @@ def everything_about(err: BaseException) -> str:
 
 
 def test_a_saved_token_records_its_origin():
-    config.update_profile({"token": TOKEN})
+    config.update_config(profile_changes={"token": TOKEN})
     assert config.read_profile()["token_origin"] == OFFICIAL
-    config.update_profile({"base_url": "http://127.0.0.1:7/api", "token": TOKEN}, "lab")
+    config.update_config(profile_changes={"base_url": "http://127.0.0.1:7/api", "token": TOKEN}, name="lab")
     assert config.read_profile("lab")["token_origin"] == "http://127.0.0.1:7"
-    config.update_profile({"token": None}, "lab")
+    config.update_config(profile_changes={"token": None}, name="lab")
     assert "token_origin" not in config.read_profile("lab")
 
 
 def test_config_token_is_not_sent_where_env_base_url_points_elsewhere(monkeypatch):
-    config.update_profile({"token": TOKEN})
+    config.update_config(profile_changes={"token": TOKEN})
     assert auth.TokenProvider().get() == TOKEN
     monkeypatch.setenv("THREEDLABS_BASE_URL", ELSEWHERE)
     with pytest.raises(errors.AuthError) as info:
@@ -82,8 +82,8 @@ def test_config_token_is_not_sent_where_env_base_url_points_elsewhere(monkeypatc
 
 
 def test_a_profile_base_url_change_leaves_the_token_behind():
-    config.update_profile({"token": TOKEN})
-    config.update_profile({"base_url": ELSEWHERE})
+    config.update_config(profile_changes={"token": TOKEN})
+    config.update_config(profile_changes={"base_url": ELSEWHERE})
     with pytest.raises(errors.AuthError):
         auth.TokenProvider().get()
     assert auth.describe_token()["configured"] is False
@@ -94,7 +94,7 @@ def test_a_profile_base_url_change_leaves_the_token_behind():
 def test_env_tokens_belong_to_env_base_url_or_the_official_origin(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     assert auth.TokenProvider().get() == TOKEN
-    config.update_profile({"base_url": ELSEWHERE})  # e.g. by the settings route
+    config.update_config(profile_changes={"base_url": ELSEWHERE})  # e.g. by the settings route
     with pytest.raises(errors.AuthError) as info:
         auth.TokenProvider().get()
     message = str(info.value)
@@ -123,11 +123,11 @@ def test_a_token_saved_before_origins_keeps_its_old_url():
                                              "lab": {"token": TOKEN, "base_url": "http://127.0.0.1:7/api"}}}))
     assert auth.TokenProvider().get() == TOKEN  # no base URL: the official one
     assert auth.TokenProvider(profile="lab").get() == TOKEN  # its own custom URL
-    config.update_profile({"base_url": ELSEWHERE})  # a change pins the token to where it was
+    config.update_config(profile_changes={"base_url": ELSEWHERE})  # a change pins the token to where it was
     assert config.read_profile()["token_origin"] == OFFICIAL
     with pytest.raises(errors.AuthError):
         auth.TokenProvider().get()
-    config.update_profile({"base_url": ELSEWHERE}, "lab")
+    config.update_config(profile_changes={"base_url": ELSEWHERE}, name="lab")
     assert config.read_profile("lab")["token_origin"] == "http://127.0.0.1:7"
 
 
@@ -309,7 +309,8 @@ tag, n, start = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 while time.time() < start:
     pass
 for i in range(n):
-    config.update_profile({"workspace_id": f"ws_{tag}_{i}", "token": f"token-{tag}-{i}-0123456789"}, f"{tag}{i}")
+    config.update_config(profile_changes={"workspace_id": f"ws_{tag}_{i}", "token": f"token-{tag}-{i}-0123456789"},
+                         name=f"{tag}{i}")
 """
 
 

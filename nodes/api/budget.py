@@ -16,7 +16,6 @@ import logging
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 
 from .errors import SpendBudgetError
 from .journal import Journal
@@ -31,17 +30,12 @@ WINDOWS = (("hour", HOUR, "THREEDLABS_MAX_JOBS_PER_HOUR", "Max jobs per hour"),
            ("day", DAY, "THREEDLABS_MAX_JOBS_PER_DAY", "Max jobs per day"))
 
 
-@dataclass
 class Hold:
     """Jobs reserved against the budget until their POSTs are journaled; release once they are."""
-
-    count: int
-    released: bool = field(default=False)
 
     def release(self) -> None:
         with _lock:
             _held.pop(id(self), None)
-            self.released = True
 
 
 def spent(journal: Journal, window: float, now: float | None = None) -> int:
@@ -68,7 +62,7 @@ def usage(journal: Journal, limits: dict[str, int]) -> dict:
 
 def reserve(journal: Journal, count: int, limits: dict[str, int], node_label: str) -> Hold:
     """Hold ``count`` jobs against both windows, or raise SpendBudgetError before anything is submitted."""
-    hold = Hold(count)
+    hold = Hold()
     if count <= 0:
         return hold
     with _lock:  # counted and held in one step: two nodes of one prompt cannot both pass on the same count

@@ -96,10 +96,8 @@ def _file_whole_number(section: dict, key: str, default: int, path: Path) -> int
     if value is None:
         return default
     number = value
-    if isinstance(value, str) and value.strip().isdigit():
-        number = int(value)
-    elif isinstance(value, float) and value.is_integer():  # not inf nor nan
-        number = int(value)
+    if (isinstance(value, str) and value.strip().isdigit()) or (isinstance(value, float) and value.is_integer()):
+        number = int(value)  # is_integer(): not inf nor nan
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise ConfigError(f"{path}: settings.{key} is {shown}, not a whole number of at least 1",
@@ -138,7 +136,6 @@ def profile_token_origin(profile: dict) -> str | None:
 
 
 def _dict_at(data: dict, key: str) -> dict:
-    """``data[key]``, first replaced by an empty dict if it is not a dict."""
     if not isinstance(data.get(key), dict):
         data[key] = {}
     return data[key]
@@ -183,11 +180,6 @@ def update_config(*, profile_changes: dict | None = None, settings_changes: dict
     return config_store.modify_config(mutate, config_path())
 
 
-def update_profile(changes: dict, name: str | None = None) -> Path:
-    """Set (or, with a value of None or "", remove) fields of one profile in the config file."""
-    return update_config(profile_changes=changes, name=name).path
-
-
 # --- resolved settings ------------------------------------------------------------------------
 
 
@@ -218,7 +210,6 @@ def journal_api(settings: Settings) -> str:
 
 
 def _first_given(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
-    """The first (value, where it comes from) that has a value."""
     return next(((value, where) for value, where in candidates if value), (None, ""))
 
 
@@ -239,15 +230,14 @@ def load_settings(*, base_url: str | None = None, workspace_id: str | None = Non
                                     (_env("THREEDLABS_WORKSPACE_ID"), "env THREEDLABS_WORKSPACE_ID"),
                                     (prof.get("workspace_id"), f"{path} (profile {profile_name})")))
     section = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-    max_jobs = _env_int("THREEDLABS_MAX_JOBS", _file_whole_number(section, "max_jobs", DEFAULT_MAX_JOBS, path))
+    # The job limits: the environment's, else the config file's (checked even when the environment sets one).
+    limits = {key: max(1, _env_int(env, _file_whole_number(section, key, default, path))) for key, env, default in (
+        ("max_jobs", "THREEDLABS_MAX_JOBS", DEFAULT_MAX_JOBS),
+        ("max_jobs_per_hour", "THREEDLABS_MAX_JOBS_PER_HOUR", DEFAULT_MAX_JOBS_PER_HOUR),
+        ("max_jobs_per_day", "THREEDLABS_MAX_JOBS_PER_DAY", DEFAULT_MAX_JOBS_PER_DAY))}
     env_dry_run = _env("THREEDLABS_DRY_RUN").lower() in ("1", "true", "yes", "on")
     in_flight = _env_int("THREEDLABS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)
     megapixels = _env_int("THREEDLABS_MAX_DECODED_MEGAPIXELS", DEFAULT_MAX_DECODED_MEGAPIXELS)
-    per_hour = _env_int("THREEDLABS_MAX_JOBS_PER_HOUR",
-                        _file_whole_number(section, "max_jobs_per_hour", DEFAULT_MAX_JOBS_PER_HOUR, path))
-    per_day = _env_int("THREEDLABS_MAX_JOBS_PER_DAY",
-                       _file_whole_number(section, "max_jobs_per_day", DEFAULT_MAX_JOBS_PER_DAY, path))
-    return Settings(base_url=normalize_base_url(url), workspace_id=ws, profile=profile_name, max_jobs=max(1, max_jobs),
-                    max_jobs_per_hour=max(1, per_hour), max_jobs_per_day=max(1, per_day),
+    return Settings(base_url=normalize_base_url(url), workspace_id=ws, profile=profile_name, **limits,
                     dry_run=env_dry_run or bool(section.get("dry_run")), max_in_flight=max(1, min(64, in_flight)),
                     max_decoded_megapixels=max(1, megapixels), base_url_source=source)

@@ -20,15 +20,7 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 from requests import exceptions as rexc
 
 from .errors import ImageDownloadError, ImageError, ImageTooLargeError, NetworkError
-from .http import (
-    MAX_ERROR_BODY_BYTES,
-    RETRY_STATUSES,
-    HttpTransport,
-    Retryable,
-    body_text,
-    read_capped,
-    unsafe_url_reason,
-)
+from .http import RETRY_STATUSES, HttpTransport, Retryable, error_text, unsafe_url_reason
 from .http_errors import error_for_response, parse_retry_after, refused_token
 from .models import ImageRef
 from .redaction import redact
@@ -41,9 +33,8 @@ WATCH_SECONDS = 0.1  # how often a running download looks at the deadline and th
 _watching = threading.local()  # the Watchdog of the answer this thread reads under answer_deadline
 
 
-def fetch_image_bytes(ref: ImageRef, transport: HttpTransport, *, max_bytes: int = MAX_BYTES_DEFAULT,
-                      deadline: float = DEADLINE_SECONDS_DEFAULT, cancel_check: Callable[[], None] | None = None,
-                      job_id: str | None = None) -> bytes:
+def fetch_image_bytes(ref: ImageRef, transport: HttpTransport, *, max_bytes: int, deadline: float,
+                      cancel_check: Callable[[], None] | None, job_id: str | None) -> bytes:
     """The bytes of one result image. ``cancel_check`` raises to abort (its exception propagates);
     ``job_id`` names the paid job in every error, so that it can be collected again by id."""
     limit = f"{max_bytes // (1024 * 1024)} MiB limit"
@@ -111,7 +102,6 @@ class _Download:
                                      "one image (the image host is too slow or stalled)")
 
     def once(self, url: str) -> bytes:
-        """One attempt: the redirects by hand, each hop checked like the first."""
         current, settings = url, self.transport.settings
         for _hop in range(MAX_REDIRECTS + 1):
             reason = unsafe_url_reason(current)
@@ -137,11 +127,7 @@ class _Download:
     def _answer(self, resp, url: str) -> bytes:
         status, shown, mib = resp.status_code, _shorten(url), self.max_bytes // (1024 * 1024)
         if "Authorization" in resp.request.headers and refused_token(resp):
-            try:
-                said = body_text(resp, read_capped(resp, MAX_ERROR_BODY_BYTES, truncate=True)[0])
-            except rexc.RequestException:
-                said = ""
-            refusal = error_for_response(resp, said)
+            refusal = error_for_response(resp, error_text(resp))
             raise ImageDownloadError(f"{shown}: {refusal.detail}", status=status, hint=refusal.hint)
         if status in RETRY_STATUSES:
             raise Retryable(ImageDownloadError(f"{shown} answered HTTP {status}", status=status),
@@ -200,7 +186,9 @@ class _Watchdog:
     def __enter__(self) -> _Watchdog:
         with self.wake:
             self.watched.add(self)
-            self._start_watching()
+            if _Watchdog.thread is None:
+                _Watchdog.thread = threading.Thread(target=self._watch, name="3dlabs-watch", daemon=True)
+                _Watchdog.thread.start()
             self.wake.notify()
         return self
 
@@ -220,7 +208,6 @@ class _Watchdog:
         self.check()  # cheap, and prompt while data flows
 
     def look(self) -> None:
-        """The watch thread's turn: check, and on the first failure keep it and shut the response."""
         with self._lock:
             if self not in self.watched or self.tripped:
                 return
@@ -230,12 +217,6 @@ class _Watchdog:
                 self.tripped.append(exc)
                 if self._resp is not None:
                     _shut(self._resp)
-
-    @classmethod
-    def _start_watching(cls) -> None:
-        if cls.thread is None:
-            cls.thread = threading.Thread(target=cls._watch, name="3dlabs-watch", daemon=True)
-            cls.thread.start()
 
     @classmethod
     def _watch(cls) -> None:

@@ -14,20 +14,20 @@ SCENE_PLANNING = "claude/scene-planning"
 IMAGES = "images/generate"
 
 
+def _with_optional(body: dict, **fields) -> dict:
+    """``body``, then each optional published field that has a value: an absent field is left unset."""
+    return {**body, **{name: value for name, value in fields.items() if value}}
+
+
 def story_body(topic, max_minutes, *, project_id=None, provider="gemini") -> dict:
     body = {"topic": validation.topic(topic), "maxMinutes": validation.max_minutes(max_minutes),
             "provider": validation.choice("provider", provider, validation.STORY_PROVIDERS)}
-    pid = validation.optional_id("project_id", project_id)
-    if pid:
-        body["projectId"] = pid
-    return body
+    return _with_optional(body, projectId=validation.optional_id("project_id", project_id))
 
 
 def scene_plan_body(story, max_minutes, *, video_model=None) -> dict:
     body = {"story": validation.story_object(story), "maxMinutes": validation.max_minutes(max_minutes)}
-    if video_model and str(video_model).strip():
-        body["videoModel"] = str(video_model).strip()
-    return body
+    return _with_optional(body, videoModel=str(video_model or "").strip())
 
 
 def image_body(prompt, *, provider="replicate", model="flux-schnell", aspect_ratio="16:9",
@@ -38,10 +38,5 @@ def image_body(prompt, *, provider="replicate", model="flux-schnell", aspect_rat
         "model": validation.model_slug(model),
         "aspectRatio": validation.choice("aspect_ratio", aspect_ratio, validation.ASPECT_RATIOS),
     }
-    pid = validation.optional_id("project_id", project_id)
-    if pid:
-        body["projectId"] = pid
-    number = validation.scene_number(scene_number)
-    if number:
-        body["sceneNumber"] = number
-    return body
+    return _with_optional(body, projectId=validation.optional_id("project_id", project_id),
+                          sceneNumber=validation.scene_number(scene_number))

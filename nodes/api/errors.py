@@ -18,6 +18,7 @@ ERROR_MODULE = "3DLabs"
 class ThreeDLabsError(Exception):
     """Base of every error the pack raises on purpose."""
 
+    __module__ = ERROR_MODULE  # subclasses get it from __init_subclass__
     summary = "The 3DLabs request failed."
     default_hint = ""  # what to do about it, unless the raiser knows better
     http_status = 502  # the routes act as a proxy of 3DLabs: a bad gateway unless a subclass knows better
@@ -55,9 +56,6 @@ class ThreeDLabsError(Exception):
     def __reduce__(self):
         # By name within this module: pickle cannot import the classes' short module name ("3DLabs").
         return _rebuild, (type(self).__name__, self.__dict__.copy())
-
-
-ThreeDLabsError.__module__ = ERROR_MODULE
 
 
 def _rebuild(name: str, state: dict) -> ThreeDLabsError:

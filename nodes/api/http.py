@@ -24,7 +24,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from requests import exceptions as rexc
@@ -229,7 +229,6 @@ class HttpTransport:
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.max_json_bytes = MAX_JSON_BYTES
-        self.max_json_containers = MAX_JSON_CONTAINERS
         # requests reads HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE from the environment itself.
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -279,34 +278,25 @@ class HttpTransport:
 
     def _read(self, resp: requests.Response, method: str, url: str, workspace_id: str | None, creates_job: bool):
         status = resp.status_code
-        failed = status >= 300
-        try:
-            body, fits = read_capped(resp, MAX_ERROR_BODY_BYTES if failed else self.max_json_bytes, truncate=failed)
-        except rexc.RequestException as exc:
-            if not failed:
-                raise _lost(f"{method} {url}: the answer broke off ({type(exc).__name__})", creates_job) from None
-            body, fits = b"", True  # the status says enough
-        try:
-            text = body_text(resp, body) if fits or failed else ""  # of an error, what fit holds its reason
-        except LookupError:  # a charset Python does not know: the text cannot be told
-            if not failed:
-                raise _unreadable(f"{method} {url} answered in an unknown charset ({redact(resp.encoding)[:40]!r})",
-                                  creates_job, status) from None
-            text = body.decode("utf-8", errors="replace")  # the status says enough; the words may still help
-        if failed:
-            if status < 400:  # never followed: the next hop would need the token, and may not be the API host
-                location = urljoin(url, resp.headers.get("Location", ""))
-                if looks_like_sign_in("", location):
-                    raise AuthError(f"redirected to a sign-in page: {redact(location)[:200]}", status=status)
-            err = error_for_response(resp, text, workspace_id=workspace_id)
+        if status >= 300:
+            err = error_for_response(resp, error_text(resp), workspace_id=workspace_id)
             if status in (POST_SAFE_STATUSES if creates_job else RETRY_STATUSES):
                 raise Retryable(err, parse_retry_after(resp.headers.get("Retry-After")))
             if creates_job and status >= 500:
                 raise MaybeSubmittedServerError(err.detail, status=status)
             raise err
+        try:
+            body, fits = read_capped(resp, self.max_json_bytes, truncate=False)
+        except rexc.RequestException as exc:
+            raise _lost(f"{method} {url}: the answer broke off ({type(exc).__name__})", creates_job) from None
         if not fits:
             raise _unreadable(f"{method} {url} answered with more than {self.max_json_bytes / 2**20:g} MiB (the limit "
                               "for an answer); it was not read further", creates_job, status)
+        try:
+            text = body_text(resp, body)
+        except LookupError:  # a charset Python does not know: the text cannot be told
+            raise _unreadable(f"{method} {url} answered in an unknown charset ({redact(resp.encoding)[:40]!r})",
+                              creates_job, status) from None
         if "html" in resp.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<":
             if looks_like_sign_in(text, resp.url):
                 raise AuthError(f"{method} {url} answered with a sign-in page instead of JSON", status=status)
@@ -316,8 +306,8 @@ class HttpTransport:
         if not text.strip():
             raise _lost(f"{method} {url} answered {status} with an empty body", creates_job, status,
                         ResponseFormatError)
-        if count_containers(text, self.max_json_containers) > self.max_json_containers:
-            raise _unreadable(f"{method} {url} answered with more than {self.max_json_containers:,} JSON objects and "
+        if count_containers(text, MAX_JSON_CONTAINERS) > MAX_JSON_CONTAINERS:
+            raise _unreadable(f"{method} {url} answered with more than {MAX_JSON_CONTAINERS:,} JSON objects and "
                               "arrays (the limit for an answer); it was not parsed", creates_job, status)
         try:
             return json.loads(text)
@@ -358,6 +348,18 @@ def count_containers(text: str, limit: int) -> int:
         return rough
     bare = _JSON_STRING.sub("", text)
     return bare.count("{") + bare.count("[")
+
+
+def error_text(resp: requests.Response) -> str:
+    """What fits of an error answer's body: the status says enough, the server's words may still help."""
+    try:
+        body = read_capped(resp, MAX_ERROR_BODY_BYTES, truncate=True)[0]
+    except rexc.RequestException:
+        return ""
+    try:
+        return body_text(resp, body)
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")
 
 
 def body_text(resp: requests.Response, body: bytes) -> str:

@@ -1,6 +1,6 @@
 """What a non-success HTTP answer means, as one of the pack's typed errors: the status, Clerk's headers,
-the server's own words (redacted) and Retry-After. The answer is duck-typed (status_code, headers): no
-requests here.
+the server's own words (redacted) and Retry-After. The answer is duck-typed (status_code, headers, url):
+no requests here.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import re
 import time
 from typing import Any
+from urllib.parse import urljoin
 
 from .errors import (
     APIError,
@@ -101,9 +102,9 @@ def error_for_response(resp: Any, body: str = "", *, workspace_id: str | None = 
         return RateLimitedError(message, status=status, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
     if 400 <= status < 500:
         return InvalidRequestError(f"{message or 'bad request'} (HTTP {status})", status=status)
-    if 300 <= status < 400:
-        location = resp.headers.get("Location", "")
+    if 300 <= status < 400:  # never followed: the next hop would need the token, and may not be the API host
+        location = urljoin(resp.url or "", resp.headers.get("Location", ""))
         if looks_like_sign_in("", location):
-            return AuthError(f"redirected to a sign-in page (HTTP {status})", status=status)
+            return AuthError(f"redirected to a sign-in page: {redact(location)[:200]}", status=status)
         return ServerError(f"unexpected redirect to {redact(location)[:200]} (HTTP {status})", status=status)
     return ServerError(f"{message or 'no details'} (HTTP {status})", status=status)

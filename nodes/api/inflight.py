@@ -51,17 +51,13 @@ _flights: dict[tuple[str, str], _Flight] = {}
 _flights_lock = threading.Lock()
 
 
-def is_lost(rec: dict) -> bool:
-    return str(rec.get("id", "")).startswith("unknown-") or rec.get("state") == MAYBE_SUBMITTED
-
-
 def find_lost(journal: Journal, key: str, *, base_url: str, workspace: str | None) -> dict | None:
     """The record of this request's lost answer, unless a later job under the key settled (the user moved
     on, or an older version of the pack sent it again)."""
     for rec in journal.by_request(key):
         if rec.get("base_url") != base_url or rec.get("workspace") != workspace:
             continue
-        if is_lost(rec):
+        if str(rec.get("id", "")).startswith("unknown-") or rec.get("state") == MAYBE_SUBMITTED:
             return rec
         if rec.get("state") in SETTLED_STATES:
             return None

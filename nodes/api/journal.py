@@ -172,7 +172,6 @@ class Journal:
 
     @property
     def path(self) -> Path:
-        """The database file."""
         return self._path or (config.user_dir() / "jobs.sqlite3")
 
     def close(self) -> None:

@@ -162,8 +162,7 @@ def read_job(payload: Any, job_id: str | None = None) -> Job:
                               has_progress=bool(job["progress"]))
     if status == FAILED and error is None:
         error = get(V.FAILURE, body)
-    given = ident(job_id) if job_id is not None else None
-    return Job(id=given or job["id"] or "", status=status, progress=job["progress"], result=job["result"],
+    return Job(id=ident(job_id) or job["id"] or "", status=status, progress=job["progress"], result=job["result"],
                error=error, raw=body)
 
 

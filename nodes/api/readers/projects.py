@@ -102,7 +102,7 @@ def read_session(payload: Any, session_id: str | None = None) -> Project:
         said = render_error(get(V.JOB["error"], body))
         raise ResponseFormatError(f"the answer carries an error instead of a session: {said}" if said else
                                   f"no project id, story, scene plan or image in the answer ({describe(body)})")
-    project.id = project.id or (ident(session_id) if session_id is not None else None) or ""
+    project.id = project.id or ident(session_id) or ""
     project.name = project.name or (story.title if story else "")
     return project
 
