@@ -11,8 +11,8 @@ from .nodes.projects import ThreeDLabsLoadProject, ThreeDLabsProjects
 from .nodes.recent_jobs import ThreeDLabsRecentJobs
 from .nodes.scenes import ThreeDLabsScenePlan, ThreeDLabsSceneSelect
 from .nodes.story import ThreeDLabsStory
-from .nodes.timeline_node import ThreeDLabsStoryboardTimeline
-from .nodes.video import ThreeDLabsStoryboardVideo
+from .nodes.storyboard.timeline_node import ThreeDLabsStoryboardTimeline
+from .nodes.storyboard.video_node import ThreeDLabsStoryboardVideo
 from .nodes.wait import ThreeDLabsJobWait
 
 _set_default_user_dir(_comfy.user_directory())

@@ -23,6 +23,11 @@ def flatten_prompts(value) -> list:
     return out
 
 
+def as_list(batch) -> list:
+    """One single-image batch per image: views of the batch, not copies."""
+    return [batch[i:i + 1] for i in range(int(batch.shape[0]))]
+
+
 def scene_numbers(count: int, scene_number: int) -> list[int | None]:
     """0 numbers list items 1..N (a single prompt gets none); N>0 numbers them N, N+1, ..."""
     if scene_number > 0:
@@ -46,13 +51,16 @@ class ThreeDLabsImageGenerate(Node):
     DESCRIPTION = ("Generates images with the 3DLabs API (Flux and others). Takes one prompt, or the list of prompts "
                    "from Scene Plan; all are submitted together and come back as one IMAGE batch in order. With "
                    "wait off it returns the job ids at once: collect them later with Job Wait.")
-    RETURN_TYPES = ("IMAGE", "MASK", "STRING")
-    RETURN_NAMES = ("images", "masks", "job_ids")
+    RETURN_TYPES = ("IMAGE", "MASK", "STRING", "IMAGE")
+    RETURN_NAMES = ("images", "masks", "job_ids", "image_list")
+    OUTPUT_IS_LIST = (False, False, False, True)
     OUTPUT_TOOLTIPS = (
         "The images as one batch, in prompt order (grey placeholders in a dry run, a small black one when "
         "wait is off).",
         "Masks from the images' alpha channels (zeros when they have none).",
         "The 3DLabs job ids, one per line.",
+        "The same images as a list, one per prompt: a node connected here runs once per scene (e.g. an "
+        "image-to-video model).",
     )
     INPUT_IS_LIST = True
 
@@ -105,7 +113,7 @@ class ThreeDLabsImageGenerate(Node):
                 image = images.placeholder_images(len(bodies), width, height)
                 mask = images.empty_mask(len(bodies), width, height)
                 ids = ["dry-run"] * len(bodies)
-                return {"ui": {"text": [text]}, "result": (image, mask, "\n".join(ids))}
+                return {"ui": {"text": [text]}, "result": (image, mask, "\n".join(ids), as_list(image))}
             try:
                 result = run.jobs("image", IMAGES, bodies, one(seed, 0), labels=[b["prompt"][:80] for b in bodies],
                                   timeout=IMAGE_TIMEOUT, wait=wait, with_images=True)
@@ -127,4 +135,4 @@ class ThreeDLabsImageGenerate(Node):
         ui = {"text": [text]}
         if wait and (shown := previews.ui_images(image)):
             ui["images"] = shown
-        return {"ui": ui, "result": (image, mask, "\n".join(ids))}
+        return {"ui": ui, "result": (image, mask, "\n".join(ids), as_list(image))}

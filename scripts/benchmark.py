@@ -270,7 +270,7 @@ def bench_structure():
 
 
 def bench_timeline(mod):
-    timeline = mod("nodes.timeline")
+    timeline = mod("nodes.storyboard.timeline")
     rng = np.random.default_rng(1)
     scenes = torch.from_numpy(rng.random((6, 768, 1344, 3), dtype=np.float32))
     durations = [2.0] * 6

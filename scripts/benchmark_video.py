@@ -93,16 +93,16 @@ def child(mode: str, seconds: float, out: str) -> dict:
     from demo import load_pack
 
     _, mod = load_pack()
-    video = mod("nodes.video")
+    video_node = mod("nodes.storyboard.video_node")
     import av  # noqa: F401  loaded before the baseline, as it is in ComfyUI
 
     inputs = node_inputs(seconds)
-    vid = video.ThreeDLabsStoryboardVideo().run(**inputs)["result"][0]
+    vid = video_node.ThreeDLabsStoryboardVideo().run(**inputs)["result"][0]
     total = vid.get_frame_count()
     memory = PeakRss()
     start = time.perf_counter()
     if mode == "comfyui":
-        timeline = mod("nodes.timeline")
+        timeline = mod("nodes.storyboard.timeline")
         plan = dict(inputs)
         frames, _ = timeline.render_timeline(plan.pop("images"), [seconds / SCENES] * SCENES, FPS, "slow zoom in",
                                              "crossfade", 0.5, WIDTH, HEIGHT, max_bytes=1 << 62)

@@ -59,8 +59,9 @@ class Graph:
         self.output_types = outputs
         self.nodes: list[Node] = []
 
-    def add(self, type_: str, pos, size=(360, 200), title=None, **values) -> Node:
-        node = Node(len(self.nodes) + 1, type_, pos, values, size, title)
+    def add(self, type_: str, pos, box=(360, 200), title=None, **values) -> Node:
+        # ``box`` is the node's size on the canvas ("size" is a widget of the storyboard nodes).
+        node = Node(len(self.nodes) + 1, type_, pos, values, box, title)
         self.nodes.append(node)
         return node
 
@@ -218,6 +219,22 @@ def graphs(specs, outputs, names):
     storyboard_video(p, (460, 80), (880, 80), (40, 416), project[2], project[1], "pan right", "3dlabs/project")
     g["Project to video"] = (p, "A 3DLabs project's scene images become an MP4 timed by its scene plan. "
                                 + SANDBOX + " The sandbox has a demo project.")
+
+    # 6. Topic to captioned short: vertical images, the storyboard at 1080x1920 with captions burned in and
+    # the SRT beside the MP4 (three columns: the story and plan; the images and the file; the video).
+    short = new()
+    story = short.add("3DLabsStory", (40, 80), (400, 362), topic=TOPIC, max_minutes=1, provider="gemini", seed=1)
+    plan = short.add("3DLabsScenePlan", (40, 500), (400, 324), story=story[0], max_minutes=1, seed=1)
+    images = short.add("3DLabsImageGenerate", (480, 80), (400, 434), prompt=plan[1], provider="replicate",
+                       model="flux-schnell", aspect_ratio="9:16", seed=1, wait=True)
+    video = short.add("3DLabsStoryboardVideo", (920, 80), (400, 760), images=images[0], scene_plan=plan[0],
+                      fps=24.0, motion="slow zoom in", transition="crossfade", crossfade_seconds=0.5,
+                      size="1080x1920", fit="auto", captions="subtitle files and burned in", caption_box=True,
+                      caption_outline=3)
+    short.add("SaveVideo", (480, 560), (400, 280), video=video[0], filename_prefix="3dlabs/short", format="auto",
+              codec="auto")
+    g["Topic to captioned short"] = (short, "A vertical 1080x1920 short with the narration burned in as captions "
+                                            "and an .srt beside the MP4. " + SANDBOX)
     return g
 
 

@@ -274,7 +274,7 @@ def _(api):
     api.on("POST", "/api/images/generate", js({"jobId": 12345}))
     api.on("GET", "/api/jobs/12345", done(api))
     api.on("GET", "/files/a.png", raw(png(size=SIZE), content_type="image/png"))
-    images, _, ids = generate()
+    images, _, ids, _image_list = generate()
     assert ids == "12345" and images.shape == (1, 48, 64, 3)
 
 
@@ -325,7 +325,7 @@ def _(api):
 def _(api):
     image_job(api)
     api.on("POST", "/api/images/generate", js({"error": "slow down"}, 429, Retry_After="soon"), js({"jobId": JOB}))
-    images, _, ids = generate()
+    images, _, ids, _image_list = generate()
     assert ids == JOB and api.count("POST") == 2
 
 
@@ -512,7 +512,7 @@ def _(api):
     for i, data in enumerate(files):
         api.on("GET", f"/api/jobs/job_p{i}", done(api, {"imageUrl": file_url(api, f"{i}.png")}))
         api.on("GET", f"/files/{i}.png", raw(data, content_type="image/png"))
-    images, masks, job_ids = generate([f"p{i}" for i in range(len(files))])
+    images, masks, job_ids, _image_list = generate([f"p{i}" for i in range(len(files))])
     assert images.shape == (5, 48, 64, 3) and masks.shape == (5, 48, 64)
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
     assert job_ids.split("\n") == [f"job_p{i}" for i in range(len(files))]
@@ -592,7 +592,7 @@ def test_images_are_returned_in_prompt_order_even_when_jobs_finish_out_of_order(
         running = [js({"status": "processing", "progress": 50})] * (3 * (len(names) - i))
         api.on("GET", f"/api/jobs/job_{name}", *running, done(api, {"imageUrl": file_url(api, f"{name}.png")}))
         api.on("GET", f"/files/{name}.png", raw(png(colors[i], SIZE), content_type="image/png"))
-    images, _, job_ids = generate(names)
+    images, _, job_ids, _image_list = generate(names)
     assert job_ids.split("\n") == [f"job_{n}" for n in names]
     for slot, color in enumerate(colors):
         assert torch.allclose(images[slot, 0, 0], torch.tensor(color, dtype=torch.float32) / 255, atol=1 / 255)

@@ -22,9 +22,15 @@ from conftest import PACK_DIR, jobs_created
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(not COMFYUI_PATH, reason=SKIP_REASON)]
 
+NEW_INPUTS = (
+    "size", "fit", "narration", "narration_pause", "music", "music_volume_db",
+    "music_ducking_db", "music_fade_seconds", "clips", "clip_mode",
+    "captions", "caption_texts", "caption_font_size", "caption_position",
+    "caption_color", "caption_outline_color", "caption_outline", "caption_box", "caption_max_width", "caption_font",
+)
 CONTRACT = {
     "3DLabsStory": {"topic", "max_minutes", "provider", "project_id", "seed"},
-    "3DLabsScenePlan": {"story", "max_minutes", "video_model", "seed"},
+    "3DLabsScenePlan": {"story", "max_minutes", "video_model", "seed", "clip_fps", "frame_rule"},
     "3DLabsImageGenerate": {"prompt", "provider", "model", "aspect_ratio", "project_id", "scene_number", "seed",
                             "wait"},
     "3DLabsJobWait": {"job_id", "timeout_seconds"},
@@ -33,9 +39,9 @@ CONTRACT = {
     "3DLabsProjects": {"refresh"},
     "3DLabsRecentJobs": {"limit"},
     "3DLabsStoryboardTimeline": {"images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
-                                 "seconds_per_scene", "scene_plan"},
+                                 "seconds_per_scene", "scene_plan", *NEW_INPUTS},
     "3DLabsStoryboardVideo": {"images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
-                              "seconds_per_scene", "scene_plan", "audio"},
+                              "seconds_per_scene", "scene_plan", "audio", *NEW_INPUTS},
 }
 
 

@@ -34,10 +34,10 @@ OUTPUT_NODES = {n for n, c in CORE.items() if c.get("output_node")}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 
 
-def test_there_are_five_example_workflows_with_thumbnails():
+def test_there_are_six_example_workflows_with_thumbnails():
     names = {p.stem for p in WORKFLOWS}
     assert names == {"Topic to storyboard", "Topic to video", "One prompt to one image",
-                     "Submit now and collect later", "Project to video"}
+                     "Submit now and collect later", "Project to video", "Topic to captioned short"}
     for path in WORKFLOWS:
         thumb = path.with_suffix(".jpg")
         assert thumb.exists(), f"{thumb.name} is missing"
@@ -187,23 +187,35 @@ def test_example_runs_in_real_comfyui(comfy, sandbox, path, tmp_path):
     entry = comfy.history(comfy.queue_prompt(prompt), timeout=600)
     assert entry["status"]["status_str"] == "success", messages(entry, "execution_error")
     write = os.environ.get("THREEDLABS_WRITE_THUMBNAILS") == "1"
-    if "video" in path.stem:
+    if "video" in path.stem or "short" in path.stem:
         [video] = _outputs(comfy, entry, "images") or _outputs(comfy, entry, "videos")
         assert video.suffix == ".mp4", entry["outputs"]
         frame_png = tmp_path / "frame.png"
         texts = [o["text"][0] for o in entry["outputs"].values() if o.get("text")]
-        timeline = next(t for t in texts if t.splitlines()[-1].startswith("Total"))
+        timeline = next(t for t in texts if re.search(r"^Total", t, re.M))
+        total_line = re.search(r"^Total.*$", timeline, re.M).group(0)
         probe = subprocess.run([comfy_python(comfy.checkout), "-c", VIDEO_PROBE, str(video), str(frame_png),
                                 str(_thumbnail_frame(timeline))], capture_output=True, text=True, check=True,
                                timeout=300)
         info = json.loads(probe.stdout)
-        total = float(re.search(r"([0-9.]+) s", timeline.splitlines()[-1]).group(1))
+        total = float(re.search(r"([0-9.]+) s", total_line).group(1))
         duration = info["frames"] / info["fps"]
         print(f"\n{path.stem}: video {duration:.3f} s ({info['frames']} frames at {info['fps']:g} fps); "
               f"plan {total:g} s")
         assert info["frames"] == math.floor(total * info["fps"] + 0.5), (info, timeline)  # the plan's full length
         assert abs(duration - total) <= 1 / info["fps"] + 1e-6, (info, timeline)
-        assert (info["width"], info["height"], info["fps"]) == (1344, 768, 24.0)
+        storyboard = next(v["inputs"] for v in prompt.values() if v["class_type"] == "3DLabsStoryboardVideo")
+        size = storyboard.get("size", "custom")
+        expected = tuple(map(int, size.split("x"))) if size != "custom" else (storyboard["width"],
+                                                                                storyboard["height"])
+        assert (info["width"], info["height"], info["fps"]) == (*expected, 24.0)
+        if storyboard.get("captions", "none") != "none":  # the subtitles beside the MP4, timed to its end
+            srt, vtt = video.with_suffix(".srt"), video.with_suffix(".vtt")
+            assert srt.is_file() and vtt.is_file(), sorted(p.name for p in video.parent.iterdir())
+            last_end = re.findall(r"--> (\d\d):(\d\d):(\d\d),(\d\d\d)", srt.read_text(encoding="utf-8"))[-1]
+            h, m, sec, ms = map(int, last_end)
+            assert abs((h * 3600 + m * 60 + sec) + ms / 1000 - total) <= 0.0005 + 1e-9, (last_end, total)
+            assert vtt.read_text(encoding="utf-8").startswith("WEBVTT")
         if write:
             _thumbnail(Image.open(frame_png), path.with_suffix(".jpg"))
     else:

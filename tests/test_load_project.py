@@ -121,8 +121,9 @@ def test_images_beside_the_plan_load_in_scene_order_and_feed_the_timeline(projec
     for got, number in zip(colours(batch), (1, 2, 3)):
         assert near(got, COLOURS[number]), (got, number)
     assert project_id in project_json
-    frames, fps, text = run("3DLabsStoryboardTimeline", images=batch, fps=2.0, motion="none", transition="cut",
-                            crossfade_seconds=0.0, width=0, height=0, seconds_per_scene=1.0, scene_plan=plan)
+    frames, fps, text, *_captions_and_audio = run("3DLabsStoryboardTimeline", images=batch, fps=2.0, motion="none",
+                                        transition="cut", crossfade_seconds=0.0, width=0, height=0,
+                                        seconds_per_scene=1.0, scene_plan=plan)
     assert tuple(frames.shape) == (12, 24, 32, 3) and fps == 2.0  # 3 scenes of 2 s at 2 fps
     assert near(colours(frames[-1:])[0], COLOURS[3])
 

@@ -28,10 +28,18 @@ N = pack.NODE_CLASS_MAPPINGS
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
+# Appended after the inputs saved workflows know (their widgets keep their places), in this order.
+NEW_INPUTS = [
+    "size", "fit", "narration", "narration_pause", "music", "music_volume_db",
+    "music_ducking_db", "music_fade_seconds", "clips", "clip_mode",
+    "captions", "caption_texts", "caption_font_size", "caption_position",
+    "caption_color", "caption_outline_color", "caption_outline", "caption_box", "caption_max_width", "caption_font",
+]
+
 def test_every_node_declares_the_contract():
     expected = {
         "3DLabsStory": ["topic", "max_minutes", "provider", "seed", "project_id"],
-        "3DLabsScenePlan": ["story", "max_minutes", "seed", "video_model"],
+        "3DLabsScenePlan": ["story", "max_minutes", "seed", "video_model", "clip_fps", "frame_rule"],
         "3DLabsImageGenerate": ["prompt", "provider", "model", "aspect_ratio", "scene_number", "seed", "wait",
                                 "project_id"],
         "3DLabsJobWait": ["job_id", "timeout_seconds"],
@@ -40,7 +48,9 @@ def test_every_node_declares_the_contract():
         "3DLabsProjects": ["refresh"],
         "3DLabsRecentJobs": ["limit"],
         "3DLabsStoryboardTimeline": ["images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
-                                     "seconds_per_scene", "scene_plan"],
+                                     "seconds_per_scene", "scene_plan", *NEW_INPUTS],
+        "3DLabsStoryboardVideo": ["images", "fps", "motion", "transition", "crossfade_seconds", "width", "height",
+                                  "seconds_per_scene", "scene_plan", "audio", *NEW_INPUTS],
     }
     assert set(expected) <= set(N)  # nodes added by other parts of the pack declare their own contract
     for node_id, names in expected.items():
@@ -54,7 +64,8 @@ def test_every_node_declares_the_contract():
         assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
         assert not any("token" in n or "key" in n for n in declared), "no secret inputs, ever"
     assert N["3DLabsStory"].INPUT_TYPES()["required"]["seed"][1]["control_after_generate"] is True
-    assert N["3DLabsScenePlan"].OUTPUT_IS_LIST == (False, True, False, False, False)
+    assert N["3DLabsScenePlan"].OUTPUT_IS_LIST == (False, True, False, False, False, True, True, True)
+    assert N["3DLabsImageGenerate"].OUTPUT_IS_LIST == (False, False, False, True)
 
 
 def test_story_then_plan_then_select(sandbox):
@@ -62,8 +73,8 @@ def test_story_then_plan_then_select(sandbox):
                               seed=0, unique_id="1")
     assert isinstance(story, models.Story) and story.job_id == job_id
     assert isinstance(text, str) and "fox" in text.lower() and story.title in text
-    plan, prompts, count, plan_text, plan_job = run("3DLabsScenePlan", story=story, max_minutes=1, seed=0,
-                                                    video_model="", unique_id="2")
+    plan, prompts, count, plan_text, plan_job, *_per_scene = run("3DLabsScenePlan", story=story, max_minutes=1,
+                                                                 seed=0, video_model="", unique_id="2")
     assert isinstance(plan, models.ScenePlan) and count == len(prompts) == len(plan.scenes) >= 2
     assert all(isinstance(p, str) and p for p in prompts)
     assert f"{count} scenes" in plan_text and plan_job != job_id
@@ -76,7 +87,7 @@ def test_story_then_plan_then_select(sandbox):
 
 def test_scene_plan_accepts_story_json_text(sandbox):
     story_json = json.dumps({"title": "Clocks", "beats": [{"narration": "A fox finds a clock."}]})
-    plan, prompts, count, _, _ = run("3DLabsScenePlan", story=story_json, max_minutes=1, seed=0, unique_id="2")
+    plan, prompts, count, *_ = run("3DLabsScenePlan", story=story_json, max_minutes=1, seed=0, unique_id="2")
     assert count == len(prompts) > 0
 
 
@@ -86,7 +97,7 @@ def decode(data: bytes) -> torch.Tensor:
 
 def test_eight_prompts_make_eight_jobs_and_one_ordered_batch(sandbox):
     prompts = [f"scene {i}: a lighthouse, shot {i}" for i in range(8)]
-    images, masks, job_ids = run("3DLabsImageGenerate", **image_args(prompts))
+    images, masks, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(prompts))
     assert images.shape == (8, 768, 1344, 3) and images.dtype == torch.float32
     assert masks.shape == (8, 768, 1344)
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
@@ -163,7 +174,7 @@ def test_single_failing_job(sandbox):
 
 
 def test_wait_off_then_job_wait_collects(sandbox):
-    image, mask, job_ids = run("3DLabsImageGenerate", **image_args(["one", "two", "three"], wait=False))
+    image, mask, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(["one", "two", "three"], wait=False))
     assert image.shape == (1, 64, 64, 3) and len(job_ids.split("\n")) == 3
     result_json, images, text = run("3DLabsJobWait", job_id=[job_ids], timeout_seconds=[60], unique_id=["9"])
     assert images.shape == (3, 768, 1344, 3)
@@ -173,7 +184,7 @@ def test_wait_off_then_job_wait_collects(sandbox):
 
 
 def test_job_wait_after_restart_needs_only_the_id(sandbox):
-    image, mask, job_ids = run("3DLabsImageGenerate", **image_args(["kite"], wait=False))
+    image, mask, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(["kite"], wait=False))
     clients.reset_clients()  # a new process knows nothing but the id
     _, images, _ = run("3DLabsJobWait", job_id=[f" {job_ids} ,"], timeout_seconds=[60])
     assert images.shape == (1, 768, 1344, 3)
@@ -250,9 +261,9 @@ def test_dry_run_of_the_full_chain_spends_nothing(sandbox, monkeypatch):
     monkeypatch.setenv("THREEDLABS_DRY_RUN", "1")
     story, text, job_id = run("3DLabsStory", topic="Dry topic", max_minutes=2, provider="gemini", seed=0)
     assert "DRY RUN" in text and "/api/claude/stories" in text and job_id == "dry-run"
-    plan, prompts, count, plan_text, _ = run("3DLabsScenePlan", story=story, max_minutes=2, seed=0)
+    plan, prompts, count, plan_text, _, *_per_scene = run("3DLabsScenePlan", story=story, max_minutes=2, seed=0)
     assert count == len(prompts) == 8
-    images, masks, ids = run("3DLabsImageGenerate", **image_args(prompts, aspect_ratio="9:16"))
+    images, masks, ids, _image_list = run("3DLabsImageGenerate", **image_args(prompts, aspect_ratio="9:16"))
     assert images.shape == (8, 1344, 768, 3) and masks.shape == (8, 1344, 768)
     assert sandbox.stats()["requests_total"] == 0
     assert spend.tally().dry_run == 10
@@ -292,7 +303,7 @@ def test_image_generate_fetches_each_image_as_its_job_finishes(sandbox):
     # "SLOW" makes the sandbox's job take 10x: 4 s against 0.4 s. The quick job's image is fetched
     # while the slow one still runs, not after the whole list is done.
     sandbox.job_seconds = 0.4
-    (images_out, _, job_ids), first_seen = _first_download_while(sandbox, ["a kite", "SLOW a lighthouse"])
+    (images_out, _, job_ids, _image_list), first_seen = _first_download_while(sandbox, ["a kite", "SLOW a lighthouse"])
     job_ids = job_ids.split("\n")
     assert tuple(images_out.shape) == (2, 768, 1344, 3)
     assert first_seen is not None and first_seen < sandbox.job_finish_time(job_ids[1]) - 1.0
@@ -303,7 +314,7 @@ def test_image_generate_fetches_a_reused_image_before_waiting(sandbox):
     sandbox.job_seconds = 0.4
     # Scene 1 is paid for by the first run; the second run reuses it and adds a slow scene 2.
     kite = run("3DLabsImageGenerate", **image_args(["a kite", "a boat"]))[2].split("\n")[0]
-    (images_out, _, job_ids), first_seen = _first_download_while(sandbox, ["a kite", "SLOW a lighthouse"])
+    (images_out, _, job_ids, _image_list), first_seen = _first_download_while(sandbox, ["a kite", "SLOW a lighthouse"])
     job_ids = job_ids.split("\n")
     assert job_ids[0] == kite and tuple(images_out.shape) == (2, 768, 1344, 3)
     assert first_seen is not None and first_seen < sandbox.job_finish_time(job_ids[1]) - 1.0
@@ -343,7 +354,7 @@ def test_image_generate_decodes_each_image_as_it_arrives(sandbox, decode_times):
     sandbox.job_seconds = 0.4
     for prompts, quick in ((["SLOW a lighthouse", "a kite"], 1), (["a kite", "SLOW a boat"], 0)):
         decode_times.clear()
-        images_out, _, job_ids = run("3DLabsImageGenerate", **image_args(prompts))
+        images_out, _, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(prompts))
         job_ids = job_ids.split("\n")
         assert tuple(images_out.shape) == (2, 768, 1344, 3)
         assert sorted(slot for slot, _ in decode_times) == [0, 1]
@@ -421,3 +432,34 @@ def test_the_cap_message_says_which_nodes_already_spent_and_that_this_one_sent_n
     assert "already took 1 of the cap" in message and "3DLabs Story 1" in message
     assert "nothing was submitted" not in message  # the Story was submitted: no contradiction
     assert sandbox.stats()["requests_total"] == before
+
+
+def test_scene_plan_hands_out_per_scene_lists_and_a_new_frame_rule_pays_nothing(sandbox):
+    story = run("3DLabsStory", topic="A fox who collects clocks", max_minutes=1, provider="gemini", seed=0)[0]
+    out = run("3DLabsScenePlan", story=story, max_minutes=1, seed=0, clip_fps=16.0, frame_rule="4n+1")
+    plan, narrations, durations, counts = out[0], out[5], out[6], out[7]
+    assert narrations == [s.narration for s in plan.scenes] and any(narrations)
+    assert durations == [float(s.duration) for s in plan.scenes]
+    for seconds, frames in zip(durations, counts):
+        assert frames % 4 == 1 and frames / 16.0 >= seconds - 1 / 32 and (frames - 4) / 16.0 < seconds
+    again = run("3DLabsScenePlan", story=story, max_minutes=1, seed=0, clip_fps=24.0, frame_rule="8n+1")
+    assert all(f % 8 == 1 for f in again[7]) and again[0].job_id == plan.job_id
+    assert jobs_created(sandbox) == {"story": 1, "scene-planning": 1}  # the frame rule is not sent: no new job
+    with pytest.raises(errors.ValidationError, match="frame_rule must be one of"):
+        run("3DLabsScenePlan", story=story, max_minutes=1, seed=0, frame_rule="12n")
+
+
+@pytest.mark.parametrize(("seconds", "fps", "rule", "frames"), [
+    (2.0, 16.0, "4n+1", 33), (2.0, 16.0, "8n+1", 33), (2.0, 16.0, "N", 32), (1.0, 24.0, "4n+1", 25),
+    (1.0, 24.0, "8n+1", 25), (5.0, 24.0, "8n+1", 121), (0.01, 16.0, "4n+1", 1), (None, 16.0, "N", 1),
+])
+def test_frame_counts_follow_the_video_models_rules(seconds, fps, rule, frames):
+    assert pack_module("nodes.scenes").frame_count(seconds, fps, rule) == frames
+
+
+def test_image_generate_hands_out_its_images_as_a_list_too(sandbox):
+    batch, _, ids, listed = run("3DLabsImageGenerate", **image_args(["a kite", "a boat", "a lighthouse"]))
+    assert len(listed) == 3 == batch.shape[0] and all(item.shape == (1, *batch.shape[1:]) for item in listed)
+    for index, item in enumerate(listed):
+        assert torch.equal(item[0], batch[index])
+        assert item.untyped_storage().data_ptr() == batch.untyped_storage().data_ptr()  # views, not copies

@@ -51,7 +51,7 @@ def test_images_come_back_in_prompt_order_with_one_preview_each_as_its_job_finis
     deadline = threading.Timer(20, fake.release.set)  # a pack that previews in prompt order fails, not hangs
     deadline.start()
     try:
-        images, masks, ids = run("3DLabsImageGenerate", **image_args(prompts))
+        images, masks, ids, _image_list = run("3DLabsImageGenerate", **image_args(prompts))
     finally:
         deadline.cancel()
     assert ids.split("\n") == [fake.id_of(p) for p in prompts]
@@ -88,7 +88,7 @@ def test_a_list_over_the_cap_is_refused_before_any_thread_or_post(fake, monkeypa
 
 def test_a_dry_run_posts_nothing_and_says_so(fake, monkeypatch):
     monkeypatch.setenv("THREEDLABS_DRY_RUN", "1")
-    images, masks, ids = run("3DLabsImageGenerate", **image_args(["a", "b"]))
+    images, masks, ids, _image_list = run("3DLabsImageGenerate", **image_args(["a", "b"]))
     assert images.shape == (2, 768, 1344, 3) and ids == "dry-run\ndry-run"
     story, text, job_id = run("3DLabsStory", topic="x", max_minutes=1, provider="gemini", seed=0)
     assert "DRY RUN" in text and job_id == "dry-run"

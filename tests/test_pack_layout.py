@@ -231,24 +231,49 @@ def test_the_dependencies_name_the_urllib3_the_pack_needs():
 
 
 def node_modules() -> set[str]:
-    """The modules of nodes/ that define a node class (one with INPUT_TYPES): the leaves of the pack."""
+    """The modules of nodes/ that define a node class (one with INPUT_TYPES): the leaves of the pack, named by
+    their dotted path below nodes/ ("story", "storyboard.video")."""
     found = set()
-    for path in (PACK_DIR / "nodes").glob("*.py"):
+    for path in (PACK_DIR / "nodes").rglob("*.py"):
         tree = ast.parse(path.read_text())
         if any(isinstance(c, ast.ClassDef) and any(isinstance(f, ast.FunctionDef) and f.name == "INPUT_TYPES"
                                                    for f in c.body) for c in tree.body):
-            found.add(path.stem)
+            found.add(".".join(path.relative_to(PACK_DIR / "nodes").with_suffix("").parts))
+    return found
+
+
+def pack_imports(module: str) -> set[str]:
+    """Every module of nodes/ (dotted below nodes/) that one module imports, relative imports resolved."""
+    package = module.split(".")[:-1]
+    tree = ast.parse((PACK_DIR / "nodes" / (module.replace(".", "/") + ".py")).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)] if node.level > 1 else list(package)
+            if node.module:
+                found.add(".".join(base + node.module.split(".")))
+            else:  # "from . import comfy": each name is a module
+                found.update(".".join(base + [alias.name]) for alias in node.names)
     return found
 
 
 def test_node_modules_import_no_other_node_module():
     """A node module is a leaf: what two nodes share lives in a module named for it, never in one of them."""
     nodes = node_modules()
-    assert {"story", "scenes", "generate", "wait", "projects", "recent_jobs", "timeline_node", "video"} <= nodes, nodes
+    assert {"story", "scenes", "generate", "wait", "projects", "recent_jobs", "storyboard.timeline_node",
+            "storyboard.video_node"} <= nodes, nodes
+    # The resolver works: levels 1 and 2, with and without a module name.
+    assert pack_imports("storyboard.video") >= {"comfy", "storyboard.timeline", "api.errors"}
     for name in sorted(nodes):
-        imported = {n.lstrip(".").split(".")[0] for n in imports_of(PACK_DIR / "nodes" / f"{name}.py")
-                    if n.startswith(".")}
-        tree = ast.parse((PACK_DIR / "nodes" / f"{name}.py").read_text())
-        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                     and node.level == 1 and node.module is None for alias in node.names}
+        imported = pack_imports(name)
         assert not imported & (nodes - {name}), f"nodes/{name}.py imports the node module(s) {imported & nodes}"
+
+
+def test_the_storyboard_is_its_own_part_of_the_pack():
+    """Only the pack's entry point imports the storyboard: the other node modules do not change for it."""
+    outside = [p for p in (PACK_DIR / "nodes").rglob("*.py") if "storyboard" not in p.parts]
+    users = [p.name for p in outside if any(n.startswith("storyboard") or ".storyboard" in n for n in
+                                            pack_imports(".".join(p.relative_to(PACK_DIR / "nodes")
+                                                                  .with_suffix("").parts)))]
+    assert not users, f"modules outside nodes/storyboard/ import it: {users}"
+    assert (PACK_DIR / "nodes" / "storyboard" / "__init__.py").read_text().startswith('"""The storyboard')

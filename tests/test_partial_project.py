@@ -26,7 +26,7 @@ errors = pack_module("nodes.api.errors")
 models = pack_module("nodes.api.models")
 readers = pack_module("nodes.api.readers")
 clients = pack_module("nodes.clients")
-timeline = pack_module("nodes.timeline")
+timeline = pack_module("nodes.storyboard.timeline")
 
 pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
@@ -56,12 +56,13 @@ def load(project_id: str):
 
 
 def storyboard(batch, plan, **over):
-    frames, _fps, text = run("3DLabsStoryboardTimeline", images=batch, scene_plan=plan, **{**TIMING, **over})
+    out = run("3DLabsStoryboardTimeline", images=batch, scene_plan=plan, **{**TIMING, **over})
+    frames, text = out[0], out[2]
     return frames, text
 
 
 def video(batch, plan, **over):
-    return run("3DLabsStoryboardVideo", images=batch, scene_plan=plan, **{**TIMING, **over})
+    return run("3DLabsStoryboardVideo", images=batch, scene_plan=plan, **{**TIMING, **over})[:2]
 
 
 # --- the sandbox's partial project ----------------------------------------------------------------

@@ -46,8 +46,9 @@ def run(node_id, **kw):
 
 mode, prompt = sys.argv[2], sys.argv[3]
 if mode in ("generate", "requeue"):
-    images, masks, ids = run("3DLabsImageGenerate", prompt=[prompt], provider=["replicate"], model=["flux-schnell"],
-                             aspect_ratio=["16:9"], scene_number=[0], seed=[0], wait=[True], unique_id=["1"])
+    images, masks, ids, _image_list = run("3DLabsImageGenerate", prompt=[prompt], provider=["replicate"],
+                                          model=["flux-schnell"], aspect_ratio=["16:9"], scene_number=[0], seed=[0],
+                                          wait=[True], unique_id=["1"])
     tally = pack_module("nodes.spend").tally()
     print(json.dumps({"ids": ids, "shape": list(images.shape), "reused": tally.reused,
                       "submitted": tally.submitted}))
@@ -125,7 +126,7 @@ def test_cancel_then_queue_again_resumes_instead_of_paying_twice(sandbox, fresh_
     [record] = Journal().recent(5)
     assert record["state"] == "submitted"
     spend.reset_tallies()
-    images, _, job_ids = run("3DLabsImageGenerate", **args)
+    images, _, job_ids, _image_list = run("3DLabsImageGenerate", **args)
     assert job_ids == record["id"] and images.shape == (1, 1024, 1024, 3)
     assert sandbox.stats()["jobs_created_total"] == 1 and spend.tally().reused == 1
 
@@ -145,12 +146,12 @@ def test_timed_out_then_queue_again_resumes(sandbox, fresh_runtime, monkeypatch)
     assert "queue the prompt again to go on waiting" in message and "change the seed of the node" in message
     monkeypatch.setattr(generate, "IMAGE_TIMEOUT", 60.0)
     spend.reset_tallies()
-    images, _, job_ids = run("3DLabsImageGenerate", **args)
+    images, _, job_ids, _image_list = run("3DLabsImageGenerate", **args)
     assert job_ids == job_id and sandbox.stats()["jobs_created_total"] == 1
     assert Journal().find(job_id)["state"] == "succeeded"
     # What the message promises for giving up: another seed is another (paid) job.
     spend.reset_tallies()
-    _, _, other = run("3DLabsImageGenerate", **{**args, "seed": [1]})
+    _, _, other, _image_list = run("3DLabsImageGenerate", **{**args, "seed": [1]})
     assert other != job_id and sandbox.stats()["jobs_created_total"] == 2
 
 
@@ -186,7 +187,7 @@ def test_a_forgotten_result_does_not_hide_a_newer_unfinished_job(sandbox, fresh_
     running = sandbox.create_job("image", {"prompt": "a kite, twice", "provider": "replicate", "model": "flux-schnell",
                                            "aspectRatio": "1:1"})
     journal.record_submitted(running, "image", **fields)
-    images, _, job_ids = run("3DLabsImageGenerate", **args)
+    images, _, job_ids, _image_list = run("3DLabsImageGenerate", **args)
     assert job_ids == running and images.shape == (1, 1024, 1024, 3)
     assert sandbox.stats()["jobs_created_total"] == 1  # the one made above: nothing new
     assert journal.find("job_0000000000000000")["state"] == "gone"

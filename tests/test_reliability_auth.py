@@ -65,7 +65,7 @@ def test_two_second_tokens_refreshed_before_expiry_over_a_five_second_job(sandbo
     """Tokens live 2 s, under the 10 s refresh margin: every request gets a fresh one; none is refused."""
     command = TokenCommand(tmp_path, sandbox, monkeypatch, ttl=2.0)
     sandbox.job_seconds = 5.0
-    images, _, job_ids = run("3DLabsImageGenerate", **image_args(["a slow lighthouse"]))
+    images, _, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(["a slow lighthouse"]))
     assert images.shape == (1, 1024, 1024, 3)
     stats = sandbox.stats()
     assert stats["auth_failures"] == 0 and stats["jobs_created_total"] == 1
@@ -81,7 +81,7 @@ def test_tokens_expiring_in_flight_are_refreshed_once_each_and_the_job_completes
     monkeypatch.setattr(auth, "REFRESH_MARGIN_SECONDS", -0.5)
     command = TokenCommand(tmp_path, sandbox, monkeypatch, ttl=1.0)
     sandbox.job_seconds = 4.0
-    images, _, job_ids = run("3DLabsImageGenerate", **image_args(["a kite", "a boat"]))
+    images, _, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(["a kite", "a boat"]))
     assert images.shape == (2, 1024, 1024, 3)
     stats = sandbox.stats()
     assert stats["jobs_created"]["image"] == 2 and stats["requests"]["POST /api/images/generate"] == 2
@@ -152,7 +152,7 @@ def test_revoked_mid_job_one_auth_error_then_resumed_without_paying_twice(sandbo
     command.print_this(sandbox.issue_token(ttl=3600))
     clients.reset_clients()
     spend.reset_tallies()
-    images, _, _ = run("3DLabsImageGenerate", **image_args(["a kite", "a boat"]))
+    images, _, _, _image_list = run("3DLabsImageGenerate", **image_args(["a kite", "a boat"]))
     assert images.shape == (2, 1024, 1024, 3)
     assert sandbox.stats()["jobs_created"]["image"] == 2
     assert spend.tally().reused == 2

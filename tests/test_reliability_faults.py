@@ -245,11 +245,11 @@ def run_node(name: str, sandbox, timeout: float):
                                   provider="gemini", seed=0, unique_id="1")
         assert isinstance(story, models.Story) and "fox" in text.lower() and job_id
     elif name == "plan":
-        plan, prompts, count, text, job_id = run("3DLabsScenePlan", story=STORY_JSON, max_minutes=1, seed=0,
-                                                 unique_id="2")
+        plan, prompts, count, text, job_id, *_per_scene = run("3DLabsScenePlan", story=STORY_JSON, max_minutes=1,
+                                                              seed=0, unique_id="2")
         assert count == len(prompts) == len(plan.scenes) >= 1 and all(prompts) and job_id
     elif name == "images":
-        images, masks, job_ids = run("3DLabsImageGenerate", **image_args(["a red kite", "a blue kite"]))
+        images, masks, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(["a red kite", "a blue kite"]))
         assert images.shape == (2, 768, 1344, 3) and masks.shape == (2, 768, 1344)
         assert not torch.equal(images[0], images[1]) and len(job_ids.split("\n")) == 2
     elif name == "wait":

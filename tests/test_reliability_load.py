@@ -83,7 +83,7 @@ def assert_delivered_in_order(sandbox, images, job_ids: list[str], prompts: list
 def test_fifty_images_under_get_faults_all_delivered_in_order_nothing_paid_twice(sandbox):
     sandbox.set_faults(reset_gets_only=True, **GET_FAULTS)
     prompts = prompts_for("load")
-    images, _masks, job_ids = run("3DLabsImageGenerate", **image_args(prompts))
+    images, _masks, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(prompts))
     stats = sandbox.stats()
     sandbox.set_faults(error_rate=0.0, reset_rate=0.0)
 
@@ -137,7 +137,7 @@ def test_fifty_images_with_post_resets_requeue_is_refused_and_pays_once(sandbox)
     assert len(named) == min(5, len(lost)) and "change the node's seed" in str(again.value)
 
     spend.reset_tallies()
-    images, _masks, job_ids = run("3DLabsImageGenerate", **image_args(prompts, seed=1))
+    images, _masks, job_ids, _image_list = run("3DLabsImageGenerate", **image_args(prompts, seed=1))
     assert_delivered_in_order(sandbox, images, job_ids.split("\n"), prompts)
     assert sandbox.stats()["jobs_created"]["image"] == made + COUNT  # the new seed's batch, paid once
     report("load_post_resets", images=COUNT, jobs_created_first=made, answers_lost=len(lost),

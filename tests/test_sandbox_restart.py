@@ -32,8 +32,9 @@ def the_graph():
     spend.reset_tallies()
     story, _, story_id = run("3DLabsStory", topic="A lighthouse keeper's cat", max_minutes=1, provider="gemini",
                              seed=0, unique_id="1")
-    plan, prompts, _, _, plan_id = run("3DLabsScenePlan", story=story, max_minutes=1, seed=0, unique_id="2")
-    images, _, image_ids = run("3DLabsImageGenerate", **image_args(prompts))
+    plan, prompts, _, _, plan_id, *_per_scene = run("3DLabsScenePlan", story=story, max_minutes=1, seed=0,
+                                                    unique_id="2")
+    images, _, image_ids, _image_list = run("3DLabsImageGenerate", **image_args(prompts))
     tally = spend.tally()
     return {"ids": [story_id, plan_id, *image_ids.split("\n")], "images": images,
             "reused": tally.reused, "submitted": dict(tally.submitted)}

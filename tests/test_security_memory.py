@@ -33,7 +33,7 @@ images = pack_module("nodes.images")
 errors = pack_module("nodes.api.errors")
 config = pack_module("nodes.api.config")
 download = pack_module("nodes.api.download")
-plan_mod = pack_module("nodes.timeline_plan")
+plan_mod = pack_module("nodes.storyboard.timeline_plan")
 client_mod = pack_module("nodes.api.client")
 run_mod = pack_module("nodes.run")
 
@@ -50,7 +50,7 @@ import torch
 from conftest import pack_module
 from node_runner import image_args, run
 from fixtures_images import ico_around, large_png
-pack_module("nodes.api.client"); pack_module("nodes.video")  # imported before the measurement, as in ComfyUI
+pack_module("nodes.api.client"); pack_module("nodes.storyboard.video")  # imported before the measurement, as in ComfyUI
 images = pack_module("nodes.images")
 
 def status(key):
@@ -227,10 +227,11 @@ def long_project(monkeypatch):
 
 
 PROJECT_TO_VIDEO = """
-video = pack_module("nodes.video")
+video = pack_module("nodes.storyboard.video")
+video_node = pack_module("nodes.storyboard.video_node")
 story, plan, batch, _ = run("3DLabsLoadProject", project_id="p_long")
 # The shipped "Project to video" workflow's settings, then the first frames SaveVideo would ask for.
-vid = video.ThreeDLabsStoryboardVideo().run(images=batch, fps=24.0, motion="pan right", transition="crossfade",
+vid = video_node.ThreeDLabsStoryboardVideo().run(images=batch, fps=24.0, motion="pan right", transition="crossfade",
     crossfade_seconds=0.5, width=1344, height=768, seconds_per_scene=4.0, scene_plan=plan)["result"][0]
 next(iter(vid.encoder_frames()))
 """

@@ -61,7 +61,7 @@ def test_wait_off_then_wait_on_during_the_early_404_pays_once(sandbox):
     job_id = run("3DLabsImageGenerate", **image_args(["a kite at dawn, early 404"], wait=False))[2]
     time.sleep(1.0)  # inside the job's first 404 seconds
     spend.reset_tallies()
-    images, _, again = run("3DLabsImageGenerate", **image_args(["a kite at dawn, early 404"]))
+    images, _, again, _image_list = run("3DLabsImageGenerate", **image_args(["a kite at dawn, early 404"]))
     assert again == job_id and images.shape == (1, 768, 1344, 3)
     assert paid(sandbox) == (1, 1)
     assert sandbox.stats()["faults_injected"]["job_404"] >= 1, "the early 404 never happened: no test"
@@ -77,7 +77,7 @@ def test_cancel_during_the_early_404_then_queue_again_pays_once(sandbox):
     [record] = Journal().recent(5)
     assert record["state"] == "submitted"
     spend.reset_tallies()
-    images, _, job_id = run("3DLabsImageGenerate", **args)
+    images, _, job_id, _image_list = run("3DLabsImageGenerate", **args)
     assert job_id == record["id"] and images.shape == (1, 1024, 1024, 3)
     assert paid(sandbox) == (1, 1)
 
@@ -92,7 +92,7 @@ def test_crash_right_after_submitting_then_queue_again_pays_once(sandbox):
     key = reuse.request_key(client, endpoints.IMAGES, body, 0)
     job_id = client.submit_once(endpoints.IMAGES, "image", body, request_key=key, label=prompt).job_id
     clients.reset_clients()  # the new process has a client of its own
-    _, _, again = run("3DLabsImageGenerate", **image_args([prompt]))
+    _, _, again, _image_list = run("3DLabsImageGenerate", **image_args([prompt]))
     assert again == job_id and paid(sandbox) == (1, 1)
 
 
@@ -108,7 +108,7 @@ def _journal_unknown_job(job_id: str, prompt: str, age_seconds: float) -> None:
 def test_a_job_still_unknown_after_the_grace_is_gone_and_paid_for_once_more(sandbox):
     prompt = "a kite, lost long ago"
     _journal_unknown_job("job_00000000000a11ce", prompt, age_seconds=120)
-    _, _, job_id = run("3DLabsImageGenerate", **image_args([prompt]))
+    _, _, job_id, _image_list = run("3DLabsImageGenerate", **image_args([prompt]))
     assert job_id != "job_00000000000a11ce" and paid(sandbox) == (1, 1)
     assert Journal().find("job_00000000000a11ce")["state"] == "gone"
 
@@ -128,7 +128,7 @@ def test_a_job_unknown_inside_its_grace_is_waited_for_and_gone_only_after_it(san
     assert 0.8 <= waited < 5.0, waited  # about the 1.5 s left of the grace, not a fresh 2.5 s or none
     assert paid(sandbox) == (0, 0)
     spend.reset_tallies()
-    _, _, job_id = run("3DLabsImageGenerate", **image_args([prompt]))
+    _, _, job_id, _image_list = run("3DLabsImageGenerate", **image_args([prompt]))
     assert job_id != "job_00000000000b0b00" and paid(sandbox) == (1, 1)
 
 

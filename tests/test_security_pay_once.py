@@ -107,7 +107,7 @@ def test_a_lost_answer_then_queue_again_is_refused_not_paid_again(sandbox):
     assert lost["id"] in str(err) and spend.tally().submitted == {}
     assert "queueing the same inputs again will not send it" in str(first.value)
     # What the message promises: a new seed pays for a new job, once.
-    images, _, job_id = queue_again(seed=1)
+    images, _, job_id, _image_list = queue_again(seed=1)
     assert images.shape[0] == 1 and job_id.startswith("job_") and posts(sandbox) == 2
 
 
@@ -128,7 +128,7 @@ def test_cancel_during_the_post_then_queue_again_pays_once(sandbox):
     with cancel_after(0.3), pytest.raises(comfy.LocalInterrupted):
         generate()
     assert posts(sandbox) == 1
-    images, _, job_id = queue_again()
+    images, _, job_id, _image_list = queue_again()
     assert images.shape[0] == 1 and Journal().find(job_id)["state"] == "succeeded"
     assert posts(sandbox) == 1 and sandbox.stats()["jobs_created_total"] == 1
     assert spend.tally().submitted == {} and spend.tally().reused == 1
@@ -158,7 +158,7 @@ sys.path.insert(0, sys.argv[1])
 from conftest import load_pack
 from node_runner import image_args, run
 load_pack()
-images, masks, ids = run("3DLabsImageGenerate", **image_args([sys.argv[2]], unique_id="1"))
+images, masks, ids, _image_list = run("3DLabsImageGenerate", **image_args([sys.argv[2]], unique_id="1"))
 print(json.dumps({"ids": ids, "shape": list(images.shape)}))
 """
 
@@ -182,7 +182,7 @@ def test_two_processes_on_one_journal_pay_once(sandbox):
     child = spawn_generate(PROMPT)
     try:
         wait_for_its_post(sandbox, child)
-        images, _, job_id = generate()  # this process: the same inputs while the other one's POST is out
+        images, _, job_id, _image_list = generate()  # this process: the same inputs while the other one's POST is out
         out, err = child.communicate(timeout=180)
     finally:
         if child.poll() is None:

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from conftest import PACK_DIR, pack_module
 
-timeline = pack_module("nodes.timeline")
-timeline_node = pack_module("nodes.timeline_node")
+timeline = pack_module("nodes.storyboard.timeline")
+timeline_node = pack_module("nodes.storyboard.timeline_node")
 errors = pack_module("nodes.api.errors")
 models = pack_module("nodes.api.models")
 
@@ -302,7 +302,10 @@ def test_fewer_images_than_scenes_is_an_error():
 
 def test_node_without_a_plan_uses_seconds_per_scene():
     out = timeline_node.ThreeDLabsStoryboardTimeline().run(torch.rand(3, 8, 8, 3), 12.0, "none", "cut", 0.5, 0, 0, 2.5)
-    frames, fps, text = out["result"]
+    frames, fps, text, srt, vtt, audio = out["result"]
+    assert srt == vtt == ""  # no plan, no caption texts: no captions
+    assert audio["sample_rate"] == 48000 and not audio["waveform"].any()  # no sound given: silence...
+    assert audio["waveform"].shape[-1] == 3 * 30 * 48000 // 12  # ...as long as the frames
     assert out["ui"]["text"] == [text]
     assert frames.shape == (90, 8, 8, 3) and fps == 12.0
     assert text.splitlines()[1] == "Scene 2: 2.50 s - 5.00 s (2.50 s, 30 frames)"
@@ -311,7 +314,7 @@ def test_node_without_a_plan_uses_seconds_per_scene():
 def test_node_with_a_plan():
     images = solid((1, 0, 0), (0, 1, 0), (0, 0, 1), height=16, width=24)
     frames, fps, text = timeline_node.ThreeDLabsStoryboardTimeline().run(
-        images, 24.0, "slow zoom in", "crossfade", 0.25, 48, 0, 4.0, scene_plan=plan(1 / 3, 2.5, None))["result"]
+        images, 24.0, "slow zoom in", "crossfade", 0.25, 48, 0, 4.0, scene_plan=plan(1 / 3, 2.5, None))["result"][:3]
     assert isinstance(fps, float) and fps == 24.0
     assert frames.shape == (8 + 60 + 96, 32, 48, 3)
     assert frames.dtype == torch.float32 and frames.is_contiguous()
@@ -328,7 +331,7 @@ def test_node_inputs_are_the_public_contract():
     inputs = node.INPUT_TYPES()
     assert list(inputs["required"]) == ["images", "fps", "motion", "transition", "crossfade_seconds", "width",
                                         "height", "seconds_per_scene"]
-    assert list(inputs["optional"]) == ["scene_plan"]
+    assert list(inputs["optional"])[0] == "scene_plan"  # the captions' inputs come after it (tests/test_nodes.py)
     assert inputs["optional"]["scene_plan"][0] == "3DLABS_SCENE_PLAN"
     assert inputs["required"]["motion"][0] == ["none", "slow zoom in", "slow zoom out", "pan left", "pan right"]
     assert inputs["required"]["transition"][0] == ["cut", "crossfade"]
@@ -336,9 +339,10 @@ def test_node_inputs_are_the_public_contract():
     assert (fps["default"], fps["min"], fps["max"], fps["step"]) == (12.0, 1.0, 60.0, 0.5)
     for name, (_, options) in {**inputs["required"], **inputs["optional"]}.items():
         assert options.get("tooltip"), name
-    assert node.RETURN_TYPES == ("IMAGE", "FLOAT", "STRING")
-    assert node.RETURN_NAMES == ("frames", "fps", "timeline_text")
-    assert len(node.OUTPUT_TOOLTIPS) == 3 and node.FUNCTION == "run" and node.DESCRIPTION
+    # srt, vtt and audio are appended: the outputs saved workflows link to keep their numbers.
+    assert node.RETURN_TYPES == ("IMAGE", "FLOAT", "STRING", "STRING", "STRING", "AUDIO")
+    assert node.RETURN_NAMES == ("frames", "fps", "timeline_text", "srt", "vtt", "audio")
+    assert len(node.OUTPUT_TOOLTIPS) == 6 and node.FUNCTION == "run" and node.DESCRIPTION
 
 
 def test_cancel_stops_the_render(monkeypatch):
@@ -363,13 +367,13 @@ def test_renders_under_inference_mode_like_comfyui_runs_nodes():
 
 # --- the planner alone ----------------------------------------------------------------------------
 
-plan_mod = pack_module("nodes.timeline_plan")
+plan_mod = pack_module("nodes.storyboard.timeline_plan")
 
 
 def test_the_planner_knows_no_torch():
     import ast
 
-    tree = ast.parse((PACK_DIR / "nodes" / "timeline_plan.py").read_text())
+    tree = ast.parse((PACK_DIR / "nodes" / "storyboard" / "timeline_plan.py").read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)

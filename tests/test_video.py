@@ -17,9 +17,10 @@ import torch
 
 from conftest import PACK_DIR, load_pack, pack_module
 
-timeline = pack_module("nodes.timeline")
-timeline_node = pack_module("nodes.timeline_node")
-video = pack_module("nodes.video")
+timeline = pack_module("nodes.storyboard.timeline")
+timeline_node = pack_module("nodes.storyboard.timeline_node")
+video = pack_module("nodes.storyboard.video")
+video_node = pack_module("nodes.storyboard.video_node")
 comfy = pack_module("nodes.comfy")
 errors = pack_module("nodes.api.errors")
 
@@ -47,7 +48,7 @@ def patterned(count=3, height=48, width=64) -> torch.Tensor:
 def make(images=None, audio=None, **over):
     args = {**BASE, **over}
     images = solid(*COLOURS) if images is None else images
-    vid, text = video.ThreeDLabsStoryboardVideo().run(images=images, audio=audio, **args)["result"]
+    vid, text = video_node.ThreeDLabsStoryboardVideo().run(images=images, audio=audio, **args)["result"][:2]
     frames = timeline_node.ThreeDLabsStoryboardTimeline().run(images=images, **args)["result"][0]
     return vid, text, frames
 
@@ -89,15 +90,16 @@ def tone(seconds: float, rate=44100, channels=2) -> dict:
 
 def test_registered_with_the_timelines_inputs_plus_audio():
     pack = load_pack()
-    assert pack.NODE_CLASS_MAPPINGS["3DLabsStoryboardVideo"] is video.ThreeDLabsStoryboardVideo
+    assert pack.NODE_CLASS_MAPPINGS["3DLabsStoryboardVideo"] is video_node.ThreeDLabsStoryboardVideo
     assert pack.NODE_DISPLAY_NAME_MAPPINGS["3DLabsStoryboardVideo"] == "3DLabs Storyboard Video"
-    spec = video.ThreeDLabsStoryboardVideo.INPUT_TYPES()
+    spec = video_node.ThreeDLabsStoryboardVideo.INPUT_TYPES()
     base = timeline_node.ThreeDLabsStoryboardTimeline.INPUT_TYPES()
     assert spec["required"] == base["required"]
     assert spec["optional"]["scene_plan"] == base["optional"]["scene_plan"]
     assert spec["optional"]["audio"][0] == "AUDIO" and spec["optional"]["audio"][1]["tooltip"]
-    assert video.ThreeDLabsStoryboardVideo.RETURN_TYPES == ("VIDEO", "STRING")
-    assert video.ThreeDLabsStoryboardVideo.CATEGORY == timeline_node.ThreeDLabsStoryboardTimeline.CATEGORY
+    # srt and vtt appended after the outputs saved workflows link to
+    assert video_node.ThreeDLabsStoryboardVideo.RETURN_TYPES == ("VIDEO", "STRING", "STRING", "STRING")
+    assert video_node.ThreeDLabsStoryboardVideo.CATEGORY == timeline_node.ThreeDLabsStoryboardTimeline.CATEGORY
 
 
 def test_text_and_members_without_rendering():
@@ -155,7 +157,7 @@ def test_chunked_frames_fed_to_the_encoder_equal_the_timeline_nodes(chunk_frames
     images = patterned()
     args = dict(motion="pan left", transition="crossfade", fps=8.0, seconds_per_scene=1.4, width=40, height=32)
     frames = timeline_node.ThreeDLabsStoryboardTimeline().run(images=images, **{**BASE, **args})["result"][0]
-    vid = video.ThreeDLabsStoryboardVideo().run(images=images, **{**BASE, **args})["result"][0]
+    vid = video_node.ThreeDLabsStoryboardVideo().run(images=images, **{**BASE, **args})["result"][0]
     vid.chunk_frames = chunk_frames
     assert np.array_equal(fed(vid, overlap=overlap), as_fed(frames))
     assert np.array_equal(fed(vid, start=9, stop=20, overlap=overlap), as_fed(frames[9:20]))
@@ -275,11 +277,12 @@ MEMORY_PROBE = """
 import resource, sys, av, torch
 sys.path.insert(0, {tests!r})
 from conftest import pack_module
-video = pack_module("nodes.video")
+video = pack_module("nodes.storyboard.video")
+video_node = pack_module("nodes.storyboard.video_node")
 frames = int(sys.argv[1])
 y, x = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
 images = torch.stack([torch.stack([x, y, (x + k / 4) % 1], -1) for k in range(4)])
-vid = video.ThreeDLabsStoryboardVideo().run(images=images, fps=10.0, motion="slow zoom in", transition="crossfade",
+vid = video_node.ThreeDLabsStoryboardVideo().run(images=images, fps=10.0, motion="slow zoom in", transition="crossfade",
     crossfade_seconds=0.5, width=0, height=0, seconds_per_scene=frames / 40)["result"][0]
 assert vid.get_frame_count() == frames
 def rss():

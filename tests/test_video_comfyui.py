@@ -8,6 +8,7 @@ core CreateVideo + SaveVideo, so the streamed file is checked against both.
 from __future__ import annotations
 
 import json
+import re
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -106,7 +107,7 @@ def read_video(path):
 
 def test_storyboard_video_through_core_save_video(comfy):
     info = comfy.get("/object_info")["3DLabsStoryboardVideo"]
-    assert info["output"] == ["VIDEO", "STRING"] and info["category"] == "3DLabs"
+    assert info["output"] == ["VIDEO", "STRING", "STRING", "STRING"] and info["category"] == "3DLabs"
     assert "audio" in info["input"]["optional"]
 
     entry = comfy.history(comfy.queue_prompt(PROMPT), timeout=180)
@@ -164,6 +165,85 @@ def test_get_video_components_and_a_trim_node(comfy):
     trimmed = read_video(output_file(comfy, entry, "25"))
     assert len(trimmed["frames"]) == 12 and trimmed["seconds"] == 2  # frames 6..17 of 23, at 6 fps
     assert abs(trimmed["audio_seconds"] - 2) <= Fraction(1024, 44100)
+
+
+NARRATIONS = ("The keeper climbs the stairs.", "Fog.", "A bell rings far out at sea, and the cat looks up.")
+
+
+def test_narration_list_captions_and_music_through_save_video(comfy):
+    """Scene texts -> a text-to-speech stand-in run per scene by ComfyUI -> a list of AUDIO -> narration: each
+    scene lengthened to its voice, the voices on the scene starts, music under them, captions burned in and
+    the .srt / .vtt beside the MP4 in ComfyUI's output folder."""
+    prompt = {k: v for k, v in PROMPT.items() if k in ("1", "2", "3", "4", "5", "6")}
+    prompt.update({
+        "30": {"class_type": "ThreeDLabsTestLines", "inputs": {"text": "\n".join(NARRATIONS)}},
+        "31": {"class_type": "ThreeDLabsTestSpeak", "inputs": {"text": ["30", 0]}},
+        "32": {"class_type": "3DLabsStoryboardVideo", "inputs": timing(
+            narration=["31", 0], narration_pause=0.25, music=["6", 0], music_volume_db=-20.0,
+            caption_texts=["30", 0], captions="subtitle files and burned in", caption_box=True)},
+        "33": {"class_type": "SaveVideo", "inputs": {"video": ["32", 0], "filename_prefix": "video/narrated",
+                                                     "format": "auto", "codec": "auto"}},
+    })
+    entry = comfy.history(comfy.queue_prompt(prompt), timeout=300)
+    assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
+    path = output_file(comfy, entry, "33")
+    video = read_video(path)
+    text = entry["outputs"]["32"]["text"][0]
+    counts = [int(n) for n in re.findall(r"^Scene \d+: .*, (\d+) frames\)$", text, re.M)]
+    durations = [float(d) for d in re.findall(r"^Scene \d+: [0-9.]+ s - [0-9.]+ s \(([0-9.]+) s,", text, re.M)]
+    spoken = [0.1 + 0.08 * len(t) + 0.25 for t in NARRATIONS]  # each voice plus the pause
+    assert durations == pytest.approx([max(SECONDS, s) for s in spoken], abs=1 / FPS), text  # to a frame
+    assert "Lengthened for narration: scene 3" in text
+    assert len(video["frames"]) == sum(counts)
+    assert abs(video["audio_seconds"] - video["seconds"]) <= Fraction(1024, 44100)
+    with av.open(str(path)) as container:
+        rate = container.streams.audio[0].rate
+        samples = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1).mean(axis=0)
+    window = rate // 200
+    probe = np.exp(-2j * np.pi * 600.0 * np.arange(window) / rate)
+    energy = np.abs(samples[: len(samples) // window * window].reshape(-1, window) @ probe) / window
+    starts = np.cumsum([0, *counts[:-1]]) / FPS
+    for start in starts:  # each voice's onset within one frame of its scene's start (+ its 0.1 s lead-in)
+        lo = int((start + 0.05) * rate) // window
+        onset = (lo + int(np.argmax(energy[lo:] > 0.05))) * window / rate
+        assert abs(onset - (start + 0.1)) <= 1 / FPS, (start, onset)
+    srt, vtt = path.with_suffix(".srt"), path.with_suffix(".vtt")
+    assert srt.parent == comfy.base / "output" / "video" and srt.is_file() and vtt.is_file()
+    text = srt.read_text(encoding="utf-8")
+    assert "The keeper climbs the stairs." in text and "Fog." in text
+    assert vtt.read_text(encoding="utf-8").startswith("WEBVTT")
+
+
+def test_clips_built_with_core_nodes_play_in_scene_order(comfy):
+    """Eight scenes given as clips (RepeatImageBatch then RebatchImages: eight batches of 121 frames, as an
+    image-to-video model's clips would come) play each clip's frames in scene order."""
+    write_scene_pngs(comfy.base / "input", count=8, size=(160, 90))
+    prompt = {f"{k + 1}": {"class_type": "LoadImage", "inputs": {"image": f"long{k}.png"}} for k in range(8)}
+    last = "1"
+    for k in range(2, 9):
+        prompt[f"b{k}"] = {"class_type": "ImageBatch", "inputs": {"image1": [last, 0], "image2": [f"{k}", 0]}}
+        last = f"b{k}"
+    prompt.update({
+        "40": {"class_type": "RepeatImageBatch", "inputs": {"image": [last, 0], "amount": 121}},
+        "41": {"class_type": "RebatchImages", "inputs": {"images": ["40", 0], "batch_size": 121}},
+        "42": {"class_type": "3DLabsStoryboardVideo", "inputs": {
+            "images": [last, 0], "clips": ["41", 0], "clip_mode": "retime scene to clip", "fps": 24.0,
+            "motion": "none", "transition": "cut", "crossfade_seconds": 0.0, "width": 0, "height": 0,
+            "seconds_per_scene": 1.0}},
+        "43": {"class_type": "SaveVideo", "inputs": {"video": ["42", 0], "filename_prefix": "video/clips",
+                                                     "format": "auto", "codec": "auto"}},
+    })
+    entry = comfy.history(comfy.queue_prompt(prompt), timeout=600)
+    assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
+    frames = read_video(output_file(comfy, entry, "43"))["frames"]
+    assert len(frames) == 8 * 121
+    sources = [np.asarray(Image.open(comfy.base / "input" / f"long{k}.png").convert("RGB"), dtype=float)
+               for k in range(8)]
+    for index in range(0, len(frames), 7):
+        scene, k = divmod(index, 121)
+        expected = (scene * 121 + k) % 8  # clip `scene` is frames scene*121.. of the repeated batch of eight
+        errors = [np.abs(frames[index].astype(float) - s).mean() for s in sources]
+        assert int(np.argmin(errors)) == expected, (index, errors)
 
 
 def write_scene_pngs(folder, count=4, size=(1344, 768)):

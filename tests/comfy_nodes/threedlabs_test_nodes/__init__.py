@@ -5,6 +5,10 @@
 - a WAV loader giving the AUDIO core LoadAudio gives: core LoadAudio needs torchaudio, which a checkout
   may lack (no torchaudio build matches every torch).
 
+- a line splitter (one text to a list of texts, as Scene Plan's narrations output is) and a stand-in
+  text-to-speech node (a text to a tone whose length follows the text): run over the list by ComfyUI, it
+  gives the list of AUDIO, one per scene, that a real text-to-speech node gives.
+
 Never shipped with the pack.
 """
 
@@ -49,7 +53,42 @@ class ThreeDLabsTestLoadWav:
         return ({"waveform": waveform.unsqueeze(0), "sample_rate": rate},)
 
 
+class ThreeDLabsTestLines:
+    CATEGORY = "testing"
+    RETURN_TYPES = ("STRING",)
+    OUTPUT_IS_LIST = (True,)
+    FUNCTION = "split"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": "", "multiline": True})}}
+
+    def split(self, text):
+        return ([line for line in text.splitlines() if line.strip()],)
+
+
+class ThreeDLabsTestSpeak:
+    """0.1 s of silence, then a 600 Hz tone of 0.08 s per character, at 22,050 Hz mono."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ("AUDIO",)
+    FUNCTION = "speak"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": ""})}}
+
+    def speak(self, text):
+        rate = 22050
+        t = torch.arange(int((0.1 + 0.08 * len(text)) * rate)) / rate
+        wave_ = 0.4 * torch.sin(2 * np.pi * 600.0 * t)
+        wave_[: int(0.1 * rate)] = 0.0
+        return ({"waveform": wave_.reshape(1, 1, -1), "sample_rate": rate},)
+
+
 NODE_CLASS_MAPPINGS = {
+    "ThreeDLabsTestLines": ThreeDLabsTestLines,
+    "ThreeDLabsTestSpeak": ThreeDLabsTestSpeak,
     "ThreeDLabsTestTrimVideo": ThreeDLabsTestTrimVideo,
     "ThreeDLabsTestLoadWav": ThreeDLabsTestLoadWav,
 }

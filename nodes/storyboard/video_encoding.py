@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .api.errors import ValidationError
+from ..api.errors import ValidationError
 from .comfy_video import AUTO
 
 

@@ -24,12 +24,12 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from . import comfy
-from .api.errors import ValidationError
+from .. import comfy
+from ..api.errors import ValidationError
+from .caption_inputs import Captions
 from .comfy_video import AUTO, VideoComponents, VideoInputBase
-from .timeline import TimelineRenderer, scene_durations, timeline_inputs
-from .timeline_plan import TimelinePlan, check_memory, invalid, max_bytes_setting, output_size, plan_timeline
-from .types import CATEGORY
+from .timeline import TimelineRenderer
+from .timeline_plan import TimelinePlan, check_memory, invalid, max_bytes_setting
 from .video_encoding import BT709, encoder_options, tag_srgb
 
 CHUNK_FRAMES = 8  # frames handed to the encoder at a time
@@ -95,11 +95,15 @@ class StoryboardVideo(VideoInputBase):
     """
 
     def __init__(self, images: torch.Tensor, plan: TimelinePlan, height: int, width: int,
-                 audio: AudioTrack | None = None, window: tuple[int, int] | None = None) -> None:
+                 audio: AudioTrack | None = None, window: tuple[int, int] | None = None,
+                 captions: Captions | None = None, fit: str = "stretch", clips=None) -> None:
         # Checks the batch against the plan now rather than at save time; keeps the batch as [B,H,W,C].
         self.images = TimelineRenderer(images, plan, height, width).images
         self.plan, self.height, self.width, self.audio = plan, int(height), int(width), audio
         self.window = window or (0, plan.total)
+        self.captions = captions
+        # How each renderer of this video finishes its frames: captions laid over, pictures fitted.
+        self.finish = {"overlay": captions.overlay if captions is not None else None, "fit": fit, "clips": clips}
         self.chunk_frames = max(1, min(CHUNK_FRAMES, CHUNK_BYTES // (self.height * self.width * 3)))
         self.overlap = True  # False renders and encodes in turn: the baseline that overlap is measured against
 
@@ -157,7 +161,10 @@ class StoryboardVideo(VideoInputBase):
         first, last = lo + math.ceil(start * rate), lo + math.ceil(end * rate)
         if last <= first:
             return None
-        return StoryboardVideo(self.images, self.plan, self.height, self.width, self.audio, (first, min(hi, last)))
+        last = min(hi, last)
+        captions = self.captions.part(first, last) if self.captions is not None else None
+        return StoryboardVideo(self.images, self.plan, self.height, self.width, self.audio, (first, last), captions,
+                               self.finish["fit"], self.finish["clips"])
 
     def get_stream_source(self) -> io.BytesIO:
         """The encoded MP4 in memory (compressed: megabytes, not the frames' gigabytes)."""
@@ -185,7 +192,7 @@ class StoryboardVideo(VideoInputBase):
                      "at a time.",
             ) from None
         with torch.inference_mode():
-            frames = TimelineRenderer(self.images, self.plan, self.height, self.width).render(
+            frames = TimelineRenderer(self.images, self.plan, self.height, self.width, **self.finish).render(
                 lo, hi, on_progress=lambda done, total: comfy.check_interrupt())
         audio = None
         if self.audio is not None:
@@ -208,7 +215,7 @@ class StoryboardVideo(VideoInputBase):
         h, w = self.height, self.width
         stopped = threading.Event()
         with torch.inference_mode():  # as ComfyUI's own node execution: no autograd bookkeeping
-            renderer = TimelineRenderer(self.images, self.plan, h, w)  # one of its own for this pass
+            renderer = TimelineRenderer(self.images, self.plan, h, w, **self.finish)  # its own for this pass
             step = max(1, min(self.chunk_frames, renderer.step, SCRATCH_BYTES // (h * w * 3 * 4)))
             scratch = torch.empty((step, h, w, 3), dtype=torch.float32)
         buffers: dict[int, torch.Tensor] = {}  # made on first use, so a short video makes fewer
@@ -310,6 +317,8 @@ class StoryboardVideo(VideoInputBase):
                 container.close()
             raise
         container.close()
+        if self.captions is not None:  # SaveVideo's file name, with .srt and .vtt
+            self.captions.write_beside(path)
 
 
 AUDIO_TOOLTIP = ("Narration or music for the video. It starts with the first frame and is cut at the last one, "
@@ -340,43 +349,3 @@ def audio_track(audio, duration: Fraction) -> AudioTrack | None:
     if sample_rate <= 0:
         raise invalid(f"the audio's sample_rate must be a positive number, not {audio['sample_rate']!r}")
     return AudioTrack(waveform.detach(), sample_rate, duration)
-
-
-class ThreeDLabsStoryboardVideo:
-    CATEGORY = CATEGORY
-    SEARCH_ALIASES = ["storyboard", "storyboard video", "topic to video", "slideshow video", "animatic", "ken burns",
-                      "images to video", "scene images to video"]
-    DESCRIPTION = ("The Storyboard Timeline as a video: one image per scene, timed by the scene plan, with an "
-                   "optional slow zoom or pan, crossfades and sound. Frames are made while the video is saved, "
-                   "a few at a time, so videos of any length fit in memory. Connect to SaveVideo.")
-    RETURN_TYPES = ("VIDEO", "STRING")
-    RETURN_NAMES = ("video", "timeline_text")
-    OUTPUT_TOOLTIPS = (
-        "The storyboard video (H.264 MP4 when saved): connect to SaveVideo.",
-        "Each scene's start, end, duration and frame count, and the total.",
-    )
-    FUNCTION = "run"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        # The timeline's own inputs, so names, defaults and tooltips can never drift apart.
-        spec = timeline_inputs()
-        spec.setdefault("optional", {})["audio"] = ("AUDIO", {"tooltip": AUDIO_TOOLTIP})
-        return spec
-
-    def run(self, images, fps, motion, transition, crossfade_seconds, width, height, seconds_per_scene,
-            scene_plan=None, audio=None, unique_id=None):
-        durations, labels, note = scene_durations(images, scene_plan, seconds_per_scene)
-        plan = plan_timeline(durations, fps, motion, transition, crossfade_seconds, labels)
-        if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
-            raise invalid(f"images must be an IMAGE batch [B,H,W,3], not {type(images).__name__}")
-        out_h, out_w = output_size(int(images.shape[-3]), int(images.shape[-2]), width, height)
-        if out_h % 2 or out_w % 2:
-            # H.264 in yuv420p halves the colour resolution: odd sizes cannot be encoded.
-            raise invalid(f"the video would be {out_w}x{out_h}, but H.264 video needs an even width and height",
-                          hint="Set width or height (a multiple of 8 works everywhere).")
-        track = audio_track(audio, Fraction(plan.total) / Fraction(repr(float(plan.fps))))
-        # The batch is kept by reference: ComfyUI never changes a node's output in place.
-        video = StoryboardVideo(images, plan, out_h, out_w, track)
-        text = plan.text(out_h, out_w) + ("\n" + track.describe() if track is not None else "") + note
-        return {"ui": {"text": [text]}, "result": (video, text)}

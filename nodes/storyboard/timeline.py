@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..types import SCENE_PLAN
+from .framing import fit_picture
 from .timeline_plan import (
     DEFAULT_MAX_BYTES,
     KEN_BURNS_ZOOM,
@@ -43,7 +45,6 @@ from .timeline_plan import (
     plan_timeline,
     scenes_left_out,
 )
-from .types import SCENE_PLAN
 
 __all__ = [
     "DEFAULT_MAX_BYTES", "KEN_BURNS_ZOOM", "MAX_BYTES_ENV", "MOTIONS", "TRANSITIONS",
@@ -90,15 +91,21 @@ class TimelineRenderer:
     shows (two, unless scenes are shorter than a step) and the step's grid_sample views.
     """
 
-    def __init__(self, images, plan: TimelinePlan, height: int, width: int) -> None:
+    def __init__(self, images, plan: TimelinePlan, height: int, width: int, overlay=None,
+                 fit: str = "stretch", clips=None) -> None:
         self.images = _as_batch(images)
+        self.overlay = overlay  # burned-in captions (caption_render.CaptionOverlay), laid over each step
+        self.fit = fit  # how a picture of another shape fills the frame (framing.FITS)
+        self.clips = clips or ()  # clips.ClipFrames: the scenes that play a clip instead of their still
         if int(self.images.shape[0]) != len(plan.counts):
             raise invalid(f"there are {self.images.shape[0]} images but {len(plan.counts)} scenes in the plan; "
                           "give one image per scene")
         self.plan, self.height, self.width = plan, int(height), int(width)
         self.moving = plan.motion != "none"
         self.source_size = (self.height, self.width)
-        if self.moving:
+        if self.moving and fit != "stretch":  # the frame's own shape, so that views of it are not distorted
+            self.source_size = (math.ceil(self.height * KEN_BURNS_ZOOM), math.ceil(self.width * KEN_BURNS_ZOOM))
+        elif self.moving:
             # Up to 1.15x the output's detail for zooms and pans (so the closest view is not an upscale of
             # a downscale), never more: bilinear sampling aliases above a 1.15x reduction.
             self.source_size = (min(int(self.images.shape[1]), math.ceil(self.height * KEN_BURNS_ZOOM)),
@@ -122,7 +129,9 @@ class TimelineRenderer:
             elif picture.shape[-1] == 1:
                 picture = picture.expand(-1, -1, 3)
             height, width = self.source_size
-            if tuple(picture.shape[:2]) != (height, width):
+            if self.fit != "stretch":
+                picture = fit_picture(picture, height, width, self.fit)
+            elif tuple(picture.shape[:2]) != (height, width):
                 shrinking = height < picture.shape[0] or width < picture.shape[1]
                 picture = F.interpolate(picture.permute(2, 0, 1).unsqueeze(0), size=(height, width), mode="bilinear",
                                         align_corners=False, antialias=shrinking)[0].permute(1, 2, 0)
@@ -156,6 +165,8 @@ class TimelineRenderer:
                     list(pool.map(partial(self._moving_frame, torch.is_inference_mode_enabled()), batch, targets))
                 else:
                     self._render_still(batch, targets)
+                if self.overlay is not None:
+                    self.overlay.apply(targets, batch[0].index)
                 if on_progress is not None:
                     on_progress(min(count, lo + self.step), count)
         return out
@@ -167,11 +178,17 @@ class TimelineRenderer:
         for key, run in groupby(batch, lambda frame: frame.base.scene if frame.over is None else frame):
             hi = lo + len(list(run))
             if isinstance(key, Frame):
-                torch.lerp(self._pictures[key.base.scene], self._pictures[key.over.scene], key.weight,
+                torch.lerp(self._still(key.base, key.index), self._still(key.over, key.index), key.weight,
                            out=targets[lo])
+            elif key in self.clips:
+                for offset in range(lo, hi):
+                    targets[offset].copy_(self.clips.picture(key, batch[offset].index))
             else:
                 targets[lo:hi].copy_(self._pictures[key].expand(hi - lo, -1, -1, -1))
             lo = hi
+
+    def _still(self, view: View, index: int) -> torch.Tensor:
+        return self.clips.picture(view.scene, index) if view.scene in self.clips else self._pictures[view.scene]
 
     def _sample(self, view: View) -> torch.Tensor:
         """The view as [H,W,3]: a permuted view of grid_sample's [1,3,H,W] output, not yet clamped."""
@@ -185,9 +202,14 @@ class TimelineRenderer:
     def _moving_frame(self, inference: bool, frame: Frame, target: torch.Tensor) -> None:
         # Bilinear weights can sum to a hair over 1, hence the clamps.
         with torch.inference_mode(inference):
-            torch.clamp(self._sample(frame.base), 0.0, 1.0, out=target)
+            if frame.base.scene in self.clips:  # a clip moves by itself: no zoom or pan over it
+                target.copy_(self.clips.picture(frame.base.scene, frame.index))
+            else:
+                torch.clamp(self._sample(frame.base), 0.0, 1.0, out=target)
             if frame.over is not None:
-                target.lerp_(self._sample(frame.over).clamp_(0.0, 1.0), frame.weight)
+                over = (self.clips.picture(frame.over.scene, frame.index) if frame.over.scene in self.clips
+                        else self._sample(frame.over).clamp_(0.0, 1.0))
+                target.lerp_(over, frame.weight)
 
 
 def render_timeline(images: torch.Tensor, durations: Sequence[float], fps: float, motion: str = "none",

@@ -39,7 +39,7 @@ from fractions import Fraction
 from functools import cached_property
 from itertools import accumulate
 
-from .api.errors import ConfigError, ValidationError
+from ..api.errors import ConfigError, ValidationError
 
 MOTIONS = ("none", "slow zoom in", "slow zoom out", "pan left", "pan right")
 TRANSITIONS = ("cut", "crossfade")
