@@ -189,23 +189,15 @@ def test_narration_list_captions_and_music_through_save_video(comfy):
     path = output_file(comfy, entry, "33")
     video = read_video(path)
     text = entry["outputs"]["32"]["text"][0]
-    counts = [int(n) for n in re.findall(r"^Scene \d+: .*, (\d+) frames\)$", text, re.M)]
+    counts = scene_timing(text)
     durations = [float(d) for d in re.findall(r"^Scene \d+: [0-9.]+ s - [0-9.]+ s \(([0-9.]+) s,", text, re.M)]
     spoken = [0.1 + 0.08 * len(t) + 0.25 for t in NARRATIONS]  # each voice plus the pause
     assert durations == pytest.approx([max(SECONDS, s) for s in spoken], abs=1 / FPS), text  # to a frame
     assert "Lengthened for narration: scene 3" in text
     assert len(video["frames"]) == sum(counts)
     assert abs(video["audio_seconds"] - video["seconds"]) <= Fraction(1024, 44100)
-    with av.open(str(path)) as container:
-        rate = container.streams.audio[0].rate
-        samples = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1).mean(axis=0)
-    window = rate // 200
-    probe = np.exp(-2j * np.pi * 600.0 * np.arange(window) / rate)
-    energy = np.abs(samples[: len(samples) // window * window].reshape(-1, window) @ probe) / window
-    starts = np.cumsum([0, *counts[:-1]]) / FPS
-    for start in starts:  # each voice's onset within one frame of its scene's start (+ its 0.1 s lead-in)
-        lo = int((start + 0.05) * rate) // window
-        onset = (lo + int(np.argmax(energy[lo:] > 0.05))) * window / rate
+    starts = list(np.cumsum([0, *counts[:-1]]) / FPS)
+    for start, onset in zip(starts, voice_onsets(path, starts)):  # within one frame of the start + 0.1 s lead-in
         assert abs(onset - (start + 0.1)) <= 1 / FPS, (start, onset)
     srt, vtt = path.with_suffix(".srt"), path.with_suffix(".vtt")
     assert srt.parent == comfy.base / "output" / "video" and srt.is_file() and vtt.is_file()
@@ -214,44 +206,57 @@ def test_narration_list_captions_and_music_through_save_video(comfy):
     assert vtt.read_text(encoding="utf-8").startswith("WEBVTT")
 
 
-def test_clips_built_with_core_nodes_play_in_scene_order(comfy):
-    """Eight scenes given as clips (RepeatImageBatch then RebatchImages: eight batches of 121 frames, as an
-    image-to-video model's clips would come) play each clip's frames in scene order."""
-    write_scene_pngs(comfy.base / "input", count=8, size=(160, 90))
-    prompt = {f"{k + 1}": {"class_type": "LoadImage", "inputs": {"image": f"long{k}.png"}} for k in range(8)}
+def test_clips_built_with_core_nodes_play_in_scene_order_in_bounded_memory(comfy):
+    """Eight scenes given as clips of 121 frames at 1280x720 (RepeatImageBatch then RebatchImages, as an
+    image-to-video model's clips would come) play each clip's frames in scene order, and Storyboard Video
+    with SaveVideo takes under 300 MiB beyond what the graph already holds (the clips, in every copy the
+    core nodes made): a test node before the storyboard marks the resident memory of that moment."""
+    write_scene_pngs(comfy.base / "input", count=8, size=(1280, 720), prefix="clip")
+    prompt = {f"{k + 1}": {"class_type": "LoadImage", "inputs": {"image": f"clip{k}.png"}} for k in range(8)}
     last = "1"
     for k in range(2, 9):
         prompt[f"b{k}"] = {"class_type": "ImageBatch", "inputs": {"image1": [last, 0], "image2": [f"{k}", 0]}}
         last = f"b{k}"
+    mark = comfy.base / "clips-mark.txt"
     prompt.update({
         "40": {"class_type": "RepeatImageBatch", "inputs": {"image": [last, 0], "amount": 121}},
         "41": {"class_type": "RebatchImages", "inputs": {"images": ["40", 0], "batch_size": 121}},
+        "44": {"class_type": "ThreeDLabsTestMemoryMark", "inputs": {"images": ["41", 0], "path": str(mark)}},
         "42": {"class_type": "3DLabsStoryboardVideo", "inputs": {
-            "images": [last, 0], "clips": ["41", 0], "clip_mode": "retime scene to clip", "fps": 24.0,
+            "images": [last, 0], "clips": ["44", 0], "clip_mode": "retime scene to clip", "fps": 24.0,
             "motion": "none", "transition": "cut", "crossfade_seconds": 0.0, "width": 0, "height": 0,
             "seconds_per_scene": 1.0}},
         "43": {"class_type": "SaveVideo", "inputs": {"video": ["42", 0], "filename_prefix": "video/clips",
                                                      "format": "auto", "codec": "auto"}},
     })
-    entry = comfy.history(comfy.queue_prompt(prompt), timeout=600)
+    entry = comfy.history(comfy.queue_prompt(prompt), timeout=900)
+    peak = peak_rss(comfy) - int(mark.read_text())
     assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
-    frames = read_video(output_file(comfy, entry, "43"))["frames"]
-    assert len(frames) == 8 * 121
-    sources = [np.asarray(Image.open(comfy.base / "input" / f"long{k}.png").convert("RGB"), dtype=float)
+    sources = [np.asarray(Image.open(comfy.base / "input" / f"clip{k}.png").convert("RGB"), dtype=np.float32)
                for k in range(8)]
-    for index in range(0, len(frames), 7):
-        scene, k = divmod(index, 121)
-        expected = (scene * 121 + k) % 8  # clip `scene` is frames scene*121.. of the repeated batch of eight
-        errors = [np.abs(frames[index].astype(float) - s).mean() for s in sources]
-        assert int(np.argmin(errors)) == expected, (index, errors)
+    count = 0
+    with av.open(str(output_file(comfy, entry, "43"))) as container:
+        for index, frame in enumerate(container.decode(video=0)):  # one frame at a time: 968 of 2.7 MB
+            count += 1
+            if index % 7:
+                continue
+            scene, k = divmod(index, 121)
+            expected = (scene * 121 + k) % 8  # clip `scene` is frames scene*121.. of the repeated batch of eight
+            rgb = frame.to_ndarray(format="rgb24").astype(np.float32)
+            errors = [float(np.abs(rgb - s).mean()) for s in sources]
+            assert int(np.argmin(errors)) == expected, (index, errors)
+    print(f"\nComfyUI {comfy.version}: 8 clips of 121 frames at 1280x720: {count} frames, peak extra beyond the "
+          f"clips {peak / 2**20:.0f} MiB")
+    assert count == 8 * 121
+    assert peak < 300 * 2**20, f"peak extra memory beyond the clips {peak / 2**20:.0f} MiB"
 
 
-def write_scene_pngs(folder, count=4, size=(1344, 768)):
+def write_scene_pngs(folder, count=4, size=(1344, 768), prefix="long"):
     """Flux-sized scene images with detail everywhere, so zooms and crossfades change every frame."""
     y, x = np.mgrid[0:size[1], 0:size[0]]
     for k in range(count):
         rgb = np.stack([(x // 3 + 50 * k) % 256, (y // 2 + 30 * k) % 256, ((x + y) // 5 * (k + 1)) % 256], -1)
-        Image.fromarray(rgb.astype(np.uint8)).save(folder / f"long{k}.png")
+        Image.fromarray(rgb.astype(np.uint8)).save(folder / f"{prefix}{k}.png")
 
 
 def packet_count(path) -> tuple[int, Fraction]:
@@ -262,41 +267,116 @@ def packet_count(path) -> tuple[int, Fraction]:
         return count, stream.duration * stream.time_base
 
 
-def test_five_minute_1080p_storyboard_through_save_video_in_bounded_memory(comfy):
-    """7,200 frames of 1920x1080 (180 GB as one float32 batch) saved by core SaveVideo, and 10 s trimmed from
-    its middle by a trim node and saved too: exact frame counts, peak extra memory of ComfyUI <= 1 GiB."""
-    write_scene_pngs(comfy.base / "input")
-    prompt = {f"{k + 1}": {"class_type": "LoadImage", "inputs": {"image": f"long{k}.png"}} for k in range(4)}
+def _status(comfy, field: str) -> int:
+    with open(f"/proc/{comfy.proc.pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+
+def reset_peak_rss(comfy) -> int:
+    """The peak so far (startup, earlier tests) is not the next prompt's: restart it; the resident memory now."""
+    with open(f"/proc/{comfy.proc.pid}/clear_refs", "w") as f:
+        f.write("5")
+    return _status(comfy, "VmRSS")
+
+
+def peak_rss(comfy) -> int:
+    return _status(comfy, "VmHWM")
+
+
+def scene_timing(text: str) -> list[int]:
+    """Each scene's frame count, from the timeline text a storyboard node shows."""
+    return [int(n) for n in re.findall(r"^Scene \d+: .*, (\d+) frames\)$", text, re.M)]
+
+
+def voice_onsets(path, starts, lead_in=0.1, hz=600.0) -> list[float]:
+    """When each voice (a tone of ``hz`` after ``lead_in`` of silence) begins in the file's decoded audio,
+    searched from just after each scene start: in seconds from the file's start."""
+    with av.open(str(path)) as container:
+        rate = container.streams.audio[0].rate
+        samples = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1).mean(axis=0)
+    window = rate // 200
+    probe = np.exp(-2j * np.pi * hz * np.arange(window) / rate)
+    energy = np.abs(samples[: len(samples) // window * window].reshape(-1, window) @ probe) / window
+    onsets = []
+    for start in starts:
+        lo = int((start + lead_in / 2) * rate) // window
+        onsets.append((lo + int(np.argmax(energy[lo:] > 0.05))) * window / rate)
+    return onsets
+
+
+def cue_times(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every SRT cue, in milliseconds."""
+    stamps = re.findall(r"^(\d+):(\d+):(\d+),(\d+) --> (\d+):(\d+):(\d+),(\d+)$", text, re.M)
+    ms = [((int(h) * 60 + int(m)) * 60 + int(sec)) * 1000 + int(f)
+          for row in stamps for h, m, sec, f in (row[:4], row[4:])]
+    return list(zip(ms[::2], ms[1::2]))
+
+
+SHORT_WORDS = "The keeper's cat climbs the spiral stairs as the fog rolls in, and a bell rings far out at sea. "
+
+
+def spoken_line(scene: int, chars: int) -> str:
+    """A narration of exactly ``chars`` characters (the stand-in voice speaks 0.08 s for each)."""
+    return (f"Scene {scene + 1}. " + SHORT_WORDS * 8)[: chars - 1] + "."
+
+
+def test_five_minute_vertical_short_through_save_video_in_bounded_memory(comfy):
+    """The finished short in a real ComfyUI: 12 vertical scenes, 5 minutes of 1080x1920 at 24 fps, a voice per
+    scene (a list of AUDIO made per scene by a stand-in text-to-speech node; half the voices lengthen their
+    scene from 20 s to 30 s), a music bed looped under them and the narration burned in as captions, saved
+    by core SaveVideo with its .srt / .vtt, and 10 s trimmed from its middle and saved too. The file is exact
+    to the frame, its audio as long as its video, each voice starts within a frame of its scene, every scene
+    start is a cue start to the millisecond, and ComfyUI's peak extra memory stays <= 1 GiB."""
+    write_scene_pngs(comfy.base / "input", count=12, size=(768, 1344), prefix="tall")
+    lines = [spoken_line(k, 200 if k % 2 == 0 else 370) for k in range(12)]  # 16.1 s; 29.7 s + 0.3 s pause
+    prompt = {f"{k + 1}": {"class_type": "LoadImage", "inputs": {"image": f"tall{k}.png"}} for k in range(12)}
+    last = "1"
+    for k in range(2, 13):
+        prompt[f"b{k}"] = {"class_type": "ImageBatch", "inputs": {"image1": [last, 0], "image2": [f"{k}", 0]}}
+        last = f"b{k}"
     prompt.update({
-        "5": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
-        "6": {"class_type": "ImageBatch", "inputs": {"image1": ["5", 0], "image2": ["3", 0]}},
-        "7": {"class_type": "ImageBatch", "inputs": {"image1": ["6", 0], "image2": ["4", 0]}},
-        "8": {"class_type": "3DLabsStoryboardVideo", "inputs": {
-            "images": ["7", 0], "fps": 24.0, "motion": "slow zoom in", "transition": "crossfade",
-            "crossfade_seconds": 0.5, "width": 1920, "height": 1080, "seconds_per_scene": 75.0}},
-        "9": {"class_type": "SaveVideo", "inputs": {"video": ["8", 0], "filename_prefix": "video/long",
-                                                    "format": "auto", "codec": "auto"}},
-        "10": trim_node(comfy, ["8", 0], 145.0, 10.0),
-        "11": {"class_type": "SaveVideo", "inputs": {"video": ["10", 0], "filename_prefix": "video/long_middle",
+        "m": PROMPT["6"],
+        "30": {"class_type": "ThreeDLabsTestLines", "inputs": {"text": "\n".join(lines)}},
+        "31": {"class_type": "ThreeDLabsTestSpeak", "inputs": {"text": ["30", 0]}},
+        "50": {"class_type": "3DLabsStoryboardVideo", "inputs": {
+            "images": [last, 0], "fps": 24.0, "motion": "slow zoom in", "transition": "crossfade",
+            "crossfade_seconds": 0.5, "width": 0, "height": 0, "seconds_per_scene": 20.0, "size": "1080x1920",
+            "fit": "auto", "narration": ["31", 0], "narration_pause": 0.3, "music": ["m", 0],
+            "music_volume_db": -20.0, "caption_texts": ["30", 0], "captions": "subtitle files and burned in",
+            "caption_box": True}},
+        "51": {"class_type": "SaveVideo", "inputs": {"video": ["50", 0], "filename_prefix": "video/short",
+                                                     "format": "auto", "codec": "auto"}},
+        "52": trim_node(comfy, ["50", 0], 145.0, 10.0),
+        "53": {"class_type": "SaveVideo", "inputs": {"video": ["52", 0], "filename_prefix": "video/short_middle",
                                                      "format": "auto", "codec": "auto"}},
     })
-    pid = comfy.proc.pid
-    status = f"/proc/{pid}/status"
-
-    def rss(field: str) -> int:
-        line = next(ln for ln in open(status) if ln.startswith(field + ":"))
-        return int(line.split()[1]) * 1024
-
-    with open(f"/proc/{pid}/clear_refs", "w") as f:  # the peak so far (startup, earlier tests) is not this one's
-        f.write("5")
-    before = rss("VmRSS")
-    entry = comfy.history(comfy.queue_prompt(prompt), timeout=1500)
-    peak = rss("VmHWM") - before
+    before = reset_peak_rss(comfy)
+    entry = comfy.history(comfy.queue_prompt(prompt), timeout=2400)
+    peak = peak_rss(comfy) - before
     assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
-    frames, seconds = packet_count(output_file(comfy, entry, "9"))
-    middle, middle_seconds = packet_count(output_file(comfy, entry, "11"))
-    print(f"\nComfyUI {comfy.version}: 5-minute 1080p storyboard: {frames} frames, {float(seconds):.3f} s, peak extra "
-          f"{peak / 2**20:.0f} MiB; 10 s from its middle: {middle} frames, {float(middle_seconds):.3f} s")
+    path = output_file(comfy, entry, "51")
+    text = entry["outputs"]["50"]["text"][0]
+    counts = scene_timing(text)
+    frames, seconds = packet_count(path)
+    middle, middle_seconds = packet_count(output_file(comfy, entry, "53"))
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        audio_seconds, rate = audio.duration * audio.time_base, audio.rate
+        size = (container.streams.video[0].width, container.streams.video[0].height)
+    starts = [sum(counts[:k]) / 24 for k in range(12)]
+    onsets = voice_onsets(path, starts)
+    worst = max(abs(o - (s + 0.1)) for o, s in zip(onsets, starts))
+    print(f"\nComfyUI {comfy.version}: 5-minute 1080x1920 short, 12 voices, music, captions: {frames} frames, "
+          f"{float(seconds):.3f} s, audio {float(audio_seconds):.3f} s, worst voice onset {worst * 1000:.1f} ms, "
+          f"peak extra {peak / 2**20:.0f} MiB; 10 s from its middle: {middle} frames, {float(middle_seconds):.3f} s")
+    assert counts == [480, 720] * 6, text  # 20 s scenes, and 30 s where the voice and its pause lengthen them
+    assert size == (1080, 1920)
     assert (frames, seconds) == (7200, 300)
+    assert abs(audio_seconds - seconds) <= Fraction(1024, rate)  # one AAC frame
+    assert worst <= 1 / 24, list(zip(starts, onsets))
     assert (middle, middle_seconds) == (240, 10)
+    srt, vtt = path.with_suffix(".srt"), path.with_suffix(".vtt")
+    cues = cue_times(srt.read_text(encoding="utf-8"))
+    assert {round(s * 1000) for s in starts} <= {a for a, _ in cues}, cues
+    assert cues[-1][1] == 300_000 and vtt.read_text(encoding="utf-8").startswith("WEBVTT")
     assert peak <= 2**30, f"peak extra memory {peak / 2**20:.0f} MiB"

@@ -2,7 +2,7 @@
 plays it, held on its last frame, looped, or with the scene retimed to the clip.
 
 The clips are read where they are: each frame the video shows is fitted to the frame size when it is
-rendered, and only the last one per scene is kept (a held clip shows it again and again).
+rendered, straight into the frame; only a held clip's last frame is kept, while its scene plays.
 """
 
 from __future__ import annotations
@@ -63,13 +63,16 @@ def retimed_durations(durations: Sequence[float], clips: dict[int, torch.Tensor]
 
 
 class ClipFrames:
-    """The picture of a clip scene at any frame of the plan, at the frame's size."""
+    """The picture of a clip scene at any frame of the plan, written at the frame's size into the frame."""
 
     def __init__(self, clips: dict[int, torch.Tensor], plan: TimelinePlan, mode: str, height: int, width: int,
                  fit: str) -> None:
         self.clips, self.plan, self.mode = clips, plan, mode
         self.height, self.width, self.fit = height, width, fit
-        self._last: dict[int, tuple[int, torch.Tensor]] = {}
+        # The one fitted frame worth keeping: a held clip's last, shown for the rest of its scene. Only the
+        # scene playing keeps one; every other picture goes straight into its frame, so a long clip makes
+        # no allocation per frame (freed large blocks stay resident in the C allocator's heap).
+        self._held: dict[int, torch.Tensor] = {}
 
     def __contains__(self, scene: int) -> bool:
         return scene in self.clips
@@ -80,18 +83,20 @@ class ClipFrames:
         k = max(0, frame - self.plan.boundaries[scene])
         return k % count if self.mode == MODES[1] else min(k, count - 1)
 
-    def picture(self, scene: int, frame: int) -> torch.Tensor:
+    def write(self, scene: int, frame: int, target: torch.Tensor) -> torch.Tensor:
+        """Frame ``frame`` of the plan as the scene's clip shows it, into ``target`` [H, W, 3] (returned)."""
         index = self.clip_index(scene, frame)
-        kept = self._last.get(scene)
-        if kept is not None and kept[0] == index:
-            return kept[1]
-        source = self.clips[scene][index].detach().to("cpu", torch.float32)
+        held = self._held.get(scene)
+        if held is not None and index == int(self.clips[scene].shape[0]) - 1:
+            return target.copy_(held)
+        source = self.clips[scene][index].detach()
         if source.shape[-1] == 4:
             source = source[..., :3]
         elif source.shape[-1] == 1:
             source = source.expand(-1, -1, 3)
-        fitted = fit_picture(source, self.height, self.width, self.fit) if self.fit != "stretch" or tuple(
-            source.shape[:2]) != (self.height, self.width) else source
-        fitted = torch.nan_to_num(fitted, nan=0.0).clamp(0.0, 1.0).contiguous()
-        self._last[scene] = (index, fitted)
-        return fitted
+        if tuple(source.shape[:2]) != (self.height, self.width):
+            source = fit_picture(source.to("cpu", torch.float32), self.height, self.width, self.fit)
+        target.copy_(source).nan_to_num_(nan=0.0).clamp_(0.0, 1.0)
+        if self.mode == MODES[0] and index == int(self.clips[scene].shape[0]) - 1:
+            self._held = {scene: target.clone()}  # workers may race here; each writes a correct picture
+        return target

@@ -178,17 +178,21 @@ class TimelineRenderer:
         for key, run in groupby(batch, lambda frame: frame.base.scene if frame.over is None else frame):
             hi = lo + len(list(run))
             if isinstance(key, Frame):
-                torch.lerp(self._still(key.base, key.index), self._still(key.over, key.index), key.weight,
-                           out=targets[lo])
+                torch.lerp(self._still(key.base, key.index, targets[lo]), self._still(key.over, key.index),
+                           key.weight, out=targets[lo])
             elif key in self.clips:
                 for offset in range(lo, hi):
-                    targets[offset].copy_(self.clips.picture(key, batch[offset].index))
+                    self.clips.write(key, batch[offset].index, targets[offset])
             else:
                 targets[lo:hi].copy_(self._pictures[key].expand(hi - lo, -1, -1, -1))
             lo = hi
 
-    def _still(self, view: View, index: int) -> torch.Tensor:
-        return self.clips.picture(view.scene, index) if view.scene in self.clips else self._pictures[view.scene]
+    def _still(self, view: View, index: int, target: torch.Tensor | None = None) -> torch.Tensor:
+        """The scene's picture at a frame: a still as it is kept, a clip's frame written into ``target``."""
+        if view.scene not in self.clips:
+            return self._pictures[view.scene]
+        target = torch.empty((self.height, self.width, 3)) if target is None else target
+        return self.clips.write(view.scene, index, target)
 
     def _sample(self, view: View) -> torch.Tensor:
         """The view as [H,W,3]: a permuted view of grid_sample's [1,3,H,W] output, not yet clamped."""
@@ -203,12 +207,12 @@ class TimelineRenderer:
         # Bilinear weights can sum to a hair over 1, hence the clamps.
         with torch.inference_mode(inference):
             if frame.base.scene in self.clips:  # a clip moves by itself: no zoom or pan over it
-                target.copy_(self.clips.picture(frame.base.scene, frame.index))
+                self.clips.write(frame.base.scene, frame.index, target)
             else:
                 torch.clamp(self._sample(frame.base), 0.0, 1.0, out=target)
             if frame.over is not None:
-                over = (self.clips.picture(frame.over.scene, frame.index) if frame.over.scene in self.clips
-                        else self._sample(frame.over).clamp_(0.0, 1.0))
+                over = (self.clips.write(frame.over.scene, frame.index, torch.empty_like(target))
+                        if frame.over.scene in self.clips else self._sample(frame.over).clamp_(0.0, 1.0))
                 target.lerp_(over, frame.weight)
 
 

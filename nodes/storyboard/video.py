@@ -33,8 +33,10 @@ from .timeline_plan import TimelinePlan, check_memory, invalid, max_bytes_settin
 from .video_encoding import BT709, encoder_options, tag_srgb
 
 CHUNK_FRAMES = 8  # frames handed to the encoder at a time
-CHUNK_BYTES = 32 * 1024**2  # ...fewer when 8 uint8 frames would pass this (5 at 1080p)
-SCRATCH_BYTES = 32 * 1024**2  # float32 frames rendered at once before their conversion to uint8 (1 at 1080p)
+# Two chunks are alive at once (one rendering, one encoding). Smaller chunks overlap as well: render
+# and encode hand over once per chunk, and a frame takes tens of milliseconds at any size worth a video.
+CHUNK_BYTES = 16 * 1024**2  # ...fewer when 8 uint8 frames would pass this (5 at 1280x720, 2 at 1080p)
+SCRATCH_BYTES = 16 * 1024**2  # float32 frames rendered at once before their conversion to uint8 (1 at 720p)
 MP4_DEMUXER = "mov,mp4,m4a,3gp,3g2,mj2"  # the container's name as PyAV reports it when reading the file
 # Sample rates the AAC encoder accepts; any other is resampled to 48 kHz by PyAV on the way in.
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)

@@ -8,6 +8,9 @@
 - a line splitter (one text to a list of texts, as Scene Plan's narrations output is) and a stand-in
   text-to-speech node (a text to a tone whose length follows the text): run over the list by ComfyUI, it
   gives the list of AUDIO, one per scene, that a real text-to-speech node gives.
+- a memory mark: passes a list of IMAGE batches through untouched, and on its way resets the process's
+  peak resident memory and writes the resident memory of that moment to a file, so a suite can tell what
+  the nodes after it took beyond what the graph already held (the clips, in every copy core nodes made).
 
 Never shipped with the pack.
 """
@@ -86,7 +89,29 @@ class ThreeDLabsTestSpeak:
         return ({"waveform": wave_.reshape(1, 1, -1), "sample_rate": rate},)
 
 
+class ThreeDLabsTestMemoryMark:
+    CATEGORY = "testing"
+    RETURN_TYPES = ("IMAGE",)
+    INPUT_IS_LIST = True
+    OUTPUT_IS_LIST = (True,)
+    FUNCTION = "mark"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "path": ("STRING", {"default": ""})}}
+
+    def mark(self, images, path):
+        with open("/proc/self/clear_refs", "w") as f:  # VmHWM restarts from the resident memory of now
+            f.write("5")
+        with open("/proc/self/status") as f:
+            rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+        with open(path[0], "w") as f:
+            f.write(str(rss))
+        return (images,)
+
+
 NODE_CLASS_MAPPINGS = {
+    "ThreeDLabsTestMemoryMark": ThreeDLabsTestMemoryMark,
     "ThreeDLabsTestLines": ThreeDLabsTestLines,
     "ThreeDLabsTestSpeak": ThreeDLabsTestSpeak,
     "ThreeDLabsTestTrimVideo": ThreeDLabsTestTrimVideo,
