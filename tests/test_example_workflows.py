@@ -74,6 +74,13 @@ def test_nodes_do_not_overlap_and_the_workflow_opens_at_a_readable_zoom(path):
     width = max(b[2] for b in boxes) - min(b[0] for b in boxes)
     height = max(b[3] for b in boxes) - min(b[1] for b in boxes)
     assert 0.75 * min(1600 / width, 900 / height) >= 0.8, (width, height)
+    # Older frontends (1.27) open at the saved view instead: at least as readable, every node on screen.
+    view = json.loads(path.read_text())["extra"]["ds"]
+    scale, (dx, dy) = view["scale"], view["offset"]
+    assert scale >= 0.8, view
+    for x0, y0, x1, y1, kind in boxes:
+        assert 0 <= (x0 + dx) * scale and (x1 + dx) * scale <= 1600, (kind, view)
+        assert 0 <= (y0 + dy) * scale and (y1 + dy) * scale <= 900, (kind, view)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
