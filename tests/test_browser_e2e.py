@@ -221,7 +221,7 @@ def apply_sandbox_controls(stack: Stack, control: Path, proc: subprocess.Popen, 
         time.sleep(0.1)
 
 
-MIN_OPENED_SCALE = 0.7  # tests/test_example_workflows.py holds the saved layouts to the same floor
+MIN_OPENED_SCALE = 0.7  # tests/test_template_cards.py holds the saved layouts to the same floor
 FRONTENDS = [
     pytest.param(("pinned", False), id="pinned"),
     pytest.param(("newest", False), id="newest"),

@@ -58,33 +58,6 @@ def _types_match(output_type: str, input_type: str) -> bool:
     return "*" in accepted or bool(received & accepted)
 
 
-TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
-
-
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_nodes_do_not_overlap_and_the_workflow_opens_at_a_readable_zoom(path):
-    """As saved, no node (with its title bar) covers another, and the frontend's fit on opening
-    (``fitToBounds``: 0.75 of the viewport over the nodes' bounds) gives at least 70% on a 1600x900 window,
-    where the classic renderer still draws text (down to 60%). Saved sizes are at least what frontend 1.58
-    computes for each node (Storyboard Video 820 tall, Scene Plan 432), so the fit here is the fit there; the
-    browser suite checks the zoom the frontend really chose."""
-    boxes = [(x, y - TITLE_HEIGHT, x + w, y + h, n["type"])
-             for n in json.loads(path.read_text())["nodes"] for (x, y), (w, h) in [(n["pos"], n["size"])]]
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
-            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], f"{a[4]} overlaps {b[4]}"
-    width = max(b[2] for b in boxes) - min(b[0] for b in boxes)
-    height = max(b[3] for b in boxes) - min(b[1] for b in boxes)
-    assert 0.75 * min(1600 / width, 900 / height) >= 0.7, (width, height)
-    # Older frontends (1.27) open at the saved view instead: as readable, every node on screen.
-    view = json.loads(path.read_text())["extra"]["ds"]
-    scale, (dx, dy) = view["scale"], view["offset"]
-    assert scale >= 0.7, view
-    for x0, y0, x1, y1, kind in boxes:
-        assert 0 <= (x0 + dx) * scale and (x1 + dx) * scale <= 1600, (kind, view)
-        assert 0 <= (y0 + dy) * scale and (y1 + dy) * scale <= 900, (kind, view)
-
-
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_workflow_matches_the_nodes(path):
     workflow = json.loads(path.read_text())

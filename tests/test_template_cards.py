@@ -37,6 +37,23 @@ def test_each_card_has_a_description_that_says_no_account_is_needed(path):
 def test_each_template_opens_readable_on_a_1600x900_window(path):
     workflow = json.loads(path.read_text())
     scale = fitted_scale(workflow)
-    assert scale >= 0.8, f"{path.stem} would open at {scale:.0%}"
+    # Text is drawn down to LiteGraph's low-quality threshold (0.6). Saved sizes are what frontend 1.58
+    # computes (Storyboard Video is 820 tall with all its inputs), so a template holding it fits at 76-79%.
+    assert scale >= 0.7, f"{path.stem} would open at {scale:.0%}"
     # Frontends that restore the saved view instead (1.2x) open it at the same zoom.
     assert workflow["extra"]["ds"]["scale"] == pytest.approx(min(scale, 1.0), abs=0.002)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_no_node_covers_another_and_every_node_is_on_screen_at_the_saved_view(path):
+    workflow = json.loads(path.read_text())
+    boxes = [(x, y - TITLE_HEIGHT, x + w, y + h, n["type"])
+             for n in workflow["nodes"] for (x, y), (w, h) in [(n["pos"], n["size"])]]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], f"{a[4]} overlaps {b[4]}"
+    view = workflow["extra"]["ds"]
+    scale, (dx, dy) = view["scale"], view["offset"]
+    for x0, y0, x1, y1, kind in boxes:
+        assert 0 <= (x0 + dx) * scale and (x1 + dx) * scale <= 1600, (kind, view)
+        assert 0 <= (y0 + dy) * scale and (y1 + dy) * scale <= 900, (kind, view)
