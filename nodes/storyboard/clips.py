@@ -85,9 +85,9 @@ class ClipFrames:
 
     def write(self, scene: int, frame: int, target: torch.Tensor) -> torch.Tensor:
         """Frame ``frame`` of the plan as the scene's clip shows it, into ``target`` [H, W, 3] (returned)."""
-        index = self.clip_index(scene, frame)
+        index, last = self.clip_index(scene, frame), int(self.clips[scene].shape[0]) - 1
         held = self._held.get(scene)
-        if held is not None and index == int(self.clips[scene].shape[0]) - 1:
+        if held is not None and index == last:
             return target.copy_(held)
         source = self.clips[scene][index].detach()
         if source.shape[-1] == 4:
@@ -97,6 +97,6 @@ class ClipFrames:
         if tuple(source.shape[:2]) != (self.height, self.width):
             source = fit_picture(source.to("cpu", torch.float32), self.height, self.width, self.fit)
         target.copy_(source).nan_to_num_(nan=0.0).clamp_(0.0, 1.0)
-        if self.mode == MODES[0] and index == int(self.clips[scene].shape[0]) - 1:
+        if self.mode == MODES[0] and index == last:
             self._held = {scene: target.clone()}  # workers may race here; each writes a correct picture
         return target
