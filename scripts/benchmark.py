@@ -73,7 +73,7 @@ def bench_fanout(nodes, spend, sandbox, n=12, job_seconds=2.0, runs_of_ours=3):
     runs = []
     for attempt in range(runs_of_ours):  # the median of a few runs: one run is at the mercy of a shared VM
         t0 = time.perf_counter()
-        images, _, ids = call(nodes["3DLabsImageGenerate"], **image_node(prompts, seed=int(time.time()) + attempt))
+        images = call(nodes["3DLabsImageGenerate"], **image_node(prompts, seed=int(time.time()) + attempt)).images
         runs.append(time.perf_counter() - t0)
         assert images.shape[0] == n
     ours = statistics.median(runs)
@@ -90,8 +90,8 @@ def bench_fanout(nodes, spend, sandbox, n=12, job_seconds=2.0, runs_of_ours=3):
 
 def _detect_ours(nodes, sandbox, job_seconds, count):
     def one(i):
-        _, _, job_id = call(nodes["3DLabsImageGenerate"], **image_node([f"detect {job_seconds} {i} {time.time()}"],
-                                                                          seed=i))
+        job_id = call(nodes["3DLabsImageGenerate"], **image_node([f"detect {job_seconds} {i} {time.time()}"],
+                                                                 seed=i)).job_ids
         return time.time() - sandbox.job_finish_time(job_id)
 
     with ThreadPoolExecutor(count) as pool:

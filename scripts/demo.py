@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,12 +34,15 @@ def load_pack():
     return module, lambda dotted: importlib.import_module(f"{name}.{dotted}")
 
 
-def call(node_cls, **kwargs):
+def call(node_cls, **kwargs) -> SimpleNamespace:
+    """Run a node as ComfyUI does and return its outputs by name (RETURN_NAMES): outputs appended to a
+    node later, as the public contract allows, never shift what a caller reads."""
     node = node_cls()
     out = getattr(node, node.FUNCTION)(**kwargs)
     if asyncio.iscoroutine(out):
         out = asyncio.run(out)
-    return out["result"] if isinstance(out, dict) else out
+    result = out["result"] if isinstance(out, dict) else out
+    return SimpleNamespace(**dict(zip(node_cls.RETURN_NAMES, result, strict=True)))
 
 
 def upscale_2x(images):
@@ -93,22 +97,22 @@ def main(argv=None) -> int:
 
     try:
         t0 = time.monotonic()
-        story, story_text, story_job = call(nodes["3DLabsStory"], topic=args.topic, max_minutes=args.minutes,
-                                            provider="gemini", seed=0)
-        print(f"Story '{story.title}' (job {story_job}) in {time.monotonic() - t0:.1f} s")
-        plan, prompts, count, plan_text, plan_job = call(nodes["3DLabsScenePlan"], story=story,
-                                                         max_minutes=args.minutes, seed=0)
-        print(f"Scene plan: {count} scenes (job {plan_job})")
+        story = call(nodes["3DLabsStory"], topic=args.topic, max_minutes=args.minutes, provider="gemini", seed=0)
+        print(f"Story '{story.story.title}' (job {story.job_id}) in {time.monotonic() - t0:.1f} s")
+        plan = call(nodes["3DLabsScenePlan"], story=story.story, max_minutes=args.minutes, seed=0)
+        count = plan.scene_count
+        print(f"Scene plan: {count} scenes (job {plan.job_id})")
         t1 = time.monotonic()
-        images, _masks, job_ids = call(
-            nodes["3DLabsImageGenerate"], prompt=prompts, provider=["replicate"], model=["flux-schnell"],
+        generated = call(
+            nodes["3DLabsImageGenerate"], prompt=plan.prompts, provider=["replicate"], model=["flux-schnell"],
             aspect_ratio=[args.aspect_ratio], scene_number=[0], seed=[0], wait=[True])
+        images, job_ids = generated.images, generated.job_ids
         print(f"{images.shape[0]} scene images {tuple(images.shape)} from {count} concurrent jobs in "
               f"{time.monotonic() - t1:.1f} s")
         big = upscale_2x(images)
-        (out / "story.txt").write_text(story_text + "\n", encoding="utf-8")
-        (out / "scene_plan.txt").write_text(plan_text + "\n", encoding="utf-8")
-        (out / "job_ids.txt").write_text(f"story {story_job}\nplan {plan_job}\n{job_ids}\n", encoding="utf-8")
+        (out / "story.txt").write_text(story.story_text + "\n", encoding="utf-8")
+        (out / "scene_plan.txt").write_text(plan.plan_text + "\n", encoding="utf-8")
+        (out / "job_ids.txt").write_text(f"story {story.job_id}\nplan {plan.job_id}\n{job_ids}\n", encoding="utf-8")
         for i in range(big.shape[0]):
             (out / f"scene_{i + 1:02d}.png").write_bytes(images_mod.tensor_to_png_bytes(big[i]))
         (out / "contact_sheet.png").write_bytes(images_mod.tensor_to_png_bytes(contact_sheet(images)))
