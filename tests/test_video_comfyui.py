@@ -313,13 +313,6 @@ def _status(comfy, field: str) -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
 
 
-def reset_peak_rss(comfy) -> int:
-    """The peak so far (startup, earlier tests) is not the next prompt's: restart it; the resident memory now."""
-    with open(f"/proc/{comfy.proc.pid}/clear_refs", "w") as f:
-        f.write("5")
-    return _status(comfy, "VmRSS")
-
-
 def peak_rss(comfy) -> int:
     return _status(comfy, "VmHWM")
 
@@ -391,13 +384,13 @@ def test_five_minute_vertical_short_through_save_video_in_bounded_memory(comfy):
         "53": {"class_type": "SaveVideo", "inputs": {"video": ["52", 0], "filename_prefix": "video/short_middle",
                                                      "format": "auto", "codec": "auto"}},
     })
-    before = reset_peak_rss(comfy)  # the whole prompt's peak is measured too, for the note
     entry = comfy.history(comfy.queue_prompt(prompt), timeout=2400)
     # The graph's own part comes first: twelve LoadImage and the ImageBatch chain, whose eleven growing
     # batches ComfyUI keeps (about 1 GB of scene pictures); the mark just before the storyboard resets the
     # peak, so `peak` is what Storyboard Video and SaveVideo took beyond that.
+    # No figure for the whole prompt: the mark resets the peak, and outputs an earlier test left in ComfyUI's
+    # cache may be freed during this prompt, so "peak minus the start" can even come out negative.
     held = int(mark.read_text())
-    whole = peak_rss(comfy) - before
     peak = peak_rss(comfy) - held
     assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
     path = output_file(comfy, entry, "51")
@@ -415,7 +408,7 @@ def test_five_minute_vertical_short_through_save_video_in_bounded_memory(comfy):
     print(f"\nComfyUI {comfy.version}: 5-minute 1080x1920 short, 12 voices, music, captions: {frames} frames, "
           f"{float(seconds):.3f} s, audio {float(audio_seconds):.3f} s, worst voice onset {worst * 1000:.1f} ms, "
           f"ComfyUI held {held / 2**30:.1f} GiB before the storyboard, its peak extra beyond that {peak / 2**20:.0f} "
-          f"MiB (the whole prompt's: {whole / 2**20:.0f} MiB); 10 s from its middle: {middle} frames, "
+          f"MiB; 10 s from its middle: {middle} frames, "
           f"{float(middle_seconds):.3f} s")
     assert counts == [480, 720] * 6, text  # 20 s scenes, and 30 s where the voice and its pause lengthen them
     assert size == (1080, 1920)
