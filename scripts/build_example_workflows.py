@@ -26,10 +26,12 @@ TOPIC = "A lighthouse keeper's cat who guides lost ships home through the fog"
 # Said on every template card: the first thing a new user needs to know is that no account is needed.
 SANDBOX = "Runs on the bundled sandbox without an account (Settings > 3DLabs)."
 # The canvas a template should open readable on, and the zoom the frontend fits a template with: newer
-# frontends fit a template into 75% of the canvas whatever its saved view, and below about 0.8 the classic
-# renderer draws nodes without their text.
+# frontends fit a template into 75% of the canvas whatever its saved view. LiteGraph draws node text down
+# to its low-quality threshold (0.6), so a template must open at READABLE_ZOOM or more: with all its
+# inputs Storyboard Video is 820 tall in frontend 1.58, and a template holding it fits at 75-79%.
 VIEW = (1600, 900)
 FIT_ZOOM = 0.75
+READABLE_ZOOM = 0.7
 TITLE_HEIGHT = 30
 
 

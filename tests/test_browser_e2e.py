@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import pytest
+from build_example_workflows import READABLE_ZOOM
 from PIL import Image
 
 from comfyui_harness import (
@@ -221,7 +222,6 @@ def apply_sandbox_controls(stack: Stack, control: Path, proc: subprocess.Popen, 
         time.sleep(0.1)
 
 
-MIN_OPENED_SCALE = 0.7  # tests/test_template_cards.py holds the saved layouts to the same floor
 FRONTENDS = [
     pytest.param(("pinned", False), id="pinned"),
     pytest.param(("newest", False), id="newest"),
@@ -537,9 +537,7 @@ def check_workflows(comfy: ComfyServer, results: dict, shots: Path) -> None:
     assert statuses and all(s["comfyHidden"] for s in statuses), statuses[:5]
     assert any(s["text"] == s["sent"] for s in statuses), statuses[:5]
     for run in results["workflows"]:
-        # Text is drawn down to LiteGraph's low-quality threshold (0.6); Storyboard Video with all its inputs
-        # is 820 tall in the newest frontend, so a template holding it fits at 75-80% of a 1600x900 window.
-        assert run["openedScale"] >= MIN_OPENED_SCALE, (
+        assert run["openedScale"] >= READABLE_ZOOM, (
             f"{run['name']} opened at {run['openedScale']:.0%} on a 1600x900 window")
         for node in run["nodes"]:
             assert not node["progressText"] or node["progressHidden"], node

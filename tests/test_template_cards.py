@@ -1,28 +1,28 @@
 """What the template browser shows of the pack's example workflows: a description of its own on each card
 (the frontend would repeat the title) that says it runs on the bundled sandbox without an account, and a
-layout that opens readable on a 1600x900 window (newer frontends fit a template into 75% of the canvas; below
-a zoom of about 0.8 the classic renderer draws nodes without their text)."""
+layout that opens readable on a 1600x900 window (the layout rules are the builder's:
+scripts/build_example_workflows.py)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from build_example_workflows import FIT_ZOOM, READABLE_ZOOM, TITLE_HEIGHT, VIEW
 
 from conftest import PACK_DIR
 
 WORKFLOWS = sorted((PACK_DIR / "example_workflows").glob("*.json"))
-TITLE_HEIGHT = 30  # LiteGraph's title bar, above a node's pos
 
 
-def fitted_scale(workflow: dict, width: int = 1600, height: int = 900) -> float:
+def fitted_scale(workflow: dict, width: int = VIEW[0], height: int = VIEW[1]) -> float:
     """The zoom the frontend's fitView gives this workflow on a canvas of that size (DragAndScale.fitToBounds)."""
     nodes = workflow["nodes"]
     x0 = min(n["pos"][0] for n in nodes)
     y0 = min(n["pos"][1] - TITLE_HEIGHT for n in nodes)
     x1 = max(n["pos"][0] + n["size"][0] for n in nodes)
     y1 = max(n["pos"][1] + n["size"][1] for n in nodes)
-    return min(0.75 * width / max(x1 - x0, 300), 0.75 * height / max(y1 - y0, 300))
+    return min(FIT_ZOOM * width / max(x1 - x0, 300), FIT_ZOOM * height / max(y1 - y0, 300))
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -37,9 +37,7 @@ def test_each_card_has_a_description_that_says_no_account_is_needed(path):
 def test_each_template_opens_readable_on_a_1600x900_window(path):
     workflow = json.loads(path.read_text())
     scale = fitted_scale(workflow)
-    # Text is drawn down to LiteGraph's low-quality threshold (0.6). Saved sizes are what frontend 1.58
-    # computes (Storyboard Video is 820 tall with all its inputs), so a template holding it fits at 76-79%.
-    assert scale >= 0.7, f"{path.stem} would open at {scale:.0%}"
+    assert scale >= READABLE_ZOOM, f"{path.stem} would open at {scale:.0%}"
     # Frontends that restore the saved view instead (1.2x) open it at the same zoom.
     assert workflow["extra"]["ds"]["scale"] == pytest.approx(min(scale, 1.0), abs=0.002)
 
@@ -55,5 +53,5 @@ def test_no_node_covers_another_and_every_node_is_on_screen_at_the_saved_view(pa
     view = workflow["extra"]["ds"]
     scale, (dx, dy) = view["scale"], view["offset"]
     for x0, y0, x1, y1, kind in boxes:
-        assert 0 <= (x0 + dx) * scale and (x1 + dx) * scale <= 1600, (kind, view)
-        assert 0 <= (y0 + dy) * scale and (y1 + dy) * scale <= 900, (kind, view)
+        assert 0 <= (x0 + dx) * scale and (x1 + dx) * scale <= VIEW[0], (kind, view)
+        assert 0 <= (y0 + dy) * scale and (y1 + dy) * scale <= VIEW[1], (kind, view)
