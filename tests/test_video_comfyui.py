@@ -387,9 +387,8 @@ def test_five_minute_vertical_short_through_save_video_in_bounded_memory(comfy):
     entry = comfy.history(comfy.queue_prompt(prompt), timeout=2400)
     # The graph's own part comes first: twelve LoadImage and the ImageBatch chain, whose eleven growing
     # batches ComfyUI keeps (about 1 GB of scene pictures); the mark just before the storyboard resets the
-    # peak, so `peak` is what Storyboard Video and SaveVideo took beyond that.
-    # No figure for the whole prompt: the mark resets the peak, and outputs an earlier test left in ComfyUI's
-    # cache may be freed during this prompt, so "peak minus the start" can even come out negative.
+    # peak, so `peak` is what Storyboard Video and SaveVideo took beyond that. (That reset, and an earlier
+    # test's cached outputs freed during this prompt, are why there is no figure for the whole prompt.)
     held = int(mark.read_text())
     peak = peak_rss(comfy) - held
     assert entry["status"]["status_str"] == "success", (messages(entry, "execution_error"), comfy.log()[-3000:])
@@ -408,8 +407,7 @@ def test_five_minute_vertical_short_through_save_video_in_bounded_memory(comfy):
     print(f"\nComfyUI {comfy.version}: 5-minute 1080x1920 short, 12 voices, music, captions: {frames} frames, "
           f"{float(seconds):.3f} s, audio {float(audio_seconds):.3f} s, worst voice onset {worst * 1000:.1f} ms, "
           f"ComfyUI held {held / 2**30:.1f} GiB before the storyboard, its peak extra beyond that {peak / 2**20:.0f} "
-          f"MiB; 10 s from its middle: {middle} frames, "
-          f"{float(middle_seconds):.3f} s")
+          f"MiB; 10 s from its middle: {middle} frames, {float(middle_seconds):.3f} s")
     assert counts == [480, 720] * 6, text  # 20 s scenes, and 30 s where the voice and its pause lengthen them
     assert size == (1080, 1920)
     assert (frames, seconds) == (7200, 300)
